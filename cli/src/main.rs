@@ -1,0 +1,2 @@
+//! The p2pchat command (skeleton).
+fn main() {}

@@ -1,0 +1,44 @@
+//! The chat session's messages: the payloads of chat frames.
+//!
+//! [`crate::codec`] turns them into bytes and [`crate::frame`] puts the
+//! length prefix in front. `docs/PROTOCOL.md` gives the byte layout of each.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest text message, in bytes of UTF-8.
+pub const MAX_TEXT_LEN: usize = 4096;
+
+/// Numbers a text message within one session, from 1 on each side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Seq(pub u64);
+
+/// One message of the chat protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChatMsg {
+    /// The first message each side sends. Its layout never changes, so that
+    /// any two versions can tell each other apart.
+    Hello {
+        /// The sender's protocol version.
+        version: u8,
+        /// The sender's user name (checked by the receiver).
+        name: String,
+    },
+    /// A text message.
+    Text {
+        /// One more than the sequence number of the sender's previous text.
+        seq: Seq,
+        /// At most [`MAX_TEXT_LEN`] bytes of UTF-8.
+        text: String,
+    },
+    /// Acknowledges every text up to and including `upto`.
+    Ack {
+        /// The highest sequence number received.
+        upto: Seq,
+    },
+    /// Asks for a `Pong`: proof that the peer is still there.
+    Ping,
+    /// The answer to `Ping`.
+    Pong,
+    /// The sender ends the session; nothing follows it.
+    Goodbye,
+}

@@ -1,0 +1,143 @@
+//! Bytes on the wire: the one place where messages become bytes and back.
+//!
+//! A registry datagram is a fixed [`HEADER_LEN`]-byte header followed by one
+//! postcard-encoded message:
+//!
+//! ```text
+//! +----------------+---------+----------------------+------------------+
+//! | magic "p2pc"   | version | request id (u32, BE) | postcard body    |
+//! | 4 bytes        | 1 byte  | 4 bytes              | rest of datagram |
+//! +----------------+---------+----------------------+------------------+
+//! ```
+//!
+//! A chat frame's payload is one postcard-encoded [`ChatMsg`]; the length
+//! prefix is [`crate::frame`]'s job. Decoding is strict: trailing bytes, an
+//! unknown variant or an over-long datagram are errors, never a panic.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::chat_msg::ChatMsg;
+use crate::registry_msg::{ClientMsg, RequestId, ServerMsg};
+
+/// The first four bytes of every registry datagram.
+pub const MAGIC: [u8; 4] = *b"p2pc";
+
+/// The protocol version this crate speaks, in datagram headers and in the
+/// chat `Hello`.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Length of the registry datagram header: magic, version, request id.
+pub const HEADER_LEN: usize = 9;
+
+/// Largest registry datagram either side sends or accepts, in bytes. Small
+/// enough to cross any path without IP fragmentation.
+pub const MAX_DATAGRAM_LEN: usize = 1200;
+
+/// Serializing into a growable vec or a byte counter fails only when a
+/// `Serialize` impl fails, and ours are derived over strings, vecs, arrays,
+/// integers and addresses, none of which can.
+const INFALLIBLE: &str = "our messages always serialize";
+
+/// Why bytes did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than the header.
+    #[error("datagram shorter than the {HEADER_LEN}-byte header")]
+    TooShort,
+    /// Longer than [`MAX_DATAGRAM_LEN`].
+    #[error("datagram longer than {MAX_DATAGRAM_LEN} bytes")]
+    TooLong,
+    /// Does not start with [`MAGIC`]: not ours.
+    #[error("bad magic: not a p2pchat datagram")]
+    BadMagic,
+    /// Ours, but of another protocol version.
+    #[error("protocol version {version} is not supported")]
+    UnsupportedVersion {
+        /// The version in the header.
+        version: u8,
+        /// The request id in the header, so a refusal can echo it.
+        id: RequestId,
+    },
+    /// The body is not a valid postcard encoding of the expected message.
+    #[error("malformed message body")]
+    Malformed,
+    /// The body decoded but bytes were left over.
+    #[error("trailing bytes after the message")]
+    TrailingBytes,
+}
+
+/// Encodes a client's request as one datagram.
+pub fn encode_request(id: RequestId, msg: &ClientMsg) -> Vec<u8> {
+    encode_datagram(id, msg)
+}
+
+/// Decodes a datagram sent by a client.
+pub fn decode_request(bytes: &[u8]) -> Result<(RequestId, ClientMsg), DecodeError> {
+    decode_datagram(bytes)
+}
+
+/// Encodes the server's reply to request `id` as one datagram.
+pub fn encode_reply(id: RequestId, msg: &ServerMsg) -> Vec<u8> {
+    encode_datagram(id, msg)
+}
+
+/// Decodes a datagram sent by the server.
+pub fn decode_reply(bytes: &[u8]) -> Result<(RequestId, ServerMsg), DecodeError> {
+    decode_datagram(bytes)
+}
+
+/// The encoded length of `value`'s postcard body, without any header.
+pub fn body_len<T: Serialize>(value: &T) -> usize {
+    let counter = postcard::ser_flavors::Size::default();
+    postcard::serialize_with_flavor(value, counter).expect(INFALLIBLE)
+}
+
+/// Encodes a chat message as a frame payload (without the length prefix).
+pub fn encode_chat(msg: &ChatMsg) -> Vec<u8> {
+    to_vec(msg)
+}
+
+/// Decodes a frame payload into a chat message.
+pub fn decode_chat(payload: &[u8]) -> Result<ChatMsg, DecodeError> {
+    from_exact(payload)
+}
+
+fn encode_datagram<T: Serialize>(id: RequestId, msg: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len(msg));
+    out.extend_from_slice(&MAGIC);
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(&id.0.to_be_bytes());
+    out.extend_from_slice(&to_vec(msg));
+    out
+}
+
+fn decode_datagram<T: DeserializeOwned>(bytes: &[u8]) -> Result<(RequestId, T), DecodeError> {
+    if bytes.len() > MAX_DATAGRAM_LEN {
+        return Err(DecodeError::TooLong);
+    }
+    let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::TooShort);
+    };
+    if header[..4] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let id = RequestId(u32::from_be_bytes([header[5], header[6], header[7], header[8]]));
+    if header[4] != PROTOCOL_VERSION {
+        return Err(DecodeError::UnsupportedVersion { version: header[4], id });
+    }
+    Ok((id, from_exact(body)?))
+}
+
+fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect(INFALLIBLE)
+}
+
+fn from_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(DecodeError::TrailingBytes)
+    }
+}

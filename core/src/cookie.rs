@@ -1,0 +1,115 @@
+//! Stateless address-validation cookies.
+//!
+//! A cookie is SipHash-2-4 (128-bit output) keyed with the server's secret,
+//! over the client's observed address and the current time epoch. The server
+//! keeps nothing per cookie: it recomputes the hash to check one. A cookie is
+//! accepted during the epoch it was minted in and the next one, so it lives
+//! between [`COOKIE_EPOCH`] and twice that.
+
+use std::hash::Hasher;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use siphasher::sip128::{Hasher128, SipHasher24};
+
+use crate::registry_msg::{COOKIE_LEN, Cookie};
+
+/// Length of one cookie epoch.
+pub const COOKIE_EPOCH: Duration = Duration::from_secs(60);
+
+/// The server's secret for minting cookies. The caller picks it, from the
+/// OS's randomness in production and from a fixed value in tests.
+#[derive(Clone)]
+pub struct CookieKey(pub [u8; 16]);
+
+impl std::fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CookieKey(..)")
+    }
+}
+
+/// Mints and checks cookies against a key and a time origin.
+#[derive(Debug, Clone)]
+pub(crate) struct CookieJar {
+    key: CookieKey,
+    origin: Instant,
+}
+
+impl CookieJar {
+    pub(crate) fn new(key: CookieKey, origin: Instant) -> Self {
+        Self { key, origin }
+    }
+
+    /// A cookie for `addr`, valid now and through the next epoch.
+    pub(crate) fn mint(&self, now: Instant, addr: SocketAddr) -> Cookie {
+        self.hash(self.epoch(now), addr)
+    }
+
+    /// Whether `cookie` was minted for `addr` in this epoch or the last one.
+    pub(crate) fn check(&self, now: Instant, addr: SocketAddr, cookie: &Cookie) -> bool {
+        let epoch = self.epoch(now);
+        let current = ct_eq(&self.hash(epoch, addr), cookie);
+        let previous = epoch > 0 && ct_eq(&self.hash(epoch - 1, addr), cookie);
+        current | previous
+    }
+
+    fn epoch(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.origin);
+        since.as_secs() / COOKIE_EPOCH.as_secs()
+    }
+
+    fn hash(&self, epoch: u64, addr: SocketAddr) -> Cookie {
+        let mut h = SipHasher24::new_with_key(&self.key.0);
+        h.write_u64(epoch);
+        match addr {
+            SocketAddr::V4(a) => {
+                h.write_u8(4);
+                h.write(&a.ip().octets());
+            }
+            SocketAddr::V6(a) => {
+                h.write_u8(6);
+                h.write(&a.ip().octets());
+            }
+        }
+        h.write_u16(addr.port());
+        let mut out = [0; COOKIE_LEN];
+        out.copy_from_slice(&h.finish128().as_bytes());
+        Cookie(out)
+    }
+}
+
+/// Compares two cookies in time independent of where they differ.
+fn ct_eq(a: &Cookie, b: &Cookie) -> bool {
+    a.0.iter().zip(b.0.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jar() -> (CookieJar, Instant) {
+        let t0 = Instant::now();
+        (CookieJar::new(CookieKey([7; 16]), t0), t0)
+    }
+
+    #[test]
+    fn valid_for_its_epoch_and_the_next() {
+        let (jar, t0) = jar();
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let c = jar.mint(t0, a);
+        assert!(jar.check(t0, a, &c));
+        assert!(jar.check(t0 + COOKIE_EPOCH, a, &c));
+        assert!(!jar.check(t0 + 2 * COOKIE_EPOCH, a, &c));
+    }
+
+    #[test]
+    fn bound_to_address_and_key() {
+        let (jar, t0) = jar();
+        let a: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:4001".parse().unwrap();
+        let c = jar.mint(t0, a);
+        assert!(!jar.check(t0, b, &c));
+        let other = CookieJar::new(CookieKey([8; 16]), t0);
+        assert!(!other.check(t0, a, &c));
+    }
+}

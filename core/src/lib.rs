@@ -1,0 +1,45 @@
+//! # p2pchat-core
+//!
+//! The protocol of p2pchat and nothing else: the registry server, the registry
+//! client and the peer-to-peer chat session, each a pure state machine.
+//!
+//! ## Guarantees
+//! - **No I/O.** Nothing here opens a socket, reads a clock, spawns a thread or
+//!   asks the OS for randomness. Time comes in as a `now: Instant` argument,
+//!   always the first after `self`; secrets and seeds come in from the caller.
+//!   The same inputs give the same outputs, which is what lets the simulator in
+//!   `tests/` replay a run from its seed.
+//! - **No panics on input.** Any bytes may be fed to any decoder or state
+//!   machine. Garbage datagrams are dropped; a broken chat stream is a sticky
+//!   error for that session.
+//! - **Bounded memory.** Every buffer and table has a named limit, documented
+//!   where it is defined.
+//!
+//! ## Shape
+//! Every state machine has the same face: `handle_*` feeds it input,
+//! `poll_transmit` / `poll_event` drain its output, `poll_timeout` says when
+//! to wake it and `handle_timeout` wakes it. See each type's documentation for
+//! its driver contract.
+//!
+//! The wire format is specified in `docs/PROTOCOL.md`.
+
+mod chat_msg;
+mod codec;
+mod cookie;
+mod frame;
+mod name;
+mod registry_msg;
+mod transmit;
+
+pub use chat_msg::{ChatMsg, MAX_TEXT_LEN, Seq};
+pub use codec::{
+    DecodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, PROTOCOL_VERSION, body_len, decode_chat,
+    decode_reply, decode_request, encode_chat, encode_reply, encode_request,
+};
+pub use cookie::{COOKIE_EPOCH, CookieKey};
+pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
+pub use name::{MAX_NAME_LEN, NameError, NameKey, UserName};
+pub use registry_msg::{
+    COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, RefuseReason, RequestId, ServerMsg,
+};
+pub use transmit::Transmit;

@@ -1,0 +1,156 @@
+//! The registry's messages: what a client asks and what the server answers.
+//!
+//! These are the bodies of registry datagrams; [`crate::codec`] puts the
+//! header in front and turns them into bytes. `docs/PROTOCOL.md` gives the
+//! byte layout of each.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::UserName;
+
+/// Length of a [`Cookie`] in bytes.
+pub const COOKIE_LEN: usize = 16;
+
+/// Identifies one request; its reply carries the same id, so a retransmitted
+/// request and a duplicated reply are recognised for what they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u32);
+
+/// Proof that the sender receives datagrams at the address it sends from:
+/// a keyed hash of that address and a time epoch, minted by the server and
+/// echoed by the client in every request after `GetCookie`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cookie(pub [u8; COOKIE_LEN]);
+
+/// Where to resume a paged list: the server hands it out with a page and the
+/// client sends it back, unchanged, to get the next page. Opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cursor(pub String);
+
+/// One online user, as the registry lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    /// The user's name, as the user wrote it at login.
+    pub name: UserName,
+    /// The source address the registry observed the user's datagrams from.
+    pub addr: SocketAddr,
+    /// The TCP port on which the user takes chats.
+    pub chat_port: u16,
+}
+
+impl Entry {
+    /// Where to open a chat with this user: the observed IP address and the
+    /// declared chat port.
+    pub fn chat_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.addr.ip(), self.chat_port)
+    }
+}
+
+/// What a client sends to the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// Asks for a cookie. The datagram is padded so that it is at least as
+    /// long as the `Challenge` that answers it.
+    GetCookie {
+        /// Any bytes (zeros by convention); only their count matters.
+        padding: Vec<u8>,
+    },
+    /// Logs in as `name`, or refreshes the lease when the sender already
+    /// holds it. Sent again every lease/3 as the keepalive.
+    Login {
+        /// The cookie the server handed out.
+        cookie: Cookie,
+        /// The requested name; the server checks it (see [`UserName`]).
+        name: String,
+        /// The TCP port on which this client takes chats.
+        chat_port: u16,
+    },
+    /// Asks for one page of the online list, from the start or after a cursor.
+    List {
+        /// The cookie the server handed out.
+        cookie: Cookie,
+        /// `None` for the first page, else the `next` of the previous page.
+        after: Option<Cursor>,
+    },
+    /// Asks for one user's entry.
+    Lookup {
+        /// The cookie the server handed out.
+        cookie: Cookie,
+        /// The name to look up, compared without regard to case.
+        name: String,
+    },
+    /// Removes the sender's own entry, if it has one.
+    Logout {
+        /// The cookie the server handed out.
+        cookie: Cookie,
+    },
+}
+
+impl ClientMsg {
+    /// The cookie the message carries, if it is of a kind that carries one.
+    pub fn cookie(&self) -> Option<&Cookie> {
+        match self {
+            ClientMsg::GetCookie { .. } => None,
+            ClientMsg::Login { cookie, .. }
+            | ClientMsg::List { cookie, .. }
+            | ClientMsg::Lookup { cookie, .. }
+            | ClientMsg::Logout { cookie } => Some(cookie),
+        }
+    }
+}
+
+/// Why the registry refused a well-formed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+pub enum RefuseReason {
+    /// Another endpoint holds this name (compared without regard to case).
+    #[error("the name is taken")]
+    NameTaken,
+    /// The name breaks the naming rules.
+    #[error("the name is invalid (1-32 bytes of UTF-8, no spaces or control characters)")]
+    NameInvalid,
+    /// The registry already lists as many users as it may.
+    #[error("the server is full")]
+    ServerFull,
+    /// The request's protocol version is not one the server speaks.
+    #[error("the server does not speak this protocol version")]
+    UnsupportedVersion,
+}
+
+/// What the registry answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// A fresh cookie: the answer to `GetCookie`, and to any request whose
+    /// cookie is missing, forged or expired (send the request again with it).
+    Challenge {
+        /// The cookie to echo from now on.
+        cookie: Cookie,
+    },
+    /// The login (or lease refresh) took effect.
+    Welcome {
+        /// The address the server saw the request come from.
+        observed: SocketAddr,
+        /// Seconds the entry stays listed without another `Login`.
+        lease_secs: u32,
+    },
+    /// The request was understood and refused.
+    Refused {
+        /// Why.
+        reason: RefuseReason,
+    },
+    /// One page of the online list, sorted by case-folded name.
+    ListPage {
+        /// The users on this page.
+        entries: Vec<Entry>,
+        /// Where the next page starts; `None` on the last page.
+        next: Option<Cursor>,
+    },
+    /// The answer to `Lookup`.
+    Found {
+        /// The user's entry, or `None` when no such user is online.
+        entry: Option<Entry>,
+    },
+    /// The sender is not (or no longer) listed.
+    LoggedOut,
+}

@@ -1,0 +1,1 @@
+//! Drives the p2pchat core over real sockets with mio (skeleton).
