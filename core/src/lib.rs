@@ -23,6 +23,8 @@
 //!
 //! The wire format is specified in `docs/PROTOCOL.md`.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod chat_msg;
 mod codec;
 mod cookie;

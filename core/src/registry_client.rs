@@ -239,7 +239,7 @@ impl RegistryClient {
                 self.cookie = Some(cookie);
                 match op {
                     Op::GetCookie => self.release_waiting(now),
-                    op if pending.challenges + 1 >= MAX_CHALLENGES => self.fail(now, op),
+                    op if pending.challenges + 1 >= MAX_CHALLENGES => self.fail(op),
                     op => self.send(now, op, pending.challenges + 1),
                 }
             }
@@ -329,7 +329,7 @@ impl RegistryClient {
                 continue;
             };
             if p.sent >= MAX_TRANSMISSIONS {
-                self.fail(now, p.op);
+                self.fail(p.op);
                 continue;
             }
             p.sent += 1;
@@ -452,11 +452,11 @@ impl RegistryClient {
         }
     }
 
-    fn fail(&mut self, now: Instant, op: Op) {
+    fn fail(&mut self, op: Op) {
         match op {
             Op::GetCookie => {
                 for (op, _) in std::mem::take(&mut self.waiting) {
-                    self.fail(now, op);
+                    self.fail(op);
                 }
                 return;
             }
