@@ -80,10 +80,7 @@ impl CookieJar {
 
 /// Compares two cookies in time independent of where they differ.
 fn ct_eq(a: &Cookie, b: &Cookie) -> bool {
-    a.0.iter()
-        .zip(b.0.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.0.iter().zip(b.0.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -122,12 +119,7 @@ mod tests {
         let (jar, t0) = jar();
         let expect = |epoch: u64, family: u8, octets: &[u8], port: u16| {
             let mut h = SipHasher24::new_with_key(&[7; 16]);
-            let bytes = [
-                &epoch.to_ne_bytes()[..],
-                &[family],
-                octets,
-                &port.to_ne_bytes(),
-            ];
+            let bytes = [&epoch.to_ne_bytes()[..], &[family], octets, &port.to_ne_bytes()];
             h.write(&bytes.concat());
             Cookie(h.finish128().as_bytes())
         };

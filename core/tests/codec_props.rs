@@ -77,13 +77,8 @@ fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         vec(any::<u8>(), 0..=1100).prop_map(|padding| ClientMsg::GetCookie { padding }),
-        (cookie(), any_string(), any::<u16>()).prop_map(|(cookie, name, chat_port)| {
-            ClientMsg::Login {
-                cookie,
-                name,
-                chat_port,
-            }
-        }),
+        (cookie(), any_string(), any::<u16>())
+            .prop_map(|(cookie, name, chat_port)| { ClientMsg::Login { cookie, name, chat_port } }),
         (cookie(), option::of(cursor()))
             .prop_map(|(cookie, after)| ClientMsg::List { cookie, after }),
         (cookie(), any_string()).prop_map(|(cookie, name)| ClientMsg::Lookup { cookie, name }),
@@ -94,10 +89,8 @@ fn client_msg() -> impl Strategy<Value = ClientMsg> {
 fn server_msg() -> impl Strategy<Value = ServerMsg> {
     prop_oneof![
         cookie().prop_map(|cookie| ServerMsg::Challenge { cookie }),
-        (socket_addr(), any::<u32>()).prop_map(|(observed, lease_secs)| ServerMsg::Welcome {
-            observed,
-            lease_secs
-        }),
+        (socket_addr(), any::<u32>())
+            .prop_map(|(observed, lease_secs)| ServerMsg::Welcome { observed, lease_secs }),
         refuse_reason().prop_map(|reason| ServerMsg::Refused { reason }),
         (vec(entry(), 0..=20), option::of(cursor()))
             .prop_map(|(entries, next)| ServerMsg::ListPage { entries, next }),
@@ -109,10 +102,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
 fn chat_msg() -> impl Strategy<Value = ChatMsg> {
     prop_oneof![
         (any::<u8>(), any_string()).prop_map(|(version, name)| ChatMsg::Hello { version, name }),
-        (any::<u64>(), any_string()).prop_map(|(seq, text)| ChatMsg::Text {
-            seq: Seq(seq),
-            text
-        }),
+        (any::<u64>(), any_string()).prop_map(|(seq, text)| ChatMsg::Text { seq: Seq(seq), text }),
         any::<u64>().prop_map(|upto| ChatMsg::Ack { upto: Seq(upto) }),
         Just(ChatMsg::Ping),
         Just(ChatMsg::Pong),

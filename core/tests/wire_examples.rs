@@ -159,104 +159,40 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn nil() -> Entry {
-    Entry {
-        name: name("Nil"),
-        addr: addr("203.0.113.9:50123"),
-        chat_port: 6000,
-    }
+    Entry { name: name("Nil"), addr: addr("203.0.113.9:50123"), chat_port: 6000 }
 }
 
 fn zoe() -> Entry {
-    Entry {
-        name: name("zoë"),
-        addr: addr("[2001:db8::5]:40001"),
-        chat_port: 6001,
-    }
+    Entry { name: name("zoë"), addr: addr("[2001:db8::5]:40001"), chat_port: 6001 }
 }
 
 /// Every worked example in `docs/PROTOCOL.md`, in document order.
 fn examples() -> Vec<Example> {
     use Example::{Frame, Reply, Request};
     vec![
-        Request(
-            id(1),
-            ClientMsg::GetCookie {
-                padding: vec![0; 53],
-            },
-        ),
-        Request(
-            id(2),
-            ClientMsg::Login {
-                cookie: COOKIE,
-                name: "Mert".into(),
-                chat_port: 6000,
-            },
-        ),
-        Request(
-            id(3),
-            ClientMsg::List {
-                cookie: COOKIE,
-                after: Some(Cursor("mert".into())),
-            },
-        ),
-        Request(
-            id(4),
-            ClientMsg::Lookup {
-                cookie: COOKIE,
-                name: "nil".into(),
-            },
-        ),
+        Request(id(1), ClientMsg::GetCookie { padding: vec![0; 53] }),
+        Request(id(2), ClientMsg::Login { cookie: COOKIE, name: "Mert".into(), chat_port: 6000 }),
+        Request(id(3), ClientMsg::List { cookie: COOKIE, after: Some(Cursor("mert".into())) }),
+        Request(id(4), ClientMsg::Lookup { cookie: COOKIE, name: "nil".into() }),
         Request(id(5), ClientMsg::Logout { cookie: COOKIE }),
         Reply(id(1), ServerMsg::Challenge { cookie: COOKIE }),
-        Reply(
-            id(2),
-            ServerMsg::Welcome {
-                observed: addr("198.51.100.7:40000"),
-                lease_secs: 60,
-            },
-        ),
-        Reply(
-            id(2),
-            ServerMsg::Refused {
-                reason: RefuseReason::NameTaken,
-            },
-        ),
-        Reply(
-            id(3),
-            ServerMsg::ListPage {
-                entries: vec![nil(), zoe()],
-                next: None,
-            },
-        ),
+        Reply(id(2), ServerMsg::Welcome { observed: addr("198.51.100.7:40000"), lease_secs: 60 }),
+        Reply(id(2), ServerMsg::Refused { reason: RefuseReason::NameTaken }),
+        Reply(id(3), ServerMsg::ListPage { entries: vec![nil(), zoe()], next: None }),
         Reply(id(4), ServerMsg::Found { entry: Some(nil()) }),
         Reply(id(5), ServerMsg::LoggedOut),
-        Frame(ChatMsg::Hello {
-            version: 1,
-            name: "Mert".into(),
-        }),
-        Frame(ChatMsg::Text {
-            seq: Seq(1),
-            text: "günaydın".into(),
-        }),
+        Frame(ChatMsg::Hello { version: 1, name: "Mert".into() }),
+        Frame(ChatMsg::Text { seq: Seq(1), text: "günaydın".into() }),
         Frame(ChatMsg::Ack { upto: Seq(1) }),
         Frame(ChatMsg::Ping),
         Frame(ChatMsg::Pong),
         Frame(ChatMsg::Goodbye),
-        Reply(
-            id(7),
-            ServerMsg::Refused {
-                reason: RefuseReason::UnsupportedVersion,
-            },
-        ),
+        Reply(id(7), ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion }),
     ]
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -290,13 +226,8 @@ fn doc_hex_blocks() -> Vec<Vec<u8>> {
 
 /// The part of the document between two headings.
 fn section(from: &str, to: &str) -> &'static str {
-    let start = DOC
-        .find(from)
-        .unwrap_or_else(|| panic!("no heading {from:?}"));
-    let end = DOC[start..]
-        .find(to)
-        .unwrap_or_else(|| panic!("no heading {to:?}"))
-        + start;
+    let start = DOC.find(from).unwrap_or_else(|| panic!("no heading {from:?}"));
+    let end = DOC[start..].find(to).unwrap_or_else(|| panic!("no heading {to:?}")) + start;
     &DOC[start..end]
 }
 
@@ -354,38 +285,19 @@ fn get_cookie_convention_and_challenge_size() {
     let challenge = encode_reply(id(1), &ServerMsg::Challenge { cookie: COOKIE });
     assert_eq!(challenge.len(), CHALLENGE_LEN);
     // The smallest GetCookie the server may answer is exactly as long as the Challenge.
-    let smallest = encode_request(
-        id(1),
-        &ClientMsg::GetCookie {
-            padding: vec![0; 15],
-        },
-    );
+    let smallest = encode_request(id(1), &ClientMsg::GetCookie { padding: vec![0; 15] });
     assert_eq!(smallest.len(), CHALLENGE_LEN);
-    let refused = encode_reply(
-        id(1),
-        &ServerMsg::Refused {
-            reason: RefuseReason::UnsupportedVersion,
-        },
-    );
+    let refused =
+        encode_reply(id(1), &ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion });
     assert_eq!(refused.len(), 11);
 }
 
 #[test]
 fn every_cookie_carrying_request_is_at_least_a_challenge_long() {
     let smallest = [
-        ClientMsg::Login {
-            cookie: COOKIE,
-            name: String::new(),
-            chat_port: 0,
-        },
-        ClientMsg::List {
-            cookie: COOKIE,
-            after: None,
-        },
-        ClientMsg::Lookup {
-            cookie: COOKIE,
-            name: String::new(),
-        },
+        ClientMsg::Login { cookie: COOKIE, name: String::new(), chat_port: 0 },
+        ClientMsg::List { cookie: COOKIE, after: None },
+        ClientMsg::Lookup { cookie: COOKIE, name: String::new() },
         ClientMsg::Logout { cookie: COOKIE },
     ];
     for msg in smallest {
@@ -397,11 +309,7 @@ fn every_cookie_carrying_request_is_at_least_a_challenge_long() {
 /// The widest entry: a 32-byte name, an IPv6 address, the largest ports.
 fn widest_entry() -> Entry {
     let addr = SocketAddr::V6(SocketAddrV6::new([0xff; 16].into(), u16::MAX, 0, 0));
-    Entry {
-        name: name(&"w".repeat(MAX_NAME_LEN)),
-        addr,
-        chat_port: u16::MAX,
-    }
+    Entry { name: name(&"w".repeat(MAX_NAME_LEN)), addr, chat_port: u16::MAX }
 }
 
 #[test]
@@ -425,10 +333,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// Checks that `value` encodes as the bytes named in the document's rule table.
 fn rule<T: Serialize>(ty: &str, shown: &str, value: T) -> usize {
-    assert_doc_has(&format!(
-        "| `{ty}` | {shown} | `{}` |",
-        hex(&encode(&value))
-    ));
+    assert_doc_has(&format!("| `{ty}` | {shown} | `{}` |", hex(&encode(&value))));
     1
 }
 
@@ -451,21 +356,9 @@ fn encoding_rule_table_matches() {
         rule("Vec<u8>", "[0, 0, 0]", vec![0u8; 3]),
         rule("[u8; 16]", "[a0, a1, …, af]", COOKIE.0),
         rule("Option<Cursor>", "None", None::<Cursor>),
-        rule(
-            "Option<Cursor>",
-            "Some(\"mert\")",
-            Some(Cursor("mert".into())),
-        ),
-        rule(
-            "SocketAddr",
-            "198.51.100.7:40000",
-            addr("198.51.100.7:40000"),
-        ),
-        rule(
-            "SocketAddr",
-            "[2001:db8::5]:40001",
-            addr("[2001:db8::5]:40001"),
-        ),
+        rule("Option<Cursor>", "Some(\"mert\")", Some(Cursor("mert".into()))),
+        rule("SocketAddr", "198.51.100.7:40000", addr("198.51.100.7:40000")),
+        rule("SocketAddr", "[2001:db8::5]:40001", addr("[2001:db8::5]:40001")),
     ]
     .len();
     // Every three-column row of the section's tables is one checked above.
@@ -478,13 +371,7 @@ fn encoding_rule_table_matches() {
     assert_eq!(encode(&COOKIE), COOKIE.0);
     assert_eq!(encode(&Seq(300)), [0xac, 0x02]);
     assert_eq!(encode(&name("Mert")), encode(&"Mert"));
-    assert_eq!(
-        encode(&ChatMsg::Hello {
-            version: 200,
-            name: String::new()
-        }),
-        [0, 200, 0]
-    );
+    assert_eq!(encode(&ChatMsg::Hello { version: 200, name: String::new() }), [0, 200, 0]);
 }
 
 #[test]
@@ -498,16 +385,10 @@ fn decoding_rules_hold() {
     };
     let cookie = COOKIE.0;
     // Non-shortest varints are accepted; overflowing ones are not.
-    assert_eq!(
-        decode_chat(&[2, 0x80, 0x00]),
-        Ok(ChatMsg::Ack { upto: Seq(0) })
-    );
+    assert_eq!(decode_chat(&[2, 0x80, 0x00]), Ok(ChatMsg::Ack { upto: Seq(0) }));
     let login = |port: &[u8]| body(&[&[1][..], &cookie, &[1, b'a'], port].concat());
     assert!(decode_request(&login(&[0xff, 0xff, 0x03])).is_ok());
-    assert_eq!(
-        decode_request(&login(&[0xff, 0xff, 0x04])),
-        Err(DecodeError::Malformed)
-    );
+    assert_eq!(decode_request(&login(&[0xff, 0xff, 0x04])), Err(DecodeError::Malformed));
     // Option tags other than 0 and 1.
     let list = |tag: u8| body(&[&[2][..], &cookie, &[tag]].concat());
     assert!(decode_request(&list(0)).is_ok());
@@ -515,14 +396,8 @@ fn decoding_rules_hold() {
     // Invalid UTF-8, unknown variants, lengths running past the end.
     let lookup = |name: &[u8]| body(&[&[3][..], &cookie, name].concat());
     assert!(decode_request(&lookup(&[1, b'a'])).is_ok());
-    assert_eq!(
-        decode_request(&lookup(&[1, 0xff])),
-        Err(DecodeError::Malformed)
-    );
-    assert_eq!(
-        decode_request(&lookup(&[2, b'a'])),
-        Err(DecodeError::Malformed)
-    );
+    assert_eq!(decode_request(&lookup(&[1, 0xff])), Err(DecodeError::Malformed));
+    assert_eq!(decode_request(&lookup(&[2, b'a'])), Err(DecodeError::Malformed));
     assert_eq!(decode_request(&body(&[5])), Err(DecodeError::Malformed));
     assert_eq!(decode_reply(&body(&[6])), Err(DecodeError::Malformed));
     assert_eq!(decode_chat(&[6]), Err(DecodeError::Malformed));
@@ -532,28 +407,16 @@ fn decoding_rules_hold() {
     // An entry whose name is not a valid user name makes the message malformed.
     let found = |name: &[u8]| body(&[&[4, 1][..], name, &[0, 1, 2, 3, 4, 5, 6]].concat());
     assert!(decode_reply(&found(b"\x03Nil")).is_ok());
-    assert_eq!(
-        decode_reply(&found(b"\x03N l")),
-        Err(DecodeError::Malformed)
-    );
+    assert_eq!(decode_reply(&found(b"\x03N l")), Err(DecodeError::Malformed));
 }
 
 #[test]
 fn ipv6_flow_info_and_scope_id_are_not_on_the_wire() {
     let scoped = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("ip"), 7, 9, 3));
-    let msg = ServerMsg::Welcome {
-        observed: scoped,
-        lease_secs: 60,
-    };
+    let msg = ServerMsg::Welcome { observed: scoped, lease_secs: 60 };
     let (_, back) = decode_reply(&encode_reply(id(0), &msg)).expect("decodes");
     let unscoped = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("ip"), 7, 0, 0));
-    assert_eq!(
-        back,
-        ServerMsg::Welcome {
-            observed: unscoped,
-            lease_secs: 60
-        }
-    );
+    assert_eq!(back, ServerMsg::Welcome { observed: unscoped, lease_secs: 60 });
 }
 
 #[test]
@@ -569,13 +432,7 @@ fn header_checks_in_documented_order() {
     let mut v2 = good.clone();
     v2[4] = 2;
     v2[HEADER_LEN] = 0xee;
-    assert_eq!(
-        decode_request(&v2),
-        Err(DecodeError::UnsupportedVersion {
-            version: 2,
-            id: id(5)
-        })
-    );
+    assert_eq!(decode_request(&v2), Err(DecodeError::UnsupportedVersion { version: 2, id: id(5) }));
 }
 
 #[test]
@@ -583,12 +440,7 @@ fn reflected_challenge_is_a_get_cookie_only_for_first_byte_0f() {
     for first in 0..=u8::MAX {
         let mut cookie = [0x5a; COOKIE_LEN];
         cookie[0] = first;
-        let challenge = encode_reply(
-            id(1),
-            &ServerMsg::Challenge {
-                cookie: Cookie(cookie),
-            },
-        );
+        let challenge = encode_reply(id(1), &ServerMsg::Challenge { cookie: Cookie(cookie) });
         let as_request = decode_request(&challenge);
         if first == 0x0f {
             let padding = cookie[1..].to_vec();

@@ -18,11 +18,7 @@ use p2pchat_core::{
 /// same bytes.
 pub fn datagram(data: &[u8]) {
     if let Ok((id, msg)) = decode_request(data) {
-        assert_eq!(
-            encode_request(id, &msg),
-            data,
-            "request does not round-trip"
-        );
+        assert_eq!(encode_request(id, &msg), data, "request does not round-trip");
     }
     if let Ok((id, msg)) = decode_reply(data) {
         assert_eq!(encode_reply(id, &msg), data, "reply does not round-trip");
@@ -36,11 +32,7 @@ pub fn chat_stream(data: &[u8]) {
     frames.push(data);
     while let Ok(Some(payload)) = frames.next_frame() {
         if let Ok(msg) = decode_chat(&payload) {
-            assert_eq!(
-                encode_chat(&msg),
-                payload,
-                "chat message does not round-trip"
-            );
+            assert_eq!(encode_chat(&msg), payload, "chat message does not round-trip");
         }
     }
     assert!(frames.buffered() <= data.len());
@@ -103,10 +95,7 @@ pub fn registry(ops: &[RegistryOp]) {
     const MAX_USERS: usize = 4;
     let t0 = Instant::now();
     let mut now = t0;
-    let config = ServerConfig {
-        lease: Duration::from_secs(60),
-        max_users: MAX_USERS,
-    };
+    let config = ServerConfig { lease: Duration::from_secs(60), max_users: MAX_USERS };
     let mut server = RegistryServer::new(now, CookieKey([1; 16]), config);
     let addr = |i: u8| SocketAddr::from(([10, 0, 0, i % 8], 4000));
     for op in ops {
@@ -127,9 +116,7 @@ pub fn registry(ops: &[RegistryOp]) {
                         from,
                         &encode_request(
                             RequestId(0),
-                            &ClientMsg::GetCookie {
-                                padding: vec![0; 60],
-                            },
+                            &ClientMsg::GetCookie { padding: vec![0; 60] },
                         ),
                     );
                     match server.poll_transmit().map(|t| decode_reply(&t.payload)) {
@@ -138,15 +125,12 @@ pub fn registry(ops: &[RegistryOp]) {
                     }
                 };
                 let msg = match msg.clone() {
-                    FuzzRequest::Login { name, chat_port } => ClientMsg::Login {
-                        cookie,
-                        name,
-                        chat_port,
-                    },
-                    FuzzRequest::List { after } => ClientMsg::List {
-                        cookie,
-                        after: after.map(p2pchat_core::Cursor),
-                    },
+                    FuzzRequest::Login { name, chat_port } => {
+                        ClientMsg::Login { cookie, name, chat_port }
+                    }
+                    FuzzRequest::List { after } => {
+                        ClientMsg::List { cookie, after: after.map(p2pchat_core::Cursor) }
+                    }
                     FuzzRequest::Lookup { name } => ClientMsg::Lookup { cookie, name },
                     FuzzRequest::Logout => ClientMsg::Logout { cookie },
                 };
@@ -165,10 +149,8 @@ pub fn registry(ops: &[RegistryOp]) {
         }
         while server.poll_event().is_some() {}
         assert!(server.user_count() <= MAX_USERS, "over the cap");
-        let mut keys: Vec<String> = server
-            .users()
-            .map(|e| e.name.as_str().to_lowercase())
-            .collect();
+        let mut keys: Vec<String> =
+            server.users().map(|e| e.name.as_str().to_lowercase()).collect();
         let mut addrs: Vec<SocketAddr> = server.users().map(|e| e.addr).collect();
         let n = keys.len();
         keys.dedup();
@@ -176,10 +158,7 @@ pub fn registry(ops: &[RegistryOp]) {
         addrs.dedup();
         assert_eq!(keys.len(), n, "a name is held twice");
         assert_eq!(addrs.len(), n, "an address holds two names");
-        assert!(
-            server.poll_timeout().is_none_or(|t| t > now),
-            "a deadline left in the past"
-        );
+        assert!(server.poll_timeout().is_none_or(|t| t > now), "a deadline left in the past");
     }
 }
 

@@ -34,10 +34,7 @@ fn registry_operation_sequences() {
             fuzz::registry(&ops);
         }
     }
-    assert!(
-        steps > 300,
-        "the generator made too few steps ({steps}) to mean anything"
-    );
+    assert!(steps > 300, "the generator made too few steps ({steps}) to mean anything");
 }
 
 #[test]
