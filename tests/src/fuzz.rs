@@ -14,25 +14,32 @@ use p2pchat_core::{
     encode_request,
 };
 
-/// Any bytes into both datagram decoders; whatever decodes re-encodes to the
-/// same bytes.
+/// Any bytes into both datagram decoders; whatever decodes re-encodes to
+/// bytes that decode to the same message. (Not necessarily to the same
+/// bytes: decoders accept over-long varints, encoders write the shortest.)
 pub fn datagram(data: &[u8]) {
     if let Ok((id, msg)) = decode_request(data) {
-        assert_eq!(encode_request(id, &msg), data, "request does not round-trip");
+        let again = decode_request(&encode_request(id, &msg));
+        assert_eq!(again, Ok((id, msg)), "request does not round-trip");
     }
     if let Ok((id, msg)) = decode_reply(data) {
-        assert_eq!(encode_reply(id, &msg), data, "reply does not round-trip");
+        let again = decode_reply(&encode_reply(id, &msg));
+        assert_eq!(again, Ok((id, msg)), "reply does not round-trip");
     }
 }
 
 /// Any bytes as a chat byte stream: frames out, each payload decoded; what
-/// decodes re-encodes to the same payload.
+/// decodes re-encodes to a payload that decodes the same.
 pub fn chat_stream(data: &[u8]) {
     let mut frames = FrameDecoder::new();
     frames.push(data);
     while let Ok(Some(payload)) = frames.next_frame() {
         if let Ok(msg) = decode_chat(&payload) {
-            assert_eq!(encode_chat(&msg), payload, "chat message does not round-trip");
+            assert_eq!(
+                decode_chat(&encode_chat(&msg)),
+                Ok(msg),
+                "chat message does not round-trip"
+            );
         }
     }
     assert!(frames.buffered() <= data.len());

@@ -16,6 +16,14 @@ fn inputs(seed: u64, count: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Inputs the fuzzers once found: over-long varints, which decode but do not
+/// re-encode to the same bytes.
+#[test]
+fn past_fuzzer_findings() {
+    fuzz::datagram(b"p2pc\x01\x02\0\0p\x80\0\0\x08\xff\xff\xff\xff\xff\0\0\0\x0e\0\x10\x01\x02\0");
+    fuzz::chat_stream(b"\0\0\0\x03\x82\0\0\0\xa1\x02");
+}
+
 #[test]
 fn datagram_and_chat_decoders() {
     for data in inputs(1, 500) {
