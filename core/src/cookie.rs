@@ -80,7 +80,10 @@ impl CookieJar {
 
 /// Compares two cookies in time independent of where they differ.
 fn ct_eq(a: &Cookie, b: &Cookie) -> bool {
-    a.0.iter().zip(b.0.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.0.iter()
+        .zip(b.0.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 #[cfg(test)]
