@@ -88,6 +88,7 @@ pub fn decode_reply(bytes: &[u8]) -> Result<(RequestId, ServerMsg), DecodeError>
 }
 
 /// The encoded length of `value`'s postcard body, without any header.
+#[allow(clippy::expect_used)] // See `INFALLIBLE`.
 pub fn body_len<T: Serialize>(value: &T) -> usize {
     let counter = postcard::ser_flavors::Size::default();
     postcard::serialize_with_flavor(value, counter).expect(INFALLIBLE)
@@ -134,6 +135,7 @@ fn decode_datagram<T: DeserializeOwned>(bytes: &[u8]) -> Result<(RequestId, T), 
     Ok((id, from_exact(body)?))
 }
 
+#[allow(clippy::expect_used)] // See `INFALLIBLE`.
 fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect(INFALLIBLE)
 }

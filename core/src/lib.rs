@@ -23,12 +23,16 @@
 //!
 //! The wire format is specified in `docs/PROTOCOL.md`.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod chat_msg;
 mod codec;
 mod cookie;
 mod frame;
 mod name;
+mod registry_client;
 mod registry_msg;
+mod registry_server;
 mod transmit;
 
 pub use chat_msg::{ChatMsg, MAX_TEXT_LEN, Seq};
@@ -39,7 +43,14 @@ pub use codec::{
 pub use cookie::{COOKIE_EPOCH, CookieKey};
 pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
 pub use name::{MAX_NAME_LEN, NameError, NameKey, UserName};
+pub use registry_client::{
+    ClientEvent, GET_COOKIE_LEN, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
+    MAX_TRANSMISSIONS, Operation, RegistryClient,
+};
 pub use registry_msg::{
     COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, RefuseReason, RequestId, ServerMsg,
+};
+pub use registry_server::{
+    DEFAULT_LEASE, DEFAULT_MAX_USERS, RegistryServer, ServerConfig, ServerEvent, ServerStats,
 };
 pub use transmit::Transmit;

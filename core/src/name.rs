@@ -90,6 +90,11 @@ impl<'de> Deserialize<'de> for UserName {
 pub struct NameKey(String);
 
 impl NameKey {
+    /// Rebuilds a key from its string form (as carried in a list cursor).
+    pub(crate) fn from_folded(folded: String) -> Self {
+        Self(folded)
+    }
+
     /// The folded name.
     pub fn as_str(&self) -> &str {
         &self.0

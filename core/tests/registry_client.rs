@@ -1,0 +1,248 @@
+//! The registry client against a real server state machine on a perfect,
+//! instant link, and against silence.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use p2pchat_core::{
+    ClientEvent, CookieKey, GET_COOKIE_LEN, MAX_DATAGRAM_LEN, Operation, RegistryClient,
+    RegistryServer, ServerConfig, Transmit, UserName,
+};
+
+const SERVER: &str = "192.0.2.1:5000";
+
+fn server_addr() -> SocketAddr {
+    SERVER.parse().unwrap()
+}
+
+fn client_addr(i: u16) -> SocketAddr {
+    SocketAddr::from(([198, 51, 100, (i % 200) as u8 + 1], 1000 + i))
+}
+
+fn name(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
+
+/// Passes datagrams between one client and the server until neither has any
+/// to send; returns every datagram the server sent, for inspection.
+fn pump(
+    now: Instant,
+    c: &mut RegistryClient,
+    at: SocketAddr,
+    s: &mut RegistryServer,
+) -> Vec<Transmit> {
+    let mut from_server = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(t) = c.poll_transmit() {
+            assert_eq!(t.dst, server_addr());
+            s.handle_datagram(now, at, &t.payload);
+            moved = true;
+        }
+        while let Some(t) = s.poll_transmit() {
+            if t.dst == at {
+                c.handle_datagram(now, server_addr(), &t.payload);
+            }
+            from_server.push(t);
+            moved = true;
+        }
+        if !moved {
+            return from_server;
+        }
+    }
+}
+
+fn events(c: &mut RegistryClient) -> Vec<ClientEvent> {
+    std::iter::from_fn(|| c.poll_event()).collect()
+}
+
+#[test]
+fn retransmits_on_schedule_then_reports_the_registry_unreachable() {
+    let t0 = Instant::now();
+    let mut c = RegistryClient::new(server_addr(), 1);
+    c.refresh_list(t0);
+    let mut sends = Vec::new();
+    let mut now = t0;
+    let mut verdict = None;
+    while verdict.is_none() {
+        while c.poll_transmit().is_some() {
+            sends.push(now - t0);
+        }
+        verdict = c.poll_event();
+        let Some(next) = c.poll_timeout() else { break };
+        assert!(next > now || verdict.is_some(), "a deadline in the past");
+        now = next;
+        c.handle_timeout(now);
+    }
+    let ms: Vec<u128> = sends.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, vec![0, 500, 1500, 3500, 5500]);
+    assert_eq!(
+        verdict,
+        Some(ClientEvent::Unreachable {
+            op: Operation::List
+        })
+    );
+    assert_eq!(now - t0, Duration::from_millis(7500));
+    assert_eq!(c.poll_timeout(), None, "nothing left to do after giving up");
+}
+
+#[test]
+fn the_cookie_request_is_padded_so_the_challenge_is_never_longer() {
+    let now = Instant::now();
+    let mut c = RegistryClient::new(server_addr(), 1);
+    c.lookup(now, name("bob"));
+    let get_cookie = c.poll_transmit().unwrap();
+    assert_eq!(get_cookie.payload.len(), GET_COOKIE_LEN);
+    let mut s = RegistryServer::new(now, CookieKey([5; 16]), ServerConfig::default());
+    s.handle_datagram(now, client_addr(1), &get_cookie.payload);
+    let challenge = s.poll_transmit().expect("a padded request is answered");
+    assert!(challenge.payload.len() <= get_cookie.payload.len());
+}
+
+#[test]
+fn logs_in_keeps_alive_and_logs_out() {
+    let t0 = Instant::now();
+    let lease = Duration::from_secs(30);
+    let mut s = RegistryServer::new(
+        t0,
+        CookieKey([5; 16]),
+        ServerConfig {
+            lease,
+            max_users: 10,
+        },
+    );
+    let at = client_addr(1);
+    let mut c = RegistryClient::new(server_addr(), 1);
+    c.login(t0, name("alice"), 7000);
+    pump(t0, &mut c, at, &mut s);
+    assert_eq!(
+        events(&mut c),
+        vec![ClientEvent::LoggedIn {
+            observed: at,
+            lease
+        }]
+    );
+    assert!(c.is_logged_in());
+    // The next deadline is the keepalive, at lease/3; it refreshes the entry.
+    assert_eq!(c.poll_timeout(), Some(t0 + lease / 3));
+    let mut now = t0;
+    for _ in 0..9 {
+        now = c.poll_timeout().unwrap();
+        c.handle_timeout(now);
+        pump(now, &mut c, at, &mut s);
+        s.handle_timeout(now);
+    }
+    assert!(now >= t0 + 3 * lease, "ran for three leases");
+    assert_eq!(s.user_count(), 1);
+    assert!(events(&mut c).is_empty(), "keepalives are silent");
+    c.logout(now);
+    pump(now, &mut c, at, &mut s);
+    assert_eq!(events(&mut c), vec![ClientEvent::LoggedOut]);
+    assert_eq!(s.user_count(), 0);
+    assert_eq!(c.poll_timeout(), None, "no keepalives after logout");
+}
+
+#[test]
+fn pages_through_a_long_list() {
+    let now = Instant::now();
+    let mut s = RegistryServer::new(now, CookieKey([5; 16]), ServerConfig::default());
+    let count = 300;
+    for i in 0..count {
+        let mut c = RegistryClient::new(server_addr(), u64::from(i));
+        c.login(now, name(&format!("{i:0>4}-{}", "x".repeat(27))), 7000);
+        pump(now, &mut c, client_addr(i), &mut s);
+        assert!(c.is_logged_in());
+    }
+    let mut c = RegistryClient::new(server_addr(), 99);
+    c.refresh_list(now);
+    let replies = pump(now, &mut c, client_addr(999), &mut s);
+    let pages = replies.iter().filter(|t| t.dst == client_addr(999)).count();
+    assert!(pages > 10, "expected many pages, got {pages}");
+    assert!(replies.iter().all(|t| t.payload.len() <= MAX_DATAGRAM_LEN));
+    let [ClientEvent::List { entries }] = &events(&mut c)[..] else {
+        panic!("one list")
+    };
+    let names: Vec<String> = entries.iter().map(|e| e.name.to_string()).collect();
+    let expected: Vec<String> = (0..count)
+        .map(|i| format!("{i:0>4}-{}", "x".repeat(27)))
+        .collect();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn ignores_duplicates_stale_replies_and_strangers() {
+    let now = Instant::now();
+    let mut s = RegistryServer::new(now, CookieKey([5; 16]), ServerConfig::default());
+    let at = client_addr(1);
+    let mut c = RegistryClient::new(server_addr(), 1);
+    c.lookup(now, name("nobody"));
+    // Cookie exchange, by hand.
+    let t = c.poll_transmit().unwrap();
+    s.handle_datagram(now, at, &t.payload);
+    let challenge = s.poll_transmit().unwrap();
+    c.handle_datagram(now, server_addr(), &challenge.payload);
+    let lookup = c.poll_transmit().unwrap();
+    s.handle_datagram(now, at, &lookup.payload);
+    let found = s.poll_transmit().unwrap();
+    // A stranger's copy is ignored; the server's is taken once.
+    c.handle_datagram(now, "192.0.2.66:5000".parse().unwrap(), &found.payload);
+    assert!(events(&mut c).is_empty());
+    c.handle_datagram(now, server_addr(), &found.payload);
+    c.handle_datagram(now, server_addr(), &found.payload);
+    c.handle_datagram(now, server_addr(), &challenge.payload);
+    assert_eq!(
+        events(&mut c),
+        vec![ClientEvent::Found {
+            name: name("nobody"),
+            entry: None
+        }]
+    );
+    assert!(
+        c.poll_transmit().is_none(),
+        "a stale challenge starts nothing"
+    );
+}
+
+#[test]
+fn a_restarted_registry_is_healed_by_the_next_keepalive() {
+    let t0 = Instant::now();
+    let config = ServerConfig::default();
+    let mut s = RegistryServer::new(t0, CookieKey([5; 16]), config);
+    let at = client_addr(1);
+    let mut c = RegistryClient::new(server_addr(), 1);
+    c.login(t0, name("alice"), 7000);
+    pump(t0, &mut c, at, &mut s);
+    assert!(c.is_logged_in());
+    // The registry restarts with a new key and an empty list.
+    let mut s = RegistryServer::new(t0, CookieKey([6; 16]), config);
+    let keepalive = c.poll_timeout().unwrap();
+    assert!(keepalive <= t0 + config.lease / 3);
+    c.handle_timeout(keepalive);
+    pump(keepalive, &mut c, at, &mut s);
+    assert_eq!(
+        s.users().map(|e| e.name.to_string()).collect::<Vec<_>>(),
+        vec!["alice"]
+    );
+    assert!(c.is_logged_in());
+}
+
+#[test]
+fn a_taken_name_is_reported_and_not_kept_alive() {
+    let now = Instant::now();
+    let mut s = RegistryServer::new(now, CookieKey([5; 16]), ServerConfig::default());
+    let mut first = RegistryClient::new(server_addr(), 1);
+    first.login(now, name("alice"), 7000);
+    pump(now, &mut first, client_addr(1), &mut s);
+    let mut second = RegistryClient::new(server_addr(), 2);
+    second.login(now, name("ALICE"), 7000);
+    pump(now, &mut second, client_addr(2), &mut s);
+    assert_eq!(
+        events(&mut second),
+        vec![ClientEvent::Refused {
+            op: Operation::Login,
+            reason: p2pchat_core::RefuseReason::NameTaken
+        }]
+    );
+    assert!(!second.is_logged_in());
+    assert_eq!(second.poll_timeout(), None);
+}

@@ -1,0 +1,236 @@
+//! The registry under a lossy, duplicating, reordering network, in virtual
+//! time: many clients log in, page through the list, log out, vanish, and
+//! survive a registry restart.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use p2pchat_core::{ClientEvent, ServerConfig, ServerEvent};
+use p2pchat_tests::net::{Faults, Net};
+
+const CLIENTS: usize = 200;
+const LEASE: Duration = Duration::from_secs(60);
+
+fn lossy() -> Faults {
+    Faults {
+        loss: 0.20,
+        duplicate: 0.05,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(80),
+    }
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        lease: LEASE,
+        max_users: 1000,
+    }
+}
+
+/// Drives every client in `who` through `command` until each reports an
+/// event that `done` accepts, retrying after `Unreachable` as an application
+/// would. Returns the events index at which each client's answer starts.
+fn until_all(
+    net: &mut Net,
+    who: &[usize],
+    command: impl Fn(&mut Net, usize),
+    done: impl Fn(&ClientEvent) -> bool,
+) {
+    let mut marks: Vec<usize> = who.iter().map(|&i| net.clients[i].events.len()).collect();
+    for &i in who {
+        command(net, i);
+    }
+    for _round in 0..20 {
+        let finished = net.run_until(Duration::from_secs(30), |net| {
+            who.iter().zip(&marks).all(|(&i, &m)| {
+                net.clients[i].events[m..]
+                    .iter()
+                    .any(|(_, e)| done(e) || is_unreachable(e))
+            })
+        });
+        assert!(finished, "some client got no answer at all within 30 s");
+        let mut retry = Vec::new();
+        for (k, &i) in who.iter().enumerate() {
+            let answered = net.clients[i].events[marks[k]..]
+                .iter()
+                .any(|(_, e)| done(e));
+            if !answered {
+                retry.push(k);
+            }
+        }
+        if retry.is_empty() {
+            return;
+        }
+        for k in retry {
+            let i = who[k];
+            marks[k] = net.clients[i].events.len();
+            command(net, i);
+        }
+    }
+    panic!("some clients never succeeded after 20 rounds of retries");
+}
+
+fn is_unreachable(e: &ClientEvent) -> bool {
+    matches!(e, ClientEvent::Unreachable { .. })
+}
+
+fn login_all(net: &mut Net, who: &[usize]) {
+    until_all(
+        net,
+        who,
+        |net, i| {
+            let name = net.clients[i].name.clone();
+            net.command(i, |c, now| c.login(now, name, 7000));
+        },
+        |e| matches!(e, ClientEvent::LoggedIn { .. }),
+    );
+}
+
+/// Every client in `who` fetches the whole list; returns each one's names.
+fn lists(net: &mut Net, who: &[usize]) -> Vec<BTreeSet<String>> {
+    let marks: Vec<usize> = who.iter().map(|&i| net.clients[i].events.len()).collect();
+    until_all(
+        net,
+        who,
+        |net, i| net.command(i, |c, now| c.refresh_list(now)),
+        |e| matches!(e, ClientEvent::List { .. }),
+    );
+    who.iter()
+        .zip(marks)
+        .map(|(&i, m)| {
+            let list = net.clients[i].events[m..]
+                .iter()
+                .rev()
+                .find_map(|(_, e)| match e {
+                    ClientEvent::List { entries } => Some(entries),
+                    _ => None,
+                })
+                .expect("until_all saw a List");
+            let names: BTreeSet<String> = list.iter().map(|e| e.name.to_string()).collect();
+            assert_eq!(names.len(), list.len(), "a name is listed twice");
+            names
+        })
+        .collect()
+}
+
+fn names(net: &Net, who: impl IntoIterator<Item = usize>) -> BTreeSet<String> {
+    who.into_iter()
+        .map(|i| net.clients[i].name.to_string())
+        .collect()
+}
+
+/// The whole story from the issue, on one seed. Returns a digest of the run
+/// so that two runs can be compared.
+fn scenario(seed: u64) -> Vec<String> {
+    let mut net = Net::new(seed, lossy(), config(), CLIENTS);
+    let everyone: Vec<usize> = (0..CLIENTS).collect();
+
+    // 200 clients log in through 20% loss and 5% duplication.
+    login_all(&mut net, &everyone);
+    assert_eq!(net.server.user_count(), CLIENTS);
+    for names_seen in lists(&mut net, &everyone) {
+        assert_eq!(names_seen, names(&net, 0..CLIENTS));
+    }
+
+    // 100 log out; the rest see exactly the other 100.
+    let leaving: Vec<usize> = (0..100).collect();
+    let staying: Vec<usize> = (100..CLIENTS).collect();
+    until_all(
+        &mut net,
+        &leaving,
+        |net, i| net.command(i, |c, now| c.logout(now)),
+        |e| matches!(e, ClientEvent::LoggedOut),
+    );
+    for names_seen in lists(&mut net, &staying) {
+        assert_eq!(names_seen, names(&net, staying.iter().copied()));
+    }
+
+    // 50 vanish without a word; after one lease they are gone.
+    let vanishing: Vec<usize> = (100..150).collect();
+    let alive: Vec<usize> = (150..CLIENTS).collect();
+    for &i in &vanishing {
+        net.clients[i].crashed = true;
+    }
+    let crash = net.elapsed();
+    let gone = net.run_until(LEASE + Duration::from_millis(100), |net| {
+        net.server.user_count() == 50
+    });
+    assert!(
+        gone,
+        "vanished clients still listed after one lease: {}",
+        net.server.user_count()
+    );
+    assert!(
+        net.elapsed() - crash > LEASE / 3,
+        "entries went before their lease ran out"
+    );
+    for names_seen in lists(&mut net, &alive) {
+        assert_eq!(names_seen, names(&net, alive.iter().copied()));
+    }
+
+    // A cold restart of the registry is healed within one keepalive period
+    // (plus the retransmissions that 20% loss may cost).
+    net.restart_server();
+    assert_eq!(net.server.user_count(), 0);
+    let heal = LEASE / 3 + Duration::from_millis(7_500);
+    let healed = net.run_until(heal, |net| net.server.user_count() == alive.len());
+    assert!(
+        healed,
+        "only {} of {} re-registered",
+        net.server.user_count(),
+        alive.len()
+    );
+    for names_seen in lists(&mut net, &alive) {
+        assert_eq!(names_seen, names(&net, alive.iter().copied()));
+    }
+
+    // The digest: every event every node reported, with its virtual time.
+    let mut digest: Vec<String> = net
+        .server_events
+        .iter()
+        .map(|(t, e)| format!("{t:?} server {e:?}"))
+        .collect();
+    for c in &net.clients {
+        digest.extend(
+            c.events
+                .iter()
+                .map(|(t, e)| format!("{t:?} {} {e:?}", c.name)),
+        );
+    }
+    digest.push(format!("sent {}", net.sent));
+    digest
+}
+
+#[test]
+fn two_hundred_clients_through_loss_logout_vanishing_and_restart() {
+    let digest = scenario(1);
+    let unreachable = digest.iter().filter(|l| l.contains("Unreachable")).count();
+    eprintln!(
+        "events: {}, unreachable reports: {unreachable}",
+        digest.len()
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let a = scenario(7);
+    let b = scenario(7);
+    assert_eq!(a, b);
+    let c = scenario(8);
+    assert_ne!(a, c, "a different seed should give a different run");
+}
+
+#[test]
+fn keepalives_hold_the_lease_over_many_leases() {
+    let mut net = Net::new(3, lossy(), config(), 20);
+    let everyone: Vec<usize> = (0..20).collect();
+    login_all(&mut net, &everyone);
+    net.run_for(LEASE * 5);
+    assert_eq!(net.server.user_count(), 20);
+    let timed_out = net
+        .server_events
+        .iter()
+        .filter(|(_, e)| matches!(e, ServerEvent::TimedOut { .. }))
+        .count();
+    assert_eq!(timed_out, 0);
+}
