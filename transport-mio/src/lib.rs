@@ -10,14 +10,20 @@
 //!   does not read.
 //! - [`UserInput`] reads standard input as lines without blocking the loop,
 //!   whether it is a terminal, a pipe or a regular file.
-//! - [`ServerLoop`] is the whole registry server loop.
+//! - [`ServerLoop`] is the whole registry server loop; [`fetch_list`] one
+//!   list request from start to finish.
+
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod input;
+mod machines;
+mod oneshot;
 mod server;
 mod stream;
 mod udp;
 
 pub use input::{INPUT_CHUNK, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
+pub use oneshot::{ListError, any_addr_for, fetch_list};
 pub use server::{ServerLoop, StopHandle};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};
 pub use udp::{DatagramCore, MAX_QUEUED_DATAGRAMS, UdpDriver};
