@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use p2pchat_core::{ChatSession, ClientEvent, RegistryClient, RegistryServer, ServerEvent, Transmit};
+use p2pchat_core::{
+    ChatSession, ClientEvent, RegistryClient, RegistryServer, ServerEvent, Transmit,
+};
 
 use crate::stream::StreamCore;
 use crate::udp::DatagramCore;
