@@ -5,7 +5,10 @@
 //! Chats: at most one *active* chat (the one the user types into) and at most
 //! one *held* incoming chat (connected, its `Hello` read, waiting for the user
 //! to enter `2`). Any further incoming connection is closed at once, which
-//! its side reports as the peer being busy.
+//! its side reports as the peer being busy. Texts that arrive on the held
+//! chat are kept (at most [`MAX_HELD_EVENTS`]) and shown on accepting, even
+//! if the peer has left meanwhile; a held chat that goes away without a text
+//! is reported as withdrawn.
 
 use std::collections::VecDeque;
 use std::io;
@@ -380,10 +383,24 @@ impl Client {
                     }
                     ChatEvent::Closed { reason } => {
                         tracing::debug!(?reason, "held chat ended before it was accepted");
-                        if let Some(peer) = held.peer.clone() {
-                            self.inbox.push_back(Input::ChatRequestGone { peer });
+                        let texts = held
+                            .events
+                            .iter()
+                            .any(|(e, _)| matches!(e, ChatEvent::Received { .. }));
+                        match held.peer.clone() {
+                            // The peer said something and left: keep it all
+                            // for the user to see on accepting, so that no
+                            // received text goes unshown.
+                            Some(_) if texts => {
+                                held.events
+                                    .push_back((ChatEvent::Closed { reason }, clock.clone()));
+                            }
+                            Some(peer) => {
+                                self.inbox.push_back(Input::ChatRequestGone { peer });
+                                gone = true;
+                            }
+                            None => gone = true,
                         }
-                        gone = true;
                         break;
                     }
                     other => held.events.push_back((other, clock.clone())),
