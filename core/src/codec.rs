@@ -123,14 +123,9 @@ fn decode_datagram<T: DeserializeOwned>(bytes: &[u8]) -> Result<(RequestId, T), 
     if header[..4] != MAGIC {
         return Err(DecodeError::BadMagic);
     }
-    let id = RequestId(u32::from_be_bytes([
-        header[5], header[6], header[7], header[8],
-    ]));
+    let id = RequestId(u32::from_be_bytes([header[5], header[6], header[7], header[8]]));
     if header[4] != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            version: header[4],
-            id,
-        });
+        return Err(DecodeError::UnsupportedVersion { version: header[4], id });
     }
     Ok((id, from_exact(body)?))
 }
@@ -142,9 +137,5 @@ fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn from_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
-    if rest.is_empty() {
-        Ok(value)
-    } else {
-        Err(DecodeError::TrailingBytes)
-    }
+    if rest.is_empty() { Ok(value) } else { Err(DecodeError::TrailingBytes) }
 }

@@ -80,10 +80,7 @@ impl CookieJar {
 
 /// Compares two cookies in time independent of where they differ.
 fn ct_eq(a: &Cookie, b: &Cookie) -> bool {
-    a.0.iter()
-        .zip(b.0.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.0.iter().zip(b.0.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -114,5 +111,24 @@ mod tests {
         assert!(!jar.check(t0, b, &c));
         let other = CookieJar::new(CookieKey([8; 16]), t0);
         assert!(!other.check(t0, a, &c));
+    }
+
+    /// The construction `docs/PROTOCOL.md` describes, spelled out byte by byte.
+    #[test]
+    fn hash_input_is_epoch_family_octets_port() {
+        let (jar, t0) = jar();
+        let expect = |epoch: u64, family: u8, octets: &[u8], port: u16| {
+            let mut h = SipHasher24::new_with_key(&[7; 16]);
+            let bytes = [&epoch.to_ne_bytes()[..], &[family], octets, &port.to_ne_bytes()];
+            h.write(&bytes.concat());
+            Cookie(h.finish128().as_bytes())
+        };
+        let v4: SocketAddr = "192.0.2.1:4000".parse().expect("valid address");
+        assert_eq!(jar.mint(t0, v4), expect(0, 4, &[192, 0, 2, 1], 4000));
+        let ip6: std::net::Ipv6Addr = "2001:db8::1".parse().expect("valid address");
+        let v6 = SocketAddr::new(ip6.into(), 4001);
+        let octets = ip6.octets();
+        let later = t0 + 3 * COOKIE_EPOCH;
+        assert_eq!(jar.mint(later, v6), expect(3, 6, &octets, 4001));
     }
 }

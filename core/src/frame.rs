@@ -123,11 +123,6 @@ mod tests {
     fn oversize_is_an_error() {
         let mut d = FrameDecoder::new();
         d.push(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
-        assert_eq!(
-            d.next_frame(),
-            Err(FrameError::TooLong {
-                len: MAX_FRAME_LEN as u32 + 1
-            })
-        );
+        assert_eq!(d.next_frame(), Err(FrameError::TooLong { len: MAX_FRAME_LEN as u32 + 1 }));
     }
 }

@@ -50,7 +50,7 @@ pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write
 pub use name::{MAX_NAME_LEN, NameError, NameKey, UserName};
 pub use registry_client::{
     ClientEvent, GET_COOKIE_LEN, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
-    MAX_TRANSMISSIONS, Operation, RegistryClient,
+    MAX_TRANSMISSIONS, MIN_KEEPALIVE_INTERVAL, Operation, RegistryClient,
 };
 pub use registry_msg::{
     COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, RefuseReason, RequestId, ServerMsg,

@@ -28,6 +28,9 @@ pub const MAX_CHALLENGES: u32 = 3;
 /// server's `Challenge` is never longer than the request that asked for it.
 pub const GET_COOKIE_LEN: usize = 64;
 
+/// Shortest interval between keepalives, whatever lease the server grants.
+pub const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The most entries the client collects while paging through one list; a
 /// longer list is cut there.
 pub const MAX_LIST_ENTRIES: usize = 100_000;
@@ -189,11 +192,7 @@ impl RegistryClient {
     /// lease alive from then on. Replaces any earlier identity.
     pub fn login(&mut self, now: Instant, name: UserName, chat_port: u16) {
         self.cancel(|op| matches!(op, Op::Login { .. } | Op::Logout));
-        self.identity = Some(Identity {
-            name,
-            chat_port,
-            keepalive_at: None,
-        });
+        self.identity = Some(Identity { name, chat_port, keepalive_at: None });
         self.logged_in = false;
         self.start(now, Op::Login { keepalive: false });
     }
@@ -226,9 +225,21 @@ impl RegistryClient {
             tracing::trace!(%from, "ignored a datagram from someone other than the registry");
             return;
         }
-        let Ok((id, msg)) = codec::decode_reply(bytes) else {
-            tracing::trace!("ignored a malformed reply");
-            return;
+        let (id, msg) = match codec::decode_reply(bytes) {
+            Ok(decoded) => decoded,
+            // A registry of another version answers in its own version: the
+            // header still carries our request id.
+            Err(codec::DecodeError::UnsupportedVersion { id, version }) => {
+                tracing::debug!(version, "the registry speaks another protocol version");
+                if let Some(pending) = self.in_flight.remove(&id) {
+                    self.refused(pending.op, RefuseReason::UnsupportedVersion);
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::trace!(error = %e, "ignored a malformed reply");
+                return;
+            }
         };
         let Some(pending) = self.in_flight.remove(&id) else {
             tracing::trace!(id = id.0, "ignored a duplicate or stale reply");
@@ -244,22 +255,15 @@ impl RegistryClient {
                 }
             }
             (op, ServerMsg::Refused { reason }) => self.refused(op, reason),
-            (
-                Op::Login { .. },
-                ServerMsg::Welcome {
-                    observed,
-                    lease_secs,
-                },
-            ) => {
+            (Op::Login { .. }, ServerMsg::Welcome { observed, lease_secs }) => {
                 self.lease = Duration::from_secs(lease_secs.into());
+                let interval = self.keepalive_interval();
                 if let Some(identity) = &mut self.identity {
-                    identity.keepalive_at = Some(now + self.lease / 3);
+                    identity.keepalive_at = Some(now + interval);
                     if !self.logged_in {
                         self.logged_in = true;
-                        self.events.push_back(ClientEvent::LoggedIn {
-                            observed,
-                            lease: self.lease,
-                        });
+                        self.events
+                            .push_back(ClientEvent::LoggedIn { observed, lease: self.lease });
                     }
                 }
             }
@@ -285,11 +289,7 @@ impl RegistryClient {
             }
             (Op::Logout, ServerMsg::LoggedOut) => self.events.push_back(ClientEvent::LoggedOut),
             (op, msg) => {
-                tracing::debug!(
-                    ?op,
-                    ?msg,
-                    "ignored a reply that does not answer its request"
-                );
+                tracing::debug!(?op, ?msg, "ignored a reply that does not answer its request");
                 self.in_flight.insert(id, Pending { op, ..pending });
             }
         }
@@ -318,12 +318,8 @@ impl RegistryClient {
 
     /// Retransmits, gives up, and sends keepalives, as due by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<RequestId> = self
-            .in_flight
-            .iter()
-            .filter(|(_, p)| p.retry_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let due: Vec<RequestId> =
+            self.in_flight.iter().filter(|(_, p)| p.retry_at <= now).map(|(id, _)| *id).collect();
         for id in due {
             let Some(mut p) = self.in_flight.remove(&id) else {
                 continue;
@@ -335,30 +331,24 @@ impl RegistryClient {
             p.sent += 1;
             p.wait = (p.wait * 2).min(MAX_RETRY);
             p.retry_at = now + p.wait;
-            self.transmits.push_back(Transmit {
-                dst: self.server,
-                payload: p.payload.clone(),
-            });
+            self.transmits.push_back(Transmit { dst: self.server, payload: p.payload.clone() });
             self.in_flight.insert(id, p);
         }
-        let keepalive_due = self
-            .identity
-            .as_mut()
-            .and_then(|i| i.keepalive_at.filter(|at| *at <= now).map(|_| i));
+        let interval = self.keepalive_interval();
+        let keepalive_due =
+            self.identity.as_mut().and_then(|i| i.keepalive_at.filter(|at| *at <= now).map(|_| i));
         if let Some(identity) = keepalive_due {
-            identity.keepalive_at = Some(now + self.lease / 3);
-            let busy = self
-                .in_flight
-                .values()
-                .any(|p| matches!(p.op, Op::Login { .. }))
-                || self
-                    .waiting
-                    .iter()
-                    .any(|(op, _)| matches!(op, Op::Login { .. }));
+            identity.keepalive_at = Some(now + interval);
+            let busy = self.in_flight.values().any(|p| matches!(p.op, Op::Login { .. }))
+                || self.waiting.iter().any(|(op, _)| matches!(op, Op::Login { .. }));
             if !busy {
                 self.start(now, Op::Login { keepalive: true });
             }
         }
+    }
+
+    fn keepalive_interval(&self) -> Duration {
+        (self.lease / 3).max(MIN_KEEPALIVE_INTERVAL)
     }
 
     fn start(&mut self, now: Instant, op: Op) {
@@ -369,16 +359,10 @@ impl RegistryClient {
     /// request when there is none.
     fn send(&mut self, now: Instant, op: Op, challenges: u32) {
         let msg = match (&op, self.cookie) {
-            (Op::GetCookie, _) => ClientMsg::GetCookie {
-                padding: Vec::new(),
-            },
+            (Op::GetCookie, _) => ClientMsg::GetCookie { padding: Vec::new() },
             (_, None) => {
                 self.waiting.push_back((op, challenges));
-                if !self
-                    .in_flight
-                    .values()
-                    .any(|p| matches!(p.op, Op::GetCookie))
-                {
+                if !self.in_flight.values().any(|p| matches!(p.op, Op::GetCookie)) {
                     self.send(now, Op::GetCookie, 0);
                 }
                 return;
@@ -392,14 +376,10 @@ impl RegistryClient {
                 // Logged out meanwhile: nothing to log in as.
                 None => return,
             },
-            (Op::List { after }, Some(cookie)) => ClientMsg::List {
-                cookie,
-                after: after.clone(),
-            },
-            (Op::Lookup { name }, Some(cookie)) => ClientMsg::Lookup {
-                cookie,
-                name: name.as_str().to_owned(),
-            },
+            (Op::List { after }, Some(cookie)) => ClientMsg::List { cookie, after: after.clone() },
+            (Op::Lookup { name }, Some(cookie)) => {
+                ClientMsg::Lookup { cookie, name: name.as_str().to_owned() }
+            }
             (Op::Logout, Some(cookie)) => ClientMsg::Logout { cookie },
         };
         let id = RequestId(self.next_id);
@@ -410,10 +390,7 @@ impl RegistryClient {
             let padding = vec![0; GET_COOKIE_LEN.saturating_sub(HEADER_LEN + 2)];
             payload = codec::encode_request(id, &ClientMsg::GetCookie { padding });
         }
-        self.transmits.push_back(Transmit {
-            dst: self.server,
-            payload: payload.clone(),
-        });
+        self.transmits.push_back(Transmit { dst: self.server, payload: payload.clone() });
         let pending = Pending {
             op,
             payload,

@@ -28,10 +28,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            lease: DEFAULT_LEASE,
-            max_users: DEFAULT_MAX_USERS,
-        }
+        Self { lease: DEFAULT_LEASE, max_users: DEFAULT_MAX_USERS }
     }
 }
 
@@ -134,9 +131,7 @@ impl RegistryServer {
             Ok(decoded) => decoded,
             Err(DecodeError::UnsupportedVersion { id, version }) => {
                 tracing::debug!(%from, version, "request of an unsupported version");
-                let reply = ServerMsg::Refused {
-                    reason: RefuseReason::UnsupportedVersion,
-                };
+                let reply = ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion };
                 self.reply_unvalidated(from, bytes.len(), id, &reply);
                 return;
             }
@@ -152,22 +147,16 @@ impl RegistryServer {
                 return;
             }
         };
-        let valid = msg
-            .cookie()
-            .is_some_and(|c| self.cookies.check(now, from, c));
+        let valid = msg.cookie().is_some_and(|c| self.cookies.check(now, from, c));
         if !valid {
-            let reply = ServerMsg::Challenge {
-                cookie: self.cookies.mint(now, from),
-            };
+            let reply = ServerMsg::Challenge { cookie: self.cookies.mint(now, from) };
             if self.reply_unvalidated(from, bytes.len(), id, &reply) {
                 self.stats.challenged += 1;
             }
             return;
         }
         let reply = match msg {
-            ClientMsg::Login {
-                name, chat_port, ..
-            } => self.login(now, from, &name, chat_port),
+            ClientMsg::Login { name, chat_port, .. } => self.login(now, from, &name, chat_port),
             ClientMsg::List { after, .. } => self.page(after),
             ClientMsg::Lookup { name, .. } => ServerMsg::Found {
                 entry: UserName::new(&name)
@@ -246,19 +235,12 @@ impl RegistryServer {
                 if let Some(old) = held {
                     self.remove(&old, Removal::LoggedOut);
                 }
-                self.events.push_back(ServerEvent::LoggedIn {
-                    name: name.clone(),
-                    addr: from,
-                });
+                self.events.push_back(ServerEvent::LoggedIn { name: name.clone(), addr: from });
                 self.by_addr.insert(from, key.clone());
             }
         }
         let expires = now + self.config.lease;
-        let entry = Entry {
-            name,
-            addr: from,
-            chat_port,
-        };
+        let entry = Entry { name, addr: from, chat_port };
         if let Some(old) = self.users.insert(key.clone(), User { entry, expires }) {
             self.expiry.remove(&(old.expires, key.clone()));
         }

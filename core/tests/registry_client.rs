@@ -76,12 +76,7 @@ fn retransmits_on_schedule_then_reports_the_registry_unreachable() {
     }
     let ms: Vec<u128> = sends.iter().map(Duration::as_millis).collect();
     assert_eq!(ms, vec![0, 500, 1500, 3500, 5500]);
-    assert_eq!(
-        verdict,
-        Some(ClientEvent::Unreachable {
-            op: Operation::List
-        })
-    );
+    assert_eq!(verdict, Some(ClientEvent::Unreachable { op: Operation::List }));
     assert_eq!(now - t0, Duration::from_millis(7500));
     assert_eq!(c.poll_timeout(), None, "nothing left to do after giving up");
 }
@@ -103,25 +98,12 @@ fn the_cookie_request_is_padded_so_the_challenge_is_never_longer() {
 fn logs_in_keeps_alive_and_logs_out() {
     let t0 = Instant::now();
     let lease = Duration::from_secs(30);
-    let mut s = RegistryServer::new(
-        t0,
-        CookieKey([5; 16]),
-        ServerConfig {
-            lease,
-            max_users: 10,
-        },
-    );
+    let mut s = RegistryServer::new(t0, CookieKey([5; 16]), ServerConfig { lease, max_users: 10 });
     let at = client_addr(1);
     let mut c = RegistryClient::new(server_addr(), 1);
     c.login(t0, name("alice"), 7000);
     pump(t0, &mut c, at, &mut s);
-    assert_eq!(
-        events(&mut c),
-        vec![ClientEvent::LoggedIn {
-            observed: at,
-            lease
-        }]
-    );
+    assert_eq!(events(&mut c), vec![ClientEvent::LoggedIn { observed: at, lease }]);
     assert!(c.is_logged_in());
     // The next deadline is the keepalive, at lease/3; it refreshes the entry.
     assert_eq!(c.poll_timeout(), Some(t0 + lease / 3));
@@ -159,13 +141,9 @@ fn pages_through_a_long_list() {
     let pages = replies.iter().filter(|t| t.dst == client_addr(999)).count();
     assert!(pages > 10, "expected many pages, got {pages}");
     assert!(replies.iter().all(|t| t.payload.len() <= MAX_DATAGRAM_LEN));
-    let [ClientEvent::List { entries }] = &events(&mut c)[..] else {
-        panic!("one list")
-    };
+    let [ClientEvent::List { entries }] = &events(&mut c)[..] else { panic!("one list") };
     let names: Vec<String> = entries.iter().map(|e| e.name.to_string()).collect();
-    let expected: Vec<String> = (0..count)
-        .map(|i| format!("{i:0>4}-{}", "x".repeat(27)))
-        .collect();
+    let expected: Vec<String> = (0..count).map(|i| format!("{i:0>4}-{}", "x".repeat(27))).collect();
     assert_eq!(names, expected);
 }
 
@@ -190,17 +168,8 @@ fn ignores_duplicates_stale_replies_and_strangers() {
     c.handle_datagram(now, server_addr(), &found.payload);
     c.handle_datagram(now, server_addr(), &found.payload);
     c.handle_datagram(now, server_addr(), &challenge.payload);
-    assert_eq!(
-        events(&mut c),
-        vec![ClientEvent::Found {
-            name: name("nobody"),
-            entry: None
-        }]
-    );
-    assert!(
-        c.poll_transmit().is_none(),
-        "a stale challenge starts nothing"
-    );
+    assert_eq!(events(&mut c), vec![ClientEvent::Found { name: name("nobody"), entry: None }]);
+    assert!(c.poll_transmit().is_none(), "a stale challenge starts nothing");
 }
 
 #[test]
@@ -219,10 +188,7 @@ fn a_restarted_registry_is_healed_by_the_next_keepalive() {
     assert!(keepalive <= t0 + config.lease / 3);
     c.handle_timeout(keepalive);
     pump(keepalive, &mut c, at, &mut s);
-    assert_eq!(
-        s.users().map(|e| e.name.to_string()).collect::<Vec<_>>(),
-        vec!["alice"]
-    );
+    assert_eq!(s.users().map(|e| e.name.to_string()).collect::<Vec<_>>(), vec!["alice"]);
     assert!(c.is_logged_in());
 }
 
@@ -245,4 +211,41 @@ fn a_taken_name_is_reported_and_not_kept_alive() {
     );
     assert!(!second.is_logged_in());
     assert_eq!(second.poll_timeout(), None);
+}
+
+#[test]
+fn a_tiny_lease_does_not_make_keepalives_spin() {
+    let t0 = Instant::now();
+    let config = ServerConfig { lease: Duration::from_secs(1), max_users: 10 };
+    let mut s = RegistryServer::new(t0, CookieKey([5; 16]), config);
+    let at = client_addr(1);
+    let mut c = RegistryClient::new(server_addr(), 1);
+    c.login(t0, name("alice"), 7000);
+    pump(t0, &mut c, at, &mut s);
+    assert_eq!(c.poll_timeout(), Some(t0 + p2pchat_core::MIN_KEEPALIVE_INTERVAL));
+}
+
+#[test]
+fn a_registry_of_another_version_is_reported_as_such() {
+    let now = Instant::now();
+    let mut c = RegistryClient::new(server_addr(), 1);
+    c.lookup(now, name("bob"));
+    let request = c.poll_transmit().unwrap();
+    // A version-2 registry answers in its own header, echoing our id.
+    let mut reply = p2pchat_core::encode_reply(
+        p2pchat_core::decode_request(&request.payload).unwrap().0,
+        &p2pchat_core::ServerMsg::Refused {
+            reason: p2pchat_core::RefuseReason::UnsupportedVersion,
+        },
+    );
+    reply[4] = 2;
+    c.handle_datagram(now, server_addr(), &reply);
+    assert_eq!(
+        events(&mut c),
+        vec![ClientEvent::Refused {
+            op: Operation::Lookup,
+            reason: p2pchat_core::RefuseReason::UnsupportedVersion
+        }]
+    );
+    assert_eq!(c.poll_timeout(), None);
 }

@@ -16,9 +16,8 @@ use proptest::test_runner::FileFailurePersistence;
 const LEASE: Duration = Duration::from_secs(60);
 const MAX_USERS: usize = 5;
 /// Names that collide without regard to case, and one invalid name.
-const NAMES: [&str; 11] = [
-    "ann", "Ann", "ANN", "bob", "Bob", "carl", "dave", "eve", "fay", "gus", "bad name",
-];
+const NAMES: [&str; 11] =
+    ["ann", "Ann", "ANN", "bob", "Bob", "carl", "dave", "eve", "fay", "gus", "bad name"];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -49,14 +48,7 @@ fn ask(server: &mut RegistryServer, now: Instant, from: SocketAddr, msg: ClientM
 }
 
 fn cookie(server: &mut RegistryServer, now: Instant, from: SocketAddr) -> Cookie {
-    match ask(
-        server,
-        now,
-        from,
-        ClientMsg::GetCookie {
-            padding: vec![0; 40],
-        },
-    ) {
+    match ask(server, now, from, ClientMsg::GetCookie { padding: vec![0; 40] }) {
         ServerMsg::Challenge { cookie } => cookie,
         other => panic!("expected a challenge, got {other:?}"),
     }
@@ -67,26 +59,17 @@ type Model = BTreeMap<String, (String, u8, u16, Instant)>;
 
 fn expected_login(model: &mut Model, now: Instant, ep: u8, name: &str, port: u16) -> ServerMsg {
     if name.contains(' ') {
-        return ServerMsg::Refused {
-            reason: RefuseReason::NameInvalid,
-        };
+        return ServerMsg::Refused { reason: RefuseReason::NameInvalid };
     }
     let key = name.to_lowercase();
-    let held = model
-        .iter()
-        .find(|(_, v)| v.1 == ep)
-        .map(|(k, _)| k.clone());
+    let held = model.iter().find(|(_, v)| v.1 == ep).map(|(k, _)| k.clone());
     match model.get(&key) {
         Some(v) if v.1 != ep => {
-            return ServerMsg::Refused {
-                reason: RefuseReason::NameTaken,
-            };
+            return ServerMsg::Refused { reason: RefuseReason::NameTaken };
         }
         Some(_) => {}
         None if held.is_none() && model.len() >= MAX_USERS => {
-            return ServerMsg::Refused {
-                reason: RefuseReason::ServerFull,
-            };
+            return ServerMsg::Refused { reason: RefuseReason::ServerFull };
         }
         None => {
             if let Some(old) = held {
@@ -95,10 +78,7 @@ fn expected_login(model: &mut Model, now: Instant, ep: u8, name: &str, port: u16
         }
     }
     model.insert(key, (name.to_owned(), ep, port, now + LEASE));
-    ServerMsg::Welcome {
-        observed: addr(ep),
-        lease_secs: LEASE.as_secs() as u32,
-    }
+    ServerMsg::Welcome { observed: addr(ep), lease_secs: LEASE.as_secs() as u32 }
 }
 
 proptest! {

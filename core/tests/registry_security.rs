@@ -38,14 +38,7 @@ fn ask(
 }
 
 fn cookie(s: &mut RegistryServer, now: Instant, from: SocketAddr) -> Cookie {
-    match ask(
-        s,
-        now,
-        from,
-        &ClientMsg::GetCookie {
-            padding: vec![0; 50],
-        },
-    ) {
+    match ask(s, now, from, &ClientMsg::GetCookie { padding: vec![0; 50] }) {
         Some(ServerMsg::Challenge { cookie }) => cookie,
         other => panic!("expected a challenge, got {other:?}"),
     }
@@ -53,16 +46,7 @@ fn cookie(s: &mut RegistryServer, now: Instant, from: SocketAddr) -> Cookie {
 
 fn login(s: &mut RegistryServer, now: Instant, from: SocketAddr, name: &str) -> Option<ServerMsg> {
     let c = cookie(s, now, from);
-    ask(
-        s,
-        now,
-        from,
-        &ClientMsg::Login {
-            cookie: c,
-            name: name.into(),
-            chat_port: 7000,
-        },
-    )
+    ask(s, now, from, &ClientMsg::Login { cookie: c, name: name.into(), chat_port: 7000 })
 }
 
 fn listed(s: &RegistryServer) -> Vec<(String, SocketAddr)> {
@@ -78,15 +62,9 @@ fn a_forged_cookie_gets_a_challenge_and_changes_nothing() {
         &mut s,
         now,
         alice(),
-        &ClientMsg::Login {
-            cookie: forged,
-            name: "alice".into(),
-            chat_port: 7000,
-        },
+        &ClientMsg::Login { cookie: forged, name: "alice".into(), chat_port: 7000 },
     );
-    let Some(ServerMsg::Challenge { cookie }) = reply else {
-        panic!("got {reply:?}")
-    };
+    let Some(ServerMsg::Challenge { cookie }) = reply else { panic!("got {reply:?}") };
     assert_ne!(cookie, forged);
     assert_eq!(s.user_count(), 0);
     // The fresh cookie works.
@@ -94,16 +72,9 @@ fn a_forged_cookie_gets_a_challenge_and_changes_nothing() {
         &mut s,
         now,
         alice(),
-        &ClientMsg::Login {
-            cookie,
-            name: "alice".into(),
-            chat_port: 7000,
-        },
+        &ClientMsg::Login { cookie, name: "alice".into(), chat_port: 7000 },
     );
-    assert!(
-        matches!(reply, Some(ServerMsg::Welcome { .. })),
-        "got {reply:?}"
-    );
+    assert!(matches!(reply, Some(ServerMsg::Welcome { .. })), "got {reply:?}");
 }
 
 #[test]
@@ -113,10 +84,7 @@ fn a_cookie_from_another_server_key_is_refused() {
     let foreign = cookie(&mut other, now, alice());
     let mut s = server(now);
     let reply = ask(&mut s, now, alice(), &ClientMsg::Logout { cookie: foreign });
-    assert!(
-        matches!(reply, Some(ServerMsg::Challenge { .. })),
-        "got {reply:?}"
-    );
+    assert!(matches!(reply, Some(ServerMsg::Challenge { .. })), "got {reply:?}");
 }
 
 #[test]
@@ -126,33 +94,12 @@ fn an_expired_cookie_gets_a_fresh_challenge() {
     let old = cookie(&mut s, t0, alice());
     // Still good in the next epoch...
     let later = t0 + COOKIE_EPOCH;
-    let reply = ask(
-        &mut s,
-        later,
-        alice(),
-        &ClientMsg::List {
-            cookie: old,
-            after: None,
-        },
-    );
-    assert!(
-        matches!(reply, Some(ServerMsg::ListPage { .. })),
-        "got {reply:?}"
-    );
+    let reply = ask(&mut s, later, alice(), &ClientMsg::List { cookie: old, after: None });
+    assert!(matches!(reply, Some(ServerMsg::ListPage { .. })), "got {reply:?}");
     // ...and not after that.
     let expired = t0 + 2 * COOKIE_EPOCH;
-    let reply = ask(
-        &mut s,
-        expired,
-        alice(),
-        &ClientMsg::List {
-            cookie: old,
-            after: None,
-        },
-    );
-    let Some(ServerMsg::Challenge { cookie }) = reply else {
-        panic!("got {reply:?}")
-    };
+    let reply = ask(&mut s, expired, alice(), &ClientMsg::List { cookie: old, after: None });
+    let Some(ServerMsg::Challenge { cookie }) = reply else { panic!("got {reply:?}") };
     assert_ne!(cookie, old);
 }
 
@@ -160,21 +107,10 @@ fn an_expired_cookie_gets_a_fresh_challenge() {
 fn a_stolen_cookie_does_not_work_from_another_address() {
     let now = Instant::now();
     let mut s = server(now);
-    assert!(matches!(
-        login(&mut s, now, alice(), "alice"),
-        Some(ServerMsg::Welcome { .. })
-    ));
+    assert!(matches!(login(&mut s, now, alice(), "alice"), Some(ServerMsg::Welcome { .. })));
     let stolen = cookie(&mut s, now, alice());
-    let reply = ask(
-        &mut s,
-        now,
-        mallory(),
-        &ClientMsg::Logout { cookie: stolen },
-    );
-    assert!(
-        matches!(reply, Some(ServerMsg::Challenge { .. })),
-        "got {reply:?}"
-    );
+    let reply = ask(&mut s, now, mallory(), &ClientMsg::Logout { cookie: stolen });
+    assert!(matches!(reply, Some(ServerMsg::Challenge { .. })), "got {reply:?}");
     assert_eq!(listed(&s), vec![("alice".to_owned(), alice())]);
 }
 
@@ -201,9 +137,7 @@ fn another_address_cannot_take_over_a_name() {
         let reply = login(&mut s, now, mallory(), name);
         assert_eq!(
             reply,
-            Some(ServerMsg::Refused {
-                reason: p2pchat_core::RefuseReason::NameTaken
-            })
+            Some(ServerMsg::Refused { reason: p2pchat_core::RefuseReason::NameTaken })
         );
     }
     assert_eq!(listed(&s), vec![("alice".to_owned(), alice())]);
@@ -220,10 +154,7 @@ fn a_name_frees_up_once_its_lease_runs_out() {
     let later = now + ServerConfig::default().lease;
     s.handle_timeout(later);
     assert_eq!(s.user_count(), 0);
-    assert!(matches!(
-        login(&mut s, later, mallory(), "alice"),
-        Some(ServerMsg::Welcome { .. })
-    ));
+    assert!(matches!(login(&mut s, later, mallory(), "alice"), Some(ServerMsg::Welcome { .. })));
 }
 
 /// Every kind of request, from a sender without a valid cookie, at every
@@ -238,34 +169,16 @@ fn an_unvalidated_sender_never_gets_more_bytes_than_it_sent() {
     let forged = Cookie([9; 16]);
     let mut requests = Vec::new();
     for pad in 0..80 {
-        requests.push(ClientMsg::GetCookie {
-            padding: vec![0; pad],
-        });
+        requests.push(ClientMsg::GetCookie { padding: vec![0; pad] });
     }
     for len in 1..=32 {
         let name = "n".repeat(len);
-        requests.push(ClientMsg::Login {
-            cookie: forged,
-            name: name.clone(),
-            chat_port: 1,
-        });
-        requests.push(ClientMsg::Lookup {
-            cookie: forged,
-            name: name.clone(),
-        });
-        requests.push(ClientMsg::List {
-            cookie: forged,
-            after: Some(Cursor(name)),
-        });
+        requests.push(ClientMsg::Login { cookie: forged, name: name.clone(), chat_port: 1 });
+        requests.push(ClientMsg::Lookup { cookie: forged, name: name.clone() });
+        requests.push(ClientMsg::List { cookie: forged, after: Some(Cursor(name)) });
     }
-    requests.push(ClientMsg::List {
-        cookie: forged,
-        after: None,
-    });
-    requests.push(ClientMsg::Lookup {
-        cookie: forged,
-        name: String::new(),
-    });
+    requests.push(ClientMsg::List { cookie: forged, after: None });
+    requests.push(ClientMsg::Lookup { cookie: forged, name: String::new() });
     requests.push(ClientMsg::Logout { cookie: forged });
     let mut answered = 0;
     for msg in &requests {
@@ -292,27 +205,15 @@ fn an_unvalidated_sender_never_gets_more_bytes_than_it_sent() {
     // Most of them were answered (with challenges or refusals), so the
     // bound above was really exercised.
     assert!(answered > requests.len(), "only {answered} answers");
-    assert!(
-        s.stats().too_short > 0,
-        "short requests were dropped, not answered in full"
-    );
-    assert_eq!(
-        listed(&s),
-        vec![("alice".to_owned(), alice())],
-        "no state for unvalidated senders"
-    );
+    assert!(s.stats().too_short > 0, "short requests were dropped, not answered in full");
+    assert_eq!(listed(&s), vec![("alice".to_owned(), alice())], "no state for unvalidated senders");
 }
 
 #[test]
 fn garbage_is_dropped_and_counted() {
     let now = Instant::now();
     let mut s = server(now);
-    for bytes in [
-        &b""[..],
-        b"hello",
-        b"p2pc\x01\0\0\0\x01\xff\xff",
-        &[0u8; 1201],
-    ] {
+    for bytes in [&b""[..], b"hello", b"p2pc\x01\0\0\0\x01\xff\xff", &[0u8; 1201]] {
         s.handle_datagram(now, mallory(), bytes);
         assert!(s.poll_transmit().is_none());
     }

@@ -1,6 +1,10 @@
-//! Test support for p2pchat: the deterministic network simulator.
+//! Test support for p2pchat.
 //!
-//! - [`net`]: datagrams between a registry and its clients, with one virtual
-//!   clock and seeded loss, duplication, delay and reordering.
+//! - [`net`]: the deterministic datagram network simulator: a registry and
+//!   its clients, one virtual clock, seeded loss, duplication, delay and
+//!   reordering.
+//! - [`fuzz`]: what the cargo-fuzz targets in `fuzz/` run; the test suite
+//!   runs it too.
 
+pub mod fuzz;
 pub mod net;

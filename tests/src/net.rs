@@ -200,11 +200,8 @@ impl Net {
     fn next_deadline(&self) -> Option<Instant> {
         let datagram = self.queue.peek().map(|Reverse(d)| d.at);
         let server = self.server.poll_timeout();
-        let clients = self
-            .clients
-            .iter()
-            .filter(|c| !c.crashed)
-            .filter_map(|c| c.machine.poll_timeout());
+        let clients =
+            self.clients.iter().filter(|c| !c.crashed).filter_map(|c| c.machine.poll_timeout());
         datagram.into_iter().chain(server).chain(clients).min()
     }
 
@@ -217,9 +214,7 @@ impl Net {
             if self.clients[i].crashed {
                 return;
             }
-            self.clients[i]
-                .machine
-                .handle_datagram(now, d.src, &d.payload);
+            self.clients[i].machine.handle_datagram(now, d.src, &d.payload);
             self.collect_client(i);
         }
     }
@@ -251,11 +246,7 @@ impl Net {
         if self.rng.random_bool(self.faults.loss) {
             return;
         }
-        let copies = if self.rng.random_bool(self.faults.duplicate) {
-            2
-        } else {
-            1
-        };
+        let copies = if self.rng.random_bool(self.faults.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let span = self.faults.max_delay.saturating_sub(self.faults.min_delay);
             let delay = self.faults.min_delay + span.mul_f64(self.rng.random::<f64>());

@@ -64,11 +64,7 @@ fn core_source_does_no_io() {
             }
         }
     }
-    assert!(
-        offences.is_empty(),
-        "core does I/O:\n{}",
-        offences.join("\n")
-    );
+    assert!(offences.is_empty(), "core does I/O:\n{}", offences.join("\n"));
 }
 
 #[test]

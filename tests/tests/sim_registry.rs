@@ -21,10 +21,7 @@ fn lossy() -> Faults {
 }
 
 fn config() -> ServerConfig {
-    ServerConfig {
-        lease: LEASE,
-        max_users: 1000,
-    }
+    ServerConfig { lease: LEASE, max_users: 1000 }
 }
 
 /// Drives every client in `who` through `command` until each reports an
@@ -43,17 +40,13 @@ fn until_all(
     for _round in 0..20 {
         let finished = net.run_until(Duration::from_secs(30), |net| {
             who.iter().zip(&marks).all(|(&i, &m)| {
-                net.clients[i].events[m..]
-                    .iter()
-                    .any(|(_, e)| done(e) || is_unreachable(e))
+                net.clients[i].events[m..].iter().any(|(_, e)| done(e) || is_unreachable(e))
             })
         });
         assert!(finished, "some client got no answer at all within 30 s");
         let mut retry = Vec::new();
         for (k, &i) in who.iter().enumerate() {
-            let answered = net.clients[i].events[marks[k]..]
-                .iter()
-                .any(|(_, e)| done(e));
+            let answered = net.clients[i].events[marks[k]..].iter().any(|(_, e)| done(e));
             if !answered {
                 retry.push(k);
             }
@@ -114,9 +107,7 @@ fn lists(net: &mut Net, who: &[usize]) -> Vec<BTreeSet<String>> {
 }
 
 fn names(net: &Net, who: impl IntoIterator<Item = usize>) -> BTreeSet<String> {
-    who.into_iter()
-        .map(|i| net.clients[i].name.to_string())
-        .collect()
+    who.into_iter().map(|i| net.clients[i].name.to_string()).collect()
 }
 
 /// The whole story from the issue, on one seed. Returns a digest of the run
@@ -152,18 +143,10 @@ fn scenario(seed: u64) -> Vec<String> {
         net.clients[i].crashed = true;
     }
     let crash = net.elapsed();
-    let gone = net.run_until(LEASE + Duration::from_millis(100), |net| {
-        net.server.user_count() == 50
-    });
-    assert!(
-        gone,
-        "vanished clients still listed after one lease: {}",
-        net.server.user_count()
-    );
-    assert!(
-        net.elapsed() - crash > LEASE / 3,
-        "entries went before their lease ran out"
-    );
+    let gone =
+        net.run_until(LEASE + Duration::from_millis(100), |net| net.server.user_count() == 50);
+    assert!(gone, "vanished clients still listed after one lease: {}", net.server.user_count());
+    assert!(net.elapsed() - crash > LEASE / 3, "entries went before their lease ran out");
     for names_seen in lists(&mut net, &alive) {
         assert_eq!(names_seen, names(&net, alive.iter().copied()));
     }
@@ -174,28 +157,16 @@ fn scenario(seed: u64) -> Vec<String> {
     assert_eq!(net.server.user_count(), 0);
     let heal = LEASE / 3 + Duration::from_millis(7_500);
     let healed = net.run_until(heal, |net| net.server.user_count() == alive.len());
-    assert!(
-        healed,
-        "only {} of {} re-registered",
-        net.server.user_count(),
-        alive.len()
-    );
+    assert!(healed, "only {} of {} re-registered", net.server.user_count(), alive.len());
     for names_seen in lists(&mut net, &alive) {
         assert_eq!(names_seen, names(&net, alive.iter().copied()));
     }
 
     // The digest: every event every node reported, with its virtual time.
-    let mut digest: Vec<String> = net
-        .server_events
-        .iter()
-        .map(|(t, e)| format!("{t:?} server {e:?}"))
-        .collect();
+    let mut digest: Vec<String> =
+        net.server_events.iter().map(|(t, e)| format!("{t:?} server {e:?}")).collect();
     for c in &net.clients {
-        digest.extend(
-            c.events
-                .iter()
-                .map(|(t, e)| format!("{t:?} {} {e:?}", c.name)),
-        );
+        digest.extend(c.events.iter().map(|(t, e)| format!("{t:?} {} {e:?}", c.name)));
     }
     digest.push(format!("sent {}", net.sent));
     digest
@@ -205,10 +176,7 @@ fn scenario(seed: u64) -> Vec<String> {
 fn two_hundred_clients_through_loss_logout_vanishing_and_restart() {
     let digest = scenario(1);
     let unreachable = digest.iter().filter(|l| l.contains("Unreachable")).count();
-    eprintln!(
-        "events: {}, unreachable reports: {unreachable}",
-        digest.len()
-    );
+    eprintln!("events: {}, unreachable reports: {unreachable}", digest.len());
 }
 
 #[test]
@@ -227,10 +195,7 @@ fn keepalives_hold_the_lease_over_many_leases() {
     login_all(&mut net, &everyone);
     net.run_for(LEASE * 5);
     assert_eq!(net.server.user_count(), 20);
-    let timed_out = net
-        .server_events
-        .iter()
-        .filter(|(_, e)| matches!(e, ServerEvent::TimedOut { .. }))
-        .count();
+    let timed_out =
+        net.server_events.iter().filter(|(_, e)| matches!(e, ServerEvent::TimedOut { .. })).count();
     assert_eq!(timed_out, 0);
 }

@@ -1,0 +1,494 @@
+//! Keeps `docs/PROTOCOL.md` honest.
+//!
+//! Every ```` ```hex ```` block in the document must be the encoding of one of
+//! the examples built here, and every example here must appear in the
+//! document; each also decodes back to the value it was built from. The
+//! encoding-rule, constant, variant-index and refusal tables are checked row
+//! by row, and the document's prose claims about sizes and decoding are
+//! checked against the code.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, SocketAddrV6};
+
+use p2pchat_core::{
+    COOKIE_EPOCH, COOKIE_LEN, ChatMsg, ClientMsg, Cookie, Cursor, DecodeError, Entry,
+    FRAME_HEADER_LEN, FrameDecoder, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN,
+    MAX_NAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, RefuseReason, RequestId, Seq, ServerMsg,
+    UserName, body_len, decode_chat, decode_reply, decode_request, encode_chat, encode_reply,
+    encode_request, write_frame,
+};
+use serde::Serialize;
+
+const DOC: &str = include_str!("../../docs/PROTOCOL.md");
+
+/// The cookie used in every example.
+const COOKIE: Cookie = Cookie([
+    0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
+]);
+
+/// Size of the `Challenge` datagram, which bounds what the server may send to
+/// an unvalidated sender.
+const CHALLENGE_LEN: usize = 26;
+
+/// One worked example of the document.
+#[derive(Debug, Clone)]
+enum Example {
+    Request(RequestId, ClientMsg),
+    Reply(RequestId, ServerMsg),
+    Frame(ChatMsg),
+}
+
+impl Example {
+    /// The bytes on the wire: a whole datagram, or a whole frame with its
+    /// length prefix.
+    fn wire(&self) -> Vec<u8> {
+        match self {
+            Example::Request(id, msg) => encode_request(*id, msg),
+            Example::Reply(id, msg) => encode_reply(*id, msg),
+            Example::Frame(msg) => {
+                let mut out = Vec::new();
+                write_frame(&mut out, &encode_chat(msg));
+                out
+            }
+        }
+    }
+
+    /// The bytes that carry the message itself, after header or prefix.
+    fn body(&self) -> Vec<u8> {
+        let wire = self.wire();
+        match self {
+            Example::Request(..) | Example::Reply(..) => wire[HEADER_LEN..].to_vec(),
+            Example::Frame(_) => wire[FRAME_HEADER_LEN..].to_vec(),
+        }
+    }
+
+    /// Decodes `wire` as this example's kind and checks it gives the example back.
+    fn assert_decodes_back(&self, wire: &[u8]) {
+        match self {
+            Example::Request(id, msg) => {
+                assert_eq!(decode_request(wire), Ok((*id, msg.clone())));
+            }
+            Example::Reply(id, msg) => {
+                assert_eq!(decode_reply(wire), Ok((*id, msg.clone())));
+            }
+            Example::Frame(msg) => {
+                let mut d = FrameDecoder::new();
+                d.push(wire);
+                let payload = d.next_frame().expect("example frame is valid");
+                let payload = payload.expect("example frame is complete");
+                assert_eq!(d.buffered(), 0);
+                assert_eq!(decode_chat(&payload), Ok(msg.clone()));
+            }
+        }
+    }
+
+    /// The enum and variant name this example shows.
+    fn variant(&self) -> (&'static str, &'static str) {
+        match self {
+            Example::Request(_, m) => ("ClientMsg", client_variant(m)),
+            Example::Reply(_, m) => ("ServerMsg", server_variant(m)),
+            Example::Frame(m) => ("ChatMsg", chat_variant(m)),
+        }
+    }
+}
+
+// Exhaustive on purpose: a new variant stops this file compiling until it has
+// a name here, and `every_variant_has_an_example` then asks for an example.
+fn client_variant(m: &ClientMsg) -> &'static str {
+    match m {
+        ClientMsg::GetCookie { .. } => "GetCookie",
+        ClientMsg::Login { .. } => "Login",
+        ClientMsg::List { .. } => "List",
+        ClientMsg::Lookup { .. } => "Lookup",
+        ClientMsg::Logout { .. } => "Logout",
+    }
+}
+
+fn server_variant(m: &ServerMsg) -> &'static str {
+    match m {
+        ServerMsg::Challenge { .. } => "Challenge",
+        ServerMsg::Welcome { .. } => "Welcome",
+        ServerMsg::Refused { .. } => "Refused",
+        ServerMsg::ListPage { .. } => "ListPage",
+        ServerMsg::Found { .. } => "Found",
+        ServerMsg::LoggedOut => "LoggedOut",
+    }
+}
+
+fn chat_variant(m: &ChatMsg) -> &'static str {
+    match m {
+        ChatMsg::Hello { .. } => "Hello",
+        ChatMsg::Text { .. } => "Text",
+        ChatMsg::Ack { .. } => "Ack",
+        ChatMsg::Ping => "Ping",
+        ChatMsg::Pong => "Pong",
+        ChatMsg::Goodbye => "Goodbye",
+    }
+}
+
+const ALL_VARIANTS: &[(&str, &str)] = &[
+    ("ClientMsg", "GetCookie"),
+    ("ClientMsg", "Login"),
+    ("ClientMsg", "List"),
+    ("ClientMsg", "Lookup"),
+    ("ClientMsg", "Logout"),
+    ("ServerMsg", "Challenge"),
+    ("ServerMsg", "Welcome"),
+    ("ServerMsg", "Refused"),
+    ("ServerMsg", "ListPage"),
+    ("ServerMsg", "Found"),
+    ("ServerMsg", "LoggedOut"),
+    ("ChatMsg", "Hello"),
+    ("ChatMsg", "Text"),
+    ("ChatMsg", "Ack"),
+    ("ChatMsg", "Ping"),
+    ("ChatMsg", "Pong"),
+    ("ChatMsg", "Goodbye"),
+];
+
+fn id(n: u32) -> RequestId {
+    RequestId(0x6b1d_0000 + n)
+}
+
+fn name(s: &str) -> UserName {
+    UserName::new(s).expect("example names are valid")
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("example addresses parse")
+}
+
+fn nil() -> Entry {
+    Entry { name: name("Nil"), addr: addr("203.0.113.9:50123"), chat_port: 6000 }
+}
+
+fn zoe() -> Entry {
+    Entry { name: name("zoë"), addr: addr("[2001:db8::5]:40001"), chat_port: 6001 }
+}
+
+/// Every worked example in `docs/PROTOCOL.md`, in document order.
+fn examples() -> Vec<Example> {
+    use Example::{Frame, Reply, Request};
+    vec![
+        Request(id(1), ClientMsg::GetCookie { padding: vec![0; 53] }),
+        Request(id(2), ClientMsg::Login { cookie: COOKIE, name: "Mert".into(), chat_port: 6000 }),
+        Request(id(3), ClientMsg::List { cookie: COOKIE, after: Some(Cursor("mert".into())) }),
+        Request(id(4), ClientMsg::Lookup { cookie: COOKIE, name: "nil".into() }),
+        Request(id(5), ClientMsg::Logout { cookie: COOKIE }),
+        Reply(id(1), ServerMsg::Challenge { cookie: COOKIE }),
+        Reply(id(2), ServerMsg::Welcome { observed: addr("198.51.100.7:40000"), lease_secs: 60 }),
+        Reply(id(2), ServerMsg::Refused { reason: RefuseReason::NameTaken }),
+        Reply(id(3), ServerMsg::ListPage { entries: vec![nil(), zoe()], next: None }),
+        Reply(id(4), ServerMsg::Found { entry: Some(nil()) }),
+        Reply(id(5), ServerMsg::LoggedOut),
+        Frame(ChatMsg::Hello { version: 1, name: "Mert".into() }),
+        Frame(ChatMsg::Text { seq: Seq(1), text: "günaydın".into() }),
+        Frame(ChatMsg::Ack { upto: Seq(1) }),
+        Frame(ChatMsg::Ping),
+        Frame(ChatMsg::Pong),
+        Frame(ChatMsg::Goodbye),
+        Reply(id(7), ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion }),
+    ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    s.split_whitespace()
+        .map(|t| {
+            assert_eq!(t.len(), 2, "hex token {t:?} is not two digits");
+            u8::from_str_radix(t, 16).unwrap_or_else(|_| panic!("bad hex token {t:?}"))
+        })
+        .collect()
+}
+
+/// The bytes of every ```` ```hex ```` block of the document, in order, with
+/// `#` comments removed.
+fn doc_hex_blocks() -> Vec<Vec<u8>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    for line in DOC.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```hex") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(bytes), text) => {
+                let data = text.split('#').next().unwrap_or_default();
+                bytes.extend(unhex(data));
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "unterminated hex block");
+    blocks
+}
+
+/// The part of the document between two headings.
+fn section(from: &str, to: &str) -> &'static str {
+    let start = DOC.find(from).unwrap_or_else(|| panic!("no heading {from:?}"));
+    let end = DOC[start..].find(to).unwrap_or_else(|| panic!("no heading {to:?}")) + start;
+    &DOC[start..end]
+}
+
+fn assert_doc_has(row: &str) {
+    assert!(DOC.contains(row), "docs/PROTOCOL.md lacks the line {row:?}");
+}
+
+#[test]
+fn doc_examples_and_code_agree() {
+    let from_code: Vec<Vec<u8>> = examples().iter().map(Example::wire).collect();
+    let from_doc = doc_hex_blocks();
+    assert_eq!(from_doc.len(), from_code.len(), "one hex block per example");
+    for (i, (doc, code)) in from_doc.iter().zip(&from_code).enumerate() {
+        assert_eq!(hex(doc), hex(code), "example {i}: {:?}", examples()[i]);
+    }
+}
+
+#[test]
+fn examples_decode_back() {
+    for (example, wire) in examples().iter().zip(doc_hex_blocks()) {
+        example.assert_decodes_back(&wire);
+    }
+}
+
+#[test]
+fn every_variant_has_an_example() {
+    let covered: BTreeSet<_> = examples().iter().map(Example::variant).collect();
+    let all: BTreeSet<_> = ALL_VARIANTS.iter().copied().collect();
+    assert_eq!(covered, all);
+}
+
+#[test]
+fn variant_index_tables_match() {
+    for example in examples() {
+        let (_, variant) = example.variant();
+        let index = example.body()[0];
+        assert_doc_has(&format!("| `{index:02x}` | `{variant}` |"));
+    }
+    let reasons = [
+        RefuseReason::NameTaken,
+        RefuseReason::NameInvalid,
+        RefuseReason::ServerFull,
+        RefuseReason::UnsupportedVersion,
+    ];
+    for reason in reasons {
+        let bytes = encode(&reason);
+        assert_doc_has(&format!("| `{}` | `{reason:?}` |", hex(&bytes)));
+    }
+}
+
+#[test]
+fn get_cookie_convention_and_challenge_size() {
+    let get_cookie = examples()[0].wire();
+    assert_eq!(get_cookie.len(), 64);
+    let challenge = encode_reply(id(1), &ServerMsg::Challenge { cookie: COOKIE });
+    assert_eq!(challenge.len(), CHALLENGE_LEN);
+    // The smallest GetCookie the server may answer is exactly as long as the Challenge.
+    let smallest = encode_request(id(1), &ClientMsg::GetCookie { padding: vec![0; 15] });
+    assert_eq!(smallest.len(), CHALLENGE_LEN);
+    let refused =
+        encode_reply(id(1), &ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion });
+    assert_eq!(refused.len(), 11);
+}
+
+#[test]
+fn every_cookie_carrying_request_is_at_least_a_challenge_long() {
+    let smallest = [
+        ClientMsg::Login { cookie: COOKIE, name: String::new(), chat_port: 0 },
+        ClientMsg::List { cookie: COOKIE, after: None },
+        ClientMsg::Lookup { cookie: COOKIE, name: String::new() },
+        ClientMsg::Logout { cookie: COOKIE },
+    ];
+    for msg in smallest {
+        assert!(msg.cookie().is_some());
+        assert!(HEADER_LEN + body_len(&msg) >= CHALLENGE_LEN, "{msg:?}");
+    }
+}
+
+/// The widest entry: a 32-byte name, an IPv6 address, the largest ports.
+fn widest_entry() -> Entry {
+    let addr = SocketAddr::V6(SocketAddrV6::new([0xff; 16].into(), u16::MAX, 0, 0));
+    Entry { name: name(&"w".repeat(MAX_NAME_LEN)), addr, chat_port: u16::MAX }
+}
+
+#[test]
+fn entry_and_page_sizes() {
+    assert_eq!(body_len(&widest_entry()), 56);
+    assert_doc_has("An entry is at most 56 bytes long (name 33, IPv6 address 20, port 3)");
+    // A page of 20 widest entries with the longest cursor fits in a datagram.
+    let page = ServerMsg::ListPage {
+        entries: vec![widest_entry(); 20],
+        next: Some(Cursor("\u{0130}".repeat(16).to_lowercase())),
+    };
+    let wire = encode_reply(id(3), &page);
+    assert!(wire.len() <= MAX_DATAGRAM_LEN, "{}", wire.len());
+    assert!(decode_reply(&wire).is_ok());
+}
+
+/// Postcard-encodes one value, the way the codec does for message bodies.
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("test values serialize")
+}
+
+/// Checks that `value` encodes as the bytes named in the document's rule table.
+fn rule<T: Serialize>(ty: &str, shown: &str, value: T) -> usize {
+    assert_doc_has(&format!("| `{ty}` | {shown} | `{}` |", hex(&encode(&value))));
+    1
+}
+
+#[test]
+fn encoding_rule_table_matches() {
+    let rows = [
+        rule("u8", "200", 200u8),
+        rule("u16", "0", 0u16),
+        rule("u16", "127", 127u16),
+        rule("u16", "128", 128u16),
+        rule("u16", "6000", 6000u16),
+        rule("u16", "65535", u16::MAX),
+        rule("u32", "60", 60u32),
+        rule("u32", "4294967295", u32::MAX),
+        rule("u64", "300", 300u64),
+        rule("u64", "18446744073709551615", u64::MAX),
+        rule("String", "\"\"", String::new()),
+        rule("String", "\"Mert\"", "Mert".to_string()),
+        rule("String", "\"zoë\"", "zoë".to_string()),
+        rule("Vec<u8>", "[0, 0, 0]", vec![0u8; 3]),
+        rule("[u8; 16]", "[a0, a1, …, af]", COOKIE.0),
+        rule("Option<Cursor>", "None", None::<Cursor>),
+        rule("Option<Cursor>", "Some(\"mert\")", Some(Cursor("mert".into()))),
+        rule("SocketAddr", "198.51.100.7:40000", addr("198.51.100.7:40000")),
+        rule("SocketAddr", "[2001:db8::5]:40001", addr("[2001:db8::5]:40001")),
+    ]
+    .len();
+    // Every three-column row of the section's tables is one checked above.
+    let doc_rows = section("## 2. Encoding rules", "## 3.")
+        .lines()
+        .filter(|l| l.starts_with("| `") && l.matches('|').count() == 4)
+        .count();
+    assert_eq!(doc_rows, rows);
+    // The same rules seen through our own types.
+    assert_eq!(encode(&COOKIE), COOKIE.0);
+    assert_eq!(encode(&Seq(300)), [0xac, 0x02]);
+    assert_eq!(encode(&name("Mert")), encode(&"Mert"));
+    assert_eq!(encode(&ChatMsg::Hello { version: 200, name: String::new() }), [0, 200, 0]);
+}
+
+#[test]
+fn decoding_rules_hold() {
+    let body = |bytes: &[u8]| {
+        let mut d = MAGIC.to_vec();
+        d.push(PROTOCOL_VERSION);
+        d.extend_from_slice(&[0, 0, 0, 9]);
+        d.extend_from_slice(bytes);
+        d
+    };
+    let cookie = COOKIE.0;
+    // Non-shortest varints are accepted; overflowing ones are not.
+    assert_eq!(decode_chat(&[2, 0x80, 0x00]), Ok(ChatMsg::Ack { upto: Seq(0) }));
+    let login = |port: &[u8]| body(&[&[1][..], &cookie, &[1, b'a'], port].concat());
+    assert!(decode_request(&login(&[0xff, 0xff, 0x03])).is_ok());
+    assert_eq!(decode_request(&login(&[0xff, 0xff, 0x04])), Err(DecodeError::Malformed));
+    // Option tags other than 0 and 1.
+    let list = |tag: u8| body(&[&[2][..], &cookie, &[tag]].concat());
+    assert!(decode_request(&list(0)).is_ok());
+    assert_eq!(decode_request(&list(2)), Err(DecodeError::Malformed));
+    // Invalid UTF-8, unknown variants, lengths running past the end.
+    let lookup = |name: &[u8]| body(&[&[3][..], &cookie, name].concat());
+    assert!(decode_request(&lookup(&[1, b'a'])).is_ok());
+    assert_eq!(decode_request(&lookup(&[1, 0xff])), Err(DecodeError::Malformed));
+    assert_eq!(decode_request(&lookup(&[2, b'a'])), Err(DecodeError::Malformed));
+    assert_eq!(decode_request(&body(&[5])), Err(DecodeError::Malformed));
+    assert_eq!(decode_reply(&body(&[6])), Err(DecodeError::Malformed));
+    assert_eq!(decode_chat(&[6]), Err(DecodeError::Malformed));
+    assert_eq!(decode_chat(&[]), Err(DecodeError::Malformed));
+    // Strictness: one byte too many.
+    assert_eq!(decode_chat(&[3, 0]), Err(DecodeError::TrailingBytes));
+    // An entry whose name is not a valid user name makes the message malformed.
+    let found = |name: &[u8]| body(&[&[4, 1][..], name, &[0, 1, 2, 3, 4, 5, 6]].concat());
+    assert!(decode_reply(&found(b"\x03Nil")).is_ok());
+    assert_eq!(decode_reply(&found(b"\x03N l")), Err(DecodeError::Malformed));
+}
+
+#[test]
+fn ipv6_flow_info_and_scope_id_are_not_on_the_wire() {
+    let scoped = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("ip"), 7, 9, 3));
+    let msg = ServerMsg::Welcome { observed: scoped, lease_secs: 60 };
+    let (_, back) = decode_reply(&encode_reply(id(0), &msg)).expect("decodes");
+    let unscoped = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().expect("ip"), 7, 0, 0));
+    assert_eq!(back, ServerMsg::Welcome { observed: unscoped, lease_secs: 60 });
+}
+
+#[test]
+fn header_checks_in_documented_order() {
+    let good = examples()[4].wire();
+    assert!(decode_request(&good).is_ok());
+    let mut long = vec![b'x'; MAX_DATAGRAM_LEN + 1];
+    assert_eq!(decode_request(&long), Err(DecodeError::TooLong));
+    long.truncate(HEADER_LEN - 1);
+    assert_eq!(decode_request(&long), Err(DecodeError::TooShort));
+    long.resize(HEADER_LEN, b'x');
+    assert_eq!(decode_request(&long), Err(DecodeError::BadMagic));
+    let mut v2 = good.clone();
+    v2[4] = 2;
+    v2[HEADER_LEN] = 0xee;
+    assert_eq!(decode_request(&v2), Err(DecodeError::UnsupportedVersion { version: 2, id: id(5) }));
+}
+
+#[test]
+fn reflected_challenge_is_a_get_cookie_only_for_first_byte_0f() {
+    for first in 0..=u8::MAX {
+        let mut cookie = [0x5a; COOKIE_LEN];
+        cookie[0] = first;
+        let challenge = encode_reply(id(1), &ServerMsg::Challenge { cookie: Cookie(cookie) });
+        let as_request = decode_request(&challenge);
+        if first == 0x0f {
+            let padding = cookie[1..].to_vec();
+            assert_eq!(as_request, Ok((id(1), ClientMsg::GetCookie { padding })));
+        } else {
+            assert!(as_request.is_err(), "first byte {first:02x}");
+        }
+    }
+}
+
+#[test]
+fn name_key_claims() {
+    let key = |s: &str| name(s).key().as_str().to_owned();
+    assert_eq!(key("ΣΑΣ"), "σας");
+    assert_ne!(key("ΣΑΣ"), key("σασ"));
+    assert_ne!(key("ß"), key("SS"));
+    assert_eq!(key("Mert"), key("mERT"));
+    assert_eq!(key("İ"), "i\u{307}");
+    assert_eq!(key(&"İ".repeat(16)).len(), 48);
+    // No character's lowercase is more than 1.5 times as long as the character,
+    // so keys (and cursors) of valid names stay within 48 bytes.
+    for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+        let lower: String = c.to_lowercase().collect();
+        assert!(2 * lower.len() <= 3 * c.len_utf8(), "{c:?}");
+    }
+    assert!(UserName::new(&"İ".repeat(16)).is_ok());
+}
+
+#[test]
+fn constants_table_matches() {
+    let rows = [
+        format!("| `MAGIC` | `{}` (\"p2pc\") |", hex(&MAGIC)),
+        format!("| `PROTOCOL_VERSION` | {PROTOCOL_VERSION} |"),
+        format!("| `HEADER_LEN` | {HEADER_LEN} |"),
+        format!("| `MAX_DATAGRAM_LEN` | {MAX_DATAGRAM_LEN} |"),
+        format!("| `COOKIE_LEN` | {COOKIE_LEN} |"),
+        format!("| `COOKIE_EPOCH` | {} s |", COOKIE_EPOCH.as_secs()),
+        format!("| `MAX_NAME_LEN` | {MAX_NAME_LEN} |"),
+        format!("| `FRAME_HEADER_LEN` | {FRAME_HEADER_LEN} |"),
+        format!("| `MAX_FRAME_LEN` | {MAX_FRAME_LEN} |"),
+        format!("| `MAX_TEXT_LEN` | {MAX_TEXT_LEN} |"),
+    ];
+    for row in &rows {
+        assert_doc_has(row);
+    }
+    let doc_rows = section("## 11. Limits", "Behavioural values")
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .count();
+    assert_eq!(doc_rows, rows.len());
+}

@@ -1,0 +1,180 @@
+//! What the fuzz targets in `fuzz/` run, kept here so that the ordinary test
+//! suite runs the same code on every build, and the targets stay one-liners.
+//!
+//! Each function panics only when an invariant of the core breaks: that is
+//! the bug the fuzzer is looking for.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use arbitrary::Arbitrary;
+use p2pchat_core::{
+    ClientMsg, CookieKey, FrameDecoder, RegistryClient, RegistryServer, RequestId, ServerConfig,
+    ServerMsg, decode_chat, decode_reply, decode_request, encode_chat, encode_reply,
+    encode_request,
+};
+
+/// Any bytes into both datagram decoders; whatever decodes re-encodes to the
+/// same bytes.
+pub fn datagram(data: &[u8]) {
+    if let Ok((id, msg)) = decode_request(data) {
+        assert_eq!(encode_request(id, &msg), data, "request does not round-trip");
+    }
+    if let Ok((id, msg)) = decode_reply(data) {
+        assert_eq!(encode_reply(id, &msg), data, "reply does not round-trip");
+    }
+}
+
+/// Any bytes as a chat byte stream: frames out, each payload decoded; what
+/// decodes re-encodes to the same payload.
+pub fn chat_stream(data: &[u8]) {
+    let mut frames = FrameDecoder::new();
+    frames.push(data);
+    while let Ok(Some(payload)) = frames.next_frame() {
+        if let Ok(msg) = decode_chat(&payload) {
+            assert_eq!(encode_chat(&msg), payload, "chat message does not round-trip");
+        }
+    }
+    assert!(frames.buffered() <= data.len());
+}
+
+/// One step of a fuzzed registry run.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum RegistryOp {
+    /// Raw bytes from one of a few addresses.
+    Raw {
+        /// Which address sends.
+        from: u8,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// A well-formed request, with a valid cookie, from one of a few addresses.
+    Request {
+        /// Which address sends.
+        from: u8,
+        /// What it asks (its cookie is replaced by a valid one unless `forge`).
+        msg: FuzzRequest,
+        /// Keep the message's own, probably forged, cookie.
+        forge: bool,
+    },
+    /// Time passes.
+    Wait {
+        /// Seconds.
+        secs: u8,
+    },
+}
+
+/// A request with the parts a fuzzer can usefully vary.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum FuzzRequest {
+    /// `Login`.
+    Login {
+        /// Any string; mostly invalid names.
+        name: String,
+        /// The chat port.
+        chat_port: u16,
+    },
+    /// `List`, from the start or after a cursor.
+    List {
+        /// The cursor.
+        after: Option<String>,
+    },
+    /// `Lookup`.
+    Lookup {
+        /// Any string.
+        name: String,
+    },
+    /// `Logout`.
+    Logout,
+}
+
+/// Runs `ops` against a registry with a tiny user cap and checks after each
+/// step that no name is held twice, the cap holds, every reply decodes, and
+/// replies to unvalidated senders are never longer than their request.
+pub fn registry(ops: &[RegistryOp]) {
+    const MAX_USERS: usize = 4;
+    let t0 = Instant::now();
+    let mut now = t0;
+    let config = ServerConfig { lease: Duration::from_secs(60), max_users: MAX_USERS };
+    let mut server = RegistryServer::new(now, CookieKey([1; 16]), config);
+    let addr = |i: u8| SocketAddr::from(([10, 0, 0, i % 8], 4000));
+    for op in ops {
+        match op {
+            RegistryOp::Raw { from, bytes } => {
+                server.handle_datagram(now, addr(*from), bytes);
+                while let Some(t) = server.poll_transmit() {
+                    assert!(t.payload.len() <= bytes.len(), "amplification");
+                }
+            }
+            RegistryOp::Request { from, msg, forge } => {
+                let from = addr(*from);
+                let cookie = if *forge {
+                    p2pchat_core::Cookie([0; 16])
+                } else {
+                    server.handle_datagram(
+                        now,
+                        from,
+                        &encode_request(
+                            RequestId(0),
+                            &ClientMsg::GetCookie { padding: vec![0; 60] },
+                        ),
+                    );
+                    match server.poll_transmit().map(|t| decode_reply(&t.payload)) {
+                        Some(Ok((_, ServerMsg::Challenge { cookie }))) => cookie,
+                        other => panic!("no challenge for a padded cookie request: {other:?}"),
+                    }
+                };
+                let msg = match msg.clone() {
+                    FuzzRequest::Login { name, chat_port } => {
+                        ClientMsg::Login { cookie, name, chat_port }
+                    }
+                    FuzzRequest::List { after } => {
+                        ClientMsg::List { cookie, after: after.map(p2pchat_core::Cursor) }
+                    }
+                    FuzzRequest::Lookup { name } => ClientMsg::Lookup { cookie, name },
+                    FuzzRequest::Logout => ClientMsg::Logout { cookie },
+                };
+                let bytes = encode_request(RequestId(1), &msg);
+                server.handle_datagram(now, from, &bytes);
+                while let Some(t) = server.poll_transmit() {
+                    let decoded = decode_reply(&t.payload);
+                    assert!(decoded.is_ok(), "the server sent an undecodable reply");
+                    assert!(t.payload.len() <= p2pchat_core::MAX_DATAGRAM_LEN);
+                }
+            }
+            RegistryOp::Wait { secs } => {
+                now += Duration::from_secs(u64::from(*secs));
+                server.handle_timeout(now);
+            }
+        }
+        while server.poll_event().is_some() {}
+        assert!(server.user_count() <= MAX_USERS, "over the cap");
+        let mut keys: Vec<String> =
+            server.users().map(|e| e.name.as_str().to_lowercase()).collect();
+        let mut addrs: Vec<SocketAddr> = server.users().map(|e| e.addr).collect();
+        let n = keys.len();
+        keys.dedup();
+        addrs.sort();
+        addrs.dedup();
+        assert_eq!(keys.len(), n, "a name is held twice");
+        assert_eq!(addrs.len(), n, "an address holds two names");
+        assert!(server.poll_timeout().is_none_or(|t| t > now), "a deadline left in the past");
+    }
+}
+
+/// Any datagrams, claimed to come from the registry, into a client that is
+/// logging in and listing: no panic, and every deadline lies ahead.
+pub fn registry_client(datagrams: &[Vec<u8>]) {
+    let now = Instant::now();
+    let server = SocketAddr::from(([10, 0, 0, 1], 5000));
+    let mut client = RegistryClient::new(server, 0);
+    let name = p2pchat_core::UserName::new("fuzz").expect("a valid name");
+    client.login(now, name, 7000);
+    client.refresh_list(now);
+    for d in datagrams {
+        client.handle_datagram(now, server, d);
+        while client.poll_transmit().is_some() {}
+        while client.poll_event().is_some() {}
+    }
+    assert!(client.poll_timeout().is_none_or(|t| t > now));
+}
