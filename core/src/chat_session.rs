@@ -11,9 +11,6 @@ mod error;
 mod event;
 mod wire;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -487,4 +484,13 @@ impl ChatSession {
 /// many messages, so saturating is as good as never.
 fn next(seq: Seq) -> Seq {
     Seq(seq.0.saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The unit tests' time origin; every other instant is derived from it.
+#[cfg(test)]
+fn test_origin() -> Instant {
+    Instant::now()
 }

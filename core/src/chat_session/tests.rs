@@ -1,3 +1,5 @@
+//! Unit tests of the chat session; the time origin comes from
+//! `super::test_origin`.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -79,7 +81,7 @@ fn open(now: Instant) -> ChatSession {
 
 #[test]
 fn handshake_between_two_sessions() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut a = ChatSession::new(now, name("alice"), ChatConfig::default());
     let mut b = ChatSession::new(now, name("bob"), ChatConfig::default());
     assert!(a.wants_write() && a.wants_read());
@@ -102,7 +104,7 @@ fn handshake_between_two_sessions() {
 
 #[test]
 fn text_before_peer_hello_follows_our_hello() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
     assert_eq!(s.send_text(now, "early"), Ok(Seq(1)));
     assert_eq!(sent(&mut s), vec![hello("alice"), text(1, "early")]);
@@ -110,7 +112,7 @@ fn text_before_peer_hello_follows_our_hello() {
 
 #[test]
 fn hello_is_checked() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let cases = [
         (
             vec![ChatMsg::Hello {
@@ -136,7 +138,7 @@ fn hello_is_checked() {
 
 #[test]
 fn texts_are_received_in_order_and_acked_once_per_input() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     let input = wire(&[text(1, "a"), text(2, "b"), ChatMsg::Pong, text(3, "c")]);
     s.handle_input(now, &input).unwrap();
@@ -166,7 +168,7 @@ fn texts_are_received_in_order_and_acked_once_per_input() {
 
 #[test]
 fn partial_frames_wait_for_the_rest() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     let input = wire(&[text(1, "hello")]);
     let (head, tail) = input.split_at(input.len() - 1);
@@ -180,7 +182,7 @@ fn partial_frames_wait_for_the_rest() {
 
 #[test]
 fn out_of_order_and_oversize_texts_are_errors() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     assert_eq!(
         s.handle_input(now, &wire(&[text(1, "a"), text(3, "c")])),
@@ -207,7 +209,7 @@ fn out_of_order_and_oversize_texts_are_errors() {
 
 #[test]
 fn acks_deliver_texts() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     for t in ["one", "two", "three"] {
         s.send_text(now, t).unwrap();
@@ -225,7 +227,7 @@ fn acks_deliver_texts() {
 
 #[test]
 fn bad_acks_are_errors() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     s.send_text(now, "one").unwrap();
     assert_eq!(
@@ -252,7 +254,7 @@ fn bad_acks_are_errors() {
 
 #[test]
 fn errors_are_sticky_and_silence_the_session() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     s.send_text(now, "queued").unwrap();
     let mut bad = Vec::new();
@@ -286,7 +288,7 @@ fn errors_are_sticky_and_silence_the_session() {
 
 #[test]
 fn malformed_payload_is_an_error() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     let mut bad = Vec::new();
     write_frame(&mut bad, &[0xff, 0xff]);
@@ -297,7 +299,7 @@ fn malformed_payload_is_an_error() {
 
 #[test]
 fn ping_when_quiet_and_pong_when_asked() {
-    let t0 = Instant::now();
+    let t0 = super::test_origin();
     let mut s = open(t0);
     assert_eq!(s.poll_timeout(), Some(t0 + PING_INTERVAL));
     s.handle_timeout(t0 + PING_INTERVAL - Duration::from_millis(1));
@@ -321,7 +323,7 @@ fn ping_when_quiet_and_pong_when_asked() {
 
 #[test]
 fn silence_closes_with_undelivered() {
-    let t0 = Instant::now();
+    let t0 = super::test_origin();
     let mut s = open(t0);
     s.send_text(t0, "lost").unwrap();
     let mut now = t0;
@@ -343,7 +345,7 @@ fn silence_closes_with_undelivered() {
 
 #[test]
 fn partial_input_counts_as_life() {
-    let t0 = Instant::now();
+    let t0 = super::test_origin();
     let mut s = open(t0);
     let t1 = t0 + Duration::from_secs(25);
     s.handle_input(t1, &[0]).unwrap();
@@ -354,7 +356,7 @@ fn partial_input_counts_as_life() {
 
 #[test]
 fn close_handshake_acks_in_flight_texts() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut a = open(now);
     let mut b = ChatSession::new(now, name("bob"), ChatConfig::default());
     b.handle_input(now, &wire(&[hello("alice")])).unwrap();
@@ -416,7 +418,7 @@ fn close_handshake_acks_in_flight_texts() {
 
 #[test]
 fn close_sends_goodbye_and_lingers() {
-    let t0 = Instant::now();
+    let t0 = super::test_origin();
     let mut s = open(t0);
     s.send_text(t0, "pending").unwrap();
     s.close(t0);
@@ -438,7 +440,7 @@ fn close_sends_goodbye_and_lingers() {
 
 #[test]
 fn eof_ends_the_session() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     s.send_text(now, "x").unwrap();
     s.handle_eof(now);
@@ -459,7 +461,7 @@ fn eof_ends_the_session() {
 
 #[test]
 fn simultaneous_close() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     s.close(now);
     s.handle_input(now, &wire(&[ChatMsg::Goodbye])).unwrap();
@@ -468,7 +470,7 @@ fn simultaneous_close() {
 
 #[test]
 fn send_text_limits() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     let max = "x".repeat(MAX_TEXT_LEN);
     assert_eq!(s.send_text(now, &max), Ok(Seq(1)));
@@ -489,7 +491,7 @@ fn send_text_limits() {
 
 #[test]
 fn output_backpressure() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = open(now);
     let max = "x".repeat(MAX_TEXT_LEN);
     let mut n = 0;
@@ -523,7 +525,7 @@ fn output_backpressure() {
 
 #[test]
 fn consume_is_forgiving_and_short_writes_lose_nothing() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
     s.send_text(now, "hi").unwrap();
     let all = s.pending_output().to_vec();
@@ -537,7 +539,7 @@ fn consume_is_forgiving_and_short_writes_lose_nothing() {
 
 #[test]
 fn huge_durations_mean_never() {
-    let now = Instant::now();
+    let now = super::test_origin();
     let config = ChatConfig {
         ping_interval: Duration::MAX,
         idle_timeout: Duration::MAX,
