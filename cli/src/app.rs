@@ -213,10 +213,7 @@ impl App {
     /// Whether the active chat exists in the loop's view (connecting, open
     /// or closing).
     pub fn in_chat(&self) -> bool {
-        matches!(
-            self.state,
-            State::Connecting { .. } | State::Chat { .. } | State::Closing { .. }
-        )
+        matches!(self.state, State::Connecting { .. } | State::Chat { .. } | State::Closing { .. })
     }
 
     /// Feeds one input.
@@ -235,11 +232,7 @@ impl App {
             }
             Input::Sent { text } => {
                 if let Some(peer) = self.chat_peer() {
-                    self.push(Action::Record {
-                        direction: Direction::Sent,
-                        peer,
-                        text,
-                    });
+                    self.push(Action::Record { direction: Direction::Sent, peer, text });
                 }
             }
             Input::SendFailed { text, reason } => {
@@ -251,10 +244,7 @@ impl App {
                     SendError::Backpressure => "too many messages are waiting".to_owned(),
                 };
                 let shown = escape_for_display(&text);
-                self.print(format!(
-                    "error: message not sent ({why}): {}",
-                    truncate(&shown, 60)
-                ));
+                self.print(format!("error: message not sent ({why}): {}", truncate(&shown, 60)));
             }
         }
     }
@@ -265,9 +255,7 @@ impl App {
         let line = match item {
             InputItem::Line(line) => line,
             InputItem::TooLong => {
-                self.print(format!(
-                    "error: line longer than {MAX_LINE_LEN} bytes ignored"
-                ));
+                self.print(format!("error: line longer than {MAX_LINE_LEN} bytes ignored"));
                 self.reprompt();
                 return;
             }
@@ -445,13 +433,8 @@ impl App {
                         let addr = entry.chat_addr();
                         self.print(format!("Connecting to {} at {addr}...", entry.name));
                         self.connect_error = None;
-                        self.state = State::Connecting {
-                            peer: entry.name.clone(),
-                        };
-                        self.push(Action::Connect {
-                            peer: entry.name,
-                            addr,
-                        });
+                        self.state = State::Connecting { peer: entry.name.clone() };
+                        self.push(Action::Connect { peer: entry.name, addr });
                     }
                 }
             }
@@ -534,9 +517,7 @@ impl App {
         }
         self.request = Some(peer.clone());
         if self.in_chat() {
-            self.print(format!(
-                "{peer} wants to chat: enter 2 at the menu to accept"
-            ));
+            self.print(format!("{peer} wants to chat: enter 2 at the menu to accept"));
         } else {
             self.async_line(format!("{peer} wants to chat: enter 2 to accept"));
         }
@@ -576,11 +557,7 @@ impl App {
             ChatEvent::Received { text, .. } => {
                 let Some(peer) = self.chat_peer() else { return };
                 self.print(format!("[{clock}] {peer}: {}", escape_for_display(&text)));
-                self.push(Action::Record {
-                    direction: Direction::Received,
-                    peer,
-                    text,
-                });
+                self.push(Action::Record { direction: Direction::Received, peer, text });
             }
             ChatEvent::Delivered { .. } => {}
             ChatEvent::Undelivered { text, .. } => {
@@ -589,11 +566,7 @@ impl App {
                     "warning: not delivered to {peer}: {}",
                     escape_for_display(&text)
                 ));
-                self.push(Action::Record {
-                    direction: Direction::Undelivered,
-                    peer,
-                    text,
-                });
+                self.push(Action::Record { direction: Direction::Undelivered, peer, text });
             }
             ChatEvent::Closed { reason } => self.chat_closed(reason),
         }
@@ -609,18 +582,14 @@ impl App {
                     (None, CloseReason::PeerVanished) => {
                         format!("{peer} did not take the chat (busy or gone)")
                     }
-                    (None, r) => format!(
-                        "the chat with {peer} did not start: {}",
-                        close_reason(&r, &peer)
-                    ),
+                    (None, r) => {
+                        format!("the chat with {peer} did not start: {}", close_reason(&r, &peer))
+                    }
                 };
                 self.print(format!("error: {why}"));
             }
             State::Chat { peer } | State::Closing { peer } => {
-                self.print(format!(
-                    "Chat with {peer} ended: {}.",
-                    close_reason(&reason, &peer)
-                ));
+                self.print(format!("Chat with {peer} ended: {}.", close_reason(&reason, &peer)));
             }
             State::LoggingOut { .. } | State::Done => {
                 self.state = state;

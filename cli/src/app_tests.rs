@@ -15,11 +15,7 @@ fn config(n: Option<&str>) -> AppConfig {
 }
 
 fn entry(n: &str, port: u16) -> Entry {
-    Entry {
-        name: name(n),
-        addr: "127.0.0.1:40000".parse().unwrap(),
-        chat_port: port,
-    }
+    Entry { name: name(n), addr: "127.0.0.1:40000".parse().unwrap(), chat_port: port }
 }
 
 fn drain(app: &mut App) -> Vec<Action> {
@@ -58,19 +54,13 @@ fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
             lease: Duration::from_secs(60),
         }),
     );
-    assert_eq!(
-        a,
-        vec![Action::Print("Logged in as Ann.".into()), Action::Refresh]
-    );
+    assert_eq!(a, vec![Action::Print("Logged in as Ann.".into()), Action::Refresh]);
     let a = feed(&mut app, Input::Registry(ClientEvent::List { entries }));
     (app, a)
 }
 
 fn chat_ev(event: ChatEvent) -> Input {
-    Input::Chat {
-        event,
-        clock: "12:34:56".into(),
-    }
+    Input::Chat { event, clock: "12:34:56".into() }
 }
 
 /// Ann connects to Bob and the chat is up.
@@ -80,22 +70,13 @@ fn chatting() -> App {
     assert_eq!(line(&mut app, "Bob"), vec![Action::Lookup(name("Bob"))]);
     let a = feed(
         &mut app,
-        Input::Registry(ClientEvent::Found {
-            name: name("bob"),
-            entry: Some(entry("Bob", 7000)),
-        }),
+        Input::Registry(ClientEvent::Found { name: name("bob"), entry: Some(entry("Bob", 7000)) }),
     );
     assert_eq!(
         a.last(),
-        Some(&Action::Connect {
-            peer: name("Bob"),
-            addr: "127.0.0.1:7000".parse().unwrap()
-        })
+        Some(&Action::Connect { peer: name("Bob"), addr: "127.0.0.1:7000".parse().unwrap() })
     );
-    feed(
-        &mut app,
-        chat_ev(ChatEvent::Connected { peer: name("Bob") }),
-    );
+    feed(&mut app, chat_ev(ChatEvent::Connected { peer: name("Bob") }));
     app
 }
 
@@ -125,21 +106,12 @@ fn first_screen_is_list_and_menu() {
 fn asks_for_a_name_until_one_is_taken() {
     let mut app = App::new(config(None));
     app.start();
-    assert_eq!(
-        drain(&mut app),
-        vec![Action::Prompt("Enter your username:".into())]
-    );
+    assert_eq!(drain(&mut app), vec![Action::Prompt("Enter your username:".into())]);
     let a = line(&mut app, "two words");
     assert!(printed(&a)[0].starts_with("error: invalid name"));
-    assert_eq!(
-        a.last(),
-        Some(&Action::Prompt("Enter your username:".into()))
-    );
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter your username:".into())));
     assert_eq!(line(&mut app, " Mert "), vec![Action::Login(name("Mert"))]);
-    assert!(
-        !app.accepts(&InputItem::Line("x".into())),
-        "no input while logging in"
-    );
+    assert!(!app.accepts(&InputItem::Line("x".into())), "no input while logging in");
     let a = feed(
         &mut app,
         Input::Registry(ClientEvent::Refused {
@@ -147,14 +119,8 @@ fn asks_for_a_name_until_one_is_taken() {
             reason: RefuseReason::NameTaken,
         }),
     );
-    assert_eq!(
-        printed(&a),
-        vec!["error: cannot log in as 'Mert': the name is taken"]
-    );
-    assert_eq!(
-        a.last(),
-        Some(&Action::Prompt("Enter your username:".into()))
-    );
+    assert_eq!(printed(&a), vec!["error: cannot log in as 'Mert': the name is taken"]);
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter your username:".into())));
 }
 
 #[test]
@@ -174,12 +140,7 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
     let mut app = App::new(config(Some("Mert")));
     app.start();
     drain(&mut app);
-    let a = feed(
-        &mut app,
-        Input::Registry(ClientEvent::Unreachable {
-            op: Operation::Login,
-        }),
-    );
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Login }));
     assert_eq!(
         a,
         vec![
@@ -193,32 +154,16 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
 fn menu_choices() {
     let (mut app, _) = logged_in(vec![]);
     let a = line(&mut app, "9");
-    assert_eq!(
-        printed(&a),
-        vec!["error: unknown choice '9': enter 1, 2, 3 or 4"]
-    );
+    assert_eq!(printed(&a), vec!["error: unknown choice '9': enter 1, 2, 3 or 4"]);
     assert_eq!(line(&mut app, "4"), vec![Action::Refresh]);
     assert!(!app.accepts(&InputItem::Line("3".into())));
-    let a = feed(
-        &mut app,
-        Input::Registry(ClientEvent::List {
-            entries: vec![entry("Bob", 1)],
-        }),
-    );
+    let a = feed(&mut app, Input::Registry(ClientEvent::List { entries: vec![entry("Bob", 1)] }));
     assert_eq!(printed(&a)[1], "| Bob : 127.0.0.1:1");
     let a = feed(&mut app, Input::User(InputItem::TooLong));
-    assert_eq!(
-        printed(&a),
-        vec![format!(
-            "error: line longer than {MAX_LINE_LEN} bytes ignored"
-        )]
-    );
+    assert_eq!(printed(&a), vec![format!("error: line longer than {MAX_LINE_LEN} bytes ignored")]);
     assert_eq!(line(&mut app, "3"), vec![Action::Logout]);
     let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
-    assert_eq!(
-        a,
-        vec![Action::Print("Logged out.".into()), Action::Exit(EXIT_OK)]
-    );
+    assert_eq!(a, vec![Action::Print("Logged out.".into()), Action::Exit(EXIT_OK)]);
 }
 
 #[test]
@@ -229,27 +174,13 @@ fn lookup_failures_return_to_menu() {
     assert_eq!(printed(&a)[0], "error: you cannot chat with yourself");
     line(&mut app, "1");
     line(&mut app, "Zed");
-    let a = feed(
-        &mut app,
-        Input::Registry(ClientEvent::Found {
-            name: name("Zed"),
-            entry: None,
-        }),
-    );
+    let a = feed(&mut app, Input::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
     assert_eq!(printed(&a)[0], "error: no user named 'Zed' is online");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
     line(&mut app, "1");
     line(&mut app, "Zed");
-    let a = feed(
-        &mut app,
-        Input::Registry(ClientEvent::Unreachable {
-            op: Operation::Lookup,
-        }),
-    );
-    assert_eq!(
-        printed(&a)[0],
-        "error: the registry at 127.0.0.1:5000 did not answer"
-    );
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Lookup }));
+    assert_eq!(printed(&a)[0], "error: the registry at 127.0.0.1:5000 did not answer");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
 }
 
@@ -258,24 +189,13 @@ fn lines_typed_while_connecting_are_sent() {
     let (mut app, _) = logged_in(vec![]);
     line(&mut app, "1");
     line(&mut app, "Bob");
-    assert!(
-        !app.accepts(&InputItem::Line("early".into())),
-        "waits for the lookup"
-    );
+    assert!(!app.accepts(&InputItem::Line("early".into())), "waits for the lookup");
     feed(
         &mut app,
-        Input::Registry(ClientEvent::Found {
-            name: name("Bob"),
-            entry: Some(entry("Bob", 7000)),
-        }),
+        Input::Registry(ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) }),
     );
     assert_eq!(line(&mut app, "early"), vec![Action::Send("early".into())]);
-    let a = feed(
-        &mut app,
-        Input::Sent {
-            text: "early".into(),
-        },
-    );
+    let a = feed(&mut app, Input::Sent { text: "early".into() });
     assert_eq!(
         a,
         vec![Action::Record {
@@ -289,13 +209,8 @@ fn lines_typed_while_connecting_are_sent() {
 #[test]
 fn chat_shows_records_and_ends_with_back() {
     let mut app = chatting();
-    let a = feed(
-        &mut app,
-        chat_ev(ChatEvent::Received {
-            seq: Seq(1),
-            text: "hi\u{1b}[2J".into(),
-        }),
-    );
+    let a =
+        feed(&mut app, chat_ev(ChatEvent::Received { seq: Seq(1), text: "hi\u{1b}[2J".into() }));
     assert_eq!(
         a,
         vec![
@@ -309,17 +224,8 @@ fn chat_shows_records_and_ends_with_back() {
     );
     assert_eq!(line(&mut app, "hello"), vec![Action::Send("hello".into())]);
     assert_eq!(line(&mut app, " /back "), vec![Action::CloseChat]);
-    assert!(
-        !app.accepts(&InputItem::Line("3".into())),
-        "closing: the menu is not back yet"
-    );
-    let a = feed(
-        &mut app,
-        chat_ev(ChatEvent::Undelivered {
-            seq: Seq(1),
-            text: "hello".into(),
-        }),
-    );
+    assert!(!app.accepts(&InputItem::Line("3".into())), "closing: the menu is not back yet");
+    let a = feed(&mut app, chat_ev(ChatEvent::Undelivered { seq: Seq(1), text: "hello".into() }));
     assert_eq!(
         a[1],
         Action::Record {
@@ -328,12 +234,7 @@ fn chat_shows_records_and_ends_with_back() {
             text: "hello".into()
         }
     );
-    let a = feed(
-        &mut app,
-        chat_ev(ChatEvent::Closed {
-            reason: CloseReason::LocalClose,
-        }),
-    );
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
     assert_eq!(printed(&a)[0], "Chat with Bob ended: you left the chat.");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
 }
@@ -341,12 +242,7 @@ fn chat_shows_records_and_ends_with_back() {
 #[test]
 fn peer_leaving_returns_to_menu() {
     let mut app = chatting();
-    let a = feed(
-        &mut app,
-        chat_ev(ChatEvent::Closed {
-            reason: CloseReason::PeerClose,
-        }),
-    );
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
     assert_eq!(printed(&a)[0], "Chat with Bob ended: Bob left the chat.");
     assert!(app.accepts(&InputItem::Line("1".into())));
 }
@@ -358,27 +254,11 @@ fn failed_connect_is_one_error_line() {
     line(&mut app, "Bob");
     feed(
         &mut app,
-        Input::Registry(ClientEvent::Found {
-            name: name("Bob"),
-            entry: Some(entry("Bob", 7000)),
-        }),
+        Input::Registry(ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) }),
     );
-    feed(
-        &mut app,
-        Input::ConnectFailed {
-            reason: "connection refused".into(),
-        },
-    );
-    let a = feed(
-        &mut app,
-        chat_ev(ChatEvent::Closed {
-            reason: CloseReason::PeerVanished,
-        }),
-    );
-    assert_eq!(
-        printed(&a)[0],
-        "error: could not connect to Bob: connection refused"
-    );
+    feed(&mut app, Input::ConnectFailed { reason: "connection refused".into() });
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerVanished }));
+    assert_eq!(printed(&a)[0], "error: could not connect to Bob: connection refused");
 }
 
 #[test]
@@ -395,13 +275,7 @@ fn request_at_menu_waits_for_2() {
     let a = line(&mut app, "2");
     assert_eq!(a[0], Action::Accept);
     assert!(app.in_chat());
-    let a = feed(
-        &mut app,
-        chat_ev(ChatEvent::Received {
-            seq: Seq(1),
-            text: "yo".into(),
-        }),
-    );
+    let a = feed(&mut app, chat_ev(ChatEvent::Received { seq: Seq(1), text: "yo".into() }));
     assert_eq!(printed(&a), vec!["[12:34:56] Bob: yo"]);
 }
 
@@ -437,12 +311,7 @@ fn end_of_input_finishes_the_chat_then_logs_out() {
     let mut app = chatting();
     let a = feed(&mut app, Input::User(InputItem::Eof));
     assert_eq!(a, vec![Action::CloseChat]);
-    let a = feed(
-        &mut app,
-        chat_ev(ChatEvent::Closed {
-            reason: CloseReason::LocalClose,
-        }),
-    );
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
     assert_eq!(a.last(), Some(&Action::Logout));
     let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
@@ -451,26 +320,15 @@ fn end_of_input_finishes_the_chat_then_logs_out() {
 #[test]
 fn end_of_input_at_menu_logs_out() {
     let (mut app, _) = logged_in(vec![]);
-    assert_eq!(
-        feed(&mut app, Input::User(InputItem::Eof)),
-        vec![Action::Logout]
-    );
-    let a = feed(
-        &mut app,
-        Input::Registry(ClientEvent::Unreachable {
-            op: Operation::Logout,
-        }),
-    );
+    assert_eq!(feed(&mut app, Input::User(InputItem::Eof)), vec![Action::Logout]);
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Logout }));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
 #[test]
 fn signal_closes_chat_and_logs_out_at_once() {
     let mut app = chatting();
-    assert_eq!(
-        feed(&mut app, Input::Signal),
-        vec![Action::CloseChat, Action::Logout]
-    );
+    assert_eq!(feed(&mut app, Input::Signal), vec![Action::CloseChat, Action::Logout]);
     let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
@@ -478,13 +336,8 @@ fn signal_closes_chat_and_logs_out_at_once() {
 #[test]
 fn oversize_send_is_reported() {
     let mut app = chatting();
-    let a = feed(
-        &mut app,
-        Input::SendFailed {
-            text: "x".repeat(5000),
-            reason: SendError::TooLong,
-        },
-    );
+    let a =
+        feed(&mut app, Input::SendFailed { text: "x".repeat(5000), reason: SendError::TooLong });
     assert!(printed(&a)[0].starts_with(&format!(
         "error: message not sent (the message is longer than {MAX_TEXT_LEN} bytes)"
     )));
@@ -493,12 +346,7 @@ fn oversize_send_is_reported() {
 #[test]
 fn keepalive_trouble_is_reported_not_fatal() {
     let (mut app, _) = logged_in(vec![]);
-    let a = feed(
-        &mut app,
-        Input::Registry(ClientEvent::Unreachable {
-            op: Operation::Keepalive,
-        }),
-    );
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Keepalive }));
     assert!(
         printed(&a)[0]
             .starts_with("warning: the registry at 127.0.0.1:5000 did not answer the keepalive")

@@ -123,23 +123,17 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
     let poll = Poll::new()?;
     let mut listener = TcpListener::bind(opts.listen)
         .with_context(|| format!("cannot listen for chats on {}", opts.listen))?;
-    poll.registry()
-        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
     let chat_port = listener.local_addr()?.port();
     let udp_bind = SocketAddr::new(opts.listen.ip(), 0);
     let socket = std::net::UdpSocket::bind(udp_bind)
         .with_context(|| format!("cannot open a UDP socket on {udp_bind}"))?;
     let udp = UdpDriver::new(socket, poll.registry(), UDP)?;
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)?;
+    poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
     let input = UserInput::stdin(poll.registry(), STDIN)?;
     tracing::info!(listen = %listener.local_addr()?, "taking chats");
-    let app = App::new(AppConfig {
-        name: opts.name,
-        server: opts.server,
-        history: opts.history,
-    });
+    let app = App::new(AppConfig { name: opts.name, server: opts.server, history: opts.history });
     let mut client = Client {
         registry: RegistryClient::new(opts.server, random_u64()),
         poll,
@@ -240,9 +234,7 @@ impl Client {
     }
 
     fn chats_mut(&mut self) -> impl Iterator<Item = &mut Chat> {
-        self.active
-            .iter_mut()
-            .chain(self.held.iter_mut().map(|h| &mut h.chat))
+        self.active.iter_mut().chain(self.held.iter_mut().map(|h| &mut h.chat))
     }
 
     fn next_timeout(&mut self) -> Option<Duration> {
@@ -283,9 +275,7 @@ impl Client {
         let connect_expired =
             |c: &Chat| c.conn.is_some() && c.connect_deadline.is_some_and(|t| t <= now);
         if self.active.as_ref().is_some_and(connect_expired) {
-            self.inbox.push_back(Input::ConnectFailed {
-                reason: "timed out".to_owned(),
-            });
+            self.inbox.push_back(Input::ConnectFailed { reason: "timed out".to_owned() });
             if let Some(chat) = self.active.as_mut() {
                 Self::drop_conn(&self.poll, chat, now);
             }
@@ -314,9 +304,7 @@ impl Client {
                         }
                     }
                     Err(e) => {
-                        self.inbox.push_back(Input::ConnectFailed {
-                            reason: e.to_string(),
-                        });
+                        self.inbox.push_back(Input::ConnectFailed { reason: e.to_string() });
                         Self::drop_conn(&self.poll, chat, now);
                     }
                 }
@@ -332,10 +320,7 @@ impl Client {
         if let Some(held) = self.held.as_mut() {
             let open = held.events.len() < MAX_HELD_EVENTS;
             if let Some(conn) = held.chat.conn.as_mut() {
-                let mut gated = Gated {
-                    session: &mut held.chat.session,
-                    open,
-                };
+                let mut gated = Gated { session: &mut held.chat.session, open };
                 match conn.pump(&mut gated, now) {
                     Ok(StreamState::Connecting | StreamState::Open) => {}
                     Ok(StreamState::Done) | Err(_) => {
@@ -356,10 +341,7 @@ impl Client {
         let clock = self.clock();
         if let Some(chat) = self.active.as_mut() {
             while let Some(event) = chat.session.poll_event() {
-                self.inbox.push_back(Input::Chat {
-                    event,
-                    clock: clock.clone(),
-                });
+                self.inbox.push_back(Input::Chat { event, clock: clock.clone() });
             }
             if chat.session.is_finished() && chat.conn.is_none() {
                 self.active = None;
@@ -468,33 +450,22 @@ impl Client {
                     Err(SendError::Backpressure) => chat.blocked = Some(text),
                     Err(reason) => self.inbox.push_back(Input::SendFailed { text, reason }),
                 },
-                None => self.inbox.push_back(Input::SendFailed {
-                    text,
-                    reason: SendError::Closed,
-                }),
+                None => self.inbox.push_back(Input::SendFailed { text, reason: SendError::Closed }),
             },
             Action::CloseChat => {
                 if let Some(chat) = self.active.as_mut() {
                     if let Some(text) = chat.blocked.take() {
-                        self.inbox.push_back(Input::SendFailed {
-                            text,
-                            reason: SendError::Closed,
-                        });
+                        self.inbox.push_back(Input::SendFailed { text, reason: SendError::Closed });
                     }
                     chat.session.close(now);
                 }
             }
-            Action::Record {
-                direction,
-                peer,
-                text,
-            } => {
+            Action::Record { direction, peer, text } => {
                 let at = OffsetDateTime::now_utc();
                 if let Err(e) = self.history.record(at, direction, &peer, &text) {
                     if !self.history_failed {
                         self.history_failed = true;
-                        self.term
-                            .line(&format!("warning: cannot write the history file: {e}"));
+                        self.term.line(&format!("warning: cannot write the history file: {e}"));
                     }
                 }
             }
@@ -510,9 +481,7 @@ impl Client {
         let conn = match StreamConn::connect(addr, self.poll.registry(), token) {
             Ok(conn) => Some(conn),
             Err(e) => {
-                self.inbox.push_back(Input::ConnectFailed {
-                    reason: e.to_string(),
-                });
+                self.inbox.push_back(Input::ConnectFailed { reason: e.to_string() });
                 session.handle_eof(now);
                 None
             }
@@ -523,21 +492,14 @@ impl Client {
             }
         }
         let connect_deadline = conn.as_ref().map(|_| now + CONNECT_TIMEOUT);
-        self.active = Some(Chat {
-            conn,
-            session,
-            blocked: None,
-            connect_deadline,
-        });
+        self.active = Some(Chat { conn, session, blocked: None, connect_deadline });
     }
 
     fn accept_held(&mut self) {
         let Some(held) = self.held.take() else {
             // Withdrawn just now: the app hears the chat is over.
             self.inbox.push_back(Input::Chat {
-                event: ChatEvent::Closed {
-                    reason: CloseReason::PeerVanished,
-                },
+                event: ChatEvent::Closed { reason: CloseReason::PeerVanished },
                 clock: self.clock(),
             });
             return;
@@ -571,17 +533,9 @@ impl Client {
                 Ok(conn) => {
                     tracing::debug!(%from, "holding an incoming chat");
                     let session = ChatSession::new(now, me, ChatConfig::default());
-                    let chat = Chat {
-                        conn: Some(conn),
-                        session,
-                        blocked: None,
-                        connect_deadline: None,
-                    };
-                    self.held = Some(Held {
-                        chat,
-                        peer: None,
-                        events: VecDeque::new(),
-                    });
+                    let chat =
+                        Chat { conn: Some(conn), session, blocked: None, connect_deadline: None };
+                    self.held = Some(Held { chat, peer: None, events: VecDeque::new() });
                 }
                 Err(e) => tracing::warn!(error = %e, "registering a chat connection failed"),
             }

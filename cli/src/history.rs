@@ -163,10 +163,7 @@ mod tests {
             ("back\\slash", "back\\\\slash"),
             ("bell\u{7}", "bell\\u{7}"),
             ("tab\tcr\r", "tab\\tcr\\r"),
-            (
-                "del\u{7f} c1\u{85} ls\u{2028}",
-                "del\\u{7f} c1\\u{85} ls\\u{2028}",
-            ),
+            ("del\u{7f} c1\u{85} ls\u{2028}", "del\\u{7f} c1\\u{85} ls\\u{2028}"),
             ("ünïcödé 名前 🎉", "ünïcödé 名前 🎉"),
             ("\\n literal", "\\\\n literal"),
         ];
@@ -205,13 +202,9 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let peer = UserName::new("Bob").unwrap();
         let at = OffsetDateTime::from_unix_timestamp(0).unwrap();
-        History::open(&path)
-            .unwrap()
-            .record(at, Direction::Sent, &peer, "one")
-            .unwrap();
+        History::open(&path).unwrap().record(at, Direction::Sent, &peer, "one").unwrap();
         let mut h = History::open(&path).unwrap();
-        h.record(at, Direction::Undelivered, &peer, "two\nlines")
-            .unwrap();
+        h.record(at, Direction::Undelivered, &peer, "two\nlines").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(

@@ -100,29 +100,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Server {
-            bind,
-            lease,
-            max_users,
-        } => server(bind, lease, max_users),
-        Command::Client {
-            name,
-            server,
-            listen,
-            history,
-        } => {
+        Command::Server { bind, lease, max_users } => server(bind, lease, max_users),
+        Command::Client { name, server, listen, history } => {
             let listen =
                 listen.unwrap_or_else(|| SocketAddr::new(unspecified_like(server.ip()), 0));
             let interactive = std::io::stdin().is_terminal();
-            client::run(
-                ClientOptions {
-                    name,
-                    server,
-                    listen,
-                    history,
-                },
-                interactive,
-            )
+            client::run(ClientOptions { name, server, listen, history }, interactive)
         }
         Command::List { server } => list(server),
     };
@@ -183,10 +166,7 @@ fn list(server: SocketAddr) -> anyhow::Result<i32> {
         out.push_str(&format!("{} {}\n", e.name, e.chat_addr()));
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
         tracing::debug!(error = %e, "writing standard output failed");
     }
     Ok(0)

@@ -18,10 +18,7 @@ pub struct Term {
 impl Term {
     /// `interactive`: whether the user types at a terminal.
     pub fn new(interactive: bool) -> Self {
-        Self {
-            interactive,
-            prompt_open: false,
-        }
+        Self { interactive, prompt_open: false }
     }
 
     /// Prints one line.

@@ -24,8 +24,7 @@ fn whole_session(test: &str, bind: &str) {
         me.send("4");
         let rows = me.expect_list();
         assert!(
-            rows.iter()
-                .any(|r| r.starts_with(&format!("{other} : ")) && r.contains(&ip)),
+            rows.iter().any(|r| r.starts_with(&format!("{other} : ")) && r.contains(&ip)),
             "{} does not list {other}: {rows:?}",
             me.label
         );
@@ -38,10 +37,7 @@ fn whole_session(test: &str, bind: &str) {
         .unwrap();
     assert!(out.status.success());
     let listed = String::from_utf8(out.stdout).unwrap();
-    let names: Vec<&str> = listed
-        .lines()
-        .map(|l| l.split(' ').next().unwrap())
-        .collect();
+    let names: Vec<&str> = listed.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(names, ["Ann", "Bob"], "p2pchat list printed {listed:?}");
 
     // Bob waits (2), Ann connects (1).
@@ -60,16 +56,10 @@ fn whole_session(test: &str, bind: &str) {
     }
     for i in 0..N {
         let line = ann.expect(": bob says");
-        assert!(
-            line.ends_with(&format!("] Bob: bob says {i}")),
-            "out of order: {line}"
-        );
+        assert!(line.ends_with(&format!("] Bob: bob says {i}")), "out of order: {line}");
         assert!(line.starts_with('['), "{line}");
         let line = bob.expect(": ann says");
-        assert!(
-            line.ends_with(&format!("] Ann: ann says {i}")),
-            "out of order: {line}"
-        );
+        assert!(line.ends_with(&format!("] Ann: ann says {i}")), "out of order: {line}");
     }
 
     // /back ends the chat for both and returns both to the menu.
@@ -88,10 +78,7 @@ fn whole_session(test: &str, bind: &str) {
     srv.expect("[Ann] logged out");
     bob.send("4");
     let rows = bob.expect_list();
-    assert!(
-        rows.iter().all(|r| !r.starts_with("Ann ")),
-        "Ann still listed: {rows:?}"
-    );
+    assert!(rows.iter().all(|r| !r.starts_with("Ann ")), "Ann still listed: {rows:?}");
     assert!(rows.iter().any(|r| r.starts_with("Bob ")), "{rows:?}");
     bob.send("3");
     assert!(bob.wait_exit(Duration::from_secs(10)).success());
@@ -101,28 +88,12 @@ fn whole_session(test: &str, bind: &str) {
     for (me, other, mine, theirs) in [("Ann", "Bob", "ann", "bob"), ("Bob", "Ann", "bob", "ann")] {
         let h = history(&dir, me);
         assert_eq!(h.len(), 2 * N, "{me}'s history: {h:?}");
-        let sent: Vec<_> = h
-            .iter()
-            .filter(|(d, _, _)| d == "sent")
-            .map(|(_, _, t)| t.clone())
-            .collect();
-        let received: Vec<_> = h
-            .iter()
-            .filter(|(d, _, _)| d == "received")
-            .map(|(_, _, t)| t.clone())
-            .collect();
-        assert_eq!(
-            sent,
-            (0..N)
-                .map(|i| format!("{mine} says {i}"))
-                .collect::<Vec<_>>()
-        );
-        assert_eq!(
-            received,
-            (0..N)
-                .map(|i| format!("{theirs} says {i}"))
-                .collect::<Vec<_>>()
-        );
+        let sent: Vec<_> =
+            h.iter().filter(|(d, _, _)| d == "sent").map(|(_, _, t)| t.clone()).collect();
+        let received: Vec<_> =
+            h.iter().filter(|(d, _, _)| d == "received").map(|(_, _, t)| t.clone()).collect();
+        assert_eq!(sent, (0..N).map(|i| format!("{mine} says {i}")).collect::<Vec<_>>());
+        assert_eq!(received, (0..N).map(|i| format!("{theirs} says {i}")).collect::<Vec<_>>());
         assert!(h.iter().all(|(_, peer, _)| peer == other));
     }
     let _ = std::fs::remove_dir_all(&dir);

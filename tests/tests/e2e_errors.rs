@@ -22,15 +22,7 @@ fn name_prompt_asks_again() {
     let (_srv, addr) = server("127.0.0.1:0", 60, &dir);
     let _ann = logged_in_client("Ann", addr, &dir);
     let server = addr.to_string();
-    let args = [
-        "client",
-        "--server",
-        &server,
-        "--listen",
-        "127.0.0.1:0",
-        "--history",
-        "h.txt",
-    ];
+    let args = ["client", "--server", &server, "--listen", "127.0.0.1:0", "--history", "h.txt"];
     let mut c = common::Proc::spawn("prompted", &args, None, &dir);
     c.expect("Enter your username:");
     c.send("two words");

@@ -11,15 +11,9 @@ use std::time::{Duration, Instant};
 use common::{LINE_TIMEOUT, binary, logged_in_client, server, temp_dir};
 
 fn list_names(addr: std::net::SocketAddr) -> Vec<String> {
-    let out = Command::new(binary())
-        .args(["list", "--server", &addr.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "list failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new(binary()).args(["list", "--server", &addr.to_string()]).output().unwrap();
+    assert!(out.status.success(), "list failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -38,21 +32,12 @@ fn killed_client_times_out_after_one_lease() {
     ann.signal("KILL");
     let killed = Instant::now();
     assert!(!ann.wait_exit(Duration::from_secs(5)).success());
-    srv.expect_with(
-        "[Ann] timed out",
-        Duration::from_secs(u64::from(lease) + 5),
-        |l| l == "[Ann] timed out",
-    );
+    srv.expect_with("[Ann] timed out", Duration::from_secs(u64::from(lease) + 5), |l| {
+        l == "[Ann] timed out"
+    });
     let waited = killed.elapsed();
-    assert!(
-        waited <= Duration::from_secs(u64::from(lease) + 2),
-        "took {waited:?}"
-    );
-    assert_eq!(
-        list_names(addr),
-        ["Bob"],
-        "Bob kept alive by keepalives, Ann gone"
-    );
+    assert!(waited <= Duration::from_secs(u64::from(lease) + 2), "took {waited:?}");
+    assert_eq!(list_names(addr), ["Bob"], "Bob kept alive by keepalives, Ann gone");
     drop(bob);
 }
 
@@ -63,9 +48,7 @@ fn interrupted_client_logs_out_at_once() {
     let mut ann = logged_in_client("Ann", addr, &dir);
     srv.expect("[Ann] logged in");
     ann.signal("INT");
-    srv.expect_with("[Ann] logged out", Duration::from_secs(3), |l| {
-        l == "[Ann] logged out"
-    });
+    srv.expect_with("[Ann] logged out", Duration::from_secs(3), |l| l == "[Ann] logged out");
     assert!(ann.wait_exit(Duration::from_secs(5)).success());
     // SIGTERM too, in the middle of a chat.
     let mut bob = logged_in_client("Bob", addr, &dir);
@@ -77,9 +60,7 @@ fn interrupted_client_logs_out_at_once() {
     bob.expect("Chat with Cid started");
     cid.expect("Chat with Bob started");
     bob.signal("TERM");
-    srv.expect_with("[Bob] logged out", Duration::from_secs(3), |l| {
-        l == "[Bob] logged out"
-    });
+    srv.expect_with("[Bob] logged out", Duration::from_secs(3), |l| l == "[Bob] logged out");
     assert!(bob.wait_exit(Duration::from_secs(5)).success());
     cid.expect("Chat with Bob ended");
     cid.expect("Enter choice:");
@@ -118,38 +99,23 @@ fn restarted_server_lists_running_clients_again() {
 #[test]
 fn list_without_a_server_fails_in_bounded_time() {
     // A port nobody serves: bind, note it, release it.
-    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let start = Instant::now();
-    let out = Command::new(binary())
-        .args(["list", "--server", &addr.to_string()])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(binary()).args(["list", "--server", &addr.to_string()]).output().unwrap();
     let took = start.elapsed();
     assert_eq!(out.status.code(), Some(1), "exit status");
     assert!(out.stdout.is_empty());
     let err = String::from_utf8(out.stderr).unwrap();
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(
-        lines,
-        [format!("error: the registry at {addr} did not answer")],
-        "stderr: {err:?}"
-    );
-    assert!(
-        took < LINE_TIMEOUT && took >= Duration::from_secs(5),
-        "took {took:?}"
-    );
+    assert_eq!(lines, [format!("error: the registry at {addr} did not answer")], "stderr: {err:?}");
+    assert!(took < LINE_TIMEOUT && took >= Duration::from_secs(5), "took {took:?}");
 }
 
 #[test]
 fn client_without_a_server_fails_in_bounded_time() {
     let dir = temp_dir("noserver");
-    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut c = common::client("Ann", addr, &dir, None);
     c.expect(&format!("error: the registry at {addr} is unreachable"));
     assert_eq!(c.wait_exit(Duration::from_secs(5)).code(), Some(1));

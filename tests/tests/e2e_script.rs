@@ -43,11 +43,7 @@ fn scripted_chat(
     bob.expect("Chat with Ann ended: Ann left the chat.");
     ann.expect("Chat with Bob ended: you left the chat.");
     ann.expect("Logged out.");
-    assert!(
-        ann.wait_exit(Duration::from_secs(10)).success(),
-        "{:?}",
-        ann.seen
-    );
+    assert!(ann.wait_exit(Duration::from_secs(10)).success(), "{:?}", ann.seen);
     srv.expect("[Ann] logged out");
     let h = history(&dir, "Ann");
     let sent: Vec<_> = h.iter().map(|(d, p, t)| format!("{d} {p} {t}")).collect();

@@ -113,8 +113,7 @@ impl LineSplitter {
         if line.len() > MAX_LINE_LEN {
             self.items.push_back(InputItem::TooLong);
         } else {
-            self.items
-                .push_back(InputItem::Line(String::from_utf8_lossy(&line).into_owned()));
+            self.items.push_back(InputItem::Line(String::from_utf8_lossy(&line).into_owned()));
         }
     }
 
@@ -305,10 +304,7 @@ mod tests {
             items(&[b"ab", b"c\nd", b"e\r\n\n"], false),
             vec![line("abc"), line("de"), line("")]
         );
-        assert_eq!(
-            items(&[b"x\ny"], true),
-            vec![line("x"), line("y"), InputItem::Eof]
-        );
+        assert_eq!(items(&[b"x\ny"], true), vec![line("x"), line("y"), InputItem::Eof]);
         assert_eq!(items(&[b"x\n"], true), vec![line("x"), InputItem::Eof]);
         assert_eq!(items(&[b"\xff\n"], false), vec![line("\u{fffd}")]);
     }
@@ -319,10 +315,7 @@ mod tests {
         let long = vec![b'a'; MAX_LINE_LEN + 1];
         let max_line = line(&"a".repeat(MAX_LINE_LEN));
         assert_eq!(items(&[&max, b"\r\n"], false), vec![max_line.clone()]);
-        assert_eq!(
-            items(&[&long, b"\nok\n"], false),
-            vec![InputItem::TooLong, line("ok")]
-        );
+        assert_eq!(items(&[&long, b"\nok\n"], false), vec![InputItem::TooLong, line("ok")]);
         // Very long, in many chunks: one TooLong, memory stays bounded.
         let mut s = LineSplitter::new();
         for _ in 0..1000 {
@@ -335,10 +328,7 @@ mod tests {
             vec![InputItem::TooLong, line("next")]
         );
         // Over-long last line before EOF.
-        assert_eq!(
-            items(&[&long], true),
-            vec![InputItem::TooLong, InputItem::Eof]
-        );
+        assert_eq!(items(&[&long], true), vec![InputItem::TooLong, InputItem::Eof]);
     }
 
     fn drain(input: &mut UserInput, poll: &mut mio::Poll) -> Vec<InputItem> {
@@ -353,11 +343,8 @@ mod tests {
                     return got;
                 }
             }
-            let timeout = if input.wants_zero_timeout() {
-                Duration::ZERO
-            } else {
-                Duration::from_secs(5)
-            };
+            let timeout =
+                if input.wants_zero_timeout() { Duration::ZERO } else { Duration::from_secs(5) };
             poll.poll(&mut events, Some(timeout)).unwrap();
             if !events.is_empty() {
                 input.on_event();
@@ -376,10 +363,7 @@ mod tests {
         assert_eq!(input.mode, Mode::AlwaysReady);
         let got = drain(&mut input, &mut poll);
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(
-            got,
-            vec![line("1"), line("Bob"), line("hello"), InputItem::Eof]
-        );
+        assert_eq!(got, vec![line("1"), line("Bob"), line("hello"), InputItem::Eof]);
     }
 
     #[test]

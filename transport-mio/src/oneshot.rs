@@ -51,17 +51,13 @@ pub fn fetch_list(server: SocketAddr, seed: u64) -> Result<Vec<Entry>, ListError
         while let Some(ev) = client.poll_event() {
             match ev {
                 ClientEvent::List { entries } => return Ok(entries),
-                ClientEvent::Unreachable {
-                    op: Operation::List,
-                } => {
+                ClientEvent::Unreachable { op: Operation::List } => {
                     return Err(ListError::Unreachable(server));
                 }
                 other => tracing::debug!(?other, "unexpected registry event"),
             }
         }
-        let timeout = client
-            .poll_timeout()
-            .map(|t| t.saturating_duration_since(Instant::now()));
+        let timeout = client.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -57,17 +57,8 @@ impl<C: DatagramCore> ServerLoop<C> {
         let poll = Poll::new()?;
         let udp = UdpDriver::new(socket, poll.registry(), SOCKET)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let stop = StopHandle {
-            flag: Arc::new(AtomicBool::new(false)),
-            waker,
-        };
-        Ok(Self {
-            poll,
-            udp,
-            core,
-            stop,
-            signals: None,
-        })
+        let stop = StopHandle { flag: Arc::new(AtomicBool::new(false)), waker };
+        Ok(Self { poll, udp, core, stop, signals: None })
     }
 
     /// The address the socket is bound to.
@@ -83,9 +74,7 @@ impl<C: DatagramCore> ServerLoop<C> {
     /// Makes SIGINT and SIGTERM stop the loop cleanly.
     pub fn stop_on_signals(&mut self) -> io::Result<()> {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        self.poll
-            .registry()
-            .register(&mut signals, SIGNALS, mio::Interest::READABLE)?;
+        self.poll.registry().register(&mut signals, SIGNALS, mio::Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
     }
@@ -111,10 +100,8 @@ impl<C: DatagramCore> ServerLoop<C> {
             if self.stop.flag.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let timeout = self
-                .core
-                .poll_timeout()
-                .map(|t| t.saturating_duration_since(Instant::now()));
+            let timeout =
+                self.core.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -167,10 +154,7 @@ mod tests {
         type Event = &'static str;
         fn handle_datagram(&mut self, _now: Instant, from: SocketAddr, _bytes: &[u8]) {
             self.n += 1;
-            self.out.push_back(Transmit {
-                dst: from,
-                payload: vec![self.n],
-            });
+            self.out.push_back(Transmit { dst: from, payload: vec![self.n] });
             self.ev.push_back("datagram");
         }
         fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -208,9 +192,7 @@ mod tests {
             server.core().ticks
         });
         let client = std::net::UdpSocket::bind("[::1]:0").unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0; 8];
         for i in 1..=3u8 {
             client.send_to(b"x", addr).unwrap();

@@ -280,8 +280,7 @@ mod tests {
             if until(core, st) {
                 return st;
             }
-            poll.poll(&mut events, Some(Duration::from_secs(5)))
-                .unwrap();
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
             for ev in events.iter() {
                 conn.on_event(ev);
             }
@@ -297,16 +296,9 @@ mod tests {
         let mut conn = StreamConn::connect(addr, poll.registry(), Token(1)).unwrap();
         let (mut peer, _) = listener.accept().unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut core = Echo {
-            out: Vec::new(),
-            cap: 1 << 20,
-            eof: false,
-            done: false,
-        };
+        let mut core = Echo { out: Vec::new(), cap: 1 << 20, eof: false, done: false };
         peer.write_all(b"hello.").unwrap();
-        let st = run(&mut poll, &mut conn, &mut core, |_, st| {
-            st == StreamState::Done
-        });
+        let st = run(&mut poll, &mut conn, &mut core, |_, st| st == StreamState::Done);
         assert_eq!(st, StreamState::Done);
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
@@ -321,12 +313,7 @@ mod tests {
         let mut conn = StreamConn::connect(addr, poll.registry(), Token(1)).unwrap();
         let (peer, _) = listener.accept().unwrap();
         let cap = 64 * 1024;
-        let mut core = Echo {
-            out: Vec::new(),
-            cap,
-            eof: false,
-            done: false,
-        };
+        let mut core = Echo { out: Vec::new(), cap, eof: false, done: false };
         // The peer writes far more than it reads (it reads nothing): the
         // echo's output fills, it stops reading, and the writer blocks.
         peer.set_nonblocking(true).unwrap();
@@ -340,8 +327,7 @@ mod tests {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Let the driver take what it will.
                     conn.pump(&mut core, Instant::now()).unwrap();
-                    poll.poll(&mut events, Some(Duration::from_millis(20)))
-                        .unwrap();
+                    poll.poll(&mut events, Some(Duration::from_millis(20))).unwrap();
                     for ev in events.iter() {
                         conn.on_event(ev);
                     }
@@ -355,11 +341,7 @@ mod tests {
         }
         assert!(written > 0);
         assert!(!core.wants_read(), "the machine must have filled up");
-        assert!(
-            core.out.len() <= cap + READ_CHUNK,
-            "output bounded, got {}",
-            core.out.len()
-        );
+        assert!(core.out.len() <= cap + READ_CHUNK, "output bounded, got {}", core.out.len());
         assert_eq!(conn.token(), Token(1));
     }
 
@@ -367,20 +349,12 @@ mod tests {
     fn refused_connect_is_an_error() {
         let mut poll = Poll::new().unwrap();
         // Bind then drop to find a port nobody listens on.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let mut conn = match StreamConn::connect(addr, poll.registry(), Token(1)) {
             Ok(c) => c,
             Err(_) => return, // refused synchronously: also fine
         };
-        let mut core = Echo {
-            out: Vec::new(),
-            cap: 10,
-            eof: false,
-            done: false,
-        };
+        let mut core = Echo { out: Vec::new(), cap: 10, eof: false, done: false };
         let mut events = Events::with_capacity(8);
         for _ in 0..100 {
             match conn.pump(&mut core, Instant::now()) {
@@ -388,8 +362,7 @@ mod tests {
                 Ok(StreamState::Connecting) => {}
                 Ok(st) => panic!("connected to nobody: {st:?}"),
             }
-            poll.poll(&mut events, Some(Duration::from_secs(5)))
-                .unwrap();
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
             for ev in events.iter() {
                 conn.on_event(ev);
             }

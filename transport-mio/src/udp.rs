@@ -211,8 +211,7 @@ mod tests {
             if core.seen.len() == 10 {
                 break;
             }
-            poll.poll(&mut events, Some(Duration::from_secs(5)))
-                .unwrap();
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
             drv.read_all(&mut core, Instant::now());
             drv.flush(&mut core, poll.registry()).unwrap();
         }
@@ -232,10 +231,8 @@ mod tests {
         let mut drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
         let mut core = Mirror::default();
         for _ in 0..(MAX_QUEUED_DATAGRAMS + 10) {
-            core.out.push_back(Transmit {
-                dst: "127.0.0.1:9".parse().unwrap(),
-                payload: vec![0; 10],
-            });
+            core.out
+                .push_back(Transmit { dst: "127.0.0.1:9".parse().unwrap(), payload: vec![0; 10] });
         }
         // As if the socket had refused every send with WouldBlock.
         drv.enqueue_from(&mut core);
@@ -252,10 +249,7 @@ mod tests {
         // datagram is dropped, never retried forever.
         let mut core = Mirror::default();
         for _ in 0..(MAX_QUEUED_DATAGRAMS + 10) {
-            core.out.push_back(Transmit {
-                dst: "[::1]:9".parse().unwrap(),
-                payload: vec![0; 10],
-            });
+            core.out.push_back(Transmit { dst: "[::1]:9".parse().unwrap(), payload: vec![0; 10] });
         }
         drv.flush(&mut core, poll.registry()).unwrap();
         assert_eq!(drv.queued(), 0);

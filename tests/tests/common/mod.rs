@@ -26,23 +26,12 @@ pub fn binary() -> &'static Path {
     BIN.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
         // target/<profile>/deps/e2e_x-hash -> target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let target_dir = profile_dir.parent().expect("target dir");
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "p2pchat-cli",
-                "--bin",
-                "p2pchat",
-                "--manifest-path",
-            ])
+            .args(["build", "--quiet", "-p", "p2pchat-cli", "--bin", "p2pchat", "--manifest-path"])
             .arg(&manifest)
             .arg("--target-dir")
             .arg(target_dir)
@@ -98,14 +87,7 @@ impl Proc {
             }
         });
         let stdin = if piped { child.stdin.take() } else { None };
-        Proc {
-            label: label.to_owned(),
-            child,
-            stdin,
-            lines: rx,
-            seen: Vec::new(),
-            eof: false,
-        }
+        Proc { label: label.to_owned(), child, stdin, lines: rx, seen: Vec::new(), eof: false }
     }
 
     /// The process id.
@@ -251,9 +233,7 @@ pub fn server(bind: &str, lease_secs: u32, cwd: &Path) -> (Proc, SocketAddr) {
         cwd,
     );
     let line = p.expect_prefix("Server listening on ");
-    let addr = line["Server listening on ".len()..]
-        .parse()
-        .expect("server address");
+    let addr = line["Server listening on ".len()..].parse().expect("server address");
     (p, addr)
 }
 
@@ -263,17 +243,8 @@ pub fn client(name: &str, server: SocketAddr, cwd: &Path, stdin: Option<Stdio>) 
     let listen = SocketAddr::new(server.ip(), 0).to_string();
     let server = server.to_string();
     let history = format!("{name}.txt");
-    let args = [
-        "client",
-        "--name",
-        name,
-        "--server",
-        &server,
-        "--listen",
-        &listen,
-        "--history",
-        &history,
-    ];
+    let args =
+        ["client", "--name", name, "--server", &server, "--listen", &listen, "--history", &history];
     Proc::spawn(name, &args, stdin, cwd)
 }
 
