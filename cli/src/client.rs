@@ -188,7 +188,7 @@ impl Client {
             self.fire_timers(now);
             for _ in 0..MAX_SETTLE_ROUNDS {
                 self.pump_chats(now);
-                self.collect_events(now);
+                self.collect_events();
                 let fed = self.feed_input(now);
                 if self.inbox.is_empty() && !fed {
                     break;
@@ -334,7 +334,7 @@ impl Client {
         }
     }
 
-    fn collect_events(&mut self, now: Instant) {
+    fn collect_events(&mut self) {
         while let Some(ev) = self.registry.poll_event() {
             self.inbox.push_back(Input::Registry(ev));
         }
@@ -396,7 +396,6 @@ impl Client {
                 }
             }
         }
-        let _ = now;
     }
 
     /// Hands the app the input it can take now. Returns whether any was.
@@ -418,7 +417,7 @@ impl Client {
     /// Feeds the inbox to the app and carries out its actions.
     fn process(&mut self, now: Instant) {
         while let Some(input) = self.inbox.pop_front() {
-            tracing::debug!(?input, "app input");
+            tracing::trace!(?input, "app input");
             self.app.handle(input);
             self.run_actions(now);
         }
@@ -431,7 +430,7 @@ impl Client {
     }
 
     fn act(&mut self, action: Action, now: Instant) {
-        tracing::debug!(?action, "app action");
+        tracing::trace!(?action, "app action");
         match action {
             Action::Print(line) => self.term.line(&line),
             Action::Prompt(p) => self.term.prompt(&p),
