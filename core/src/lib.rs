@@ -26,6 +26,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod chat_msg;
+mod chat_session;
 mod codec;
 mod cookie;
 mod frame;
@@ -36,6 +37,10 @@ mod registry_server;
 mod transmit;
 
 pub use chat_msg::{ChatMsg, MAX_TEXT_LEN, Seq};
+pub use chat_session::{
+    CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, ChatError, ChatEvent, ChatSession, CloseReason,
+    IDLE_TIMEOUT, MAX_BUFFERED_OUTPUT, MAX_UNACKED, PING_INTERVAL, SendError,
+};
 pub use codec::{
     DecodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, PROTOCOL_VERSION, body_len, decode_chat,
     decode_reply, decode_request, encode_chat, encode_reply, encode_request,

@@ -1,0 +1,355 @@
+use super::*;
+use p2pchat_core::Seq;
+use std::time::Duration;
+
+fn name(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
+
+fn config(n: Option<&str>) -> AppConfig {
+    AppConfig {
+        name: n.map(name),
+        server: "127.0.0.1:5000".parse().unwrap(),
+        history: PathBuf::from("messages.txt"),
+    }
+}
+
+fn entry(n: &str, port: u16) -> Entry {
+    Entry { name: name(n), addr: "127.0.0.1:40000".parse().unwrap(), chat_port: port }
+}
+
+fn drain(app: &mut App) -> Vec<Action> {
+    std::iter::from_fn(|| app.poll_action()).collect()
+}
+
+fn feed(app: &mut App, input: Input) -> Vec<Action> {
+    app.handle(input);
+    drain(app)
+}
+
+fn line(app: &mut App, s: &str) -> Vec<Action> {
+    let item = InputItem::Line(s.to_owned());
+    assert!(app.accepts(&item), "app must accept {s:?} now");
+    feed(app, Input::User(item))
+}
+
+fn printed(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Print(l) => Some(l.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
+    let mut app = App::new(config(Some("Ann")));
+    app.start();
+    assert_eq!(drain(&mut app), vec![Action::Login(name("Ann"))]);
+    let a = feed(
+        &mut app,
+        Input::Registry(ClientEvent::LoggedIn {
+            observed: "127.0.0.1:1".parse().unwrap(),
+            lease: Duration::from_secs(60),
+        }),
+    );
+    assert_eq!(a, vec![Action::Print("Logged in as Ann.".into()), Action::Refresh]);
+    let a = feed(&mut app, Input::Registry(ClientEvent::List { entries }));
+    (app, a)
+}
+
+fn chat_ev(event: ChatEvent) -> Input {
+    Input::Chat { event, clock: "12:34:56".into() }
+}
+
+/// Ann connects to Bob and the chat is up.
+fn chatting() -> App {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    assert_eq!(line(&mut app, "Bob"), vec![Action::Lookup(name("Bob"))]);
+    let a = feed(
+        &mut app,
+        Input::Registry(ClientEvent::Found { name: name("bob"), entry: Some(entry("Bob", 7000)) }),
+    );
+    assert_eq!(
+        a.last(),
+        Some(&Action::Connect { peer: name("Bob"), addr: "127.0.0.1:7000".parse().unwrap() })
+    );
+    feed(&mut app, chat_ev(ChatEvent::Connected { peer: name("Bob") }));
+    app
+}
+
+#[test]
+fn first_screen_is_list_and_menu() {
+    let (_, a) = logged_in(vec![entry("Ann", 41000), entry("Bob", 42000)]);
+    assert_eq!(
+        printed(&a),
+        vec![
+            "-----[ONLINE USERS]-----",
+            "| Ann : 127.0.0.1:41000",
+            "| Bob : 127.0.0.1:42000",
+            "-----",
+            "-----[COMMANDS]-----",
+            "- Enter [1] to connect to peer",
+            "- Enter [2] to wait P2P connection",
+            "- Enter [3] to logout",
+            "- Enter [4] to refresh online user list",
+            "- /back command is closing the active chat session and enabling the menu",
+            "**** Your messages automatically saved into [messages.txt] file",
+        ]
+    );
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+}
+
+#[test]
+fn asks_for_a_name_until_one_is_taken() {
+    let mut app = App::new(config(None));
+    app.start();
+    assert_eq!(drain(&mut app), vec![Action::Prompt("Enter your username:".into())]);
+    let a = line(&mut app, "two words");
+    assert!(printed(&a)[0].starts_with("error: invalid name"));
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter your username:".into())));
+    assert_eq!(line(&mut app, " Mert "), vec![Action::Login(name("Mert"))]);
+    assert!(!app.accepts(&InputItem::Line("x".into())), "no input while logging in");
+    let a = feed(
+        &mut app,
+        Input::Registry(ClientEvent::Refused {
+            op: Operation::Login,
+            reason: RefuseReason::NameTaken,
+        }),
+    );
+    assert_eq!(printed(&a), vec!["error: cannot log in as 'Mert': the name is taken"]);
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter your username:".into())));
+}
+
+#[test]
+fn refused_or_unreachable_login_with_flag_exits_1() {
+    let mut app = App::new(config(Some("Mert")));
+    app.start();
+    drain(&mut app);
+    let a = feed(
+        &mut app,
+        Input::Registry(ClientEvent::Refused {
+            op: Operation::Login,
+            reason: RefuseReason::NameTaken,
+        }),
+    );
+    assert_eq!(a.last(), Some(&Action::Exit(EXIT_ERROR)));
+
+    let mut app = App::new(config(Some("Mert")));
+    app.start();
+    drain(&mut app);
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Login }));
+    assert_eq!(
+        a,
+        vec![
+            Action::Print("error: the registry at 127.0.0.1:5000 is unreachable".into()),
+            Action::Exit(EXIT_ERROR)
+        ]
+    );
+}
+
+#[test]
+fn menu_choices() {
+    let (mut app, _) = logged_in(vec![]);
+    let a = line(&mut app, "9");
+    assert_eq!(printed(&a), vec!["error: unknown choice '9': enter 1, 2, 3 or 4"]);
+    assert_eq!(line(&mut app, "4"), vec![Action::Refresh]);
+    assert!(!app.accepts(&InputItem::Line("3".into())));
+    let a = feed(&mut app, Input::Registry(ClientEvent::List { entries: vec![entry("Bob", 1)] }));
+    assert_eq!(printed(&a)[1], "| Bob : 127.0.0.1:1");
+    let a = feed(&mut app, Input::User(InputItem::TooLong));
+    assert_eq!(printed(&a), vec![format!("error: line longer than {MAX_LINE_LEN} bytes ignored")]);
+    assert_eq!(line(&mut app, "3"), vec![Action::Logout]);
+    let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
+    assert_eq!(a, vec![Action::Print("Logged out.".into()), Action::Exit(EXIT_OK)]);
+}
+
+#[test]
+fn lookup_failures_return_to_menu() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    let a = line(&mut app, "Ann");
+    assert_eq!(printed(&a)[0], "error: you cannot chat with yourself");
+    line(&mut app, "1");
+    line(&mut app, "Zed");
+    let a = feed(&mut app, Input::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    assert_eq!(printed(&a)[0], "error: no user named 'Zed' is online");
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    line(&mut app, "1");
+    line(&mut app, "Zed");
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Lookup }));
+    assert_eq!(printed(&a)[0], "error: the registry at 127.0.0.1:5000 did not answer");
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+}
+
+#[test]
+fn lines_typed_while_connecting_are_sent() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Bob");
+    assert!(!app.accepts(&InputItem::Line("early".into())), "waits for the lookup");
+    feed(
+        &mut app,
+        Input::Registry(ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) }),
+    );
+    assert_eq!(line(&mut app, "early"), vec![Action::Send("early".into())]);
+    let a = feed(&mut app, Input::Sent { text: "early".into() });
+    assert_eq!(
+        a,
+        vec![Action::Record {
+            direction: Direction::Sent,
+            peer: name("Bob"),
+            text: "early".into()
+        }]
+    );
+}
+
+#[test]
+fn chat_shows_records_and_ends_with_back() {
+    let mut app = chatting();
+    let a =
+        feed(&mut app, chat_ev(ChatEvent::Received { seq: Seq(1), text: "hi\u{1b}[2J".into() }));
+    assert_eq!(
+        a,
+        vec![
+            Action::Print("[12:34:56] Bob: hi\\u{1b}[2J".into()),
+            Action::Record {
+                direction: Direction::Received,
+                peer: name("Bob"),
+                text: "hi\u{1b}[2J".into()
+            },
+        ]
+    );
+    assert_eq!(line(&mut app, "hello"), vec![Action::Send("hello".into())]);
+    assert_eq!(line(&mut app, " /back "), vec![Action::CloseChat]);
+    assert!(!app.accepts(&InputItem::Line("3".into())), "closing: the menu is not back yet");
+    let a = feed(&mut app, chat_ev(ChatEvent::Undelivered { seq: Seq(1), text: "hello".into() }));
+    assert_eq!(
+        a[1],
+        Action::Record {
+            direction: Direction::Undelivered,
+            peer: name("Bob"),
+            text: "hello".into()
+        }
+    );
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
+    assert_eq!(printed(&a)[0], "Chat with Bob ended: you left the chat.");
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+}
+
+#[test]
+fn peer_leaving_returns_to_menu() {
+    let mut app = chatting();
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
+    assert_eq!(printed(&a)[0], "Chat with Bob ended: Bob left the chat.");
+    assert!(app.accepts(&InputItem::Line("1".into())));
+}
+
+#[test]
+fn failed_connect_is_one_error_line() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Bob");
+    feed(
+        &mut app,
+        Input::Registry(ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) }),
+    );
+    feed(&mut app, Input::ConnectFailed { reason: "connection refused".into() });
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerVanished }));
+    assert_eq!(printed(&a)[0], "error: could not connect to Bob: connection refused");
+}
+
+#[test]
+fn request_at_menu_waits_for_2() {
+    let (mut app, _) = logged_in(vec![]);
+    let a = feed(&mut app, Input::ChatRequest { peer: name("Bob") });
+    assert_eq!(
+        a,
+        vec![
+            Action::Print("Bob wants to chat: enter 2 to accept".into()),
+            Action::Prompt("Enter choice:".into())
+        ]
+    );
+    let a = line(&mut app, "2");
+    assert_eq!(a[0], Action::Accept);
+    assert!(app.in_chat());
+    let a = feed(&mut app, chat_ev(ChatEvent::Received { seq: Seq(1), text: "yo".into() }));
+    assert_eq!(printed(&a), vec!["[12:34:56] Bob: yo"]);
+}
+
+#[test]
+fn withdrawn_request_is_forgotten() {
+    let (mut app, _) = logged_in(vec![]);
+    feed(&mut app, Input::ChatRequest { peer: name("Bob") });
+    let a = feed(&mut app, Input::ChatRequestGone { peer: name("Bob") });
+    assert_eq!(printed(&a), vec!["Bob withdrew the chat request"]);
+    let a = line(&mut app, "2");
+    assert!(printed(&a)[0].starts_with("Waiting for a peer"));
+}
+
+#[test]
+fn waiting_takes_only_back_and_accepts_at_once() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    assert!(!app.accepts(&InputItem::Line("hello".into())));
+    assert!(!app.accepts(&InputItem::Eof));
+    assert!(app.accepts(&InputItem::Line("/back".into())));
+    let a = feed(&mut app, Input::ChatRequest { peer: name("Bob") });
+    assert_eq!(a[0], Action::Accept);
+    assert_eq!(line(&mut app, "hello"), vec![Action::Send("hello".into())]);
+    // Cancel a wait.
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let a = line(&mut app, "/back");
+    assert_eq!(printed(&a)[0], "Stopped waiting.");
+}
+
+#[test]
+fn end_of_input_finishes_the_chat_then_logs_out() {
+    let mut app = chatting();
+    let a = feed(&mut app, Input::User(InputItem::Eof));
+    assert_eq!(a, vec![Action::CloseChat]);
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
+    assert_eq!(a.last(), Some(&Action::Logout));
+    let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
+    assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
+}
+
+#[test]
+fn end_of_input_at_menu_logs_out() {
+    let (mut app, _) = logged_in(vec![]);
+    assert_eq!(feed(&mut app, Input::User(InputItem::Eof)), vec![Action::Logout]);
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Logout }));
+    assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
+}
+
+#[test]
+fn signal_closes_chat_and_logs_out_at_once() {
+    let mut app = chatting();
+    assert_eq!(feed(&mut app, Input::Signal), vec![Action::CloseChat, Action::Logout]);
+    let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
+    assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
+}
+
+#[test]
+fn oversize_send_is_reported() {
+    let mut app = chatting();
+    let a =
+        feed(&mut app, Input::SendFailed { text: "x".repeat(5000), reason: SendError::TooLong });
+    assert!(printed(&a)[0].starts_with(&format!(
+        "error: message not sent (the message is longer than {MAX_TEXT_LEN} bytes)"
+    )));
+}
+
+#[test]
+fn keepalive_trouble_is_reported_not_fatal() {
+    let (mut app, _) = logged_in(vec![]);
+    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Keepalive }));
+    assert!(
+        printed(&a)[0]
+            .starts_with("warning: the registry at 127.0.0.1:5000 did not answer the keepalive")
+    );
+    assert!(app.accepts(&InputItem::Line("1".into())));
+}

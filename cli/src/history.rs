@@ -1,0 +1,215 @@
+//! The history file: one line per message, appended and flushed as written.
+//!
+//! ```text
+//! 2026-03-01T12:34:56.789Z sent Mert hello there
+//! 2026-03-01T12:34:57.012Z received Mert hi!\nsecond line
+//! 2026-03-01T12:35:02.345Z undelivered Mert are you there?
+//! ```
+//!
+//! Fields are separated by one space: the time (RFC 3339, UTC), the
+//! direction (`sent`, `received`, `undelivered`), the peer's name (which never
+//! holds white space) and the text, escaped so that one message is always one
+//! line (see [`escape`]). `docs/HISTORY.md` is the reference.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use p2pchat_core::UserName;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+
+/// RFC 3339 in UTC with milliseconds: `2026-03-01T12:34:56.789Z`.
+const TIME_FORMAT: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We handed it to the chat session.
+    Sent,
+    /// The peer sent it.
+    Received,
+    /// We sent it and the peer never acknowledged it (it also has a `sent`
+    /// line).
+    Undelivered,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+            Direction::Undelivered => "undelivered",
+        })
+    }
+}
+
+/// Escapes `text` for the history file: `\` becomes `\\`, line feed `\n`,
+/// carriage return `\r`, tab `\t`, and every other control character (and
+/// the Unicode line and paragraph separators) `\u{XX}` with its hex code
+/// point. The result holds no line break, and [`unescape`] undoes it.
+pub fn escape(text: &str) -> String {
+    escape_inner(text, true)
+}
+
+/// Escapes control characters (as [`escape`] does) for showing a peer's text
+/// on the terminal, but leaves `\` alone: a peer cannot move the cursor, clear
+/// the screen or forge a line.
+pub fn escape_for_display(text: &str) -> String {
+    escape_inner(text, false)
+}
+
+fn escape_inner(text: &str, backslash: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' if backslash => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Undoes [`escape`]; `None` if `line` is not something it produced. (Readers
+/// of the file do this; here it proves that the escaping loses nothing.)
+#[cfg(test)]
+pub fn unescape(line: &str) -> Option<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            '\\' => out.push('\\'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'u' => {
+                if chars.next()? != '{' {
+                    return None;
+                }
+                let hex: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// One history line, without its line end.
+pub fn format_line(
+    at: OffsetDateTime,
+    direction: Direction,
+    peer: &UserName,
+    text: &str,
+) -> String {
+    let at = at
+        .to_offset(time::UtcOffset::UTC)
+        .format(TIME_FORMAT)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string());
+    format!("{at} {direction} {peer} {}", escape(text))
+}
+
+/// The history file, open for appending.
+#[derive(Debug)]
+pub struct History {
+    file: File,
+}
+
+impl History {
+    /// Opens (creating if needed) `path` for appending.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self { file })
+    }
+
+    /// Appends one line; the file is unbuffered, so it is on disk (in the
+    /// OS's cache) when this returns.
+    pub fn record(
+        &mut self,
+        at: OffsetDateTime,
+        direction: Direction,
+        peer: &UserName,
+        text: &str,
+    ) -> io::Result<()> {
+        let mut line = format_line(at, direction, peer, text);
+        line.push('\n');
+        self.file.write_all(line.as_bytes())?;
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_to_one_line_and_back() {
+        let cases = [
+            ("plain text", "plain text"),
+            ("a\nb", "a\\nb"),
+            ("back\\slash", "back\\\\slash"),
+            ("bell\u{7}", "bell\\u{7}"),
+            ("tab\tcr\r", "tab\\tcr\\r"),
+            ("del\u{7f} c1\u{85} ls\u{2028}", "del\\u{7f} c1\\u{85} ls\\u{2028}"),
+            ("ünïcödé 名前 🎉", "ünïcödé 名前 🎉"),
+            ("\\n literal", "\\\\n literal"),
+        ];
+        for (raw, escaped) in cases {
+            assert_eq!(escape(raw), escaped);
+            assert_eq!(unescape(escaped).as_deref(), Some(raw));
+        }
+    }
+
+    #[test]
+    fn every_char_round_trips_without_line_breaks() {
+        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        let e = escape(&all);
+        assert!(!e.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']));
+        assert_eq!(unescape(&e), Some(all));
+    }
+
+    #[test]
+    fn display_escaping_keeps_backslashes() {
+        assert_eq!(escape_for_display("a\\b\x1b[2J\n"), "a\\b\\u{1b}[2J\\n");
+    }
+
+    #[test]
+    fn line_format() {
+        let at = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let peer = UserName::new("Mert").unwrap();
+        assert_eq!(
+            format_line(at, Direction::Received, &peer, "hi\nthere"),
+            "2023-11-14T22:13:20.000Z received Mert hi\\nthere"
+        );
+    }
+
+    #[test]
+    fn appends_lines() {
+        let path = std::env::temp_dir().join(format!("p2pchat-history-{}.txt", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let peer = UserName::new("Bob").unwrap();
+        let at = OffsetDateTime::from_unix_timestamp(0).unwrap();
+        History::open(&path).unwrap().record(at, Direction::Sent, &peer, "one").unwrap();
+        let mut h = History::open(&path).unwrap();
+        h.record(at, Direction::Undelivered, &peer, "two\nlines").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            text,
+            "1970-01-01T00:00:00.000Z sent Bob one\n1970-01-01T00:00:00.000Z undelivered Bob two\\nlines\n"
+        );
+    }
+}

@@ -1,0 +1,496 @@
+//! The peer-to-peer chat session: one state machine per TCP stream.
+//!
+//! Layers, bottom up: [`crate::frame`] cuts the stream into length-prefixed
+//! frames, [`crate::codec`] turns a frame's payload into a [`ChatMsg`], and
+//! this module gives the messages their meaning. `wire` is the only part that
+//! touches the first two, so an encryption layer can later be slid in between
+//! framing and decoding without touching the session logic.
+
+mod config;
+mod error;
+mod event;
+mod wire;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use crate::chat_msg::{ChatMsg, MAX_TEXT_LEN, Seq};
+use crate::codec::PROTOCOL_VERSION;
+use crate::name::UserName;
+
+pub use config::{
+    CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, IDLE_TIMEOUT, MAX_BUFFERED_OUTPUT, MAX_UNACKED,
+    PING_INTERVAL,
+};
+pub use error::{ChatError, SendError};
+pub use event::{ChatEvent, CloseReason};
+
+use wire::{Inbound, Outbound};
+
+/// One side of a chat over a reliable byte stream, as a pure state machine.
+///
+/// It reads no socket and no clock: the driver feeds it the bytes it reads
+/// ([`handle_input`](Self::handle_input), [`handle_eof`](Self::handle_eof)),
+/// the user's commands ([`send_text`](Self::send_text),
+/// [`close`](Self::close)) and the time (`now`, the first argument of every
+/// method that needs it, and [`handle_timeout`](Self::handle_timeout)).
+///
+/// # Driver contract
+///
+/// After constructing the session and after every `handle_*` call or command:
+///
+/// 1. write [`pending_output`](Self::pending_output) to the stream and report
+///    how much was written with [`consume`](Self::consume) (a short write
+///    loses nothing: the rest stays pending; while
+///    [`wants_write`](Self::wants_write) is true, wait for the stream to be
+///    writable and repeat);
+/// 2. drain [`poll_event`](Self::poll_event) until it returns `None`;
+/// 3. re-read [`poll_timeout`](Self::poll_timeout) and call
+///    [`handle_timeout`](Self::handle_timeout) when that instant comes.
+///
+/// Read from the stream only while [`wants_read`](Self::wants_read) is true;
+/// a read of zero bytes (end of stream) is reported with
+/// [`handle_eof`](Self::handle_eof). Once [`is_finished`](Self::is_finished),
+/// the driver may drop the stream as soon as the pending output is written
+/// (or at once if it cannot be written).
+///
+/// # Protocol
+///
+/// Each side first sends `Hello { version, name }`; the first message
+/// received must be the peer's `Hello` with the same
+/// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION). Texts may be sent before the
+/// peer's `Hello` arrives; ours is always first on the stream. Texts carry
+/// sequence numbers 1, 2, 3, … in each direction; the receiver requires them
+/// consecutive and answers with one cumulative `Ack { upto }` per
+/// `handle_input` call that brought new texts.
+///
+/// Closing: the side that calls [`close`](Self::close) sends `Goodbye` and
+/// waits up to [`ChatConfig::close_linger`] for acknowledgements and the
+/// peer's `Goodbye`; texts that reach it meanwhile are dropped unacknowledged
+/// (nothing follows a `Goodbye`, so it could not acknowledge them). The side
+/// that receives `Goodbye` acknowledges every text it received, answers
+/// `Goodbye` and is done ([`CloseReason::PeerClose`]); the initiator is done
+/// ([`CloseReason::LocalClose`]) when that `Goodbye` or the end of the stream
+/// arrives, or the linger expires.
+///
+/// Keepalive: after [`ChatConfig::ping_interval`] without receiving a byte the
+/// session sends `Ping` (and again every interval while the silence lasts);
+/// a `Ping` is answered with one `Pong` per `handle_input` call. After
+/// [`ChatConfig::idle_timeout`] without a byte the peer is
+/// [`CloseReason::PeerSilent`].
+///
+/// # Guarantees
+///
+/// - **No text is lost silently.** Every text accepted by `send_text` gets
+///   exactly one `Delivered` or one `Undelivered` event. However the session
+///   ends, the `Undelivered` events name exactly the texts the peer did not
+///   acknowledge, in order, followed by one [`ChatEvent::Closed`]; nothing
+///   follows it.
+/// - **Errors are sticky.** A malformed or oversize frame or any protocol
+///   violation ends the session with [`CloseReason::Error`]; `handle_input`
+///   returns that error then and on every later call.
+/// - **No panics** on any input bytes, in any chunking, or any sequence of
+///   calls.
+/// - **Bounded memory.** The decoder keeps at most one partial frame between
+///   calls; events grow only with the input and the commands given; the output
+///   stays under [`MAX_BUFFERED_OUTPUT`] plus what one read can add, because
+///   `send_text` refuses with [`SendError::Backpressure`] and `wants_read`
+///   turns false; at most [`MAX_UNACKED`] texts are kept for reporting.
+/// - After an abrupt end (end of stream without `Goodbye`, silence, error,
+///   expired linger) the pending output is discarded: nothing more is sent.
+#[derive(Debug)]
+pub struct ChatSession {
+    config: ChatConfig,
+    phase: Phase,
+    /// The name from the peer's `Hello`, once it arrived.
+    peer: Option<UserName>,
+    inbound: Inbound,
+    outbound: Outbound,
+    events: VecDeque<ChatEvent>,
+    /// Texts sent and not yet acknowledged, oldest first, with consecutive
+    /// sequence numbers ending at `next_send - 1`.
+    unacked: VecDeque<(Seq, String)>,
+    /// The sequence number our next text gets.
+    next_send: Seq,
+    /// The highest sequence number the peer acknowledged.
+    peer_acked: Seq,
+    /// The highest sequence number received from the peer.
+    received: Seq,
+    /// The highest sequence number we acknowledged.
+    acked: Seq,
+    /// A `Ping` arrived and its `Pong` is not queued yet.
+    pong_due: bool,
+    /// When to send the next `Ping` (open sessions only).
+    ping_at: Option<Instant>,
+    /// When the peer counts as silent (open sessions only).
+    idle_at: Option<Instant>,
+    /// The fatal error, returned by every `handle_input` once set.
+    error: Option<ChatError>,
+}
+
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Exchanging texts (or waiting for the peer's `Hello`).
+    Open,
+    /// We sent `Goodbye` and wait for the peer's, until `linger_until`.
+    Closing { linger_until: Option<Instant> },
+    /// `Closed` was emitted.
+    Finished,
+}
+
+/// What to do with unwritten output when the session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// Keep it for the driver to write (a close handshake's last frames).
+    Keep,
+    /// Drop it: the session ended abruptly and says nothing more.
+    Discard,
+}
+
+impl ChatSession {
+    /// A session for `local_name`, with our `Hello` already queued.
+    pub fn new(now: Instant, local_name: UserName, config: ChatConfig) -> Self {
+        let mut outbound = Outbound::default();
+        outbound.push(&ChatMsg::Hello {
+            version: PROTOCOL_VERSION,
+            name: local_name.as_str().to_owned(),
+        });
+        Self {
+            config,
+            phase: Phase::Open,
+            peer: None,
+            inbound: Inbound::default(),
+            outbound,
+            events: VecDeque::new(),
+            unacked: VecDeque::new(),
+            next_send: Seq(1),
+            peer_acked: Seq(0),
+            received: Seq(0),
+            acked: Seq(0),
+            pong_due: false,
+            ping_at: now.checked_add(config.ping_interval),
+            idle_at: now.checked_add(config.idle_timeout),
+            error: None,
+        }
+    }
+
+    /// Feeds bytes read from the stream, in chunks of any size.
+    ///
+    /// Only complete frames are decoded; the rest waits for more bytes. Any
+    /// byte counts as a sign of life for the keepalive. After the session has
+    /// finished normally, input is ignored.
+    ///
+    /// # Errors
+    ///
+    /// A [`ChatError`] if the peer broke the protocol. The session is then
+    /// over (`Undelivered` events, then `Closed { reason: Error(..) }`) and
+    /// every later call returns the same error.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ChatError> {
+        if let Some(error) = &self.error {
+            return Err(error.clone());
+        }
+        if bytes.is_empty() || self.phase == Phase::Finished {
+            return Ok(());
+        }
+        self.heard_from_peer(now);
+        self.inbound.push(bytes);
+        while self.phase != Phase::Finished {
+            let step = match self.inbound.next_msg() {
+                Ok(Some(msg)) => self.handle_msg(msg),
+                Ok(None) => break,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = step {
+                self.error = Some(error.clone());
+                self.finish(CloseReason::Error(error.clone()), Output::Discard);
+                return Err(error);
+            }
+        }
+        self.queue_replies();
+        Ok(())
+    }
+
+    /// The stream ended: the peer closed its write side or the connection
+    /// broke.
+    ///
+    /// Ends an open session with [`CloseReason::PeerVanished`] and a closing
+    /// one with [`CloseReason::LocalClose`].
+    pub fn handle_eof(&mut self, now: Instant) {
+        let _ = now;
+        match self.phase {
+            Phase::Open => self.finish(CloseReason::PeerVanished, Output::Discard),
+            Phase::Closing { .. } => self.finish(CloseReason::LocalClose, Output::Keep),
+            Phase::Finished => {}
+        }
+    }
+
+    /// Bytes to write to the stream, oldest first.
+    pub fn pending_output(&self) -> &[u8] {
+        self.outbound.pending()
+    }
+
+    /// The first `n` bytes of [`pending_output`](Self::pending_output) were
+    /// written. A larger `n` counts as all of them.
+    pub fn consume(&mut self, n: usize) {
+        self.outbound.consume(n);
+    }
+
+    /// Whether [`pending_output`](Self::pending_output) is non-empty.
+    pub fn wants_write(&self) -> bool {
+        self.outbound.len() > 0
+    }
+
+    /// Whether the driver should read from the stream: false once the session
+    /// is finished, and while more than [`MAX_BUFFERED_OUTPUT`] bytes wait to
+    /// be written (backpressure: the peer is not reading what we send).
+    pub fn wants_read(&self) -> bool {
+        self.phase != Phase::Finished && self.outbound.len() <= MAX_BUFFERED_OUTPUT
+    }
+
+    /// Queues a text and returns its sequence number, which a later
+    /// `Delivered` or `Undelivered` event will carry.
+    ///
+    /// Allowed before the peer's `Hello` has arrived.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] after [`close`](Self::close) or once the session
+    /// is over, [`SendError::TooLong`] for more than [`MAX_TEXT_LEN`] bytes,
+    /// [`SendError::Backpressure`] when [`MAX_UNACKED`] texts are
+    /// unacknowledged or the output buffer has no room for it.
+    pub fn send_text(&mut self, now: Instant, text: &str) -> Result<Seq, SendError> {
+        let _ = now;
+        match self.phase {
+            Phase::Open => {}
+            Phase::Closing { .. } | Phase::Finished => return Err(SendError::Closed),
+        }
+        if text.len() > MAX_TEXT_LEN {
+            return Err(SendError::TooLong);
+        }
+        if self.unacked.len() >= MAX_UNACKED {
+            return Err(SendError::Backpressure);
+        }
+        let seq = self.next_send;
+        let msg = ChatMsg::Text {
+            seq,
+            text: text.to_owned(),
+        };
+        let room = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
+        if self.outbound.len() + Outbound::frame_len(&msg) > room {
+            return Err(SendError::Backpressure);
+        }
+        self.outbound.push(&msg);
+        self.unacked.push_back((seq, text.to_owned()));
+        self.next_send = next(seq);
+        Ok(seq)
+    }
+
+    /// Ends the session politely (the user left the chat): queues `Goodbye`
+    /// and waits up to [`ChatConfig::close_linger`] for the peer's
+    /// acknowledgements and `Goodbye`. Does nothing if already closing or
+    /// finished.
+    pub fn close(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Open => {
+                self.queue_replies();
+                self.outbound.push(&ChatMsg::Goodbye);
+                self.phase = Phase::Closing {
+                    linger_until: now.checked_add(self.config.close_linger),
+                };
+                self.ping_at = None;
+                self.idle_at = None;
+            }
+            Phase::Closing { .. } | Phase::Finished => {}
+        }
+    }
+
+    /// The next thing that happened, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ChatEvent> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout) next; `None`
+    /// once finished.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Open => match (self.ping_at, self.idle_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            Phase::Closing { linger_until } => linger_until,
+            Phase::Finished => None,
+        }
+    }
+
+    /// Fires the timers due at `now`: sends a `Ping`, declares the peer
+    /// silent, or gives up lingering after [`close`](Self::close). Calling it
+    /// early or late is harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Open => {
+                if self.idle_at.is_some_and(|t| t <= now) {
+                    self.finish(CloseReason::PeerSilent, Output::Discard);
+                } else if self.ping_at.is_some_and(|t| t <= now) {
+                    self.outbound.push(&ChatMsg::Ping);
+                    self.ping_at = now.checked_add(self.config.ping_interval);
+                }
+            }
+            Phase::Closing { linger_until } => {
+                if linger_until.is_some_and(|t| t <= now) {
+                    self.finish(CloseReason::LocalClose, Output::Discard);
+                }
+            }
+            Phase::Finished => {}
+        }
+    }
+
+    /// The name from the peer's `Hello`, once it has arrived.
+    pub fn peer_name(&self) -> Option<&UserName> {
+        self.peer.as_ref()
+    }
+
+    /// Whether the session is over (the `Closed` event was emitted). The
+    /// driver may drop the stream once the pending output is written, or at
+    /// once if it cannot be written.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// Any byte from the peer restarts the keepalive timers.
+    fn heard_from_peer(&mut self, now: Instant) {
+        if self.phase == Phase::Open {
+            self.ping_at = now.checked_add(self.config.ping_interval);
+            self.idle_at = now.checked_add(self.config.idle_timeout);
+        }
+    }
+
+    fn handle_msg(&mut self, msg: ChatMsg) -> Result<(), ChatError> {
+        if self.peer.is_none() && !matches!(msg, ChatMsg::Hello { .. }) {
+            return Err(ChatError::ExpectedHello);
+        }
+        match msg {
+            ChatMsg::Hello { version, name } => {
+                if self.peer.is_some() {
+                    return Err(ChatError::DuplicateHello);
+                }
+                if version != PROTOCOL_VERSION {
+                    return Err(ChatError::VersionMismatch {
+                        ours: PROTOCOL_VERSION,
+                        theirs: version,
+                    });
+                }
+                let peer = UserName::new(&name).map_err(|_| ChatError::BadPeerName)?;
+                self.peer = Some(peer.clone());
+                match self.phase {
+                    Phase::Open => self.events.push_back(ChatEvent::Connected { peer }),
+                    // We already said Goodbye: there is no chat to announce.
+                    Phase::Closing { .. } | Phase::Finished => {}
+                }
+            }
+            ChatMsg::Text { seq, text } => {
+                if text.len() > MAX_TEXT_LEN {
+                    return Err(ChatError::TextTooLong);
+                }
+                let expected = next(self.received);
+                if seq != expected {
+                    return Err(ChatError::OutOfOrder { expected, got: seq });
+                }
+                self.received = seq;
+                match self.phase {
+                    Phase::Open => self.events.push_back(ChatEvent::Received { seq, text }),
+                    // Sent before the peer saw our Goodbye; we cannot
+                    // acknowledge it any more, so the peer reports it
+                    // undelivered and we do not show it.
+                    Phase::Closing { .. } | Phase::Finished => {}
+                }
+            }
+            ChatMsg::Ack { upto } => {
+                let sent = Seq(self.next_send.0.saturating_sub(1));
+                if upto > sent || upto < self.peer_acked {
+                    return Err(ChatError::BadAck { upto });
+                }
+                while let Some((seq, _)) = self.unacked.front() {
+                    if *seq > upto {
+                        break;
+                    }
+                    let seq = *seq;
+                    self.unacked.pop_front();
+                    self.events.push_back(ChatEvent::Delivered { seq });
+                }
+                self.peer_acked = upto;
+            }
+            ChatMsg::Ping => match self.phase {
+                Phase::Open => self.pong_due = true,
+                // Nothing follows our Goodbye, not even a Pong.
+                Phase::Closing { .. } | Phase::Finished => {}
+            },
+            ChatMsg::Pong => {}
+            ChatMsg::Goodbye => match self.phase {
+                Phase::Open => {
+                    self.queue_replies();
+                    self.outbound.push(&ChatMsg::Goodbye);
+                    self.finish(CloseReason::PeerClose, Output::Keep);
+                }
+                Phase::Closing { .. } => self.finish(CloseReason::LocalClose, Output::Keep),
+                Phase::Finished => {}
+            },
+        }
+        Ok(())
+    }
+
+    /// Queues the coalesced `Ack` and `Pong` owed to the peer.
+    fn queue_replies(&mut self) {
+        match self.phase {
+            Phase::Open => {}
+            Phase::Closing { .. } | Phase::Finished => return,
+        }
+        if self.received > self.acked {
+            self.outbound.push(&ChatMsg::Ack {
+                upto: self.received,
+            });
+            self.acked = self.received;
+        }
+        if self.pong_due {
+            self.outbound.push(&ChatMsg::Pong);
+            self.pong_due = false;
+        }
+    }
+
+    /// Ends the session: every unacknowledged text is `Undelivered`, then
+    /// `Closed`.
+    fn finish(&mut self, reason: CloseReason, output: Output) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        for (seq, text) in self.unacked.drain(..) {
+            self.events.push_back(ChatEvent::Undelivered { seq, text });
+        }
+        self.events.push_back(ChatEvent::Closed { reason });
+        self.phase = Phase::Finished;
+        self.ping_at = None;
+        self.idle_at = None;
+        self.pong_due = false;
+        self.inbound.clear();
+        match output {
+            Output::Keep => {}
+            Output::Discard => self.outbound.clear(),
+        }
+    }
+}
+
+/// The sequence number after `seq`. Counts reach `u64::MAX` only after that
+/// many messages, so saturating is as good as never.
+fn next(seq: Seq) -> Seq {
+    Seq(seq.0.saturating_add(1))
+}
+
+#[cfg(test)]
+mod tests;
+
+/// The unit tests' time origin; every other instant is derived from it.
+#[cfg(test)]
+fn test_origin() -> Instant {
+    Instant::now()
+}

@@ -1,0 +1,80 @@
+//! The session's tunables and limits.
+
+use std::time::Duration;
+
+use crate::chat_msg::MAX_TEXT_LEN;
+use crate::frame::FRAME_HEADER_LEN;
+
+/// Default [`ChatConfig::ping_interval`]: after this long without receiving
+/// anything, the session sends a `Ping`.
+pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Default [`ChatConfig::idle_timeout`]: after this long without receiving
+/// anything, the peer is declared gone ([`crate::CloseReason::PeerSilent`]).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default [`ChatConfig::close_linger`]: how long [`crate::ChatSession::close`]
+/// waits for the peer's acknowledgements and `Goodbye`.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// Bytes of pending output above which the session stops asking for input
+/// ([`crate::ChatSession::wants_read`] turns false) until the driver has
+/// written some of it.
+///
+/// Our own texts may fill it only up to `MAX_BUFFERED_OUTPUT -
+/// CONTROL_HEADROOM`; the rest is kept for the acks and pongs that reading
+/// produces, so that two peers flooding each other keep reading (and so keep
+/// draining each other) instead of deadlocking. Only a peer that sends but
+/// never reads can push the output past this limit, and then we stop reading
+/// it.
+pub const MAX_BUFFERED_OUTPUT: usize = 256 * 1024;
+
+/// The part of [`MAX_BUFFERED_OUTPUT`] that [`crate::ChatSession::send_text`]
+/// leaves free for control messages (acks, pongs, goodbye): a text is refused
+/// with [`crate::SendError::Backpressure`] if it would take the pending output
+/// above `MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM`.
+pub const CONTROL_HEADROOM: usize = 64 * 1024;
+
+/// Most texts sent and not yet acknowledged; [`crate::ChatSession::send_text`]
+/// refuses with [`crate::SendError::Backpressure`] beyond it. Bounds the
+/// memory kept for `Undelivered` reports.
+pub const MAX_UNACKED: usize = 1024;
+
+/// Largest encoded `Ack` frame: length prefix, variant tag, a `u64` varint.
+const MAX_ACK_FRAME_LEN: usize = FRAME_HEADER_LEN + 1 + 10;
+
+// A well-behaved peer has at most `MAX_UNACKED` texts in flight, each worth at
+// most one ack from us, so the headroom always holds our answers to it.
+const _: () = assert!(CONTROL_HEADROOM >= MAX_UNACKED * MAX_ACK_FRAME_LEN);
+// A text frame always fits below the text limit of an empty buffer.
+const _: () = assert!(MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM > 2 * MAX_TEXT_LEN);
+
+/// The timers of a [`crate::ChatSession`].
+///
+/// Durations should be non-zero and `ping_interval` shorter than
+/// `idle_timeout` (else no ping goes out before the peer is declared silent).
+/// Other values never panic; a zero duration makes the session ask to be
+/// woken immediately after every wake-up, and a duration too large to add to
+/// an `Instant` means "never".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// Send a `Ping` after this long without receiving a byte, and again
+    /// every `ping_interval` while the silence lasts.
+    pub ping_interval: Duration,
+    /// End the session with [`crate::CloseReason::PeerSilent`] after this long
+    /// without receiving a byte.
+    pub idle_timeout: Duration,
+    /// After [`crate::ChatSession::close`], wait at most this long for the
+    /// peer's acknowledgements and `Goodbye`.
+    pub close_linger: Duration,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: PING_INTERVAL,
+            idle_timeout: IDLE_TIMEOUT,
+            close_linger: CLOSE_LINGER,
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Unit tests of the chat session; the time origin comes from
+//! `super::test_origin`.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::codec::{decode_chat, encode_chat};
+use crate::frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
+
+fn name(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
+
+fn hello(n: &str) -> ChatMsg {
+    ChatMsg::Hello {
+        version: PROTOCOL_VERSION,
+        name: n.to_owned(),
+    }
+}
+
+fn text(seq: u64, t: &str) -> ChatMsg {
+    ChatMsg::Text {
+        seq: Seq(seq),
+        text: t.to_owned(),
+    }
+}
+
+fn ack(upto: u64) -> ChatMsg {
+    ChatMsg::Ack { upto: Seq(upto) }
+}
+
+/// The frames of `msgs`, as the peer would send them.
+fn wire(msgs: &[ChatMsg]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        write_frame(&mut out, &encode_chat(m));
+    }
+    out
+}
+
+/// Takes all pending output and decodes it.
+fn sent(s: &mut ChatSession) -> Vec<ChatMsg> {
+    let mut d = FrameDecoder::new();
+    d.push(s.pending_output());
+    s.consume(s.pending_output().len());
+    let mut out = Vec::new();
+    while let Some(f) = d.next_frame().unwrap() {
+        out.push(decode_chat(&f).unwrap());
+    }
+    assert_eq!(d.buffered(), 0, "output ends mid-frame");
+    out
+}
+
+fn events(s: &mut ChatSession) -> Vec<ChatEvent> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn closed(reason: CloseReason) -> ChatEvent {
+    ChatEvent::Closed { reason }
+}
+
+fn undelivered(seq: u64, t: &str) -> ChatEvent {
+    ChatEvent::Undelivered {
+        seq: Seq(seq),
+        text: t.to_owned(),
+    }
+}
+
+/// "alice", connected to "bob", with her Hello and events drained.
+fn open(now: Instant) -> ChatSession {
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
+    assert_eq!(sent(&mut s), vec![hello("alice")]);
+    assert_eq!(
+        events(&mut s),
+        vec![ChatEvent::Connected { peer: name("bob") }]
+    );
+    s
+}
+
+#[test]
+fn handshake_between_two_sessions() {
+    let now = super::test_origin();
+    let mut a = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let mut b = ChatSession::new(now, name("bob"), ChatConfig::default());
+    assert!(a.wants_write() && a.wants_read());
+    assert_eq!(a.peer_name(), None);
+    let (to_b, to_a) = (a.pending_output().to_vec(), b.pending_output().to_vec());
+    a.consume(to_b.len());
+    b.consume(to_a.len());
+    a.handle_input(now, &to_a).unwrap();
+    b.handle_input(now, &to_b).unwrap();
+    assert_eq!(events(&mut a), [ChatEvent::Connected { peer: name("bob") }]);
+    assert_eq!(
+        events(&mut b),
+        [ChatEvent::Connected {
+            peer: name("alice")
+        }]
+    );
+    assert_eq!(a.peer_name(), Some(&name("bob")));
+    assert!(!a.wants_write() && !b.wants_write());
+}
+
+#[test]
+fn text_before_peer_hello_follows_our_hello() {
+    let now = super::test_origin();
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    assert_eq!(s.send_text(now, "early"), Ok(Seq(1)));
+    assert_eq!(sent(&mut s), vec![hello("alice"), text(1, "early")]);
+}
+
+#[test]
+fn hello_is_checked() {
+    let now = super::test_origin();
+    let cases = [
+        (
+            vec![ChatMsg::Hello {
+                version: 2,
+                name: "bob".into(),
+            }],
+            ChatError::VersionMismatch { ours: 1, theirs: 2 },
+        ),
+        (vec![hello("b o b")], ChatError::BadPeerName),
+        (vec![hello("")], ChatError::BadPeerName),
+        (vec![text(1, "hi")], ChatError::ExpectedHello),
+        (vec![ChatMsg::Goodbye], ChatError::ExpectedHello),
+        (vec![hello("bob"), hello("bob")], ChatError::DuplicateHello),
+    ];
+    for (msgs, err) in cases {
+        let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+        assert_eq!(s.handle_input(now, &wire(&msgs)), Err(err.clone()));
+        let ev = events(&mut s);
+        assert_eq!(ev.last(), Some(&closed(CloseReason::Error(err))));
+        assert!(s.is_finished());
+    }
+}
+
+#[test]
+fn texts_are_received_in_order_and_acked_once_per_input() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    let input = wire(&[text(1, "a"), text(2, "b"), ChatMsg::Pong, text(3, "c")]);
+    s.handle_input(now, &input).unwrap();
+    assert_eq!(sent(&mut s), vec![ack(3)]);
+    let ev = events(&mut s);
+    assert_eq!(
+        ev,
+        [
+            ChatEvent::Received {
+                seq: Seq(1),
+                text: "a".into()
+            },
+            ChatEvent::Received {
+                seq: Seq(2),
+                text: "b".into()
+            },
+            ChatEvent::Received {
+                seq: Seq(3),
+                text: "c".into()
+            },
+        ]
+    );
+    // Nothing new, no ack.
+    s.handle_input(now, &wire(&[ChatMsg::Pong])).unwrap();
+    assert_eq!(sent(&mut s), vec![]);
+}
+
+#[test]
+fn partial_frames_wait_for_the_rest() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    let input = wire(&[text(1, "hello")]);
+    let (head, tail) = input.split_at(input.len() - 1);
+    s.handle_input(now, head).unwrap();
+    assert_eq!(events(&mut s), []);
+    assert!(!s.wants_write());
+    s.handle_input(now, tail).unwrap();
+    assert_eq!(events(&mut s).len(), 1);
+    assert_eq!(sent(&mut s), vec![ack(1)]);
+}
+
+#[test]
+fn out_of_order_and_oversize_texts_are_errors() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    assert_eq!(
+        s.handle_input(now, &wire(&[text(1, "a"), text(3, "c")])),
+        Err(ChatError::OutOfOrder {
+            expected: Seq(2),
+            got: Seq(3)
+        })
+    );
+    let mut s = open(now);
+    let long = "x".repeat(MAX_TEXT_LEN + 1);
+    assert_eq!(
+        s.handle_input(now, &wire(&[text(1, &long)])),
+        Err(ChatError::TextTooLong)
+    );
+    let mut s = open(now);
+    assert_eq!(
+        s.handle_input(now, &wire(&[text(1, "a"), text(1, "a")])),
+        Err(ChatError::OutOfOrder {
+            expected: Seq(2),
+            got: Seq(1)
+        })
+    );
+}
+
+#[test]
+fn acks_deliver_texts() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    for t in ["one", "two", "three"] {
+        s.send_text(now, t).unwrap();
+    }
+    sent(&mut s);
+    s.handle_input(now, &wire(&[ack(2)])).unwrap();
+    let delivered = |n| ChatEvent::Delivered { seq: Seq(n) };
+    assert_eq!(events(&mut s), [delivered(1), delivered(2)]);
+    // A repeated ack is harmless.
+    s.handle_input(now, &wire(&[ack(2), ack(3)])).unwrap();
+    assert_eq!(events(&mut s), [delivered(3)]);
+    // Acks send nothing back.
+    assert_eq!(sent(&mut s), vec![]);
+}
+
+#[test]
+fn bad_acks_are_errors() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    s.send_text(now, "one").unwrap();
+    assert_eq!(
+        s.handle_input(now, &wire(&[ack(2)])),
+        Err(ChatError::BadAck { upto: Seq(2) })
+    );
+    assert_eq!(
+        events(&mut s),
+        [
+            undelivered(1, "one"),
+            closed(CloseReason::Error(ChatError::BadAck { upto: Seq(2) }))
+        ]
+    );
+
+    let mut s = open(now);
+    s.send_text(now, "one").unwrap();
+    s.send_text(now, "two").unwrap();
+    s.handle_input(now, &wire(&[ack(2)])).unwrap();
+    assert_eq!(
+        s.handle_input(now, &wire(&[ack(1)])),
+        Err(ChatError::BadAck { upto: Seq(1) })
+    );
+}
+
+#[test]
+fn errors_are_sticky_and_silence_the_session() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    s.send_text(now, "queued").unwrap();
+    let mut bad = Vec::new();
+    bad.extend_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
+    let err = ChatError::Frame(FrameError::TooLong {
+        len: MAX_FRAME_LEN as u32 + 1,
+    });
+    assert_eq!(s.handle_input(now, &bad), Err(err.clone()));
+    assert_eq!(
+        events(&mut s),
+        [
+            undelivered(1, "queued"),
+            closed(CloseReason::Error(err.clone()))
+        ]
+    );
+    // Nothing more is written, read or reported, and the error stays.
+    assert!(!s.wants_write() && !s.wants_read() && s.is_finished());
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(
+        s.handle_input(now, &wire(&[text(1, "x")])),
+        Err(err.clone())
+    );
+    assert_eq!(s.handle_input(now, &[]), Err(err.clone()));
+    s.handle_eof(now);
+    s.handle_timeout(now + IDLE_TIMEOUT);
+    s.close(now);
+    assert_eq!(s.send_text(now, "late"), Err(SendError::Closed));
+    assert_eq!(events(&mut s), []);
+    assert_eq!(s.handle_input(now, b"anything"), Err(err));
+}
+
+#[test]
+fn malformed_payload_is_an_error() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    let mut bad = Vec::new();
+    write_frame(&mut bad, &[0xff, 0xff]);
+    let res = s.handle_input(now, &bad);
+    assert!(matches!(res, Err(ChatError::Malformed(_))), "{res:?}");
+    assert_eq!(s.handle_input(now, &[]), res);
+}
+
+#[test]
+fn ping_when_quiet_and_pong_when_asked() {
+    let t0 = super::test_origin();
+    let mut s = open(t0);
+    assert_eq!(s.poll_timeout(), Some(t0 + PING_INTERVAL));
+    s.handle_timeout(t0 + PING_INTERVAL - Duration::from_millis(1));
+    assert_eq!(sent(&mut s), vec![]);
+    s.handle_timeout(t0 + PING_INTERVAL);
+    assert_eq!(sent(&mut s), vec![ChatMsg::Ping]);
+    // Pings repeat while the silence lasts.
+    assert_eq!(s.poll_timeout(), Some(t0 + 2 * PING_INTERVAL));
+    s.handle_timeout(t0 + 2 * PING_INTERVAL);
+    assert_eq!(sent(&mut s), vec![ChatMsg::Ping]);
+    // A Pong is life: the timers restart from it.
+    let t1 = t0 + 2 * PING_INTERVAL + Duration::from_secs(1);
+    s.handle_input(t1, &wire(&[ChatMsg::Pong])).unwrap();
+    assert_eq!(s.poll_timeout(), Some(t1 + PING_INTERVAL));
+    // Pings are answered, one Pong per read.
+    s.handle_input(t1, &wire(&[ChatMsg::Ping, ChatMsg::Ping]))
+        .unwrap();
+    assert_eq!(sent(&mut s), vec![ChatMsg::Pong]);
+    assert_eq!(events(&mut s), []);
+}
+
+#[test]
+fn silence_closes_with_undelivered() {
+    let t0 = super::test_origin();
+    let mut s = open(t0);
+    s.send_text(t0, "lost").unwrap();
+    let mut now = t0;
+    while let Some(t) = s.poll_timeout() {
+        assert!(t <= t0 + IDLE_TIMEOUT);
+        now = t;
+        s.handle_timeout(now);
+    }
+    assert_eq!(now, t0 + IDLE_TIMEOUT);
+    assert_eq!(
+        events(&mut s),
+        [undelivered(1, "lost"), closed(CloseReason::PeerSilent)]
+    );
+    assert!(s.is_finished() && !s.wants_write());
+    // Finished sessions ignore input.
+    assert_eq!(s.handle_input(now, &wire(&[ack(1)])), Ok(()));
+    assert_eq!(events(&mut s), []);
+}
+
+#[test]
+fn partial_input_counts_as_life() {
+    let t0 = super::test_origin();
+    let mut s = open(t0);
+    let t1 = t0 + Duration::from_secs(25);
+    s.handle_input(t1, &[0]).unwrap();
+    s.handle_timeout(t0 + IDLE_TIMEOUT);
+    assert!(!s.is_finished());
+    assert_eq!(s.poll_timeout(), Some(t1 + PING_INTERVAL));
+}
+
+#[test]
+fn close_handshake_acks_in_flight_texts() {
+    let now = super::test_origin();
+    let mut a = open(now);
+    let mut b = ChatSession::new(now, name("bob"), ChatConfig::default());
+    b.handle_input(now, &wire(&[hello("alice")])).unwrap();
+    let _ = events(&mut b);
+    sent(&mut b);
+
+    a.send_text(now, "a1").unwrap();
+    a.send_text(now, "a2").unwrap();
+    b.send_text(now, "b1").unwrap();
+    a.close(now);
+    assert_eq!(a.send_text(now, "late"), Err(SendError::Closed));
+    let a_out = a.pending_output().to_vec();
+    a.consume(a_out.len());
+    let b_out = b.pending_output().to_vec();
+    b.consume(b_out.len());
+
+    // Bob receives alice's texts and Goodbye: acks, answers Goodbye, done.
+    b.handle_input(now, &a_out).unwrap();
+    let b_reply = b.pending_output().to_vec();
+    b.consume(b_reply.len());
+    {
+        let mut d = FrameDecoder::new();
+        d.push(&b_reply);
+        let mut msgs = Vec::new();
+        while let Some(f) = d.next_frame().unwrap() {
+            msgs.push(decode_chat(&f).unwrap());
+        }
+        assert_eq!(msgs, vec![ack(2), ChatMsg::Goodbye]);
+    }
+    let received = |n, t: &str| ChatEvent::Received {
+        seq: Seq(n),
+        text: t.into(),
+    };
+    assert_eq!(
+        events(&mut b),
+        [
+            received(1, "a1"),
+            received(2, "a2"),
+            undelivered(1, "b1"),
+            closed(CloseReason::PeerClose),
+        ]
+    );
+    assert!(b.is_finished());
+
+    // Alice drops bob's crossing text, gets her acks and his Goodbye.
+    a.handle_input(now, &b_out).unwrap();
+    assert_eq!(sent(&mut a), vec![], "nothing follows Goodbye");
+    a.handle_input(now, &b_reply).unwrap();
+    assert_eq!(
+        events(&mut a),
+        [
+            ChatEvent::Delivered { seq: Seq(1) },
+            ChatEvent::Delivered { seq: Seq(2) },
+            closed(CloseReason::LocalClose),
+        ]
+    );
+    assert!(a.is_finished() && !a.wants_read());
+}
+
+#[test]
+fn close_sends_goodbye_and_lingers() {
+    let t0 = super::test_origin();
+    let mut s = open(t0);
+    s.send_text(t0, "pending").unwrap();
+    s.close(t0);
+    s.close(t0);
+    assert_eq!(sent(&mut s), vec![text(1, "pending"), ChatMsg::Goodbye]);
+    assert_eq!(s.poll_timeout(), Some(t0 + CLOSE_LINGER));
+    // Pings are not answered any more, and keepalive is off.
+    s.handle_input(t0, &wire(&[ChatMsg::Ping])).unwrap();
+    assert_eq!(sent(&mut s), vec![]);
+    s.handle_timeout(t0 + CLOSE_LINGER - Duration::from_millis(1));
+    assert!(!s.is_finished());
+    s.handle_timeout(t0 + CLOSE_LINGER);
+    assert_eq!(
+        events(&mut s),
+        [undelivered(1, "pending"), closed(CloseReason::LocalClose)]
+    );
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn eof_ends_the_session() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    s.send_text(now, "x").unwrap();
+    s.handle_eof(now);
+    assert_eq!(
+        events(&mut s),
+        [undelivered(1, "x"), closed(CloseReason::PeerVanished)]
+    );
+    assert!(!s.wants_write(), "an abrupt end sends nothing more");
+    s.handle_eof(now);
+    assert_eq!(events(&mut s), []);
+
+    // While closing, EOF completes the close.
+    let mut s = open(now);
+    s.close(now);
+    s.handle_eof(now);
+    assert_eq!(events(&mut s), [closed(CloseReason::LocalClose)]);
+}
+
+#[test]
+fn simultaneous_close() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    s.close(now);
+    s.handle_input(now, &wire(&[ChatMsg::Goodbye])).unwrap();
+    assert_eq!(events(&mut s), [closed(CloseReason::LocalClose)]);
+}
+
+#[test]
+fn send_text_limits() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    let max = "x".repeat(MAX_TEXT_LEN);
+    assert_eq!(s.send_text(now, &max), Ok(Seq(1)));
+    assert_eq!(
+        s.send_text(now, &format!("{max}x")),
+        Err(SendError::TooLong)
+    );
+    sent(&mut s);
+    // Unacked texts are capped even when the output drains.
+    for i in 2..=MAX_UNACKED as u64 {
+        assert_eq!(s.send_text(now, "t"), Ok(Seq(i)));
+        sent(&mut s);
+    }
+    assert_eq!(s.send_text(now, "t"), Err(SendError::Backpressure));
+    s.handle_input(now, &wire(&[ack(1)])).unwrap();
+    assert_eq!(s.send_text(now, "t"), Ok(Seq(MAX_UNACKED as u64 + 1)));
+}
+
+#[test]
+fn output_backpressure() {
+    let now = super::test_origin();
+    let mut s = open(now);
+    let max = "x".repeat(MAX_TEXT_LEN);
+    let mut n = 0;
+    while s.send_text(now, &max).is_ok() {
+        n += 1;
+    }
+    assert_eq!(s.send_text(now, &max), Err(SendError::Backpressure));
+    assert!(n < MAX_UNACKED, "refused for output, not for unacked");
+    let limit = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
+    assert!(s.pending_output().len() <= limit);
+    assert!(s.pending_output().len() + MAX_TEXT_LEN > limit);
+    // Our own texts never stop reading...
+    assert!(s.wants_read());
+    // ...but a peer that pings and never reads does, eventually.
+    let ping = wire(&[ChatMsg::Ping]);
+    let mut reads = 0;
+    while s.wants_read() {
+        s.handle_input(now, &ping).unwrap();
+        reads += 1;
+    }
+    assert!(reads > 1000);
+    assert!(s.pending_output().len() > MAX_BUFFERED_OUTPUT);
+    // Writing frees room: reading resumes at the limit...
+    s.consume(s.pending_output().len() - MAX_BUFFERED_OUTPUT);
+    assert!(s.wants_read());
+    assert_eq!(s.send_text(now, &max), Err(SendError::Backpressure));
+    // ...and sending below the text limit.
+    s.consume(s.pending_output().len() - (limit - 2 * MAX_TEXT_LEN));
+    assert_eq!(s.send_text(now, &max), Ok(Seq(n as u64 + 1)));
+}
+
+#[test]
+fn consume_is_forgiving_and_short_writes_lose_nothing() {
+    let now = super::test_origin();
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    s.send_text(now, "hi").unwrap();
+    let all = s.pending_output().to_vec();
+    s.consume(3);
+    assert_eq!(s.pending_output(), &all[3..]);
+    s.send_text(now, "again").unwrap();
+    assert_eq!(&s.pending_output()[..all.len() - 3], &all[3..]);
+    s.consume(usize::MAX);
+    assert!(!s.wants_write());
+}
+
+#[test]
+fn huge_durations_mean_never() {
+    let now = super::test_origin();
+    let config = ChatConfig {
+        ping_interval: Duration::MAX,
+        idle_timeout: Duration::MAX,
+        close_linger: Duration::MAX,
+    };
+    let mut s = ChatSession::new(now, name("alice"), config);
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
+    s.handle_timeout(now);
+    s.close(now);
+    assert_eq!(s.poll_timeout(), None);
+    assert!(!s.is_finished());
+}

@@ -1,0 +1,283 @@
+//! Runs the real `p2pchat` binary for end-to-end tests and synchronises on
+//! what it prints: every wait is bounded by a timeout on the next line, never
+//! a sleep.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+/// The longest wait for one expected line. Registry requests are retried for
+/// about 7.5 s before they fail, so this is well above that.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `p2pchat` binary, built once per test process.
+///
+/// Binaries of other packages are not built for this package's tests, so
+/// this runs `cargo build -p p2pchat-cli` (a no-op when it is fresh) with the
+/// cargo that runs the tests, into the same target directory.
+pub fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/e2e_x-hash -> target/<profile>
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "p2pchat-cli", "--bin", "p2pchat", "--manifest-path"])
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(target_dir)
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo build -p p2pchat-cli failed");
+        let bin = profile_dir.join("p2pchat");
+        assert!(bin.exists(), "{} not built", bin.display());
+        bin
+    })
+}
+
+/// A fresh, empty directory for one test's files.
+pub fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("p2pchat-e2e-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// A running `p2pchat` process whose stdout is read line by line.
+pub struct Proc {
+    pub label: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Everything printed so far, for failure messages.
+    pub seen: Vec<String>,
+    eof: bool,
+}
+
+impl Proc {
+    /// Starts `p2pchat args…` with `stdin` (piped if `None`).
+    pub fn spawn(label: &str, args: &[&str], stdin: Option<Stdio>, cwd: &Path) -> Proc {
+        let piped = stdin.is_none();
+        let mut child = Command::new(binary())
+            .args(args)
+            .current_dir(cwd)
+            .stdin(stdin.unwrap_or_else(Stdio::piped))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("spawn p2pchat");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = if piped { child.stdin.take() } else { None };
+        Proc { label: label.to_owned(), child, stdin, lines: rx, seen: Vec::new(), eof: false }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line, or `None` at end of output; panics after
+    /// [`LINE_TIMEOUT`].
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        if self.eof {
+            return None;
+        }
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.eof = true;
+                None
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                panic!(
+                    "{}: no output for {timeout:?}; output so far:\n{}",
+                    self.label,
+                    self.seen.join("\n")
+                )
+            }
+        }
+    }
+
+    /// Reads lines until one satisfies `pred`; returns it.
+    pub fn expect_with(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "{}: waited {timeout:?} for {what:?}; output:\n{}",
+                    self.label,
+                    self.seen.join("\n")
+                );
+            }
+            match self.next_line(left) {
+                Some(line) if pred(&line) => return line,
+                Some(_) => {}
+                None => panic!(
+                    "{}: output ended before {what:?}; output:\n{}",
+                    self.label,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Reads lines until one contains `needle`; returns it.
+    pub fn expect(&mut self, needle: &str) -> String {
+        self.expect_with(needle, LINE_TIMEOUT, |l| l.contains(needle))
+    }
+
+    /// Reads lines until one starts with `prefix`; returns it.
+    pub fn expect_prefix(&mut self, prefix: &str) -> String {
+        self.expect_with(prefix, LINE_TIMEOUT, |l| l.starts_with(prefix))
+    }
+
+    /// Reads the next online list (after `-----[ONLINE USERS]-----`):
+    /// the `name : address` rows.
+    pub fn expect_list(&mut self) -> Vec<String> {
+        self.expect("-----[ONLINE USERS]-----");
+        let mut rows = Vec::new();
+        loop {
+            let line = self.expect_with("list row", LINE_TIMEOUT, |_| true);
+            match line.strip_prefix("| ") {
+                Some(row) => rows.push(row.to_owned()),
+                None => {
+                    assert_eq!(line, "-----", "{}: unexpected line in the list", self.label);
+                    return rows;
+                }
+            }
+        }
+    }
+
+    /// Types one line.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is piped");
+        writeln!(stdin, "{line}").expect("write to p2pchat's stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends a signal by name (`INT`, `TERM`, `KILL`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Waits for the output to end (the process exited), then for its
+    /// status; panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "{}: did not exit within {timeout:?}; output:\n{}",
+                self.label,
+                self.seen.join("\n")
+            );
+            self.next_line(left);
+        }
+        self.child.wait().expect("wait for p2pchat")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a registry server on `bind` and returns it with its address.
+pub fn server(bind: &str, lease_secs: u32, cwd: &Path) -> (Proc, SocketAddr) {
+    let lease = lease_secs.to_string();
+    let mut p = Proc::spawn(
+        "server",
+        &["server", "--bind", bind, "--lease", &lease],
+        Some(Stdio::null()),
+        cwd,
+    );
+    let line = p.expect_prefix("Server listening on ");
+    let addr = line["Server listening on ".len()..].parse().expect("server address");
+    (p, addr)
+}
+
+/// Starts a client named `name` against `server`, listening on loopback of
+/// the server's family, with stdin from `stdin` (piped if `None`).
+pub fn client(name: &str, server: SocketAddr, cwd: &Path, stdin: Option<Stdio>) -> Proc {
+    let listen = SocketAddr::new(server.ip(), 0).to_string();
+    let server = server.to_string();
+    let history = format!("{name}.txt");
+    let args =
+        ["client", "--name", name, "--server", &server, "--listen", &listen, "--history", &history];
+    Proc::spawn(name, &args, stdin, cwd)
+}
+
+/// Starts a client and waits for its first menu.
+pub fn logged_in_client(name: &str, server: SocketAddr, cwd: &Path) -> Proc {
+    let mut c = client(name, server, cwd, None);
+    c.expect(&format!("Logged in as {name}."));
+    c.expect_list();
+    c.expect("Enter choice:");
+    c
+}
+
+/// The history file of client `name` in `dir`, one entry per line, each
+/// checked against the documented format: `TIME DIRECTION PEER TEXT`.
+pub fn history(dir: &Path, name: &str) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.txt"))).expect("history file");
+    text.lines()
+        .map(|line| {
+            let mut parts = line.splitn(4, ' ');
+            let (Some(time), Some(dir), Some(peer), Some(msg)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                panic!("malformed history line {line:?}");
+            };
+            assert!(
+                time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+                "bad time in {line:?}"
+            );
+            assert!(
+                ["sent", "received", "undelivered"].contains(&dir),
+                "bad direction in {line:?}"
+            );
+            (dir.to_owned(), peer.to_owned(), msg.to_owned())
+        })
+        .collect()
+}

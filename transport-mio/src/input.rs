@@ -1,0 +1,390 @@
+//! The user's input: standard input cut into lines, without blocking the loop.
+//!
+//! Standard input may be a terminal, a pipe or a regular file (`p2pchat
+//! client < script.txt`):
+//!
+//! - A terminal or a pipe is registered with the poll. The descriptor stays
+//!   blocking (setting `O_NONBLOCK` on a shared terminal leaks to the parent
+//!   shell), so the driver reads once per readiness event, which never
+//!   blocks, and re-registers to re-arm the edge-triggered poll for the rest.
+//! - A regular file (or `/dev/null`) cannot be registered (`EPERM`): it is
+//!   always readable and a read never blocks, so it is read whenever input is
+//!   wanted and the loop polls with a zero timeout meanwhile.
+//!
+//! Nothing is read while earlier lines are still waiting to be used: the
+//! loop takes lines only when the application can act on them, so a script
+//! runs at the pace of the chat, and at most one [`INPUT_CHUNK`] of input is
+//! held in memory.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use p2pchat_core::MAX_TEXT_LEN;
+
+/// Longest input line, in bytes, not counting the line end: the longest
+/// text message. A longer line is dropped whole and reported as
+/// [`InputItem::TooLong`].
+pub const MAX_LINE_LEN: usize = MAX_TEXT_LEN;
+
+/// Bytes read from standard input at a time.
+pub const INPUT_CHUNK: usize = 8 * 1024;
+
+/// One unit of user input, in the order typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputItem {
+    /// A line, without its line end (`\n` or `\r\n`). Invalid UTF-8 is
+    /// replaced by U+FFFD.
+    Line(String),
+    /// A line longer than [`MAX_LINE_LEN`] bytes was dropped.
+    TooLong,
+    /// The input ended (Ctrl-D, end of script). Nothing follows.
+    Eof,
+}
+
+/// Cuts a byte stream into [`InputItem`]s, holding at most one partial line
+/// of at most [`MAX_LINE_LEN`] + 1 bytes.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    discarding: bool,
+    items: VecDeque<InputItem>,
+    ended: bool,
+}
+
+impl LineSplitter {
+    /// An empty splitter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds input bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.ended {
+            return;
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (part, newline) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..i], true),
+                None => (rest, false),
+            };
+            rest = &rest[part.len() + usize::from(newline)..];
+            if !self.discarding {
+                // One byte of slack for a `\r` before the `\n`.
+                if self.partial.len() + part.len() > MAX_LINE_LEN + 1 {
+                    self.discarding = true;
+                    self.partial.clear();
+                    self.items.push_back(InputItem::TooLong);
+                } else {
+                    self.partial.extend_from_slice(part);
+                }
+            }
+            if newline {
+                self.end_line();
+            }
+        }
+    }
+
+    /// Marks the end of input: a last line without a line end still counts.
+    pub fn push_eof(&mut self) {
+        if self.ended {
+            return;
+        }
+        if !self.partial.is_empty() {
+            self.end_line();
+        }
+        self.ended = true;
+        self.items.push_back(InputItem::Eof);
+    }
+
+    fn end_line(&mut self) {
+        if self.discarding {
+            self.discarding = false;
+            return;
+        }
+        let mut line = std::mem::take(&mut self.partial);
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        if line.len() > MAX_LINE_LEN {
+            self.items.push_back(InputItem::TooLong);
+        } else {
+            self.items.push_back(InputItem::Line(String::from_utf8_lossy(&line).into_owned()));
+        }
+    }
+
+    /// The next item, without taking it.
+    pub fn peek(&self) -> Option<&InputItem> {
+        self.items.front()
+    }
+
+    /// Takes the next item.
+    pub fn pop(&mut self) -> Option<InputItem> {
+        self.items.pop_front()
+    }
+
+    /// Whether the end of input has been pushed.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Registered with the poll; `ready` is set by events.
+    Polled,
+    /// Cannot be polled; always ready.
+    AlwaysReady,
+}
+
+/// Standard input (or any file), read without blocking the loop.
+#[derive(Debug)]
+pub struct UserInput {
+    file: Option<File>,
+    mode: Mode,
+    token: Token,
+    ready: bool,
+    lines: LineSplitter,
+    buf: Vec<u8>,
+}
+
+impl UserInput {
+    /// Standard input. A closed descriptor 0 reads as an empty input.
+    pub fn stdin(registry: &Registry, token: Token) -> io::Result<Self> {
+        match io::stdin().as_fd().try_clone_to_owned() {
+            Ok(fd) => Self::from_file(File::from(fd), registry, token),
+            Err(e) => {
+                tracing::debug!(error = %e, "standard input is closed");
+                let mut lines = LineSplitter::new();
+                lines.push_eof();
+                Ok(Self {
+                    file: None,
+                    mode: Mode::AlwaysReady,
+                    token,
+                    ready: false,
+                    lines,
+                    buf: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// Reads from `file`, which must not be non-blocking-unaware of the
+    /// rules above: a terminal, a pipe, a socket or a regular file.
+    pub fn from_file(file: File, registry: &Registry, token: Token) -> io::Result<Self> {
+        let fd = file.as_raw_fd();
+        let mode = match registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
+            Ok(()) => Mode::Polled,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Mode::AlwaysReady,
+            Err(e) => return Err(e),
+        };
+        tracing::debug!(?mode, "user input");
+        Ok(Self {
+            file: Some(file),
+            mode,
+            token,
+            ready: mode == Mode::AlwaysReady,
+            lines: LineSplitter::new(),
+            buf: vec![0; INPUT_CHUNK],
+        })
+    }
+
+    /// The token the input is registered under (when it can be polled).
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Records a readiness event for the input.
+    pub fn on_event(&mut self) {
+        self.ready = true;
+    }
+
+    /// Whether the loop must not sleep: the input is readable now (a regular
+    /// file) and nothing read so far is waiting.
+    pub fn wants_zero_timeout(&self) -> bool {
+        self.ready
+            && self.mode == Mode::AlwaysReady
+            && self.lines.peek().is_none()
+            && !self.lines.ended()
+    }
+
+    /// The next item, reading one chunk if none is waiting and the input is
+    /// ready. `None` means nothing yet: wait for the next event.
+    pub fn peek(&mut self, registry: &Registry) -> Option<&InputItem> {
+        if self.lines.peek().is_none() && self.ready && !self.lines.ended() {
+            self.read_chunk(registry);
+        }
+        self.lines.peek()
+    }
+
+    /// Takes the item [`UserInput::peek`] returned.
+    pub fn pop(&mut self) -> Option<InputItem> {
+        self.lines.pop()
+    }
+
+    fn read_chunk(&mut self, registry: &Registry) {
+        let Some(file) = self.file.as_mut() else {
+            self.lines.push_eof();
+            return;
+        };
+        let result = loop {
+            match file.read(&mut self.buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match result {
+            Ok(0) => {
+                self.lines.push_eof();
+                self.release(registry);
+                return;
+            }
+            Ok(n) => self.lines.push(&self.buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading standard input failed; treating it as ended");
+                self.lines.push_eof();
+                self.release(registry);
+                return;
+            }
+        }
+        if self.mode == Mode::Polled {
+            self.ready = false;
+            // Re-arm: if more is readable already, the poll reports it again.
+            if let Some(file) = self.file.as_ref() {
+                let fd = file.as_raw_fd();
+                if let Err(e) =
+                    registry.reregister(&mut SourceFd(&fd), self.token, Interest::READABLE)
+                {
+                    tracing::warn!(error = %e, "re-arming standard input failed");
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, registry: &Registry) {
+        if let Some(file) = self.file.take() {
+            if self.mode == Mode::Polled {
+                let fd = file.as_raw_fd();
+                let _ = registry.deregister(&mut SourceFd(&fd));
+            }
+        }
+        self.ready = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::Duration;
+
+    fn items(chunks: &[&[u8]], eof: bool) -> Vec<InputItem> {
+        let mut s = LineSplitter::new();
+        for c in chunks {
+            s.push(c);
+        }
+        if eof {
+            s.push_eof();
+        }
+        std::iter::from_fn(|| s.pop()).collect()
+    }
+
+    fn line(s: &str) -> InputItem {
+        InputItem::Line(s.to_owned())
+    }
+
+    #[test]
+    fn splits_lines_across_chunks() {
+        assert_eq!(
+            items(&[b"ab", b"c\nd", b"e\r\n\n"], false),
+            vec![line("abc"), line("de"), line("")]
+        );
+        assert_eq!(items(&[b"x\ny"], true), vec![line("x"), line("y"), InputItem::Eof]);
+        assert_eq!(items(&[b"x\n"], true), vec![line("x"), InputItem::Eof]);
+        assert_eq!(items(&[b"\xff\n"], false), vec![line("\u{fffd}")]);
+    }
+
+    #[test]
+    fn overlong_lines_are_dropped_whole() {
+        let max = vec![b'a'; MAX_LINE_LEN];
+        let long = vec![b'a'; MAX_LINE_LEN + 1];
+        let max_line = line(&"a".repeat(MAX_LINE_LEN));
+        assert_eq!(items(&[&max, b"\r\n"], false), vec![max_line.clone()]);
+        assert_eq!(items(&[&long, b"\nok\n"], false), vec![InputItem::TooLong, line("ok")]);
+        // Very long, in many chunks: one TooLong, memory stays bounded.
+        let mut s = LineSplitter::new();
+        for _ in 0..1000 {
+            s.push(&[b'z'; 1000]);
+            assert!(s.partial.len() <= MAX_LINE_LEN + 1);
+        }
+        s.push(b"\nnext\n");
+        assert_eq!(
+            std::iter::from_fn(|| s.pop()).collect::<Vec<_>>(),
+            vec![InputItem::TooLong, line("next")]
+        );
+        // Over-long last line before EOF.
+        assert_eq!(items(&[&long], true), vec![InputItem::TooLong, InputItem::Eof]);
+    }
+
+    fn drain(input: &mut UserInput, poll: &mut mio::Poll) -> Vec<InputItem> {
+        let mut got = Vec::new();
+        let mut events = mio::Events::with_capacity(4);
+        for _ in 0..1000 {
+            while let Some(item) = input.peek(poll.registry()).cloned() {
+                input.pop();
+                let end = item == InputItem::Eof;
+                got.push(item);
+                if end {
+                    return got;
+                }
+            }
+            let timeout =
+                if input.wants_zero_timeout() { Duration::ZERO } else { Duration::from_secs(5) };
+            poll.poll(&mut events, Some(timeout)).unwrap();
+            if !events.is_empty() {
+                input.on_event();
+            }
+        }
+        panic!("input never ended: {got:?}");
+    }
+
+    #[test]
+    fn regular_file_is_always_ready() {
+        let path = std::env::temp_dir().join(format!("p2pchat-input-{}.txt", std::process::id()));
+        std::fs::write(&path, b"1\nBob\nhello\n").unwrap();
+        let file = File::open(&path).unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut input = UserInput::from_file(file, poll.registry(), Token(9)).unwrap();
+        assert_eq!(input.mode, Mode::AlwaysReady);
+        let got = drain(&mut input, &mut poll);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got, vec![line("1"), line("Bob"), line("hello"), InputItem::Eof]);
+    }
+
+    #[test]
+    fn stream_is_polled_and_rearmed() {
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let file = File::from(std::os::fd::OwnedFd::from(a));
+        let mut poll = mio::Poll::new().unwrap();
+        let mut input = UserInput::from_file(file, poll.registry(), Token(9)).unwrap();
+        assert_eq!(input.mode, Mode::Polled);
+        // More than one chunk, so the re-arm is needed to read the rest.
+        let big = "x".repeat(100);
+        let mut text = String::new();
+        for _ in 0..200 {
+            text.push_str(&big);
+            text.push('\n');
+        }
+        b.write_all(text.as_bytes()).unwrap();
+        drop(b);
+        let got = drain(&mut input, &mut poll);
+        assert_eq!(got.len(), 201);
+        assert!(got[..200].iter().all(|i| *i == line(&big)));
+        assert_eq!(got[200], InputItem::Eof);
+    }
+}

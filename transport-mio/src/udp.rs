@@ -1,0 +1,258 @@
+//! One UDP socket driving one datagram state machine.
+//!
+//! [`UdpDriver`] reads every datagram the socket holds into the machine,
+//! then sends what the machine wants sent. A send that would block keeps its
+//! datagram in a bounded queue and asks the poll for WRITABLE; past
+//! [`MAX_QUEUED_DATAGRAMS`] the newest datagrams are dropped (UDP is lossy and
+//! the machines retransmit what matters).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
+use p2pchat_core::{MAX_DATAGRAM_LEN, Transmit};
+
+/// Most datagrams held back because the socket's send buffer is full.
+pub const MAX_QUEUED_DATAGRAMS: usize = 1024;
+
+/// Receive buffer size: larger than [`MAX_DATAGRAM_LEN`], so an over-long
+/// datagram arrives whole and the machine can reject it as such.
+const RECV_BUF_LEN: usize = 2 * MAX_DATAGRAM_LEN;
+
+/// Most consecutive receive errors (other than WouldBlock) tolerated in one
+/// read pass before giving up on that pass.
+const MAX_RECV_ERRORS: usize = 16;
+
+/// A sans-IO machine that speaks datagrams: the registry server and the
+/// registry client both have this face.
+pub trait DatagramCore {
+    /// What the machine reports to its user.
+    type Event;
+    /// Feeds one received datagram.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
+    /// Takes the next datagram to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// Takes the next event.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+    /// When the machine next wants [`DatagramCore::handle_timeout`].
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Wakes the machine at or after its deadline.
+    fn handle_timeout(&mut self, now: Instant);
+}
+
+/// A non-blocking UDP socket with its bounded send queue.
+#[derive(Debug)]
+pub struct UdpDriver {
+    socket: UdpSocket,
+    token: Token,
+    queue: VecDeque<Transmit>,
+    writable_registered: bool,
+    dropped: u64,
+    buf: Vec<u8>,
+}
+
+impl UdpDriver {
+    /// Takes over `socket` (made non-blocking) and registers it for
+    /// READABLE under `token`.
+    pub fn new(socket: std::net::UdpSocket, registry: &Registry, token: Token) -> io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let mut socket = UdpSocket::from_std(socket);
+        registry.register(&mut socket, token, Interest::READABLE)?;
+        Ok(Self {
+            socket,
+            token,
+            queue: VecDeque::new(),
+            writable_registered: false,
+            dropped: 0,
+            buf: vec![0; RECV_BUF_LEN],
+        })
+    }
+
+    /// The socket's bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The token the socket is registered under.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Datagrams dropped so far because the queue was full or the send failed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Datagrams waiting for the socket to become writable.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Reads every datagram the socket holds into `core`, until WouldBlock.
+    pub fn read_all<C: DatagramCore>(&mut self, core: &mut C, now: Instant) {
+        let mut errors = 0;
+        loop {
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((n, from)) => core.handle_datagram(now, from, &self.buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // ICMP errors reported on the socket (connection refused,
+                    // host unreachable) say nothing the machine's own
+                    // retransmission timers will not find out.
+                    tracing::debug!(error = %e, "udp receive error");
+                    errors += 1;
+                    if errors >= MAX_RECV_ERRORS {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves every transmit out of `core` into the queue, sends as much of
+    /// the queue as the socket takes, and registers WRITABLE while some is
+    /// left.
+    pub fn flush<C: DatagramCore>(&mut self, core: &mut C, registry: &Registry) -> io::Result<()> {
+        self.enqueue_from(core);
+        self.send_queued();
+        let want_writable = !self.queue.is_empty();
+        if want_writable != self.writable_registered {
+            let interest = if want_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            registry.reregister(&mut self.socket, self.token, interest)?;
+            self.writable_registered = want_writable;
+        }
+        Ok(())
+    }
+
+    fn enqueue_from<C: DatagramCore>(&mut self, core: &mut C) {
+        while let Some(t) = core.poll_transmit() {
+            if self.queue.len() >= MAX_QUEUED_DATAGRAMS {
+                self.dropped += 1;
+                tracing::warn!(dst = %t.dst, "udp send queue full, datagram dropped");
+                continue;
+            }
+            self.queue.push_back(t);
+        }
+    }
+
+    fn send_queued(&mut self) {
+        while let Some(t) = self.queue.front() {
+            match self.socket.send_to(&t.payload, t.dst) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Unreachable network, address family mismatch, …: this
+                    // datagram cannot go; the next one may.
+                    tracing::debug!(dst = %t.dst, error = %e, "udp send failed, datagram dropped");
+                    self.dropped += 1;
+                }
+            }
+            self.queue.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+    use std::time::Duration;
+
+    /// Answers every datagram with the same bytes, reversed.
+    #[derive(Default)]
+    struct Mirror {
+        out: VecDeque<Transmit>,
+        seen: Vec<Vec<u8>>,
+    }
+
+    impl DatagramCore for Mirror {
+        type Event = ();
+        fn handle_datagram(&mut self, _now: Instant, from: SocketAddr, bytes: &[u8]) {
+            self.seen.push(bytes.to_vec());
+            let mut payload = bytes.to_vec();
+            payload.reverse();
+            self.out.push_back(Transmit { dst: from, payload });
+        }
+        fn poll_transmit(&mut self) -> Option<Transmit> {
+            self.out.pop_front()
+        }
+        fn poll_event(&mut self) -> Option<()> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn handle_timeout(&mut self, _now: Instant) {}
+    }
+
+    #[test]
+    fn reads_everything_and_answers() {
+        let mut poll = Poll::new().unwrap();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
+        let addr = drv.local_addr().unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for i in 0..10u8 {
+            peer.send_to(&[i, 1, 2], addr).unwrap();
+        }
+        let mut core = Mirror::default();
+        let mut events = Events::with_capacity(8);
+        for _ in 0..100 {
+            if core.seen.len() == 10 {
+                break;
+            }
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+            drv.read_all(&mut core, Instant::now());
+            drv.flush(&mut core, poll.registry()).unwrap();
+        }
+        assert_eq!(core.seen.len(), 10);
+        let mut buf = [0; 16];
+        for i in 0..10u8 {
+            let (n, _) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[2, 1, i]);
+        }
+        assert_eq!(drv.queued(), 0);
+    }
+
+    #[test]
+    fn queue_is_bounded() {
+        let poll = Poll::new().unwrap();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
+        let mut core = Mirror::default();
+        for _ in 0..(MAX_QUEUED_DATAGRAMS + 10) {
+            core.out
+                .push_back(Transmit { dst: "127.0.0.1:9".parse().unwrap(), payload: vec![0; 10] });
+        }
+        // As if the socket had refused every send with WouldBlock.
+        drv.enqueue_from(&mut core);
+        assert_eq!(drv.queued(), MAX_QUEUED_DATAGRAMS);
+        assert_eq!(drv.dropped(), 10);
+    }
+
+    #[test]
+    fn failed_sends_are_dropped() {
+        let poll = Poll::new().unwrap();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
+        // An IPv6 destination from an IPv4 socket always fails: each
+        // datagram is dropped, never retried forever.
+        let mut core = Mirror::default();
+        for _ in 0..(MAX_QUEUED_DATAGRAMS + 10) {
+            core.out.push_back(Transmit { dst: "[::1]:9".parse().unwrap(), payload: vec![0; 10] });
+        }
+        drv.flush(&mut core, poll.registry()).unwrap();
+        assert_eq!(drv.queued(), 0);
+        assert_eq!(drv.dropped(), (MAX_QUEUED_DATAGRAMS + 10) as u64);
+    }
+}
