@@ -14,6 +14,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use p2pchat_core::UserName;
@@ -122,6 +123,10 @@ pub fn format_line(
     format!("{at} {direction} {peer} {}", escape(text))
 }
 
+/// Unix permissions of a newly created history file: owner read and write
+/// only, since it holds every message in clear text.
+pub const HISTORY_MODE: u32 = 0o600;
+
 /// The history file, open for appending.
 #[derive(Debug)]
 pub struct History {
@@ -129,9 +134,11 @@ pub struct History {
 }
 
 impl History {
-    /// Opens (creating if needed) `path` for appending.
+    /// Opens (creating if needed) `path` for appending. A new file is
+    /// readable by its owner only ([`HISTORY_MODE`]); an existing file keeps
+    /// the mode it has.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new().create(true).append(true).mode(HISTORY_MODE).open(path)?;
         Ok(Self { file })
     }
 
@@ -206,7 +213,11 @@ mod tests {
         let mut h = History::open(&path).unwrap();
         h.record(at, Direction::Undelivered, &peer, "two\nlines").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
         std::fs::remove_file(&path).unwrap();
+        assert_eq!(mode & 0o777, HISTORY_MODE, "only the owner may read the history");
         assert_eq!(
             text,
             "1970-01-01T00:00:00.000Z sent Bob one\n1970-01-01T00:00:00.000Z undelivered Bob two\\nlines\n"
