@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use mio::net::UdpSocket;
@@ -43,6 +43,13 @@ pub trait DatagramCore {
     fn handle_timeout(&mut self, now: Instant);
 }
 
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack socket
+/// reports for an IPv4 sender) as the plain IPv4 address it stands for, so
+/// that one host has one address in the registry whatever socket it reached.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// A non-blocking UDP socket with its bounded send queue.
 #[derive(Debug)]
 pub struct UdpDriver {
@@ -52,6 +59,8 @@ pub struct UdpDriver {
     writable_registered: bool,
     dropped: u64,
     buf: Vec<u8>,
+    /// Whether the socket is IPv6 (and so possibly dual-stack).
+    ipv6: bool,
 }
 
 impl UdpDriver {
@@ -59,6 +68,7 @@ impl UdpDriver {
     /// READABLE under `token`.
     pub fn new(socket: std::net::UdpSocket, registry: &Registry, token: Token) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
+        let ipv6 = socket.local_addr()?.is_ipv6();
         let mut socket = UdpSocket::from_std(socket);
         registry.register(&mut socket, token, Interest::READABLE)?;
         Ok(Self {
@@ -68,6 +78,7 @@ impl UdpDriver {
             writable_registered: false,
             dropped: 0,
             buf: vec![0; RECV_BUF_LEN],
+            ipv6,
         })
     }
 
@@ -96,7 +107,7 @@ impl UdpDriver {
         let mut errors = 0;
         loop {
             match self.socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => core.handle_datagram(now, from, &self.buf[..n]),
+                Ok((n, from)) => core.handle_datagram(now, canonical(from), &self.buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -143,9 +154,21 @@ impl UdpDriver {
         }
     }
 
+    /// The destination as this socket can reach it: an IPv6 socket (which
+    /// may be dual-stack) reaches an IPv4 address through its IPv4-mapped
+    /// form; the machines only ever see the plain IPv4 address.
+    fn on_wire(&self, dst: SocketAddr) -> SocketAddr {
+        match (self.ipv6, dst) {
+            (true, SocketAddr::V4(v4)) => {
+                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+            }
+            (true, SocketAddr::V6(_)) | (false, _) => dst,
+        }
+    }
+
     fn send_queued(&mut self) {
         while let Some(t) = self.queue.front() {
-            match self.socket.send_to(&t.payload, t.dst) {
+            match self.socket.send_to(&t.payload, self.on_wire(t.dst)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -172,12 +195,14 @@ mod tests {
     struct Mirror {
         out: VecDeque<Transmit>,
         seen: Vec<Vec<u8>>,
+        from: Vec<SocketAddr>,
     }
 
     impl DatagramCore for Mirror {
         type Event = ();
         fn handle_datagram(&mut self, _now: Instant, from: SocketAddr, bytes: &[u8]) {
             self.seen.push(bytes.to_vec());
+            self.from.push(from);
             let mut payload = bytes.to_vec();
             payload.reverse();
             self.out.push_back(Transmit { dst: from, payload });
@@ -192,6 +217,33 @@ mod tests {
             None
         }
         fn handle_timeout(&mut self, _now: Instant) {}
+    }
+
+    #[test]
+    fn a_dual_stack_socket_shows_ipv4_senders_as_ipv4() {
+        let mut poll = Poll::new().unwrap();
+        // An IPv6 socket, on IPv4 loopback through its mapped address: what
+        // a dual-stack `[::]` socket sees of an IPv4 sender.
+        let sock = std::net::UdpSocket::bind("[::ffff:127.0.0.1]:0").unwrap();
+        assert!(sock.local_addr().unwrap().is_ipv6());
+        let port = sock.local_addr().unwrap().port();
+        let mut driver = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(&[7, 1, 2], ("127.0.0.1", port)).unwrap();
+        let mut core = Mirror::default();
+        let mut events = Events::with_capacity(8);
+        while core.seen.is_empty() {
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+            assert!(!events.is_empty(), "the datagram never arrived");
+            driver.read_all(&mut core, Instant::now());
+        }
+        assert_eq!(core.from, vec![peer.local_addr().unwrap()], "seen as plain IPv4");
+        // The answer to the plain IPv4 address goes out through the mapped one.
+        driver.flush(&mut core, poll.registry()).unwrap();
+        let mut buf = [0; 16];
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (n, _) = peer.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[2, 1, 7]);
     }
 
     #[test]
