@@ -22,7 +22,9 @@ use mio::{Events, Interest, Poll, Token};
 use p2pchat_core::{
     ChatConfig, ChatEvent, ChatSession, CloseReason, RegistryClient, SendError, UserName,
 };
-use p2pchat_transport_mio::{StreamConn, StreamCore, StreamState, UdpDriver, UserInput};
+use p2pchat_transport_mio::{
+    InputDecoder as _, StreamConn, StreamCore, StreamState, UdpDriver, UserInput,
+};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use time::{OffsetDateTime, UtcOffset};
@@ -238,7 +240,7 @@ impl Client {
     }
 
     fn next_timeout(&mut self) -> Option<Duration> {
-        let input_now = self.input_ready_now() || self.input.wants_zero_timeout();
+        let input_now = self.input_ready_now() || self.input.wants_zero_timeout(&self.term);
         if input_now || !self.inbox.is_empty() {
             return Some(Duration::ZERO);
         }
@@ -257,7 +259,7 @@ impl Client {
             return false;
         }
         let registry = self.poll.registry();
-        match self.input.peek(registry) {
+        match self.input.peek(registry, &mut self.term) {
             Some(item) => self.app.accepts(item),
             None => false,
         }
@@ -405,7 +407,7 @@ impl Client {
             if self.exit.is_some() || !self.input_ready_now() {
                 break;
             }
-            let Some(item) = self.input.pop() else { break };
+            let Some(item) = self.term.pop() else { break };
             self.term.input_taken();
             self.app.handle(Input::User(item));
             self.run_actions(now);

@@ -1,4 +1,5 @@
-//! The client's standard output: lines and prompts.
+//! The client's terminal: the lines and prompts it prints, and the user's
+//! input cut into lines.
 //!
 //! When standard input is a terminal, a prompt stays on its line (`Enter
 //! choice: ` and the cursor after it), and a line printed while a prompt is
@@ -8,17 +9,20 @@
 
 use std::io::{self, Write};
 
-/// Standard output with prompt handling.
+use p2pchat_transport_mio::{InputDecoder, InputItem, LineSplitter};
+
+/// Standard output with prompt handling, and the decoder of standard input.
 #[derive(Debug)]
 pub struct Term {
     interactive: bool,
     prompt_open: bool,
+    lines: LineSplitter,
 }
 
 impl Term {
     /// `interactive`: whether the user types at a terminal.
     pub fn new(interactive: bool) -> Self {
-        Self { interactive, prompt_open: false }
+        Self { interactive, prompt_open: false, lines: LineSplitter::new() }
     }
 
     /// Prints one line.
@@ -53,6 +57,25 @@ impl Term {
     /// new line.
     pub fn input_taken(&mut self) {
         self.prompt_open = false;
+    }
+}
+
+/// Standard input's bytes are cut into lines here.
+impl InputDecoder for Term {
+    fn push(&mut self, bytes: &[u8]) {
+        self.lines.push(bytes);
+    }
+    fn push_eof(&mut self) {
+        self.lines.push_eof();
+    }
+    fn peek(&self) -> Option<&InputItem> {
+        self.lines.peek()
+    }
+    fn pop(&mut self) -> Option<InputItem> {
+        self.lines.pop()
+    }
+    fn ended(&self) -> bool {
+        self.lines.ended()
     }
 }
 
