@@ -25,7 +25,7 @@ use p2pchat_core::{
 use p2pchat_transport_mio::{
     InputDecoder as _, StreamConn, StreamCore, StreamState, UdpDriver, UserInput,
 };
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
 use signal_hook_mio::v1_0::Signals;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -131,9 +131,21 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
     let socket = std::net::UdpSocket::bind(udp_bind)
         .with_context(|| format!("cannot open a UDP socket on {udp_bind}"))?;
     let udp = UdpDriver::new(socket, poll.registry(), UDP)?;
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
     let input = UserInput::stdin(poll.registry(), STDIN)?;
+    // Handled before the terminal is made raw, so that none of them finds it
+    // raw with its default action. Ctrl-\ still raises SIGQUIT, whose default
+    // would leave the terminal raw; a hangup likewise: both end the client
+    // like SIGINT. Ctrl-Z stops the process once the terminal is restored;
+    // `fg` sets it up again.
+    let mut signals = if Term::wants_editor(interactive) {
+        Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP, SIGCONT])?
+    } else {
+        Signals::new([SIGINT, SIGTERM])?
+    };
+    poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+    // From here on the terminal may be raw: `term` puts it back when dropped,
+    // on every return, `?` included, and when a panic unwinds.
+    let term = Term::stdio(interactive);
     tracing::info!(listen = %listener.local_addr()?, "taking chats");
     let app = App::new(AppConfig { name: opts.name, server: opts.server, history: opts.history });
     let mut client = Client {
@@ -147,7 +159,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         active: None,
         held: None,
         app,
-        term: Term::new(interactive),
+        term,
         history,
         history_failed: false,
         offset,
@@ -219,8 +231,12 @@ impl Client {
                     LISTENER => self.accept(now),
                     STDIN => self.input.on_event(),
                     SIGNALS => {
-                        for _ in self.signals.pending() {
-                            self.inbox.push_back(Input::Signal);
+                        for signal in self.signals.pending() {
+                            match signal {
+                                SIGTSTP => self.stop(),
+                                SIGCONT => self.term.resume(),
+                                _ => self.inbox.push_back(Input::Signal),
+                            }
                         }
                     }
                     token => {
@@ -232,6 +248,15 @@ impl Client {
                     }
                 }
             }
+        }
+    }
+
+    /// Ctrl-Z: stops the process as the default action would, with the
+    /// terminal restored meanwhile. It goes on here when continued.
+    fn stop(&mut self) {
+        self.term.suspend();
+        if let Err(e) = signal_hook::low_level::emulate_default_handler(SIGTSTP) {
+            tracing::warn!(error = %e, "cannot stop the process");
         }
     }
 
