@@ -22,8 +22,10 @@ use mio::{Events, Interest, Poll, Token};
 use p2pchat_core::{
     ChatConfig, ChatEvent, ChatSession, CloseReason, RegistryClient, SendError, UserName,
 };
-use p2pchat_transport_mio::{StreamConn, StreamCore, StreamState, UdpDriver, UserInput};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use p2pchat_transport_mio::{
+    InputDecoder as _, StreamConn, StreamCore, StreamState, UdpDriver, UserInput,
+};
+use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
 use signal_hook_mio::v1_0::Signals;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -129,9 +131,21 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
     let socket = std::net::UdpSocket::bind(udp_bind)
         .with_context(|| format!("cannot open a UDP socket on {udp_bind}"))?;
     let udp = UdpDriver::new(socket, poll.registry(), UDP)?;
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
     let input = UserInput::stdin(poll.registry(), STDIN)?;
+    // Handled before the terminal is made raw, so that none of them finds it
+    // raw with its default action. Ctrl-\ still raises SIGQUIT, whose default
+    // would leave the terminal raw; a hangup likewise: both end the client
+    // like SIGINT. Ctrl-Z stops the process once the terminal is restored;
+    // `fg` sets it up again.
+    let mut signals = if Term::wants_editor(interactive) {
+        Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP, SIGCONT])?
+    } else {
+        Signals::new([SIGINT, SIGTERM])?
+    };
+    poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+    // From here on the terminal may be raw: `term` puts it back when dropped,
+    // on every return, `?` included, and when a panic unwinds.
+    let term = Term::stdio(interactive);
     tracing::info!(listen = %listener.local_addr()?, "taking chats");
     let app = App::new(AppConfig { name: opts.name, server: opts.server, history: opts.history });
     let mut client = Client {
@@ -145,7 +159,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         active: None,
         held: None,
         app,
-        term: Term::new(interactive),
+        term,
         history,
         history_failed: false,
         offset,
@@ -217,8 +231,12 @@ impl Client {
                     LISTENER => self.accept(now),
                     STDIN => self.input.on_event(),
                     SIGNALS => {
-                        for _ in self.signals.pending() {
-                            self.inbox.push_back(Input::Signal);
+                        for signal in self.signals.pending() {
+                            match signal {
+                                SIGTSTP => self.stop(),
+                                SIGCONT => self.term.resume(),
+                                _ => self.inbox.push_back(Input::Signal),
+                            }
                         }
                     }
                     token => {
@@ -233,12 +251,21 @@ impl Client {
         }
     }
 
+    /// Ctrl-Z: stops the process as the default action would, with the
+    /// terminal restored meanwhile. It goes on here when continued.
+    fn stop(&mut self) {
+        self.term.suspend();
+        if let Err(e) = signal_hook::low_level::emulate_default_handler(SIGTSTP) {
+            tracing::warn!(error = %e, "cannot stop the process");
+        }
+    }
+
     fn chats_mut(&mut self) -> impl Iterator<Item = &mut Chat> {
         self.active.iter_mut().chain(self.held.iter_mut().map(|h| &mut h.chat))
     }
 
     fn next_timeout(&mut self) -> Option<Duration> {
-        let input_now = self.input_ready_now() || self.input.wants_zero_timeout();
+        let input_now = self.input_ready_now() || self.input.wants_zero_timeout(&self.term);
         if input_now || !self.inbox.is_empty() {
             return Some(Duration::ZERO);
         }
@@ -257,7 +284,7 @@ impl Client {
             return false;
         }
         let registry = self.poll.registry();
-        match self.input.peek(registry) {
+        match self.input.peek(registry, &mut self.term) {
             Some(item) => self.app.accepts(item),
             None => false,
         }
@@ -405,7 +432,7 @@ impl Client {
             if self.exit.is_some() || !self.input_ready_now() {
                 break;
             }
-            let Some(item) = self.input.pop() else { break };
+            let Some(item) = self.term.pop() else { break };
             self.term.input_taken();
             self.app.handle(Input::User(item));
             self.run_actions(now);

@@ -7,6 +7,8 @@
 mod app;
 mod client;
 mod history;
+mod line_editor;
+mod raw_mode;
 mod term;
 
 use std::io::{IsTerminal, Write};

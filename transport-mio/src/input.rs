@@ -11,10 +11,13 @@
 //!   always readable and a read never blocks, so it is read whenever input is
 //!   wanted and the loop polls with a zero timeout meanwhile.
 //!
-//! Nothing is read while earlier lines are still waiting to be used: the
-//! loop takes lines only when the application can act on them, so a script
-//! runs at the pace of the chat, and at most one [`INPUT_CHUNK`] of input is
-//! held in memory.
+//! [`UserInput`] only reads; what the bytes mean is up to an
+//! [`InputDecoder`]: [`LineSplitter`] cuts them at line ends (a pipe, a file
+//! or a terminal in canonical mode), a line editor can take a raw terminal's
+//! keys. The decoder says when it wants more: [`LineSplitter`] reads nothing
+//! while earlier lines are still waiting to be used. The loop takes lines
+//! only when the application can act on them, so a script runs at the pace
+//! of the chat, and at most one [`INPUT_CHUNK`] of input is held in memory.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -43,6 +46,28 @@ pub enum InputItem {
     TooLong,
     /// The input ended (Ctrl-D, end of script). Nothing follows.
     Eof,
+}
+
+/// What [`UserInput`] feeds the bytes it reads to: turns them into
+/// [`InputItem`]s, in order.
+pub trait InputDecoder {
+    /// Adds input bytes.
+    fn push(&mut self, bytes: &[u8]);
+    /// Marks the end of input (end of file, or a read error).
+    fn push_eof(&mut self);
+    /// The next item, without taking it.
+    fn peek(&self) -> Option<&InputItem>;
+    /// Takes the next item.
+    fn pop(&mut self) -> Option<InputItem>;
+    /// Whether the input has ended (an [`InputItem::Eof`] was queued):
+    /// nothing more is read.
+    fn ended(&self) -> bool;
+    /// Whether to read more input now. The default, for input that nobody
+    /// watches being read: only when nothing is waiting, so that at most
+    /// one chunk is held.
+    fn wants_input(&self) -> bool {
+        !self.ended() && self.peek().is_none()
+    }
 }
 
 /// Cuts a byte stream into [`InputItem`]s, holding at most one partial line
@@ -133,6 +158,24 @@ impl LineSplitter {
     }
 }
 
+impl InputDecoder for LineSplitter {
+    fn push(&mut self, bytes: &[u8]) {
+        LineSplitter::push(self, bytes);
+    }
+    fn push_eof(&mut self) {
+        LineSplitter::push_eof(self);
+    }
+    fn peek(&self) -> Option<&InputItem> {
+        LineSplitter::peek(self)
+    }
+    fn pop(&mut self) -> Option<InputItem> {
+        LineSplitter::pop(self)
+    }
+    fn ended(&self) -> bool {
+        LineSplitter::ended(self)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Registered with the poll; `ready` is set by events.
@@ -141,14 +184,14 @@ enum Mode {
     AlwaysReady,
 }
 
-/// Standard input (or any file), read without blocking the loop.
+/// Standard input (or any file), read without blocking the loop. The bytes
+/// go to the [`InputDecoder`] passed to [`UserInput::peek`].
 #[derive(Debug)]
 pub struct UserInput {
     file: Option<File>,
     mode: Mode,
     token: Token,
     ready: bool,
-    lines: LineSplitter,
     buf: Vec<u8>,
 }
 
@@ -159,14 +202,12 @@ impl UserInput {
             Ok(fd) => Self::from_file(File::from(fd), registry, token),
             Err(e) => {
                 tracing::debug!(error = %e, "standard input is closed");
-                let mut lines = LineSplitter::new();
-                lines.push_eof();
+                // No file: the first read reports the end of input.
                 Ok(Self {
                     file: None,
                     mode: Mode::AlwaysReady,
                     token,
-                    ready: false,
-                    lines,
+                    ready: true,
                     buf: Vec::new(),
                 })
             }
@@ -188,7 +229,6 @@ impl UserInput {
             mode,
             token,
             ready: mode == Mode::AlwaysReady,
-            lines: LineSplitter::new(),
             buf: vec![0; INPUT_CHUNK],
         })
     }
@@ -204,31 +244,29 @@ impl UserInput {
     }
 
     /// Whether the loop must not sleep: the input is readable now (a regular
-    /// file) and nothing read so far is waiting.
-    pub fn wants_zero_timeout(&self) -> bool {
-        self.ready
-            && self.mode == Mode::AlwaysReady
-            && self.lines.peek().is_none()
-            && !self.lines.ended()
+    /// file) and `decoder` wants more.
+    pub fn wants_zero_timeout(&self, decoder: &impl InputDecoder) -> bool {
+        self.ready && self.mode == Mode::AlwaysReady && decoder.wants_input()
     }
 
-    /// The next item, reading one chunk if none is waiting and the input is
-    /// ready. `None` means nothing yet: wait for the next event.
-    pub fn peek(&mut self, registry: &Registry) -> Option<&InputItem> {
-        if self.lines.peek().is_none() && self.ready && !self.lines.ended() {
-            self.read_chunk(registry);
+    /// The next item of `decoder`, first reading one chunk into it if it
+    /// wants more and the input is ready. `None` means nothing yet: wait for
+    /// the next event. Take the item with [`InputDecoder::pop`].
+    pub fn peek<'d, D: InputDecoder>(
+        &mut self,
+        registry: &Registry,
+        decoder: &'d mut D,
+    ) -> Option<&'d InputItem> {
+        if self.ready && decoder.wants_input() {
+            self.read_chunk(registry, decoder);
         }
-        self.lines.peek()
+        decoder.peek()
     }
 
-    /// Takes the item [`UserInput::peek`] returned.
-    pub fn pop(&mut self) -> Option<InputItem> {
-        self.lines.pop()
-    }
-
-    fn read_chunk(&mut self, registry: &Registry) {
+    fn read_chunk(&mut self, registry: &Registry, decoder: &mut impl InputDecoder) {
         let Some(file) = self.file.as_mut() else {
-            self.lines.push_eof();
+            decoder.push_eof();
+            self.ready = false;
             return;
         };
         let result = loop {
@@ -239,15 +277,15 @@ impl UserInput {
         };
         match result {
             Ok(0) => {
-                self.lines.push_eof();
+                decoder.push_eof();
                 self.release(registry);
                 return;
             }
-            Ok(n) => self.lines.push(&self.buf[..n]),
+            Ok(n) => decoder.push(&self.buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reading standard input failed; treating it as ended");
-                self.lines.push_eof();
+                decoder.push_eof();
                 self.release(registry);
                 return;
             }
@@ -333,18 +371,22 @@ mod tests {
 
     fn drain(input: &mut UserInput, poll: &mut mio::Poll) -> Vec<InputItem> {
         let mut got = Vec::new();
+        let mut lines = LineSplitter::new();
         let mut events = mio::Events::with_capacity(4);
         for _ in 0..1000 {
-            while let Some(item) = input.peek(poll.registry()).cloned() {
-                input.pop();
+            while let Some(item) = input.peek(poll.registry(), &mut lines).cloned() {
+                lines.pop();
                 let end = item == InputItem::Eof;
                 got.push(item);
                 if end {
                     return got;
                 }
             }
-            let timeout =
-                if input.wants_zero_timeout() { Duration::ZERO } else { Duration::from_secs(5) };
+            let timeout = if input.wants_zero_timeout(&lines) {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(5)
+            };
             poll.poll(&mut events, Some(timeout)).unwrap();
             if !events.is_empty() {
                 input.on_event();
@@ -386,5 +428,21 @@ mod tests {
         assert_eq!(got.len(), 201);
         assert!(got[..200].iter().all(|i| *i == line(&big)));
         assert_eq!(got[200], InputItem::Eof);
+    }
+
+    #[test]
+    fn closed_input_reads_as_eof() {
+        let poll = mio::Poll::new().unwrap();
+        let mut input = UserInput {
+            file: None,
+            mode: Mode::AlwaysReady,
+            token: Token(9),
+            ready: true,
+            buf: vec![],
+        };
+        let mut lines = LineSplitter::new();
+        assert!(input.wants_zero_timeout(&lines));
+        assert_eq!(input.peek(poll.registry(), &mut lines), Some(&InputItem::Eof));
+        assert!(!input.wants_zero_timeout(&lines));
     }
 }

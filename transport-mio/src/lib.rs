@@ -22,7 +22,7 @@ mod server;
 mod stream;
 mod udp;
 
-pub use input::{INPUT_CHUNK, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
+pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use oneshot::{ListError, any_addr_for, fetch_list};
 pub use server::{ServerLoop, StopHandle};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};
