@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{LINE_TIMEOUT, logged_in_client, server, temp_dir};
 use rustix::fs::{Mode, OFlags};
@@ -23,7 +23,8 @@ const ERASE: &str = "\r\x1b[K";
 
 /// A client on a pseudo-terminal.
 struct TtyClient {
-    child: Child,
+    child: Option<Child>,
+    pid: u32,
     /// The terminal side, kept to look at its settings.
     tty: OwnedFd,
     /// The keyboard and screen side.
@@ -72,7 +73,8 @@ impl TtyClient {
                 }
             }
         });
-        TtyClient { child, tty, keys, screen, seen: String::new(), matched: 0 }
+        let pid = child.id();
+        TtyClient { child: Some(child), pid, tty, keys, screen, seen: String::new(), matched: 0 }
     }
 
     fn type_keys(&mut self, keys: &str) {
@@ -119,28 +121,35 @@ impl TtyClient {
     fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
+            .arg(self.pid.to_string())
             .status()
             .expect("run kill");
         assert!(status.success());
     }
 
+    /// Waits for the client to exit, for at most `LINE_TIMEOUT`.
     fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
+        let mut child = self.child.take().expect("waited for once");
+        let (tx, exited) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match exited.recv_timeout(LINE_TIMEOUT) {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
+                panic!("did not exit; the screen showed:\n{:?}", self.seen)
             }
-            assert!(Instant::now() < deadline, "did not exit; the screen showed:\n{:?}", self.seen);
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 impl Drop for TtyClient {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
