@@ -509,6 +509,7 @@ fn output_backpressure() {
     let ping = wire(&[ChatMsg::Ping]);
     let mut reads = 0;
     while s.wants_read() {
+        assert!(reads < CONTROL_HEADROOM, "reading never paused");
         s.handle_input(now, &ping).unwrap();
         reads += 1;
     }
