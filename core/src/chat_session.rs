@@ -272,10 +272,7 @@ impl ChatSession {
             return Err(SendError::Backpressure);
         }
         let seq = self.next_send;
-        let msg = ChatMsg::Text {
-            seq,
-            text: text.to_owned(),
-        };
+        let msg = ChatMsg::Text { seq, text: text.to_owned() };
         let room = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
         if self.outbound.len() + Outbound::frame_len(&msg) > room {
             return Err(SendError::Backpressure);
@@ -295,9 +292,8 @@ impl ChatSession {
             Phase::Open => {
                 self.queue_replies();
                 self.outbound.push(&ChatMsg::Goodbye);
-                self.phase = Phase::Closing {
-                    linger_until: now.checked_add(self.config.close_linger),
-                };
+                self.phase =
+                    Phase::Closing { linger_until: now.checked_add(self.config.close_linger) };
                 self.ping_at = None;
                 self.idle_at = None;
             }
@@ -447,9 +443,7 @@ impl ChatSession {
             Phase::Closing { .. } | Phase::Finished => return,
         }
         if self.received > self.acked {
-            self.outbound.push(&ChatMsg::Ack {
-                upto: self.received,
-            });
+            self.outbound.push(&ChatMsg::Ack { upto: self.received });
             self.acked = self.received;
         }
         if self.pong_due {

@@ -47,10 +47,7 @@ enum Step {
 fn any_msg() -> impl Strategy<Value = ChatMsg> {
     prop_oneof![
         (0..3u8, "[a-zA-Z ]{0,5}").prop_map(|(version, name)| ChatMsg::Hello { version, name }),
-        (0..6u64, ".{0,6}").prop_map(|(seq, text)| ChatMsg::Text {
-            seq: Seq(seq),
-            text
-        }),
+        (0..6u64, ".{0,6}").prop_map(|(seq, text)| ChatMsg::Text { seq: Seq(seq), text }),
         (0..7u64).prop_map(|upto| ChatMsg::Ack { upto: Seq(upto) }),
         Just(ChatMsg::Ping),
         Just(ChatMsg::Pong),
@@ -74,26 +71,14 @@ fn step() -> impl Strategy<Value = Step> {
 fn script(good_hello: bool, steps: &[Step]) -> Vec<u8> {
     let mut out = Vec::new();
     let name = if good_hello { "bob" } else { "b o b" };
-    frame(
-        &mut out,
-        &ChatMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: name.into(),
-        },
-    );
+    frame(&mut out, &ChatMsg::Hello { version: PROTOCOL_VERSION, name: name.into() });
     let (mut seq, mut acked) = (0, 0);
     for s in steps {
         match s {
             Step::Text(text) => {
                 seq += 1;
                 let text = text.clone();
-                frame(
-                    &mut out,
-                    &ChatMsg::Text {
-                        seq: Seq(seq),
-                        text,
-                    },
-                );
+                frame(&mut out, &ChatMsg::Text { seq: Seq(seq), text });
             }
             Step::Ack(n) => {
                 acked = (acked + n).min(OURS);

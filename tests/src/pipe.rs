@@ -65,11 +65,7 @@ pub struct PipeConfig {
 
 impl Default for PipeConfig {
     fn default() -> Self {
-        Self {
-            max_chunk: 200,
-            capacity: 64 * 1024,
-            latency: Duration::ZERO,
-        }
+        Self { max_chunk: 200, capacity: 64 * 1024, latency: Duration::ZERO }
     }
 }
 
@@ -171,13 +167,11 @@ impl End {
     pub fn delivered(&self) -> Vec<Seq> {
         self.events
             .iter()
-            .filter_map(|(_, e)| {
-                if let ChatEvent::Delivered { seq } = e {
-                    Some(*seq)
-                } else {
-                    None
-                }
-            })
+            .filter_map(
+                |(_, e)| {
+                    if let ChatEvent::Delivered { seq } = e { Some(*seq) } else { None }
+                },
+            )
             .collect()
     }
 
@@ -197,10 +191,7 @@ impl End {
 
     /// The `Closed` event and when it came, if it came.
     pub fn closed(&self) -> Option<(Duration, ChatEvent)> {
-        self.events
-            .iter()
-            .find(|(_, e)| matches!(e, ChatEvent::Closed { .. }))
-            .cloned()
+        self.events.iter().find(|(_, e)| matches!(e, ChatEvent::Closed { .. })).cloned()
     }
 }
 
@@ -428,8 +419,7 @@ impl Pipe {
         if !self.swallows(side) {
             let link = &mut self.links[side.index()];
             link.len += n;
-            link.in_flight
-                .push_back((self.now + self.config.latency, bytes));
+            link.in_flight.push_back((self.now + self.config.latency, bytes));
         }
         self.drain_events(side);
     }
@@ -512,10 +502,7 @@ impl Pipe {
             if link.stalled || reader.dropped {
                 return None;
             }
-            link.in_flight
-                .front()
-                .map(|(t, _)| *t)
-                .filter(|t| *t > self.now)
+            link.in_flight.front().map(|(t, _)| *t).filter(|t| *t > self.now)
         });
         timers.chain(arrivals).min()
     }
@@ -540,9 +527,7 @@ impl Pipe {
     fn drain_events(&mut self, side: Side) {
         let elapsed = self.elapsed();
         while let Some(event) = self.ends[side.index()].session.poll_event() {
-            self.ends[side.index()]
-                .events
-                .push((elapsed, event.clone()));
+            self.ends[side.index()].events.push((elapsed, event.clone()));
             self.trace.push((elapsed, Action::Event { side, event }));
         }
     }

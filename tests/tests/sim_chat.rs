@@ -23,9 +23,7 @@ fn closed(reason: CloseReason) -> ChatEvent {
 fn messages(bytes: &[u8]) -> Vec<ChatMsg> {
     let mut d = FrameDecoder::new();
     d.push(bytes);
-    std::iter::from_fn(|| d.next_frame().unwrap())
-        .map(|f| decode_chat(&f).unwrap())
-        .collect()
+    std::iter::from_fn(|| d.next_frame().unwrap()).map(|f| decode_chat(&f).unwrap()).collect()
 }
 
 /// How far the acks that reached `side` go, computed from the bytes it was
@@ -95,11 +93,7 @@ fn thousand_texts_each_way_arrive_in_order_and_are_delivered() {
             let expected: Vec<Seq> = (1..=1000).map(Seq).collect();
             assert_eq!(seqs(&sent[i]), expected, "seed {seed}");
             let peer = pipe.end(side.peer());
-            assert_eq!(
-                peer.received_texts(),
-                sent[i],
-                "seed {seed}: {side:?}'s texts"
-            );
+            assert_eq!(peer.received_texts(), sent[i], "seed {seed}: {side:?}'s texts");
             assert_eq!(pipe.end(side).delivered(), expected, "seed {seed}");
             assert_eq!(peer.error, None);
             assert!(pipe.end(side).closed().is_none());
@@ -107,17 +101,13 @@ fn thousand_texts_each_way_arrive_in_order_and_are_delivered() {
         assert_eq!(pipe.elapsed(), Duration::ZERO, "no timer needed");
 
         pipe.close(Side::A);
-        assert!(pipe.run_until(CLOSE_LINGER / 2, |p| {
-            p.end(Side::A).dropped && p.end(Side::B).dropped
-        }));
-        assert_eq!(
-            pipe.end(Side::A).closed().unwrap().1,
-            closed(CloseReason::LocalClose)
+        assert!(
+            pipe.run_until(CLOSE_LINGER / 2, |p| {
+                p.end(Side::A).dropped && p.end(Side::B).dropped
+            })
         );
-        assert_eq!(
-            pipe.end(Side::B).closed().unwrap().1,
-            closed(CloseReason::PeerClose)
-        );
+        assert_eq!(pipe.end(Side::A).closed().unwrap().1, closed(CloseReason::LocalClose));
+        assert_eq!(pipe.end(Side::B).closed().unwrap().1, closed(CloseReason::PeerClose));
     }
 }
 
@@ -126,21 +116,14 @@ fn thousand_texts_each_way_arrive_in_order_and_are_delivered() {
 #[test]
 fn texts_survive_latency_and_small_buffers() {
     for seed in SEEDS {
-        let config = PipeConfig {
-            max_chunk: 1500,
-            capacity: 2048,
-            latency: Duration::from_millis(40),
-        };
+        let config =
+            PipeConfig { max_chunk: 1500, capacity: 2048, latency: Duration::from_millis(40) };
         let mut pipe = Pipe::new(seed, ChatConfig::default(), config);
         let sent = exchange(&mut pipe, 300);
         pipe.run_until_quiet();
         for side in [Side::A, Side::B] {
             let i = side as usize;
-            assert_eq!(
-                pipe.end(side.peer()).received_texts(),
-                sent[i],
-                "seed {seed}"
-            );
+            assert_eq!(pipe.end(side.peer()).received_texts(), sent[i], "seed {seed}");
             assert_eq!(pipe.end(side).delivered(), seqs(&sent[i]), "seed {seed}");
         }
         assert!(pipe.elapsed() > Duration::ZERO);
@@ -164,10 +147,7 @@ fn silent_peer_is_detected() {
         let (at, event) = pipe.end(Side::A).closed().unwrap();
         assert_eq!(event, closed(CloseReason::PeerSilent), "seed {seed}");
         assert_eq!(at, last + IDLE_TIMEOUT, "seed {seed}");
-        assert_eq!(
-            pipe.end(Side::A).undelivered(),
-            vec![(lost, "into the void".to_owned())]
-        );
+        assert_eq!(pipe.end(Side::A).undelivered(), vec![(lost, "into the void".to_owned())]);
         // Alice pinged twice before giving up; bob answered, in vain.
         let pings = messages(&pipe.end(Side::B).received)
             .into_iter()
@@ -178,17 +158,11 @@ fn silent_peer_is_detected() {
             IDLE_TIMEOUT.as_secs() as u32 / PING_INTERVAL.as_secs() as u32 - 1
         );
         // Bob saw the text, then the end of the stream.
-        assert!(pipe.run_until(Duration::from_secs(600), |p| {
-            p.end(Side::B).closed().is_some()
-        }));
-        assert_eq!(
-            pipe.end(Side::B).closed().unwrap().1,
-            closed(CloseReason::PeerVanished)
+        assert!(
+            pipe.run_until(Duration::from_secs(600), |p| { p.end(Side::B).closed().is_some() })
         );
-        assert_eq!(
-            pipe.end(Side::B).received_texts().last().unwrap().1,
-            "into the void"
-        );
+        assert_eq!(pipe.end(Side::B).closed().unwrap().1, closed(CloseReason::PeerVanished));
+        assert_eq!(pipe.end(Side::B).received_texts().last().unwrap().1, "into the void");
     }
 }
 
@@ -209,11 +183,8 @@ fn cut_connection_reports_exactly_the_unacknowledged() {
             let i = side as usize;
             let end = pipe.end(side);
             let acked = acked_to(&pipe, side);
-            let expected: Vec<(Seq, String)> = sent[i]
-                .iter()
-                .filter(|(s, _)| *s > acked)
-                .cloned()
-                .collect();
+            let expected: Vec<(Seq, String)> =
+                sent[i].iter().filter(|(s, _)| *s > acked).cloned().collect();
             assert_eq!(end.undelivered(), expected, "seed {seed} {side:?}");
             some_delivered += usize::from(acked.0 > 0);
             some_undelivered += usize::from(!expected.is_empty());
@@ -228,18 +199,13 @@ fn cut_connection_reports_exactly_the_unacknowledged() {
             let tail = &events[events.len() - expected.len() - 1..];
             assert!(matches!(tail.last(), Some(ChatEvent::Closed { .. })));
             assert!(
-                tail[..expected.len()]
-                    .iter()
-                    .all(|e| matches!(e, ChatEvent::Undelivered { .. }))
+                tail[..expected.len()].iter().all(|e| matches!(e, ChatEvent::Undelivered { .. }))
             );
         }
     }
     // The cuts fell in many places: not all before the first ack or after
     // the last.
-    assert!(
-        some_delivered > 10 && some_undelivered > 10,
-        "{some_delivered} {some_undelivered}"
-    );
+    assert!(some_delivered > 10 && some_undelivered > 10, "{some_delivered} {some_undelivered}");
 }
 
 /// (c) The same with a cut placed where the test knows the answer: bob got
@@ -278,20 +244,14 @@ fn close_handshake_delivers_in_flight_texts() {
         in_flight += 30 - pipe.end(Side::A).delivered().len();
         pipe.close(Side::A);
         assert_eq!(pipe.send(Side::A, "too late"), Err(SendError::Closed));
-        assert!(pipe.run_until(CLOSE_LINGER / 2, |p| {
-            p.end(Side::A).dropped && p.end(Side::B).dropped
-        }));
+        assert!(
+            pipe.run_until(CLOSE_LINGER / 2, |p| {
+                p.end(Side::A).dropped && p.end(Side::B).dropped
+            })
+        );
         let (a, b) = (pipe.end(Side::A), pipe.end(Side::B));
-        assert_eq!(
-            a.closed().unwrap().1,
-            closed(CloseReason::LocalClose),
-            "seed {seed}"
-        );
-        assert_eq!(
-            b.closed().unwrap().1,
-            closed(CloseReason::PeerClose),
-            "seed {seed}"
-        );
+        assert_eq!(a.closed().unwrap().1, closed(CloseReason::LocalClose), "seed {seed}");
+        assert_eq!(b.closed().unwrap().1, closed(CloseReason::PeerClose), "seed {seed}");
         assert_eq!(b.received_texts(), sent[0], "seed {seed}");
         assert_eq!(a.delivered(), seqs(&sent[0]), "seed {seed}");
         assert!(a.undelivered().is_empty());
@@ -318,14 +278,8 @@ fn close_gives_up_after_the_linger() {
     let t = pipe.elapsed();
     assert!(pipe.run_until(Duration::from_secs(600), |p| p.end(Side::A).dropped));
     let (at, event) = pipe.end(Side::A).closed().unwrap();
-    assert_eq!(
-        (at, event),
-        (t + CLOSE_LINGER, closed(CloseReason::LocalClose))
-    );
-    assert_eq!(
-        pipe.end(Side::A).undelivered(),
-        vec![(seq, "unanswered".to_owned())]
-    );
+    assert_eq!((at, event), (t + CLOSE_LINGER, closed(CloseReason::LocalClose)));
+    assert_eq!(pipe.end(Side::A).undelivered(), vec![(seq, "unanswered".to_owned())]);
 }
 
 /// (e) The same seed gives the same trace, to the byte and the nanosecond;
@@ -333,10 +287,7 @@ fn close_gives_up_after_the_linger() {
 #[test]
 fn same_seed_same_trace() {
     let run = |seed| {
-        let config = PipeConfig {
-            latency: Duration::from_millis(5),
-            ..PipeConfig::default()
-        };
+        let config = PipeConfig { latency: Duration::from_millis(5), ..PipeConfig::default() };
         let mut pipe = Pipe::new(seed, ChatConfig::default(), config);
         exchange(&mut pipe, 100);
         pipe.run_until_quiet();

@@ -13,17 +13,11 @@ fn name(s: &str) -> UserName {
 }
 
 fn hello(n: &str) -> ChatMsg {
-    ChatMsg::Hello {
-        version: PROTOCOL_VERSION,
-        name: n.to_owned(),
-    }
+    ChatMsg::Hello { version: PROTOCOL_VERSION, name: n.to_owned() }
 }
 
 fn text(seq: u64, t: &str) -> ChatMsg {
-    ChatMsg::Text {
-        seq: Seq(seq),
-        text: t.to_owned(),
-    }
+    ChatMsg::Text { seq: Seq(seq), text: t.to_owned() }
 }
 
 fn ack(upto: u64) -> ChatMsg {
@@ -61,10 +55,7 @@ fn closed(reason: CloseReason) -> ChatEvent {
 }
 
 fn undelivered(seq: u64, t: &str) -> ChatEvent {
-    ChatEvent::Undelivered {
-        seq: Seq(seq),
-        text: t.to_owned(),
-    }
+    ChatEvent::Undelivered { seq: Seq(seq), text: t.to_owned() }
 }
 
 /// "alice", connected to "bob", with her Hello and events drained.
@@ -72,10 +63,7 @@ fn open(now: Instant) -> ChatSession {
     let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
     s.handle_input(now, &wire(&[hello("bob")])).unwrap();
     assert_eq!(sent(&mut s), vec![hello("alice")]);
-    assert_eq!(
-        events(&mut s),
-        vec![ChatEvent::Connected { peer: name("bob") }]
-    );
+    assert_eq!(events(&mut s), vec![ChatEvent::Connected { peer: name("bob") }]);
     s
 }
 
@@ -92,12 +80,7 @@ fn handshake_between_two_sessions() {
     a.handle_input(now, &to_a).unwrap();
     b.handle_input(now, &to_b).unwrap();
     assert_eq!(events(&mut a), [ChatEvent::Connected { peer: name("bob") }]);
-    assert_eq!(
-        events(&mut b),
-        [ChatEvent::Connected {
-            peer: name("alice")
-        }]
-    );
+    assert_eq!(events(&mut b), [ChatEvent::Connected { peer: name("alice") }]);
     assert_eq!(a.peer_name(), Some(&name("bob")));
     assert!(!a.wants_write() && !b.wants_write());
 }
@@ -115,10 +98,7 @@ fn hello_is_checked() {
     let now = super::test_origin();
     let cases = [
         (
-            vec![ChatMsg::Hello {
-                version: 2,
-                name: "bob".into(),
-            }],
+            vec![ChatMsg::Hello { version: 2, name: "bob".into() }],
             ChatError::VersionMismatch { ours: 1, theirs: 2 },
         ),
         (vec![hello("b o b")], ChatError::BadPeerName),
@@ -147,18 +127,9 @@ fn texts_are_received_in_order_and_acked_once_per_input() {
     assert_eq!(
         ev,
         [
-            ChatEvent::Received {
-                seq: Seq(1),
-                text: "a".into()
-            },
-            ChatEvent::Received {
-                seq: Seq(2),
-                text: "b".into()
-            },
-            ChatEvent::Received {
-                seq: Seq(3),
-                text: "c".into()
-            },
+            ChatEvent::Received { seq: Seq(1), text: "a".into() },
+            ChatEvent::Received { seq: Seq(2), text: "b".into() },
+            ChatEvent::Received { seq: Seq(3), text: "c".into() },
         ]
     );
     // Nothing new, no ack.
@@ -186,24 +157,15 @@ fn out_of_order_and_oversize_texts_are_errors() {
     let mut s = open(now);
     assert_eq!(
         s.handle_input(now, &wire(&[text(1, "a"), text(3, "c")])),
-        Err(ChatError::OutOfOrder {
-            expected: Seq(2),
-            got: Seq(3)
-        })
+        Err(ChatError::OutOfOrder { expected: Seq(2), got: Seq(3) })
     );
     let mut s = open(now);
     let long = "x".repeat(MAX_TEXT_LEN + 1);
-    assert_eq!(
-        s.handle_input(now, &wire(&[text(1, &long)])),
-        Err(ChatError::TextTooLong)
-    );
+    assert_eq!(s.handle_input(now, &wire(&[text(1, &long)])), Err(ChatError::TextTooLong));
     let mut s = open(now);
     assert_eq!(
         s.handle_input(now, &wire(&[text(1, "a"), text(1, "a")])),
-        Err(ChatError::OutOfOrder {
-            expected: Seq(2),
-            got: Seq(1)
-        })
+        Err(ChatError::OutOfOrder { expected: Seq(2), got: Seq(1) })
     );
 }
 
@@ -230,26 +192,17 @@ fn bad_acks_are_errors() {
     let now = super::test_origin();
     let mut s = open(now);
     s.send_text(now, "one").unwrap();
-    assert_eq!(
-        s.handle_input(now, &wire(&[ack(2)])),
-        Err(ChatError::BadAck { upto: Seq(2) })
-    );
+    assert_eq!(s.handle_input(now, &wire(&[ack(2)])), Err(ChatError::BadAck { upto: Seq(2) }));
     assert_eq!(
         events(&mut s),
-        [
-            undelivered(1, "one"),
-            closed(CloseReason::Error(ChatError::BadAck { upto: Seq(2) }))
-        ]
+        [undelivered(1, "one"), closed(CloseReason::Error(ChatError::BadAck { upto: Seq(2) }))]
     );
 
     let mut s = open(now);
     s.send_text(now, "one").unwrap();
     s.send_text(now, "two").unwrap();
     s.handle_input(now, &wire(&[ack(2)])).unwrap();
-    assert_eq!(
-        s.handle_input(now, &wire(&[ack(1)])),
-        Err(ChatError::BadAck { upto: Seq(1) })
-    );
+    assert_eq!(s.handle_input(now, &wire(&[ack(1)])), Err(ChatError::BadAck { upto: Seq(1) }));
 }
 
 #[test]
@@ -259,24 +212,13 @@ fn errors_are_sticky_and_silence_the_session() {
     s.send_text(now, "queued").unwrap();
     let mut bad = Vec::new();
     bad.extend_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
-    let err = ChatError::Frame(FrameError::TooLong {
-        len: MAX_FRAME_LEN as u32 + 1,
-    });
+    let err = ChatError::Frame(FrameError::TooLong { len: MAX_FRAME_LEN as u32 + 1 });
     assert_eq!(s.handle_input(now, &bad), Err(err.clone()));
-    assert_eq!(
-        events(&mut s),
-        [
-            undelivered(1, "queued"),
-            closed(CloseReason::Error(err.clone()))
-        ]
-    );
+    assert_eq!(events(&mut s), [undelivered(1, "queued"), closed(CloseReason::Error(err.clone()))]);
     // Nothing more is written, read or reported, and the error stays.
     assert!(!s.wants_write() && !s.wants_read() && s.is_finished());
     assert_eq!(s.poll_timeout(), None);
-    assert_eq!(
-        s.handle_input(now, &wire(&[text(1, "x")])),
-        Err(err.clone())
-    );
+    assert_eq!(s.handle_input(now, &wire(&[text(1, "x")])), Err(err.clone()));
     assert_eq!(s.handle_input(now, &[]), Err(err.clone()));
     s.handle_eof(now);
     s.handle_timeout(now + IDLE_TIMEOUT);
@@ -315,8 +257,7 @@ fn ping_when_quiet_and_pong_when_asked() {
     s.handle_input(t1, &wire(&[ChatMsg::Pong])).unwrap();
     assert_eq!(s.poll_timeout(), Some(t1 + PING_INTERVAL));
     // Pings are answered, one Pong per read.
-    s.handle_input(t1, &wire(&[ChatMsg::Ping, ChatMsg::Ping]))
-        .unwrap();
+    s.handle_input(t1, &wire(&[ChatMsg::Ping, ChatMsg::Ping])).unwrap();
     assert_eq!(sent(&mut s), vec![ChatMsg::Pong]);
     assert_eq!(events(&mut s), []);
 }
@@ -333,10 +274,7 @@ fn silence_closes_with_undelivered() {
         s.handle_timeout(now);
     }
     assert_eq!(now, t0 + IDLE_TIMEOUT);
-    assert_eq!(
-        events(&mut s),
-        [undelivered(1, "lost"), closed(CloseReason::PeerSilent)]
-    );
+    assert_eq!(events(&mut s), [undelivered(1, "lost"), closed(CloseReason::PeerSilent)]);
     assert!(s.is_finished() && !s.wants_write());
     // Finished sessions ignore input.
     assert_eq!(s.handle_input(now, &wire(&[ack(1)])), Ok(()));
@@ -386,10 +324,7 @@ fn close_handshake_acks_in_flight_texts() {
         }
         assert_eq!(msgs, vec![ack(2), ChatMsg::Goodbye]);
     }
-    let received = |n, t: &str| ChatEvent::Received {
-        seq: Seq(n),
-        text: t.into(),
-    };
+    let received = |n, t: &str| ChatEvent::Received { seq: Seq(n), text: t.into() };
     assert_eq!(
         events(&mut b),
         [
@@ -431,10 +366,7 @@ fn close_sends_goodbye_and_lingers() {
     s.handle_timeout(t0 + CLOSE_LINGER - Duration::from_millis(1));
     assert!(!s.is_finished());
     s.handle_timeout(t0 + CLOSE_LINGER);
-    assert_eq!(
-        events(&mut s),
-        [undelivered(1, "pending"), closed(CloseReason::LocalClose)]
-    );
+    assert_eq!(events(&mut s), [undelivered(1, "pending"), closed(CloseReason::LocalClose)]);
     assert_eq!(s.poll_timeout(), None);
 }
 
@@ -444,10 +376,7 @@ fn eof_ends_the_session() {
     let mut s = open(now);
     s.send_text(now, "x").unwrap();
     s.handle_eof(now);
-    assert_eq!(
-        events(&mut s),
-        [undelivered(1, "x"), closed(CloseReason::PeerVanished)]
-    );
+    assert_eq!(events(&mut s), [undelivered(1, "x"), closed(CloseReason::PeerVanished)]);
     assert!(!s.wants_write(), "an abrupt end sends nothing more");
     s.handle_eof(now);
     assert_eq!(events(&mut s), []);
@@ -474,10 +403,7 @@ fn send_text_limits() {
     let mut s = open(now);
     let max = "x".repeat(MAX_TEXT_LEN);
     assert_eq!(s.send_text(now, &max), Ok(Seq(1)));
-    assert_eq!(
-        s.send_text(now, &format!("{max}x")),
-        Err(SendError::TooLong)
-    );
+    assert_eq!(s.send_text(now, &format!("{max}x")), Err(SendError::TooLong));
     sent(&mut s);
     // Unacked texts are capped even when the output drains.
     for i in 2..=MAX_UNACKED as u64 {
