@@ -101,12 +101,10 @@ struct Outcome {
     events: Vec<ChatEvent>,
     finished: bool,
     peer: Option<UserName>,
-    /// Output messages other than the coalesced `Ack`s and `Pong`s.
+    /// Output messages other than the coalesced `Ack`s.
     sent: Vec<ChatMsg>,
     /// The last `Ack` sent: how far we acknowledged.
     last_ack: Option<Seq>,
-    /// Whether some `Pong` was sent.
-    ponged: bool,
 }
 
 fn run(chunks: &[&[u8]]) -> Outcome {
@@ -121,14 +119,14 @@ fn run(chunks: &[&[u8]]) -> Outcome {
     }
     let mut d = FrameDecoder::new();
     d.push(s.pending_output());
-    let (mut sent, mut last_ack, mut ponged) = (Vec::new(), None, false);
+    let (mut sent, mut last_ack) = (Vec::new(), None);
     while let Some(f) = d.next_frame().unwrap() {
         match decode_chat(&f).unwrap() {
             ChatMsg::Ack { upto } => last_ack = Some(upto),
-            ChatMsg::Pong => ponged = true,
             msg @ (ChatMsg::Hello { .. }
             | ChatMsg::Text { .. }
             | ChatMsg::Ping
+            | ChatMsg::Pong
             | ChatMsg::Goodbye) => sent.push(msg),
         }
     }
@@ -139,7 +137,6 @@ fn run(chunks: &[&[u8]]) -> Outcome {
         peer: s.peer_name().cloned(),
         sent,
         last_ack,
-        ponged,
     }
 }
 
