@@ -74,8 +74,8 @@ use wire::{Inbound, Outbound};
 /// `Goodbye` and is done ([`CloseReason::PeerClose`]); the initiator is done
 /// ([`CloseReason::LocalClose`]) when that `Goodbye` or the end of the stream
 /// arrives, or the linger expires. Closing before the peer's `Hello` has
-/// arrived ends the session at once ([`CloseReason::LocalClose`]): no
-/// `Goodbye` may be sent yet.
+/// arrived holds the `Goodbye` back with the texts: all go out, texts first,
+/// if that `Hello` arrives within the linger.
 ///
 /// Keepalive: after [`ChatConfig::ping_interval`] without receiving a whole
 /// frame the session sends `Ping` (and again every interval while the
@@ -306,16 +306,15 @@ impl ChatSession {
     /// finished.
     ///
     /// Before the peer's `Hello` has arrived nothing but our `Hello` may be
-    /// sent, so the session ends at once: texts sent so far are
-    /// `Undelivered`, then `Closed { reason: LocalClose }`.
+    /// sent: the `Goodbye` is then held back with the texts and written
+    /// after them once that `Hello` arrives (within the linger).
     pub fn close(&mut self, now: Instant) {
         match self.phase {
-            Phase::Open if self.peer.is_none() => {
-                self.finish(CloseReason::LocalClose, Output::Keep);
-            }
             Phase::Open => {
                 self.queue_replies();
-                self.outbound.push(&ChatMsg::Goodbye);
+                if self.peer.is_some() {
+                    self.outbound.push(&ChatMsg::Goodbye);
+                }
                 self.phase =
                     Phase::Closing { linger_until: now.checked_add(self.config.close_linger) };
                 self.ping_at = None;
@@ -405,8 +404,6 @@ impl ChatSession {
                 }
                 let peer = UserName::new(&name).map_err(|_| ChatError::BadPeerName)?;
                 self.peer = Some(peer.clone());
-                // Closing before the peer's Hello finishes the session, so
-                // this is an open one.
                 self.events.push_back(ChatEvent::Connected { peer });
                 // No ack can come before our texts are out, so every unacked
                 // text is a held one.
@@ -414,6 +411,12 @@ impl ChatSession {
                     self.outbound.push(&ChatMsg::Text { seq: *seq, text: text.clone() });
                 }
                 self.held_bytes = 0;
+                match self.phase {
+                    Phase::Open => {}
+                    // close() came first and held its Goodbye.
+                    Phase::Closing { .. } => self.outbound.push(&ChatMsg::Goodbye),
+                    Phase::Finished => {}
+                }
             }
             ChatMsg::Text { seq, text } => {
                 if text.len() > MAX_TEXT_LEN {

@@ -120,15 +120,36 @@ fn held_texts_count_against_the_output_limit() {
 }
 
 #[test]
-fn close_before_peer_hello_ends_at_once() {
+fn close_before_peer_hello_waits_for_it() {
     let now = super::test_origin();
     let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
     s.send_text(now, "early").unwrap();
     s.close(now);
-    assert_eq!(events(&mut s), [undelivered(1, "early"), closed(CloseReason::LocalClose)]);
-    assert!(s.is_finished());
-    // Only our Hello goes out: no text, no Goodbye.
+    assert_eq!(s.send_text(now, "late"), Err(SendError::Closed));
+    // Only our Hello goes out: the text and the Goodbye wait.
     assert_eq!(sent(&mut s), vec![hello("alice")]);
+    assert_eq!(s.poll_timeout(), Some(now + CLOSE_LINGER));
+    // The peer's Hello (and a text it sent at once) arrive.
+    s.handle_input(now, &wire(&[hello("bob"), text(1, "hi")])).unwrap();
+    assert_eq!(sent(&mut s), vec![text(1, "early"), ChatMsg::Goodbye]);
+    assert_eq!(events(&mut s), [ChatEvent::Connected { peer: name("bob") }]);
+    s.handle_input(now, &wire(&[ack(1), ChatMsg::Goodbye])).unwrap();
+    assert_eq!(
+        events(&mut s),
+        [ChatEvent::Delivered { seq: Seq(1) }, closed(CloseReason::LocalClose)]
+    );
+    assert_eq!(sent(&mut s), vec![]);
+}
+
+#[test]
+fn close_before_a_peer_hello_that_never_comes() {
+    let now = super::test_origin();
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    s.send_text(now, "early").unwrap();
+    s.close(now);
+    s.handle_timeout(now + CLOSE_LINGER);
+    assert_eq!(events(&mut s), [undelivered(1, "early"), closed(CloseReason::LocalClose)]);
+    assert!(!s.wants_write());
 }
 
 #[test]
