@@ -265,6 +265,34 @@ fn close_handshake_delivers_in_flight_texts() {
     assert!(in_flight > 20 && crossed > 0, "{in_flight} {crossed}");
 }
 
+/// (d) A user who types and leaves before the peer's Hello has arrived
+/// (a script on stdin): the texts and the Goodbye wait for that Hello, then
+/// everything is delivered and the close handshake completes.
+#[test]
+fn close_before_the_peer_hello_still_delivers() {
+    for seed in SEEDS {
+        let mut pipe = Pipe::with_seed(seed);
+        let sent: Vec<(Seq, String)> = ["hello 1", "hello 2"]
+            .into_iter()
+            .map(|t| (send(&mut pipe, Side::A, t), t.to_owned()))
+            .collect();
+        pipe.close(Side::A);
+        assert!(
+            pipe.run_until(CLOSE_LINGER / 2, |p| {
+                p.end(Side::A).dropped && p.end(Side::B).dropped
+            })
+        );
+        let (a, b) = (pipe.end(Side::A), pipe.end(Side::B));
+        assert_eq!(b.received_texts(), sent, "seed {seed}");
+        assert_eq!(a.delivered(), seqs(&sent), "seed {seed}");
+        assert_eq!(a.closed().unwrap().1, closed(CloseReason::LocalClose));
+        assert_eq!(b.closed().unwrap().1, closed(CloseReason::PeerClose));
+        // Her first frame is still her Hello.
+        let msgs = messages(&b.received);
+        assert!(matches!(msgs.first(), Some(ChatMsg::Hello { .. })));
+    }
+}
+
 /// (d) If the peer never answers the Goodbye, the linger ends the session
 /// and the unacknowledged texts are undelivered.
 #[test]
