@@ -58,11 +58,13 @@ use wire::{Inbound, Outbound};
 ///
 /// Each side first sends `Hello { version, name }`; the first message
 /// received must be the peer's `Hello` with the same
-/// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION). Texts may be sent before the
-/// peer's `Hello` arrives; ours is always first on the stream. Texts carry
-/// sequence numbers 1, 2, 3, … in each direction; the receiver requires them
-/// consecutive and answers with one cumulative `Ack { upto }` per
-/// `handle_input` call that brought new texts.
+/// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION). Nothing but our `Hello`
+/// goes out before the peer's `Hello` is accepted: texts sent earlier are
+/// accepted (and numbered) but held back until then, and no `Ping` is sent.
+/// Texts carry sequence numbers 1, 2, 3, … in each direction; the receiver
+/// requires them consecutive and answers with one cumulative `Ack { upto }`
+/// per `handle_input` call that brought new texts. An `Ack` that does not
+/// advance is ignored.
 ///
 /// Closing: the side that calls [`close`](Self::close) sends `Goodbye` and
 /// waits up to [`ChatConfig::close_linger`] for acknowledgements and the
@@ -71,13 +73,16 @@ use wire::{Inbound, Outbound};
 /// that receives `Goodbye` acknowledges every text it received, answers
 /// `Goodbye` and is done ([`CloseReason::PeerClose`]); the initiator is done
 /// ([`CloseReason::LocalClose`]) when that `Goodbye` or the end of the stream
-/// arrives, or the linger expires.
+/// arrives, or the linger expires. Closing before the peer's `Hello` has
+/// arrived holds the `Goodbye` back with the texts: all go out, texts first,
+/// if that `Hello` arrives within the linger.
 ///
-/// Keepalive: after [`ChatConfig::ping_interval`] without receiving a byte the
-/// session sends `Ping` (and again every interval while the silence lasts);
-/// a `Ping` is answered with one `Pong` per `handle_input` call. After
-/// [`ChatConfig::idle_timeout`] without a byte the peer is
-/// [`CloseReason::PeerSilent`].
+/// Keepalive: after [`ChatConfig::ping_interval`] without receiving a whole
+/// frame the session sends `Ping` (and again every interval while the
+/// silence lasts); every `Ping` is answered with a `Pong`. After
+/// [`ChatConfig::idle_timeout`] without a frame the peer is
+/// [`CloseReason::PeerSilent`] (before its `Hello`, this is the handshake
+/// timeout).
 ///
 /// # Guarantees
 ///
@@ -118,8 +123,11 @@ pub struct ChatSession {
     received: Seq,
     /// The highest sequence number we acknowledged.
     acked: Seq,
-    /// A `Ping` arrived and its `Pong` is not queued yet.
-    pong_due: bool,
+    /// `Ping`s received whose `Pong`s are not queued yet.
+    pongs_due: usize,
+    /// Encoded size of the texts in `unacked` held back until the peer's
+    /// `Hello` arrives (before it, every unacked text is held).
+    held_bytes: usize,
     /// When to send the next `Ping` (open sessions only).
     ping_at: Option<Instant>,
     /// When the peer counts as silent (open sessions only).
@@ -168,7 +176,8 @@ impl ChatSession {
             peer_acked: Seq(0),
             received: Seq(0),
             acked: Seq(0),
-            pong_due: false,
+            pongs_due: 0,
+            held_bytes: 0,
             ping_at: now.checked_add(config.ping_interval),
             idle_at: now.checked_add(config.idle_timeout),
             error: None,
@@ -177,9 +186,9 @@ impl ChatSession {
 
     /// Feeds bytes read from the stream, in chunks of any size.
     ///
-    /// Only complete frames are decoded; the rest waits for more bytes. Any
-    /// byte counts as a sign of life for the keepalive. After the session has
-    /// finished normally, input is ignored.
+    /// Only complete frames are decoded; the rest waits for more bytes. Each
+    /// whole frame counts as a sign of life for the keepalive. After the
+    /// session has finished normally, input is ignored.
     ///
     /// # Errors
     ///
@@ -193,11 +202,13 @@ impl ChatSession {
         if bytes.is_empty() || self.phase == Phase::Finished {
             return Ok(());
         }
-        self.heard_from_peer(now);
         self.inbound.push(bytes);
         while self.phase != Phase::Finished {
             let step = match self.inbound.next_msg() {
-                Ok(Some(msg)) => self.handle_msg(msg),
+                Ok(Some(msg)) => {
+                    self.heard_from_peer(now);
+                    self.handle_msg(msg)
+                }
                 Ok(None) => break,
                 Err(error) => Err(error),
             };
@@ -251,7 +262,8 @@ impl ChatSession {
     /// Queues a text and returns its sequence number, which a later
     /// `Delivered` or `Undelivered` event will carry.
     ///
-    /// Allowed before the peer's `Hello` has arrived.
+    /// Allowed before the peer's `Hello` has arrived: the text is then held
+    /// back and written right after that `Hello` is accepted.
     ///
     /// # Errors
     ///
@@ -274,10 +286,15 @@ impl ChatSession {
         let seq = self.next_send;
         let msg = ChatMsg::Text { seq, text: text.to_owned() };
         let room = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
-        if self.outbound.len() + Outbound::frame_len(&msg) > room {
+        let len = Outbound::frame_len(&msg);
+        if self.outbound.len() + self.held_bytes + len > room {
             return Err(SendError::Backpressure);
         }
-        self.outbound.push(&msg);
+        if self.peer.is_some() {
+            self.outbound.push(&msg);
+        } else {
+            self.held_bytes += len;
+        }
         self.unacked.push_back((seq, text.to_owned()));
         self.next_send = next(seq);
         Ok(seq)
@@ -287,11 +304,17 @@ impl ChatSession {
     /// and waits up to [`ChatConfig::close_linger`] for the peer's
     /// acknowledgements and `Goodbye`. Does nothing if already closing or
     /// finished.
+    ///
+    /// Before the peer's `Hello` has arrived nothing but our `Hello` may be
+    /// sent: the `Goodbye` is then held back with the texts and written
+    /// after them once that `Hello` arrives (within the linger).
     pub fn close(&mut self, now: Instant) {
         match self.phase {
             Phase::Open => {
                 self.queue_replies();
-                self.outbound.push(&ChatMsg::Goodbye);
+                if self.peer.is_some() {
+                    self.outbound.push(&ChatMsg::Goodbye);
+                }
                 self.phase =
                     Phase::Closing { linger_until: now.checked_add(self.config.close_linger) };
                 self.ping_at = None;
@@ -329,7 +352,9 @@ impl ChatSession {
                 if self.idle_at.is_some_and(|t| t <= now) {
                     self.finish(CloseReason::PeerSilent, Output::Discard);
                 } else if self.ping_at.is_some_and(|t| t <= now) {
-                    self.outbound.push(&ChatMsg::Ping);
+                    if self.peer.is_some() {
+                        self.outbound.push(&ChatMsg::Ping);
+                    }
                     self.ping_at = now.checked_add(self.config.ping_interval);
                 }
             }
@@ -354,7 +379,7 @@ impl ChatSession {
         self.phase == Phase::Finished
     }
 
-    /// Any byte from the peer restarts the keepalive timers.
+    /// Any frame from the peer restarts the keepalive timers.
     fn heard_from_peer(&mut self, now: Instant) {
         if self.phase == Phase::Open {
             self.ping_at = now.checked_add(self.config.ping_interval);
@@ -379,10 +404,18 @@ impl ChatSession {
                 }
                 let peer = UserName::new(&name).map_err(|_| ChatError::BadPeerName)?;
                 self.peer = Some(peer.clone());
+                self.events.push_back(ChatEvent::Connected { peer });
+                // No ack can come before our texts are out, so every unacked
+                // text is a held one.
+                for (seq, text) in &self.unacked {
+                    self.outbound.push(&ChatMsg::Text { seq: *seq, text: text.clone() });
+                }
+                self.held_bytes = 0;
                 match self.phase {
-                    Phase::Open => self.events.push_back(ChatEvent::Connected { peer }),
-                    // We already said Goodbye: there is no chat to announce.
-                    Phase::Closing { .. } | Phase::Finished => {}
+                    Phase::Open => {}
+                    // close() came first and held its Goodbye.
+                    Phase::Closing { .. } => self.outbound.push(&ChatMsg::Goodbye),
+                    Phase::Finished => {}
                 }
             }
             ChatMsg::Text { seq, text } => {
@@ -404,7 +437,7 @@ impl ChatSession {
             }
             ChatMsg::Ack { upto } => {
                 let sent = Seq(self.next_send.0.saturating_sub(1));
-                if upto > sent || upto < self.peer_acked {
+                if upto > sent {
                     return Err(ChatError::BadAck { upto });
                 }
                 while let Some((seq, _)) = self.unacked.front() {
@@ -415,10 +448,10 @@ impl ChatSession {
                     self.unacked.pop_front();
                     self.events.push_back(ChatEvent::Delivered { seq });
                 }
-                self.peer_acked = upto;
+                self.peer_acked = self.peer_acked.max(upto);
             }
             ChatMsg::Ping => match self.phase {
-                Phase::Open => self.pong_due = true,
+                Phase::Open => self.pongs_due += 1,
                 // Nothing follows our Goodbye, not even a Pong.
                 Phase::Closing { .. } | Phase::Finished => {}
             },
@@ -436,7 +469,7 @@ impl ChatSession {
         Ok(())
     }
 
-    /// Queues the coalesced `Ack` and `Pong` owed to the peer.
+    /// Queues the coalesced `Ack` and the `Pong`s owed to the peer.
     fn queue_replies(&mut self) {
         match self.phase {
             Phase::Open => {}
@@ -446,10 +479,10 @@ impl ChatSession {
             self.outbound.push(&ChatMsg::Ack { upto: self.received });
             self.acked = self.received;
         }
-        if self.pong_due {
+        for _ in 0..self.pongs_due {
             self.outbound.push(&ChatMsg::Pong);
-            self.pong_due = false;
         }
+        self.pongs_due = 0;
     }
 
     /// Ends the session: every unacknowledged text is `Undelivered`, then
@@ -465,7 +498,8 @@ impl ChatSession {
         self.phase = Phase::Finished;
         self.ping_at = None;
         self.idle_at = None;
-        self.pong_due = false;
+        self.pongs_due = 0;
+        self.held_bytes = 0;
         self.inbound.clear();
         match output {
             Output::Keep => {}

@@ -44,8 +44,7 @@ pub enum ChatError {
         /// What the text carried.
         got: Seq,
     },
-    /// The peer acknowledged a text we never sent, or went back on an
-    /// earlier acknowledgement.
+    /// The peer acknowledged a text we never sent.
     #[error("bad acknowledgement up to seq {}", .upto.0)]
     BadAck {
         /// What the `Ack` carried.

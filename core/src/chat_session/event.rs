@@ -9,7 +9,9 @@ use super::error::ChatError;
 /// [`crate::ChatSession::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
-    /// The peer's `Hello` arrived: the session is established.
+    /// The peer's `Hello` arrived: the session is established. (Also
+    /// emitted if it arrives after [`crate::ChatSession::close`], while the
+    /// close handshake waits for it.)
     Connected {
         /// The name the peer gave.
         peer: UserName,

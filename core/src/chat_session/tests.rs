@@ -86,11 +86,78 @@ fn handshake_between_two_sessions() {
 }
 
 #[test]
-fn text_before_peer_hello_follows_our_hello() {
+fn texts_before_peer_hello_wait_for_it() {
     let now = super::test_origin();
     let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
     assert_eq!(s.send_text(now, "early"), Ok(Seq(1)));
-    assert_eq!(sent(&mut s), vec![hello("alice"), text(1, "early")]);
+    assert_eq!(s.send_text(now, "eager"), Ok(Seq(2)));
+    // Nothing but our Hello before the peer's is accepted, not even a Ping.
+    s.handle_timeout(now + PING_INTERVAL);
+    assert_eq!(sent(&mut s), vec![hello("alice")]);
+    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
+    assert_eq!(sent(&mut s), vec![text(1, "early"), text(2, "eager")]);
+    assert_eq!(s.send_text(now, "later"), Ok(Seq(3)));
+    assert_eq!(sent(&mut s), vec![text(3, "later")]);
+    s.handle_input(now, &wire(&[ack(3)])).unwrap();
+    assert_eq!(events(&mut s).len(), 4, "Connected and three Delivered");
+}
+
+#[test]
+fn held_texts_count_against_the_output_limit() {
+    let now = super::test_origin();
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let max = "x".repeat(MAX_TEXT_LEN);
+    let mut n = 0;
+    while s.send_text(now, &max).is_ok() {
+        n += 1;
+    }
+    assert!(n < MAX_UNACKED);
+    assert_eq!(sent(&mut s), vec![hello("alice")]);
+    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
+    let limit = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
+    assert!(s.pending_output().len() <= limit);
+    assert_eq!(sent(&mut s).len(), n);
+}
+
+#[test]
+fn close_before_peer_hello_waits_for_it() {
+    let now = super::test_origin();
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    s.send_text(now, "early").unwrap();
+    s.close(now);
+    assert_eq!(s.send_text(now, "late"), Err(SendError::Closed));
+    // Only our Hello goes out: the text and the Goodbye wait.
+    assert_eq!(sent(&mut s), vec![hello("alice")]);
+    assert_eq!(s.poll_timeout(), Some(now + CLOSE_LINGER));
+    // The peer's Hello (and a text it sent at once) arrive.
+    s.handle_input(now, &wire(&[hello("bob"), text(1, "hi")])).unwrap();
+    assert_eq!(sent(&mut s), vec![text(1, "early"), ChatMsg::Goodbye]);
+    assert_eq!(events(&mut s), [ChatEvent::Connected { peer: name("bob") }]);
+    s.handle_input(now, &wire(&[ack(1), ChatMsg::Goodbye])).unwrap();
+    assert_eq!(
+        events(&mut s),
+        [ChatEvent::Delivered { seq: Seq(1) }, closed(CloseReason::LocalClose)]
+    );
+    assert_eq!(sent(&mut s), vec![]);
+}
+
+#[test]
+fn close_before_a_peer_hello_that_never_comes() {
+    let now = super::test_origin();
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    s.send_text(now, "early").unwrap();
+    s.close(now);
+    s.handle_timeout(now + CLOSE_LINGER);
+    assert_eq!(events(&mut s), [undelivered(1, "early"), closed(CloseReason::LocalClose)]);
+    assert!(!s.wants_write());
+}
+
+#[test]
+fn silence_before_hello_is_a_handshake_timeout() {
+    let now = super::test_origin();
+    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    s.handle_timeout(now + IDLE_TIMEOUT);
+    assert_eq!(events(&mut s), [closed(CloseReason::PeerSilent)]);
 }
 
 #[test]
@@ -180,15 +247,15 @@ fn acks_deliver_texts() {
     s.handle_input(now, &wire(&[ack(2)])).unwrap();
     let delivered = |n| ChatEvent::Delivered { seq: Seq(n) };
     assert_eq!(events(&mut s), [delivered(1), delivered(2)]);
-    // A repeated ack is harmless.
-    s.handle_input(now, &wire(&[ack(2), ack(3)])).unwrap();
+    // Acks that do not advance are ignored, even going back.
+    s.handle_input(now, &wire(&[ack(2), ack(1), ack(0), ack(3), ack(2)])).unwrap();
     assert_eq!(events(&mut s), [delivered(3)]);
     // Acks send nothing back.
     assert_eq!(sent(&mut s), vec![]);
 }
 
 #[test]
-fn bad_acks_are_errors() {
+fn acking_an_unsent_text_is_an_error() {
     let now = super::test_origin();
     let mut s = open(now);
     s.send_text(now, "one").unwrap();
@@ -200,9 +267,8 @@ fn bad_acks_are_errors() {
 
     let mut s = open(now);
     s.send_text(now, "one").unwrap();
-    s.send_text(now, "two").unwrap();
-    s.handle_input(now, &wire(&[ack(2)])).unwrap();
-    assert_eq!(s.handle_input(now, &wire(&[ack(1)])), Err(ChatError::BadAck { upto: Seq(1) }));
+    s.handle_input(now, &wire(&[ack(1)])).unwrap();
+    assert_eq!(s.handle_input(now, &wire(&[ack(2)])), Err(ChatError::BadAck { upto: Seq(2) }));
 }
 
 #[test]
@@ -256,9 +322,9 @@ fn ping_when_quiet_and_pong_when_asked() {
     let t1 = t0 + 2 * PING_INTERVAL + Duration::from_secs(1);
     s.handle_input(t1, &wire(&[ChatMsg::Pong])).unwrap();
     assert_eq!(s.poll_timeout(), Some(t1 + PING_INTERVAL));
-    // Pings are answered, one Pong per read.
+    // Every Ping is answered.
     s.handle_input(t1, &wire(&[ChatMsg::Ping, ChatMsg::Ping])).unwrap();
-    assert_eq!(sent(&mut s), vec![ChatMsg::Pong]);
+    assert_eq!(sent(&mut s), vec![ChatMsg::Pong, ChatMsg::Pong]);
     assert_eq!(events(&mut s), []);
 }
 
@@ -282,14 +348,18 @@ fn silence_closes_with_undelivered() {
 }
 
 #[test]
-fn partial_input_counts_as_life() {
+fn only_whole_frames_count_as_life() {
     let t0 = super::test_origin();
     let mut s = open(t0);
+    let ping = wire(&[ChatMsg::Ping]);
     let t1 = t0 + Duration::from_secs(25);
-    s.handle_input(t1, &[0]).unwrap();
+    s.handle_input(t1, &ping[..2]).unwrap();
+    assert_eq!(s.poll_timeout(), Some(t0 + PING_INTERVAL));
+    let t2 = t0 + Duration::from_secs(29);
+    s.handle_input(t2, &ping[2..]).unwrap();
+    assert_eq!(s.poll_timeout(), Some(t2 + PING_INTERVAL));
     s.handle_timeout(t0 + IDLE_TIMEOUT);
     assert!(!s.is_finished());
-    assert_eq!(s.poll_timeout(), Some(t1 + PING_INTERVAL));
 }
 
 #[test]
@@ -435,6 +505,7 @@ fn output_backpressure() {
     let ping = wire(&[ChatMsg::Ping]);
     let mut reads = 0;
     while s.wants_read() {
+        assert!(reads < CONTROL_HEADROOM, "reading never paused");
         s.handle_input(now, &ping).unwrap();
         reads += 1;
     }
