@@ -179,7 +179,7 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 512,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/chat_props.txt"))),
         ..ProptestConfig::default()
     })]
 

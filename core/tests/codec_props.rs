@@ -13,6 +13,7 @@ use p2pchat_core::{
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 // ---------------------------------------------------------------- strategies
 
@@ -130,7 +131,11 @@ fn drain(decoder: &mut FrameDecoder) -> Result<Vec<Vec<u8>>, FrameError> {
 // ---------------------------------------------------------------- properties
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/codec_props.txt"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn client_msg_round_trips(id in request_id(), msg in client_msg()) {

@@ -84,7 +84,7 @@ fn expected_login(model: &mut Model, now: Instant, ep: u8, name: &str, port: u16
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 256,
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/registry_model.txt"))),
         ..ProptestConfig::default()
     })]
 
