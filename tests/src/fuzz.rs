@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use p2pchat_core::{
-    ClientMsg, CookieKey, FrameDecoder, RegistryClient, RegistryServer, RequestId, ServerConfig,
-    ServerMsg, decode_chat, decode_reply, decode_request, encode_chat, encode_reply,
-    encode_request,
+    ChatConfig, ChatEvent, ChatSession, ClientMsg, CookieKey, FrameDecoder, RegistryClient,
+    RegistryServer, RequestId, ServerConfig, ServerMsg, UserName, decode_chat, decode_reply,
+    decode_request, encode_chat, encode_reply, encode_request,
 };
 
 /// Any bytes into both datagram decoders; whatever decodes re-encodes to
@@ -184,4 +184,104 @@ pub fn registry_client(datagrams: &[Vec<u8>]) {
         while client.poll_event().is_some() {}
     }
     assert!(client.poll_timeout().is_none_or(|t| t > now));
+}
+
+/// One step of a fuzzed chat session.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum ChatOp {
+    /// Bytes from the peer.
+    Input(Vec<u8>),
+    /// A well-formed frame from the peer, so the fuzzer reaches past the
+    /// handshake: the payload is wrapped in a correct length prefix.
+    Frame(Vec<u8>),
+    /// The peer's `Hello`, with any name.
+    Hello(String),
+    /// The user sends a text.
+    Send(String),
+    /// The user ends the chat.
+    Close,
+    /// The peer closed the stream.
+    Eof,
+    /// The socket took `n` bytes of output.
+    Consume(u16),
+    /// Time passes, in tenths of a second.
+    Wait(u16),
+}
+
+/// Runs `ops` against a chat session and checks its promises: no panic, an
+/// error is returned again by every later `handle_input`, `Closed` comes
+/// once and last, every text sent is settled (delivered or undelivered) at
+/// most once, and no deadline is left in the past.
+pub fn chat_session(ops: &[ChatOp]) {
+    let t0 = Instant::now();
+    let mut now = t0;
+    let name = UserName::new("fuzz").expect("a valid name");
+    let mut s = ChatSession::new(now, name, ChatConfig::default());
+    let mut sticky = None;
+    let mut closed = false;
+    let mut sent = std::collections::BTreeSet::new();
+    let mut settled = std::collections::BTreeSet::new();
+    for op in ops {
+        let mut input = |s: &mut ChatSession, bytes: &[u8]| {
+            let result = s.handle_input(now, bytes);
+            match (&sticky, result) {
+                (Some(first), Err(again)) => assert_eq!(first, &again, "the error changed"),
+                (Some(_), Ok(())) => panic!("an error did not stick"),
+                (None, Err(e)) => sticky = Some(e),
+                (None, Ok(())) => {}
+            }
+        };
+        match op {
+            ChatOp::Input(bytes) => input(&mut s, bytes),
+            ChatOp::Frame(payload) => {
+                let mut bytes = Vec::new();
+                p2pchat_core::write_frame(
+                    &mut bytes,
+                    &payload[..payload.len().min(p2pchat_core::MAX_FRAME_LEN)],
+                );
+                input(&mut s, &bytes);
+            }
+            ChatOp::Hello(name) => {
+                let hello = p2pchat_core::ChatMsg::Hello {
+                    version: p2pchat_core::PROTOCOL_VERSION,
+                    name: name.clone(),
+                };
+                let mut bytes = Vec::new();
+                p2pchat_core::write_frame(&mut bytes, &encode_chat(&hello));
+                input(&mut s, &bytes);
+            }
+            ChatOp::Send(text) => {
+                if let Ok(seq) = s.send_text(now, text) {
+                    assert!(sent.insert(seq), "a sequence number was used twice");
+                }
+            }
+            ChatOp::Close => s.close(now),
+            ChatOp::Eof => s.handle_eof(now),
+            ChatOp::Consume(n) => s.consume(usize::from(*n)),
+            ChatOp::Wait(tenths) => {
+                now += Duration::from_millis(u64::from(*tenths) * 100);
+                if s.poll_timeout().is_some_and(|t| t <= now) {
+                    s.handle_timeout(now);
+                }
+            }
+        }
+        while let Some(e) = s.poll_event() {
+            assert!(!closed, "an event after Closed: {e:?}");
+            match e {
+                ChatEvent::Delivered { seq } | ChatEvent::Undelivered { seq, .. } => {
+                    assert!(sent.contains(&seq), "settled a text never sent");
+                    assert!(settled.insert(seq), "a text settled twice");
+                }
+                ChatEvent::Closed { .. } => closed = true,
+                ChatEvent::Connected { .. } | ChatEvent::Received { .. } => {}
+            }
+        }
+        assert!(
+            s.pending_output().len() <= 2 * p2pchat_core::MAX_BUFFERED_OUTPUT,
+            "unbounded output"
+        );
+    }
+    if closed {
+        assert_eq!(sent, settled, "a text was neither delivered nor reported undelivered");
+    }
 }

@@ -52,3 +52,16 @@ fn registry_client_input() {
         fuzz::registry_client(&datagrams);
     }
 }
+
+#[test]
+fn chat_session_operation_sequences() {
+    let mut steps = 0;
+    for data in inputs(4, 300) {
+        let mut u = Unstructured::new(&data);
+        if let Ok(ops) = Vec::<fuzz::ChatOp>::arbitrary(&mut u) {
+            steps += ops.len();
+            fuzz::chat_session(&ops);
+        }
+    }
+    assert!(steps > 300, "the generator made too few steps ({steps}) to mean anything");
+}
