@@ -431,7 +431,10 @@ impl App {
                     }
                     Some(entry) => {
                         let addr = entry.chat_addr();
-                        self.print(format!("Connecting to {} at {addr}...", entry.name));
+                        let name = &entry.name;
+                        self.print(format!(
+                            "Connecting to {name} at {addr}; waiting for {name} to accept..."
+                        ));
                         self.connect_error = None;
                         self.state = State::Connecting { peer: entry.name.clone() };
                         self.push(Action::Connect { peer: entry.name, addr });
@@ -581,6 +584,9 @@ impl App {
                     (Some(e), _) => format!("could not connect to {peer}: {e}"),
                     (None, CloseReason::PeerVanished) => {
                         format!("{peer} did not take the chat (busy or gone)")
+                    }
+                    (None, CloseReason::PeerSilent) => {
+                        format!("{peer} did not accept the chat in time")
                     }
                     (None, r) => {
                         format!("the chat with {peer} did not start: {}", close_reason(&r, &peer))

@@ -4,8 +4,9 @@
 //!
 //! Chats: at most one *active* chat (the one the user types into) and at most
 //! one *held* incoming chat (connected, its `Hello` read, waiting for the user
-//! to enter `2`). Any further incoming connection is closed at once, which
-//! its side reports as the peer being busy. Texts that arrive on the held
+//! to enter `2`; our own `Hello` is held back until then, so the caller
+//! knows it has not been accepted). Any further incoming connection is
+//! closed at once, which its side reports as the peer being busy. Texts that arrive on the held
 //! chat are kept (at most [`MAX_HELD_EVENTS`]) and shown on accepting, even
 //! if the peer has left meanwhile; a held chat that goes away without a text
 //! is reported as withdrawn.
@@ -89,7 +90,11 @@ struct Held {
     events: VecDeque<(ChatEvent, String)>,
 }
 
-/// A session that takes no input while its holder is full.
+/// A held (not yet accepted) session: it reads while its holder has room, and
+/// writes nothing. Its `Hello` goes out when the user accepts, and that is
+/// the acceptance: until then the caller's session is not `Connected`, so it
+/// sends no texts (the protocol forbids any frame before the peer's `Hello`)
+/// and tells its user it is waiting.
 struct Gated<'a> {
     session: &'a mut ChatSession,
     open: bool,
@@ -103,11 +108,9 @@ impl StreamCore for Gated<'_> {
         self.session.handle_eof(now);
     }
     fn pending_output(&self) -> &[u8] {
-        self.session.pending_output()
+        &[]
     }
-    fn consume(&mut self, n: usize) {
-        self.session.consume(n);
-    }
+    fn consume(&mut self, _n: usize) {}
     fn wants_read(&self) -> bool {
         self.open && self.session.wants_read()
     }
@@ -588,4 +591,21 @@ pub fn random_u64() -> u64 {
         tracing::warn!(error = %e, "no OS randomness; request ids are predictable");
     }
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_chat_writes_nothing_until_accepted() {
+        let now = Instant::now();
+        let me = UserName::new("John").unwrap();
+        let mut session = ChatSession::new(now, me, ChatConfig::default());
+        assert!(!session.pending_output().is_empty(), "the session has its Hello queued");
+        let mut held = Gated { session: &mut session, open: true };
+        assert!(StreamCore::pending_output(&held).is_empty());
+        held.consume(5);
+        assert!(!session.pending_output().is_empty(), "the Hello waits for the acceptance");
+    }
 }
