@@ -10,11 +10,17 @@
 //!   does not read.
 //! - [`UserInput`] reads standard input as lines without blocking the loop,
 //!   whether it is a terminal, a pipe or a regular file.
+//! - [`ClientNode`] is the whole client loop: the registry socket, the chat
+//!   listener (its port is what the client registers), the chat streams, the
+//!   user's input and signals in one `mio::Poll`. It prints nothing: it
+//!   reports [`NodeEvent`]s to a [`NodeHandler`] (the CLI's menu is one, a
+//!   test is another), which answers with the node's commands.
 //! - [`ServerLoop`] is the whole registry server loop; [`fetch_list`] one
 //!   list request from start to finish.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+mod client;
 mod input;
 mod machines;
 mod oneshot;
@@ -22,6 +28,10 @@ mod server;
 mod stream;
 mod udp;
 
+pub use client::{
+    CONNECT_TIMEOUT, ClientNode, InputSource, MAX_HELD_EVENTS, NodeConfig, NodeError, NodeEvent,
+    NodeHandler,
+};
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use oneshot::{ListError, any_addr_for, fetch_list};
 pub use server::{ServerLoop, StopHandle};

@@ -1,0 +1,385 @@
+//! The client node: the registry socket, the chat listener, the chat
+//! streams, the user's input and signals, all in one `mio::Poll` on one
+//! thread. What it all means is up to a [`NodeHandler`].
+
+mod chats;
+mod handler;
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use p2pchat_core::{RegistryClient, UserName};
+use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::input::{InputDecoder as _, UserInput};
+use crate::udp::UdpDriver;
+use chats::Chats;
+
+pub use chats::{CONNECT_TIMEOUT, MAX_HELD_EVENTS};
+pub use handler::{NodeEvent, NodeHandler};
+
+const UDP: Token = Token(0);
+const LISTENER: Token = Token(1);
+const INPUT: Token = Token(2);
+const SIGNALS: Token = Token(3);
+
+/// Most input items handed to the handler in one round, so that a long
+/// script does not starve the sockets.
+const MAX_LINES_PER_TURN: usize = 64;
+
+/// Rounds of "move bytes, collect events, hand them over" per turn before
+/// sleeping.
+const MAX_SETTLE_ROUNDS: usize = 16;
+
+/// Readiness events taken per poll.
+const EVENTS_CAPACITY: usize = 64;
+
+/// Where a [`ClientNode`] reads the user's input.
+#[derive(Debug)]
+pub enum InputSource {
+    /// Standard input: a terminal, a pipe or a regular file.
+    Stdin,
+    /// This file (a pipe, a socket, a regular file), as [`UserInput::from_file`].
+    File(File),
+}
+
+/// What a [`ClientNode`] needs to start.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// The registry server's address.
+    pub server: SocketAddr,
+    /// Where to listen for chats (TCP); its port is what the node registers.
+    /// The registry socket binds to the same IP, on a port the OS picks.
+    pub listen: SocketAddr,
+    /// Seeds the registry request ids (pass a random value).
+    pub seed: u64,
+    /// The user's input.
+    pub input: InputSource,
+    /// Whether the user's terminal is in a mode that the default actions of
+    /// job control would leave broken (a raw terminal): SIGQUIT and SIGHUP
+    /// then end the client like SIGINT, and SIGTSTP and SIGCONT go through
+    /// [`NodeHandler::suspend`] and [`NodeHandler::resume`].
+    pub terminal_signals: bool,
+}
+
+/// Why a [`ClientNode`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The chat listener could not be bound.
+    #[error("cannot listen for chats on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: io::Error,
+    },
+    /// The registry socket could not be bound.
+    #[error("cannot open a UDP socket on {addr}")]
+    Udp {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: io::Error,
+    },
+    /// Setting up the poll, the input or the signals failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// The client's side of p2pchat over real sockets: a [`RegistryClient`] on
+/// a UDP socket, a TCP listener for incoming chats, at most one active chat
+/// and one held incoming chat (each a [`ChatSession`](p2pchat_core::ChatSession)
+/// on a [`StreamConn`](crate::StreamConn)), the user's input and signals.
+///
+/// The node prints nothing: it reports what happens as [`NodeEvent`]s to a
+/// [`NodeHandler`], which answers with the node's commands ([`login`],
+/// [`connect`], [`accept`], [`send_text`], …).
+///
+/// # Chats
+///
+/// A connection that arrives while nothing is held (and after [`login`]) is
+/// held: its session reads the peer's `Hello` and reports
+/// [`NodeEvent::ChatRequest`], but writes nothing, not even our `Hello`,
+/// until [`accept`]; the caller's session stays waiting meanwhile. Events of
+/// the held chat (at most [`MAX_HELD_EVENTS`]) are reported on accepting,
+/// even if the peer has left meanwhile; a held chat that goes away without
+/// a text is reported as [`NodeEvent::ChatRequestGone`]. Any further
+/// incoming connection is closed at once, which its side reports as the peer
+/// being busy. [`connect`] makes a new active chat, replacing the old one.
+///
+/// # Driver contract
+///
+/// [`run`] loops until [`stop`]. Each turn:
+///
+/// 1. due timers fire: registry retransmissions and keepalives, chat
+///    keepalives, the connect timeout;
+/// 2. up to a few rounds of: move bytes on the chat streams; queue the
+///    registry's and the chats' events; hand the handler the user input it
+///    [`accepts`](NodeHandler::accepts) (none while a text waits for room),
+///    then every queued event, in order. Commands the handler calls meanwhile
+///    take effect at once, and what they report ([`NodeEvent::Sent`], …)
+///    joins the queue and is handed over in the same round;
+/// 3. queued datagrams are sent;
+/// 4. after [`stop`], the chat streams are written once more and [`run`]
+///    returns;
+/// 5. the loop sleeps until a socket, the input or a signal is ready, or the
+///    next deadline.
+///
+/// [`login`]: ClientNode::login
+/// [`connect`]: ClientNode::connect
+/// [`accept`]: ClientNode::accept
+/// [`send_text`]: ClientNode::send_text
+/// [`run`]: ClientNode::run
+/// [`stop`]: ClientNode::stop
+pub struct ClientNode {
+    poll: Poll,
+    udp: UdpDriver,
+    registry: RegistryClient,
+    listener: TcpListener,
+    signals: Signals,
+    input: UserInput,
+    chat_port: u16,
+    me: Option<UserName>,
+    chats: Chats,
+    events: VecDeque<NodeEvent>,
+    stopping: bool,
+}
+
+impl ClientNode {
+    /// Binds the chat listener and the registry socket, and takes the input
+    /// and the signals. Call it before the terminal is made raw: from here on
+    /// the signals no longer have their default actions.
+    pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)
+            .map_err(|source| NodeError::Listen { addr: config.listen, source })?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let chat_port = listener.local_addr()?.port();
+        let udp_bind = SocketAddr::new(config.listen.ip(), 0);
+        let socket = std::net::UdpSocket::bind(udp_bind)
+            .map_err(|source| NodeError::Udp { addr: udp_bind, source })?;
+        let udp = UdpDriver::new(socket, poll.registry(), UDP)?;
+        let input = match config.input {
+            InputSource::Stdin => UserInput::stdin(poll.registry(), INPUT)?,
+            InputSource::File(file) => UserInput::from_file(file, poll.registry(), INPUT)?,
+        };
+        // Ctrl-\ raises SIGQUIT, whose default would leave a raw terminal
+        // raw; a hangup likewise: both end the client like SIGINT. Ctrl-Z
+        // stops the process once the handler has restored the terminal.
+        let mut signals = if config.terminal_signals {
+            Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP, SIGCONT])?
+        } else {
+            Signals::new([SIGINT, SIGTERM])?
+        };
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        tracing::info!(listen = %listener.local_addr()?, "taking chats");
+        Ok(Self {
+            poll,
+            udp,
+            registry: RegistryClient::new(config.server, config.seed),
+            listener,
+            signals,
+            input,
+            chat_port,
+            me: None,
+            chats: Chats::new(),
+            events: VecDeque::new(),
+            stopping: false,
+        })
+    }
+
+    /// The address the chat listener is bound to.
+    pub fn listen_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Logs in as `name`, registering the listener's port; the outcome is a
+    /// [`NodeEvent::Registry`]. Incoming chats are taken from now on.
+    pub fn login(&mut self, now: Instant, name: UserName) {
+        self.me = Some(name.clone());
+        self.registry.login(now, name, self.chat_port);
+    }
+
+    /// Asks the registry for the online list.
+    pub fn refresh_list(&mut self, now: Instant) {
+        self.registry.refresh_list(now);
+    }
+
+    /// Asks the registry where `name` is.
+    pub fn lookup(&mut self, now: Instant, name: UserName) {
+        self.registry.lookup(now, name);
+    }
+
+    /// Logs out of the registry.
+    pub fn logout(&mut self, now: Instant) {
+        self.registry.logout(now);
+    }
+
+    /// Opens a chat with the peer whose chat address is `addr`; it becomes
+    /// the active chat (an old one is dropped). Does nothing before
+    /// [`ClientNode::login`], which gives our name.
+    pub fn connect(&mut self, now: Instant, addr: SocketAddr) {
+        let Some(me) = self.me.clone() else { return };
+        tracing::debug!(%addr, "connecting");
+        self.chats.connect(now, me, addr, self.poll.registry(), &mut self.events);
+    }
+
+    /// Makes the held chat the active one and answers it. If it went away
+    /// just now, a `Closed` chat event says so.
+    pub fn accept(&mut self) {
+        self.chats.accept_held(&mut self.events);
+    }
+
+    /// Sends a text in the active chat: [`NodeEvent::Sent`] or
+    /// [`NodeEvent::SendFailed`] follows. A text that finds the session full
+    /// waits (and no user input is taken) until there is room.
+    pub fn send_text(&mut self, now: Instant, text: String) {
+        self.chats.send_text(now, text, &mut self.events);
+    }
+
+    /// Ends the active chat politely; its `Closed` event follows.
+    pub fn close_chat(&mut self, now: Instant) {
+        self.chats.close(now, &mut self.events);
+    }
+
+    /// Makes [`ClientNode::run`] return at the end of this turn, after
+    /// sending what is queued. Final: a later `run` returns after one turn.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Runs the loop (see the type's driver contract) until
+    /// [`ClientNode::stop`]. `Err` only when polling or the registry socket
+    /// fails.
+    pub fn run<H: NodeHandler>(&mut self, handler: &mut H) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let now = Instant::now();
+            self.fire_timers(now);
+            for _ in 0..MAX_SETTLE_ROUNDS {
+                self.chats.pump(now, self.poll.registry(), &mut self.events);
+                self.collect_events();
+                let fed = self.feed_input(now, handler);
+                if self.events.is_empty() && !fed {
+                    break;
+                }
+                self.process(now, handler);
+            }
+            self.udp.flush(&mut self.registry, self.poll.registry())?;
+            if self.stopping {
+                self.chats.pump(Instant::now(), self.poll.registry(), &mut self.events);
+                return Ok(());
+            }
+            let timeout = self.next_timeout(handler);
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    UDP => {
+                        if event.is_readable() {
+                            self.udp.read_all(&mut self.registry, now);
+                        }
+                    }
+                    LISTENER => self.chats.take_incoming(
+                        now,
+                        &mut self.listener,
+                        self.me.as_ref(),
+                        self.poll.registry(),
+                    ),
+                    INPUT => self.input.on_event(),
+                    SIGNALS => {
+                        for signal in self.signals.pending() {
+                            match signal {
+                                SIGTSTP => {
+                                    handler.suspend();
+                                    stop_process();
+                                }
+                                SIGCONT => handler.resume(),
+                                _ => self.events.push_back(NodeEvent::Signal(signal)),
+                            }
+                        }
+                    }
+                    _ => self.chats.on_event(event),
+                }
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        if self.registry.poll_timeout().is_some_and(|t| t <= now) {
+            self.registry.handle_timeout(now);
+        }
+        self.chats.fire_timers(now, self.poll.registry(), &mut self.events);
+    }
+
+    fn collect_events(&mut self) {
+        while let Some(ev) = self.registry.poll_event() {
+            self.events.push_back(NodeEvent::Registry(ev));
+        }
+        self.chats.collect(SystemTime::now(), self.poll.registry(), &mut self.events);
+    }
+
+    /// Whether an input item is waiting that the handler takes now.
+    fn input_ready_now<H: NodeHandler>(&mut self, handler: &mut H) -> bool {
+        if self.chats.blocked() {
+            return false;
+        }
+        // Reads a chunk into the decoder if it wants one.
+        let _ = self.input.peek(self.poll.registry(), handler.decoder_mut());
+        let handler = &*handler;
+        handler.decoder().peek().is_some_and(|item| handler.accepts(item))
+    }
+
+    /// Hands the handler the input it takes now. Returns whether any was.
+    fn feed_input<H: NodeHandler>(&mut self, now: Instant, handler: &mut H) -> bool {
+        let mut fed = false;
+        for _ in 0..MAX_LINES_PER_TURN {
+            if self.stopping || !self.input_ready_now(handler) {
+                break;
+            }
+            let Some(item) = handler.decoder_mut().pop() else { break };
+            handler.handle(now, NodeEvent::Input(item), self);
+            fed = true;
+        }
+        fed
+    }
+
+    /// Hands the handler the queued events, and those its commands add.
+    fn process<H: NodeHandler>(&mut self, now: Instant, handler: &mut H) {
+        while let Some(event) = self.events.pop_front() {
+            tracing::trace!(?event, "node event");
+            handler.handle(now, event, self);
+        }
+    }
+
+    fn next_timeout<H: NodeHandler>(&mut self, handler: &mut H) -> Option<Duration> {
+        let input_now =
+            self.input_ready_now(handler) || self.input.wants_zero_timeout(handler.decoder());
+        if input_now || !self.events.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let deadline =
+            [self.chats.deadline(), self.registry.poll_timeout()].into_iter().flatten().min();
+        deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Stops the process as SIGTSTP's default action would; it goes on from
+/// here when continued.
+fn stop_process() {
+    if let Err(e) = signal_hook::low_level::emulate_default_handler(SIGTSTP) {
+        tracing::warn!(error = %e, "cannot stop the process");
+    }
+}

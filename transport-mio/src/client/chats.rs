@@ -1,0 +1,399 @@
+//! The node's chats: at most one *active* chat (the one the user types into)
+//! and at most one *held* incoming chat (connected, its `Hello` read, waiting
+//! for the user to accept it; our own `Hello` is held back until then, so the
+//! caller knows it has not been accepted). Any further incoming connection is
+//! closed at once, which its side reports as the peer being busy. Events of
+//! the held chat are kept (at most [`MAX_HELD_EVENTS`]) and reported on
+//! accepting, even if the peer has left meanwhile; a held chat that goes away
+//! without a text is reported as withdrawn.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::event::Event;
+use mio::net::TcpListener;
+use mio::{Registry, Token};
+use p2pchat_core::{ChatConfig, ChatEvent, ChatSession, CloseReason, SendError, UserName};
+
+use super::NodeEvent;
+use crate::stream::{StreamConn, StreamCore, StreamState};
+
+/// How long a TCP connect to a peer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most events of a held (not yet accepted) chat kept for when the user
+/// accepts it; past that the held stream is not read, so a peer that types
+/// ahead is slowed down by TCP, not buffered here.
+pub const MAX_HELD_EVENTS: usize = 256;
+
+/// Chat streams get tokens from here on, one new token per stream.
+const FIRST_STREAM: usize = 16;
+
+/// A chat stream and its session.
+struct Chat {
+    conn: Option<StreamConn>,
+    session: ChatSession,
+    /// A text refused with `Backpressure`, sent as soon as there is room;
+    /// no more input is read meanwhile.
+    blocked: Option<String>,
+    /// Until when the connect may take.
+    connect_deadline: Option<Instant>,
+}
+
+/// An incoming chat waiting for the user.
+struct Held {
+    chat: Chat,
+    peer: Option<UserName>,
+    events: VecDeque<(ChatEvent, SystemTime)>,
+}
+
+/// A held (not yet accepted) session: it reads while its holder has room, and
+/// writes nothing. Its `Hello` goes out when the user accepts, and that is
+/// the acceptance: until then the caller's session is not `Connected`, so it
+/// sends no texts (the protocol forbids any frame before the peer's `Hello`)
+/// and tells its user it is waiting.
+struct Gated<'a> {
+    session: &'a mut ChatSession,
+    open: bool,
+}
+
+impl StreamCore for Gated<'_> {
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        StreamCore::handle_input(self.session, now, bytes);
+    }
+    fn handle_eof(&mut self, now: Instant) {
+        self.session.handle_eof(now);
+    }
+    fn pending_output(&self) -> &[u8] {
+        &[]
+    }
+    fn consume(&mut self, _n: usize) {}
+    fn wants_read(&self) -> bool {
+        self.open && self.session.wants_read()
+    }
+    fn is_finished(&self) -> bool {
+        self.session.is_finished()
+    }
+}
+
+/// The active chat, the held one, and the next stream token.
+pub(super) struct Chats {
+    active: Option<Chat>,
+    held: Option<Held>,
+    next_token: usize,
+}
+
+impl Chats {
+    pub(super) fn new() -> Self {
+        Self { active: None, held: None, next_token: FIRST_STREAM }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Chat> {
+        self.active.iter().chain(self.held.iter().map(|h| &h.chat))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Chat> {
+        self.active.iter_mut().chain(self.held.iter_mut().map(|h| &mut h.chat))
+    }
+
+    /// Records a readiness event for whichever stream it is for.
+    pub(super) fn on_event(&mut self, event: &Event) {
+        let token = event.token();
+        for chat in self.iter_mut() {
+            if let Some(conn) = chat.conn.as_mut().filter(|c| c.token() == token) {
+                conn.on_event(event);
+            }
+        }
+    }
+
+    /// The earliest deadline of the sessions and of the active connect.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.iter().flat_map(|c| [c.session.poll_timeout(), c.connect_deadline]).flatten().min()
+    }
+
+    /// Whether a text of the active chat waits for room: no user input is
+    /// taken meanwhile.
+    pub(super) fn blocked(&self) -> bool {
+        self.active.as_ref().is_some_and(|c| c.blocked.is_some())
+    }
+
+    /// Fires the sessions' due timers and the active chat's connect timeout.
+    pub(super) fn fire_timers(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        for chat in self.iter_mut() {
+            if chat.session.poll_timeout().is_some_and(|t| t <= now) {
+                chat.session.handle_timeout(now);
+            }
+        }
+        let connect_expired =
+            |c: &Chat| c.conn.is_some() && c.connect_deadline.is_some_and(|t| t <= now);
+        if self.active.as_ref().is_some_and(connect_expired) {
+            out.push_back(NodeEvent::ConnectFailed { reason: "timed out".to_owned() });
+            if let Some(chat) = self.active.as_mut() {
+                drop_conn(registry, chat, now);
+            }
+        }
+    }
+
+    /// Moves bytes on both streams, and retries a blocked text.
+    pub(super) fn pump(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        if let Some(chat) = self.active.as_mut() {
+            if let Some(conn) = chat.conn.as_mut() {
+                match conn.pump(&mut chat.session, now) {
+                    Ok(StreamState::Connecting) => {}
+                    Ok(StreamState::Open) => chat.connect_deadline = None,
+                    Ok(StreamState::Done) => {
+                        if let Some(conn) = chat.conn.take() {
+                            conn.close(registry);
+                        }
+                    }
+                    Err(e) => {
+                        out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
+                        drop_conn(registry, chat, now);
+                    }
+                }
+            }
+            if let Some(text) = chat.blocked.take() {
+                match chat.session.send_text(now, &text) {
+                    Ok(_) => out.push_back(NodeEvent::Sent { text }),
+                    Err(SendError::Backpressure) => chat.blocked = Some(text),
+                    Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
+                }
+            }
+        }
+        if let Some(held) = self.held.as_mut() {
+            let open = held.events.len() < MAX_HELD_EVENTS;
+            if let Some(conn) = held.chat.conn.as_mut() {
+                let mut gated = Gated { session: &mut held.chat.session, open };
+                match conn.pump(&mut gated, now) {
+                    Ok(StreamState::Connecting | StreamState::Open) => {}
+                    Ok(StreamState::Done) | Err(_) => {
+                        if let Some(conn) = held.chat.conn.take() {
+                            conn.close(registry);
+                        }
+                        held.chat.session.handle_eof(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the sessions' events: the active chat's are reported, the held
+    /// chat's kept for its acceptance (its `Connected` is reported as a chat
+    /// request). `at` is the wall-clock time they are stamped with. Drops
+    /// the chats that are over.
+    pub(super) fn collect(
+        &mut self,
+        at: SystemTime,
+        registry: &Registry,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        if let Some(chat) = self.active.as_mut() {
+            while let Some(event) = chat.session.poll_event() {
+                out.push_back(NodeEvent::Chat { event, at });
+            }
+            if chat.session.is_finished() && chat.conn.is_none() {
+                self.active = None;
+            } else if chat.session.is_finished() && chat.session.pending_output().is_empty() {
+                if let Some(conn) = chat.conn.take() {
+                    conn.close(registry);
+                }
+                self.active = None;
+            }
+        }
+        let mut gone = false;
+        if let Some(held) = self.held.as_mut() {
+            while held.events.len() < MAX_HELD_EVENTS {
+                let Some(event) = held.chat.session.poll_event() else {
+                    break;
+                };
+                match event {
+                    ChatEvent::Connected { peer } => {
+                        held.peer = Some(peer.clone());
+                        out.push_back(NodeEvent::ChatRequest { peer });
+                    }
+                    ChatEvent::Closed { reason } => {
+                        tracing::debug!(?reason, "held chat ended before it was accepted");
+                        let texts = held
+                            .events
+                            .iter()
+                            .any(|(e, _)| matches!(e, ChatEvent::Received { .. }));
+                        match held.peer.clone() {
+                            // The peer said something and left: keep it all
+                            // for the user to see on accepting, so that no
+                            // received text goes unshown.
+                            Some(_) if texts => {
+                                held.events.push_back((ChatEvent::Closed { reason }, at));
+                            }
+                            Some(peer) => {
+                                out.push_back(NodeEvent::ChatRequestGone { peer });
+                                gone = true;
+                            }
+                            None => gone = true,
+                        }
+                        break;
+                    }
+                    other => held.events.push_back((other, at)),
+                }
+            }
+        }
+        if gone {
+            if let Some(mut held) = self.held.take() {
+                if let Some(conn) = held.chat.conn.take() {
+                    conn.close(registry);
+                }
+            }
+        }
+    }
+
+    /// Starts a chat with `addr` as `me`; it replaces the active chat.
+    pub(super) fn connect(
+        &mut self,
+        now: Instant,
+        me: UserName,
+        addr: SocketAddr,
+        registry: &Registry,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        let mut session = ChatSession::new(now, me, ChatConfig::default());
+        let token = self.token();
+        let conn = match StreamConn::connect(addr, registry, token) {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
+                session.handle_eof(now);
+                None
+            }
+        };
+        if let Some(old) = self.active.take() {
+            if let Some(conn) = old.conn {
+                conn.close(registry);
+            }
+        }
+        let connect_deadline = conn.as_ref().map(|_| now + CONNECT_TIMEOUT);
+        self.active = Some(Chat { conn, session, blocked: None, connect_deadline });
+    }
+
+    /// Makes the held chat the active one: its `Hello` goes out, and the
+    /// events kept meanwhile are reported.
+    pub(super) fn accept_held(&mut self, out: &mut VecDeque<NodeEvent>) {
+        let Some(held) = self.held.take() else {
+            // Withdrawn just now: the user hears the chat is over.
+            out.push_back(NodeEvent::Chat {
+                event: ChatEvent::Closed { reason: CloseReason::PeerVanished },
+                at: SystemTime::now(),
+            });
+            return;
+        };
+        for (event, at) in held.events {
+            out.push_back(NodeEvent::Chat { event, at });
+        }
+        self.active = Some(held.chat);
+    }
+
+    /// Accepts every pending connection: the first, when nothing is held
+    /// and we are logged in (`me`), is held; the others are closed.
+    pub(super) fn take_incoming(
+        &mut self,
+        now: Instant,
+        listener: &mut TcpListener,
+        me: Option<&UserName>,
+        registry: &Registry,
+    ) {
+        loop {
+            let (stream, from) = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a chat failed");
+                    return;
+                }
+            };
+            let Some(me) = me.cloned().filter(|_| self.held.is_none()) else {
+                // Busy (one request already held) or not logged in yet: close
+                // at once; the other side reports that we did not take it.
+                tracing::info!(%from, "refused a chat connection");
+                drop(stream);
+                continue;
+            };
+            let token = self.token();
+            match StreamConn::accepted(stream, registry, token) {
+                Ok(conn) => {
+                    tracing::debug!(%from, "holding an incoming chat");
+                    let session = ChatSession::new(now, me, ChatConfig::default());
+                    let chat =
+                        Chat { conn: Some(conn), session, blocked: None, connect_deadline: None };
+                    self.held = Some(Held { chat, peer: None, events: VecDeque::new() });
+                }
+                Err(e) => tracing::warn!(error = %e, "registering a chat connection failed"),
+            }
+        }
+    }
+
+    /// Queues a text in the active chat; a text refused for backpressure
+    /// waits there and is retried on every pump.
+    pub(super) fn send_text(&mut self, now: Instant, text: String, out: &mut VecDeque<NodeEvent>) {
+        match self.active.as_mut() {
+            Some(chat) => match chat.session.send_text(now, &text) {
+                Ok(_) => out.push_back(NodeEvent::Sent { text }),
+                Err(SendError::Backpressure) => chat.blocked = Some(text),
+                Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
+            },
+            None => out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed }),
+        }
+    }
+
+    /// Ends the active chat politely; a blocked text is not sent.
+    pub(super) fn close(&mut self, now: Instant, out: &mut VecDeque<NodeEvent>) {
+        if let Some(chat) = self.active.as_mut() {
+            if let Some(text) = chat.blocked.take() {
+                out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed });
+            }
+            chat.session.close(now);
+        }
+    }
+
+    fn token(&mut self) -> Token {
+        let t = Token(self.next_token);
+        self.next_token += 1;
+        t
+    }
+}
+
+/// Gives up on a chat's stream: the session hears of it as an end of stream.
+fn drop_conn(registry: &Registry, chat: &mut Chat, now: Instant) {
+    if let Some(conn) = chat.conn.take() {
+        conn.close(registry);
+    }
+    chat.connect_deadline = None;
+    chat.session.handle_eof(now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_chat_writes_nothing_until_accepted() {
+        let now = Instant::now();
+        let me = UserName::new("John").unwrap();
+        let mut session = ChatSession::new(now, me, ChatConfig::default());
+        assert!(!session.pending_output().is_empty(), "the session has its Hello queued");
+        let mut held = Gated { session: &mut session, open: true };
+        assert!(StreamCore::pending_output(&held).is_empty());
+        held.consume(5);
+        assert!(!session.pending_output().is_empty(), "the Hello waits for the acceptance");
+    }
+}

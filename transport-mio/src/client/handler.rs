@@ -1,0 +1,93 @@
+//! What a [`ClientNode`] reports, and the application that takes it.
+
+use std::time::{Instant, SystemTime};
+
+use p2pchat_core::{ChatEvent, ClientEvent, SendError, UserName};
+
+use super::ClientNode;
+use crate::input::{InputDecoder, InputItem};
+
+/// Something that happened, as the node reports it to its [`NodeHandler`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// The next unit of user input. Only given when
+    /// [`NodeHandler::accepts`] said yes to it.
+    Input(InputItem),
+    /// A signal that asks the client to end: SIGINT or SIGTERM (and, with
+    /// [`NodeConfig::terminal_signals`](super::NodeConfig::terminal_signals),
+    /// SIGQUIT and SIGHUP).
+    Signal(i32),
+    /// An event of the registry client.
+    Registry(ClientEvent),
+    /// An event of the active chat session (or of the held chat, once
+    /// accepted).
+    Chat {
+        /// The event.
+        event: ChatEvent,
+        /// The wall-clock time the node took it from the session.
+        at: SystemTime,
+    },
+    /// The TCP connect of the active chat failed (or took longer than
+    /// [`CONNECT_TIMEOUT`](super::CONNECT_TIMEOUT)); the session's
+    /// `Undelivered` and `Closed` events follow.
+    ConnectFailed {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A peer connected and said who it is; the node holds the connection,
+    /// without answering, until [`ClientNode::accept`].
+    ChatRequest {
+        /// The name from the peer's `Hello`.
+        peer: UserName,
+    },
+    /// The held chat request went away before it was accepted.
+    ChatRequestGone {
+        /// Who had asked.
+        peer: UserName,
+    },
+    /// A text given to [`ClientNode::send_text`] was queued in the session.
+    Sent {
+        /// The text.
+        text: String,
+    },
+    /// A text given to [`ClientNode::send_text`] was refused.
+    SendFailed {
+        /// The text.
+        text: String,
+        /// Why (never `Backpressure`: the node waits that out itself, and
+        /// takes no user input meanwhile).
+        reason: SendError,
+    },
+}
+
+/// The application on top of a [`ClientNode`]: it decodes the user's input,
+/// says which input it takes when, and acts on what the node reports by
+/// calling the node's commands.
+pub trait NodeHandler {
+    /// What cuts the user's input bytes into [`InputItem`]s (a
+    /// [`LineSplitter`](crate::LineSplitter), a line editor).
+    type Decoder: InputDecoder;
+
+    /// The decoder.
+    fn decoder(&self) -> &Self::Decoder;
+
+    /// The decoder, to feed it.
+    fn decoder_mut(&mut self) -> &mut Self::Decoder;
+
+    /// Whether the handler can act on `item` now. The node keeps the item
+    /// (and reads no more input) until the answer is yes, so that a script
+    /// piped in runs at the pace of the chat.
+    fn accepts(&self, item: &InputItem) -> bool;
+
+    /// Takes one event, in the order they happened; `now` is the time of the
+    /// loop's turn, to pass on to the node's commands.
+    fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode);
+
+    /// The process is about to stop (SIGTSTP, with
+    /// [`NodeConfig::terminal_signals`](super::NodeConfig::terminal_signals)):
+    /// set the terminal back for the shell.
+    fn suspend(&mut self) {}
+
+    /// The process continues after a stop (SIGCONT).
+    fn resume(&mut self) {}
+}
