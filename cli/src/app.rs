@@ -7,18 +7,25 @@
 //! use yet (a line typed while a lookup is under way) is left where it is:
 //! the loop asks [`App::accepts`] before handing over each line, so a script
 //! piped in runs at the pace of the chat.
+//!
+//! This file holds the interface, the states and the user's input;
+//! `registry.rs` and `chat.rs` what the registry's answers and the chat's
+//! events mean; `screen.rs` the prompts, the list and the menu.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use p2pchat_core::{
-    ChatEvent, ClientEvent, CloseReason, Entry, MAX_TEXT_LEN, Operation, RefuseReason, SendError,
-    UserName,
-};
+use p2pchat_core::{ChatEvent, ClientEvent, SendError, UserName};
 use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN};
 
 use crate::history::{Direction, escape_for_display};
+
+mod chat;
+mod registry;
+mod screen;
+
+use screen::truncate;
 
 /// The line that ends the current chat (and cancels waiting for one).
 pub const BACK: &str = "/back";
@@ -235,17 +242,7 @@ impl App {
                     self.push(Action::Record { direction: Direction::Sent, peer, text });
                 }
             }
-            Input::SendFailed { text, reason } => {
-                let why = match reason {
-                    SendError::TooLong => {
-                        format!("the message is longer than {MAX_TEXT_LEN} bytes")
-                    }
-                    SendError::Closed => "the chat is closed".to_owned(),
-                    SendError::Backpressure => "too many messages are waiting".to_owned(),
-                };
-                let shown = escape_for_display(&text);
-                self.print(format!("error: message not sent ({why}): {}", truncate(&shown, 60)));
-            }
+            Input::SendFailed { text, reason } => self.send_failed(&text, reason),
         }
     }
 
@@ -391,238 +388,7 @@ impl App {
         }
     }
 
-    // ----- registry -----
-
-    fn registry(&mut self, ev: ClientEvent) {
-        match ev {
-            ClientEvent::LoggedIn { .. } => {
-                if self.state == State::LoggingIn {
-                    if let Some(me) = &self.me {
-                        self.print(format!("Logged in as {me}."));
-                    }
-                    self.state = State::FirstList;
-                    self.push(Action::Refresh);
-                }
-            }
-            ClientEvent::Refused { op, reason } => self.refused(op, reason),
-            ClientEvent::List { entries } => {
-                if matches!(self.state, State::FirstList | State::Refreshing) {
-                    self.print_list(&entries);
-                    self.menu();
-                }
-            }
-            ClientEvent::Found { name, entry } => {
-                let State::LookingUp { peer } = &self.state else {
-                    return;
-                };
-                if peer.key() != name.key() {
-                    return;
-                }
-                match entry {
-                    None => {
-                        self.print(format!("error: no user named '{name}' is online"));
-                        self.menu();
-                    }
-                    Some(Entry { name, .. })
-                        if self.me.as_ref().is_some_and(|me| me.key() == name.key()) =>
-                    {
-                        self.print("error: you cannot chat with yourself".to_owned());
-                        self.menu();
-                    }
-                    Some(entry) => {
-                        let addr = entry.chat_addr();
-                        let name = &entry.name;
-                        self.print(format!(
-                            "Connecting to {name} at {addr}; waiting for {name} to accept..."
-                        ));
-                        self.connect_error = None;
-                        self.state = State::Connecting { peer: entry.name.clone() };
-                        self.push(Action::Connect { peer: entry.name, addr });
-                    }
-                }
-            }
-            ClientEvent::LoggedOut => {
-                if let State::LoggingOut { code } = self.state {
-                    self.print("Logged out.".to_owned());
-                    self.exit(code);
-                }
-            }
-            ClientEvent::Unreachable { op } => self.unreachable(op),
-        }
-    }
-
-    fn refused(&mut self, op: Operation, reason: RefuseReason) {
-        match op {
-            Operation::Login => {
-                let name = self.me.take().map(|n| n.to_string()).unwrap_or_default();
-                self.print(format!("error: cannot log in as '{name}': {reason}"));
-                let retry = matches!(reason, RefuseReason::NameTaken | RefuseReason::NameInvalid);
-                if retry && self.config.name.is_none() && !self.input_ended {
-                    self.ask_name();
-                } else {
-                    self.exit(EXIT_ERROR);
-                }
-            }
-            Operation::Keepalive => {
-                self.async_line(format!(
-                    "error: the registry dropped our entry ({reason}); you are no longer listed"
-                ));
-            }
-            Operation::List | Operation::Lookup | Operation::Logout => {
-                self.print(format!("error: the registry refused the request: {reason}"));
-                self.unanswered(op);
-            }
-        }
-    }
-
-    fn unreachable(&mut self, op: Operation) {
-        let server = self.config.server;
-        match op {
-            Operation::Login => {
-                if self.state == State::LoggingIn {
-                    self.print(format!("error: the registry at {server} is unreachable"));
-                    self.exit(EXIT_ERROR);
-                }
-            }
-            Operation::Keepalive => {
-                self.async_line(format!(
-                    "warning: the registry at {server} did not answer the keepalive; still trying"
-                ));
-            }
-            Operation::List | Operation::Lookup | Operation::Logout => {
-                self.print(format!("error: the registry at {server} did not answer"));
-                self.unanswered(op);
-            }
-        }
-    }
-
-    /// Moves on after a request that failed.
-    fn unanswered(&mut self, op: Operation) {
-        match (op, &self.state) {
-            (Operation::List, State::FirstList | State::Refreshing)
-            | (Operation::Lookup, State::LookingUp { .. }) => self.menu(),
-            (Operation::Logout, State::LoggingOut { code }) => {
-                let code = *code;
-                self.print(
-                    "Logged out locally; the registry forgets us when our lease ends.".to_owned(),
-                );
-                self.exit(code);
-            }
-            _ => {}
-        }
-    }
-
-    // ----- chat -----
-
-    fn chat_request(&mut self, peer: UserName) {
-        if self.state == State::Waiting {
-            return self.accept(peer);
-        }
-        self.request = Some(peer.clone());
-        if self.in_chat() {
-            self.print(format!("{peer} wants to chat: enter 2 at the menu to accept"));
-        } else {
-            self.async_line(format!("{peer} wants to chat: enter 2 to accept"));
-        }
-    }
-
-    fn accept(&mut self, peer: UserName) {
-        self.push(Action::Accept);
-        self.chat_started(peer);
-    }
-
-    fn chat_started(&mut self, peer: UserName) {
-        self.print(format!(
-            "Chat with {peer} started: type a message and press Enter; {BACK} ends the chat."
-        ));
-        self.state = State::Chat { peer };
-    }
-
-    fn end_chat(&mut self) {
-        if let Some(peer) = self.chat_peer() {
-            self.state = State::Closing { peer };
-            self.push(Action::CloseChat);
-        }
-    }
-
-    fn chat(&mut self, event: ChatEvent, clock: &str) {
-        match event {
-            ChatEvent::Connected { peer } => {
-                if let State::Connecting { peer: expected } = &self.state {
-                    if expected.key() != peer.key() {
-                        self.print(format!(
-                            "warning: expected {expected}, but the peer says it is {peer}"
-                        ));
-                    }
-                    self.chat_started(peer);
-                }
-            }
-            ChatEvent::Received { text, .. } => {
-                let Some(peer) = self.chat_peer() else { return };
-                self.print(format!("[{clock}] {peer}: {}", escape_for_display(&text)));
-                self.push(Action::Record { direction: Direction::Received, peer, text });
-            }
-            ChatEvent::Delivered { .. } => {}
-            ChatEvent::Undelivered { text, .. } => {
-                let Some(peer) = self.chat_peer() else { return };
-                self.print(format!(
-                    "warning: not delivered to {peer}: {}",
-                    escape_for_display(&text)
-                ));
-                self.push(Action::Record { direction: Direction::Undelivered, peer, text });
-            }
-            ChatEvent::Closed { reason } => self.chat_closed(reason),
-        }
-    }
-
-    fn chat_closed(&mut self, reason: CloseReason) {
-        let state = std::mem::replace(&mut self.state, State::Menu);
-        let connect_error = self.connect_error.take();
-        match state {
-            State::Connecting { peer } => {
-                let why = match (connect_error, reason) {
-                    (Some(e), _) => format!("could not connect to {peer}: {e}"),
-                    (None, CloseReason::PeerVanished) => {
-                        format!("{peer} did not take the chat (busy or gone)")
-                    }
-                    (None, CloseReason::PeerSilent) => {
-                        format!("{peer} did not accept the chat in time")
-                    }
-                    (None, r) => {
-                        format!("the chat with {peer} did not start: {}", close_reason(&r, &peer))
-                    }
-                };
-                self.print(format!("error: {why}"));
-            }
-            State::Chat { peer } | State::Closing { peer } => {
-                self.print(format!("Chat with {peer} ended: {}.", close_reason(&reason, &peer)));
-            }
-            State::LoggingOut { .. } | State::Done => {
-                self.state = state;
-                return;
-            }
-            other => {
-                self.state = other;
-                return;
-            }
-        }
-        if self.input_ended {
-            self.logout(EXIT_OK);
-        } else {
-            self.menu();
-        }
-    }
-
-    fn chat_peer(&self) -> Option<UserName> {
-        match &self.state {
-            State::Connecting { peer } | State::Chat { peer } | State::Closing { peer } => {
-                Some(peer.clone())
-            }
-            _ => None,
-        }
-    }
-
-    // ----- output helpers -----
+    // ----- transitions -----
 
     fn login(&mut self, name: UserName) {
         self.me = Some(name.clone());
@@ -640,83 +406,8 @@ impl App {
         self.push(Action::Exit(code));
     }
 
-    fn ask_name(&mut self) {
-        self.state = State::AskName;
-        self.push(Action::Prompt("Enter your username:".to_owned()));
-    }
-
-    fn print_list(&mut self, entries: &[Entry]) {
-        self.print("-----[ONLINE USERS]-----".to_owned());
-        for e in entries {
-            self.print(format!("| {} : {}", e.name, e.chat_addr()));
-        }
-        self.print("-----".to_owned());
-    }
-
-    fn menu(&mut self) {
-        self.state = State::Menu;
-        if self.input_ended {
-            return self.logout(EXIT_OK);
-        }
-        for line in [
-            "-----[COMMANDS]-----",
-            "- Enter [1] to connect to peer",
-            "- Enter [2] to wait P2P connection",
-            "- Enter [3] to logout",
-            "- Enter [4] to refresh online user list",
-            "- /back command is closing the active chat session and enabling the menu",
-        ] {
-            self.print(line.to_owned());
-        }
-        self.print(format!(
-            "**** Your messages automatically saved into [{}] file",
-            self.config.history.display()
-        ));
-        self.reprompt();
-    }
-
-    /// Shows the current state's prompt again, if it has one.
-    fn reprompt(&mut self) {
-        let prompt = match self.state {
-            State::AskName => "Enter your username:",
-            State::Menu => "Enter choice:",
-            State::AskPeer => "Peer username:",
-            _ => return,
-        };
-        self.push(Action::Prompt(prompt.to_owned()));
-    }
-
-    /// A line that arrives on its own (not in answer to input): the prompt
-    /// it interrupted is shown again below it.
-    fn async_line(&mut self, line: String) {
-        self.print(line);
-        self.reprompt();
-    }
-
-    fn print(&mut self, line: String) {
-        self.push(Action::Print(line));
-    }
-
     fn push(&mut self, action: Action) {
         self.actions.push_back(action);
-    }
-}
-
-fn close_reason(reason: &CloseReason, peer: &UserName) -> String {
-    match reason {
-        CloseReason::LocalClose => "you left the chat".to_owned(),
-        CloseReason::PeerClose => format!("{peer} left the chat"),
-        CloseReason::PeerVanished => format!("the connection to {peer} was lost"),
-        CloseReason::PeerSilent => format!("{peer} stopped answering"),
-        CloseReason::Error(e) => format!("protocol error ({e})"),
-    }
-}
-
-/// At most `max` characters of `s`, with an ellipsis when cut.
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
     }
 }
 

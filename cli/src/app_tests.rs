@@ -1,5 +1,5 @@
 use super::*;
-use p2pchat_core::Seq;
+use p2pchat_core::{CloseReason, Entry, MAX_TEXT_LEN, Operation, RefuseReason, Seq};
 use std::time::Duration;
 
 fn name(s: &str) -> UserName {

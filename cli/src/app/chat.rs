@@ -1,0 +1,130 @@
+//! Chat requests, the active chat's events, and how a chat ends.
+
+use p2pchat_core::{ChatEvent, CloseReason, MAX_TEXT_LEN, SendError, UserName};
+
+use super::screen::{close_reason, truncate};
+use super::{Action, App, BACK, EXIT_OK, State};
+use crate::history::{Direction, escape_for_display};
+
+impl App {
+    /// A peer asks to chat: accepted at once if we wait for one, else held.
+    pub(super) fn chat_request(&mut self, peer: UserName) {
+        if self.state == State::Waiting {
+            return self.accept(peer);
+        }
+        self.request = Some(peer.clone());
+        if self.in_chat() {
+            self.print(format!("{peer} wants to chat: enter 2 at the menu to accept"));
+        } else {
+            self.async_line(format!("{peer} wants to chat: enter 2 to accept"));
+        }
+    }
+
+    pub(super) fn accept(&mut self, peer: UserName) {
+        self.push(Action::Accept);
+        self.chat_started(peer);
+    }
+
+    fn chat_started(&mut self, peer: UserName) {
+        self.print(format!(
+            "Chat with {peer} started: type a message and press Enter; {BACK} ends the chat."
+        ));
+        self.state = State::Chat { peer };
+    }
+
+    pub(super) fn end_chat(&mut self) {
+        if let Some(peer) = self.chat_peer() {
+            self.state = State::Closing { peer };
+            self.push(Action::CloseChat);
+        }
+    }
+
+    /// An event of the active chat; `clock` is when it happened.
+    pub(super) fn chat(&mut self, event: ChatEvent, clock: &str) {
+        match event {
+            ChatEvent::Connected { peer } => {
+                if let State::Connecting { peer: expected } = &self.state {
+                    if expected.key() != peer.key() {
+                        self.print(format!(
+                            "warning: expected {expected}, but the peer says it is {peer}"
+                        ));
+                    }
+                    self.chat_started(peer);
+                }
+            }
+            ChatEvent::Received { text, .. } => {
+                let Some(peer) = self.chat_peer() else { return };
+                self.print(format!("[{clock}] {peer}: {}", escape_for_display(&text)));
+                self.push(Action::Record { direction: Direction::Received, peer, text });
+            }
+            ChatEvent::Delivered { .. } => {}
+            ChatEvent::Undelivered { text, .. } => {
+                let Some(peer) = self.chat_peer() else { return };
+                self.print(format!(
+                    "warning: not delivered to {peer}: {}",
+                    escape_for_display(&text)
+                ));
+                self.push(Action::Record { direction: Direction::Undelivered, peer, text });
+            }
+            ChatEvent::Closed { reason } => self.chat_closed(reason),
+        }
+    }
+
+    fn chat_closed(&mut self, reason: CloseReason) {
+        let state = std::mem::replace(&mut self.state, State::Menu);
+        let connect_error = self.connect_error.take();
+        match state {
+            State::Connecting { peer } => {
+                let why = match (connect_error, reason) {
+                    (Some(e), _) => format!("could not connect to {peer}: {e}"),
+                    (None, CloseReason::PeerVanished) => {
+                        format!("{peer} did not take the chat (busy or gone)")
+                    }
+                    (None, CloseReason::PeerSilent) => {
+                        format!("{peer} did not accept the chat in time")
+                    }
+                    (None, r) => {
+                        format!("the chat with {peer} did not start: {}", close_reason(&r, &peer))
+                    }
+                };
+                self.print(format!("error: {why}"));
+            }
+            State::Chat { peer } | State::Closing { peer } => {
+                self.print(format!("Chat with {peer} ended: {}.", close_reason(&reason, &peer)));
+            }
+            State::LoggingOut { .. } | State::Done => {
+                self.state = state;
+                return;
+            }
+            other => {
+                self.state = other;
+                return;
+            }
+        }
+        if self.input_ended {
+            self.logout(EXIT_OK);
+        } else {
+            self.menu();
+        }
+    }
+
+    pub(super) fn chat_peer(&self) -> Option<UserName> {
+        match &self.state {
+            State::Connecting { peer } | State::Chat { peer } | State::Closing { peer } => {
+                Some(peer.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// A text the chat did not take.
+    pub(super) fn send_failed(&mut self, text: &str, reason: SendError) {
+        let why = match reason {
+            SendError::TooLong => format!("the message is longer than {MAX_TEXT_LEN} bytes"),
+            SendError::Closed => "the chat is closed".to_owned(),
+            SendError::Backpressure => "too many messages are waiting".to_owned(),
+        };
+        let shown = escape_for_display(text);
+        self.print(format!("error: message not sent ({why}): {}", truncate(&shown, 60)));
+    }
+}

@@ -1,0 +1,127 @@
+//! What the registry's answers mean in each state.
+
+use p2pchat_core::{ClientEvent, Entry, Operation, RefuseReason};
+
+use super::{Action, App, EXIT_ERROR, State};
+
+impl App {
+    /// A registry event: what it means depends on the state.
+    pub(super) fn registry(&mut self, ev: ClientEvent) {
+        match ev {
+            ClientEvent::LoggedIn { .. } => {
+                if self.state == State::LoggingIn {
+                    if let Some(me) = &self.me {
+                        self.print(format!("Logged in as {me}."));
+                    }
+                    self.state = State::FirstList;
+                    self.push(Action::Refresh);
+                }
+            }
+            ClientEvent::Refused { op, reason } => self.refused(op, reason),
+            ClientEvent::List { entries } => {
+                if matches!(self.state, State::FirstList | State::Refreshing) {
+                    self.print_list(&entries);
+                    self.menu();
+                }
+            }
+            ClientEvent::Found { name, entry } => {
+                let State::LookingUp { peer } = &self.state else {
+                    return;
+                };
+                if peer.key() != name.key() {
+                    return;
+                }
+                match entry {
+                    None => {
+                        self.print(format!("error: no user named '{name}' is online"));
+                        self.menu();
+                    }
+                    Some(Entry { name, .. })
+                        if self.me.as_ref().is_some_and(|me| me.key() == name.key()) =>
+                    {
+                        self.print("error: you cannot chat with yourself".to_owned());
+                        self.menu();
+                    }
+                    Some(entry) => {
+                        let addr = entry.chat_addr();
+                        let name = &entry.name;
+                        self.print(format!(
+                            "Connecting to {name} at {addr}; waiting for {name} to accept..."
+                        ));
+                        self.connect_error = None;
+                        self.state = State::Connecting { peer: entry.name.clone() };
+                        self.push(Action::Connect { peer: entry.name, addr });
+                    }
+                }
+            }
+            ClientEvent::LoggedOut => {
+                if let State::LoggingOut { code } = self.state {
+                    self.print("Logged out.".to_owned());
+                    self.exit(code);
+                }
+            }
+            ClientEvent::Unreachable { op } => self.unreachable(op),
+        }
+    }
+
+    fn refused(&mut self, op: Operation, reason: RefuseReason) {
+        match op {
+            Operation::Login => {
+                let name = self.me.take().map(|n| n.to_string()).unwrap_or_default();
+                self.print(format!("error: cannot log in as '{name}': {reason}"));
+                let retry = matches!(reason, RefuseReason::NameTaken | RefuseReason::NameInvalid);
+                if retry && self.config.name.is_none() && !self.input_ended {
+                    self.ask_name();
+                } else {
+                    self.exit(EXIT_ERROR);
+                }
+            }
+            Operation::Keepalive => {
+                self.async_line(format!(
+                    "error: the registry dropped our entry ({reason}); you are no longer listed"
+                ));
+            }
+            Operation::List | Operation::Lookup | Operation::Logout => {
+                self.print(format!("error: the registry refused the request: {reason}"));
+                self.unanswered(op);
+            }
+        }
+    }
+
+    fn unreachable(&mut self, op: Operation) {
+        let server = self.config.server;
+        match op {
+            Operation::Login => {
+                if self.state == State::LoggingIn {
+                    self.print(format!("error: the registry at {server} is unreachable"));
+                    self.exit(EXIT_ERROR);
+                }
+            }
+            Operation::Keepalive => {
+                self.async_line(format!(
+                    "warning: the registry at {server} did not answer the keepalive; still trying"
+                ));
+            }
+            Operation::List | Operation::Lookup | Operation::Logout => {
+                self.print(format!("error: the registry at {server} did not answer"));
+                self.unanswered(op);
+            }
+        }
+    }
+
+    /// Moves on after a request that failed.
+    fn unanswered(&mut self, op: Operation) {
+        match (op, &self.state) {
+            (Operation::List, State::FirstList | State::Refreshing)
+            | (Operation::Lookup, State::LookingUp { .. }) => self.menu(),
+            (Operation::Logout, State::LoggingOut { code }) => {
+                let code = *code;
+                self.print(
+                    "Logged out locally; the registry forgets us when our lease ends.".to_owned(),
+                );
+                self.exit(code);
+            }
+            _ => {}
+        }
+    }
+}

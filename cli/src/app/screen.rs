@@ -1,0 +1,84 @@
+//! What the app shows: prompts, the list, the menu, and the wording of a
+//! chat's end.
+
+use p2pchat_core::{CloseReason, Entry, UserName};
+
+use super::{Action, App, EXIT_OK, State};
+
+impl App {
+    pub(super) fn ask_name(&mut self) {
+        self.state = State::AskName;
+        self.push(Action::Prompt("Enter your username:".to_owned()));
+    }
+
+    pub(super) fn print_list(&mut self, entries: &[Entry]) {
+        self.print("-----[ONLINE USERS]-----".to_owned());
+        for e in entries {
+            self.print(format!("| {} : {}", e.name, e.chat_addr()));
+        }
+        self.print("-----".to_owned());
+    }
+
+    pub(super) fn menu(&mut self) {
+        self.state = State::Menu;
+        if self.input_ended {
+            return self.logout(EXIT_OK);
+        }
+        for line in [
+            "-----[COMMANDS]-----",
+            "- Enter [1] to connect to peer",
+            "- Enter [2] to wait P2P connection",
+            "- Enter [3] to logout",
+            "- Enter [4] to refresh online user list",
+            "- /back command is closing the active chat session and enabling the menu",
+        ] {
+            self.print(line.to_owned());
+        }
+        self.print(format!(
+            "**** Your messages automatically saved into [{}] file",
+            self.config.history.display()
+        ));
+        self.reprompt();
+    }
+
+    /// Shows the current state's prompt again, if it has one.
+    pub(super) fn reprompt(&mut self) {
+        let prompt = match self.state {
+            State::AskName => "Enter your username:",
+            State::Menu => "Enter choice:",
+            State::AskPeer => "Peer username:",
+            _ => return,
+        };
+        self.push(Action::Prompt(prompt.to_owned()));
+    }
+
+    /// A line that arrives on its own (not in answer to input): the prompt
+    /// it interrupted is shown again below it.
+    pub(super) fn async_line(&mut self, line: String) {
+        self.print(line);
+        self.reprompt();
+    }
+
+    pub(super) fn print(&mut self, line: String) {
+        self.push(Action::Print(line));
+    }
+}
+
+/// Why a chat ended, as a sentence's end.
+pub(super) fn close_reason(reason: &CloseReason, peer: &UserName) -> String {
+    match reason {
+        CloseReason::LocalClose => "you left the chat".to_owned(),
+        CloseReason::PeerClose => format!("{peer} left the chat"),
+        CloseReason::PeerVanished => format!("the connection to {peer} was lost"),
+        CloseReason::PeerSilent => format!("{peer} stopped answering"),
+        CloseReason::Error(e) => format!("protocol error ({e})"),
+    }
+}
+
+/// At most `max` characters of `s`, with an ellipsis when cut.
+pub(super) fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
