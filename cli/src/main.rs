@@ -12,14 +12,14 @@ mod raw_mode;
 mod term;
 
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use p2pchat_core::{CookieKey, RegistryServer, ServerConfig, ServerEvent, UserName};
-use p2pchat_transport_mio::{ServerLoop, fetch_list};
+use p2pchat_transport_mio::{ServerLoop, fetch_list, local_addr_for};
 
 use crate::client::{ClientOptions, random_u64};
 
@@ -63,8 +63,9 @@ enum Command {
         /// The registry server's address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000", value_parser = parse_addr)]
         server: SocketAddr,
-        /// Where to take chats (TCP). Default: every address of the
-        /// server's IP family, on a port the OS picks.
+        /// Where to take chats (TCP). Default: loopback when the server is
+        /// on loopback, else every address of the server's IP family; on a
+        /// port the OS picks.
         #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
         listen: Option<SocketAddr>,
         /// File the messages are appended to.
@@ -104,8 +105,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server { bind, lease, max_users } => server(bind, lease, max_users),
         Command::Client { name, server, listen, history } => {
-            let listen =
-                listen.unwrap_or_else(|| SocketAddr::new(unspecified_like(server.ip()), 0));
+            let listen = listen.unwrap_or_else(|| local_addr_for(server));
             let interactive = std::io::stdin().is_terminal();
             client::run(ClientOptions { name, server, listen, history }, interactive)
         }
@@ -117,13 +117,6 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
-    }
-}
-
-fn unspecified_like(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     }
 }
 

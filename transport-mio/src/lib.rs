@@ -33,7 +33,7 @@ pub use client::{
     NodeHandler,
 };
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
-pub use oneshot::{ListError, any_addr_for, fetch_list};
+pub use oneshot::{ListError, fetch_list, local_addr_for};
 pub use server::{ServerLoop, StopHandle};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};
 pub use udp::{DatagramCore, MAX_QUEUED_DATAGRAMS, UdpDriver};

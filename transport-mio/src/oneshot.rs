@@ -23,12 +23,16 @@ pub enum ListError {
     Io(#[from] io::Error),
 }
 
-/// The unspecified address of `server`'s family, port 0: where a client
-/// socket for it binds.
-pub fn any_addr_for(server: SocketAddr) -> SocketAddr {
-    let ip = match server.ip() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+/// Where a client of the registry at `server` binds its sockets by default,
+/// port 0: loopback when the registry is on loopback (a local registry only
+/// lists local peers, so nothing need be reachable from the network), else
+/// every address of the registry's IP family.
+pub fn local_addr_for(server: SocketAddr) -> SocketAddr {
+    let ip = match (server.ip(), server.ip().is_loopback()) {
+        (IpAddr::V4(_), true) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        (IpAddr::V6(_), true) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        (IpAddr::V4(_), false) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        (IpAddr::V6(_), false) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
     };
     SocketAddr::new(ip, 0)
 }
@@ -37,7 +41,7 @@ pub fn any_addr_for(server: SocketAddr) -> SocketAddr {
 /// logging in. `seed` seeds the request ids (pass a random value).
 pub fn fetch_list(server: SocketAddr, seed: u64) -> Result<Vec<Entry>, ListError> {
     let mut poll = Poll::new()?;
-    let socket = std::net::UdpSocket::bind(any_addr_for(server))?;
+    let socket = std::net::UdpSocket::bind(local_addr_for(server))?;
     let mut udp = UdpDriver::new(socket, poll.registry(), SOCKET)?;
     let mut client = RegistryClient::new(server, seed);
     client.refresh_list(Instant::now());
@@ -66,5 +70,20 @@ pub fn fetch_list(server: SocketAddr, seed: u64) -> Result<Vec<Entry>, ListError
         if !events.is_empty() {
             udp.read_all(&mut client, Instant::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_loopback_for_a_local_registry_and_everywhere_otherwise() {
+        let bind = |server: &str| local_addr_for(server.parse().unwrap()).to_string();
+        assert_eq!(bind("127.0.0.1:5000"), "127.0.0.1:0");
+        assert_eq!(bind("127.4.5.6:5000"), "127.0.0.1:0");
+        assert_eq!(bind("[::1]:5000"), "[::1]:0");
+        assert_eq!(bind("192.0.2.7:5000"), "0.0.0.0:0");
+        assert_eq!(bind("[2001:db8::1]:5000"), "[::]:0");
     }
 }
