@@ -2,7 +2,7 @@
 //! in which state, and what to print.
 //!
 //! It touches no socket, no terminal and no clock. The client loop feeds it
-//! [`Input`]s (the user's lines, registry and chat events, signals) and
+//! [`NodeEvent`]s (the user's lines, registry and chat events, signals) and
 //! carries out the [`Action`]s it returns, in order. Input the app cannot
 //! use yet (a line typed while a lookup is under way) is left where it is:
 //! the loop asks [`App::accepts`] before handing over each line, so a script
@@ -16,8 +16,9 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use p2pchat_core::{ChatEvent, ClientEvent, SendError, UserName};
-use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN};
+use p2pchat_core::UserName;
+use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN, NodeEvent};
+use time::UtcOffset;
 
 use crate::history::{Direction, escape_for_display};
 
@@ -34,54 +35,6 @@ pub const BACK: &str = "/back";
 pub const EXIT_OK: i32 = 0;
 /// Exit status: a runtime error (registry unreachable, name refused, …).
 pub const EXIT_ERROR: i32 = 1;
-
-/// What the loop tells the app.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// The next unit of user input; only given when [`App::accepts`] said yes.
-    User(InputItem),
-    /// SIGINT or SIGTERM.
-    Signal,
-    /// An event of the registry client.
-    Registry(ClientEvent),
-    /// An event of the active chat session; `clock` is the local time of day
-    /// it happened, `"HH:MM:SS"`.
-    Chat {
-        /// The event.
-        event: ChatEvent,
-        /// Local time of day, `HH:MM:SS`.
-        clock: String,
-    },
-    /// The TCP connect of the active chat failed; the session's
-    /// `Undelivered` and `Closed` events follow.
-    ConnectFailed {
-        /// What went wrong.
-        reason: String,
-    },
-    /// A peer connected and said who it is; the loop holds the connection
-    /// until [`Action::Accept`].
-    ChatRequest {
-        /// The name from the peer's `Hello`.
-        peer: UserName,
-    },
-    /// The held chat request went away before it was accepted.
-    ChatRequestGone {
-        /// Who had asked.
-        peer: UserName,
-    },
-    /// [`Action::Send`] was queued in the session.
-    Sent {
-        /// The text.
-        text: String,
-    },
-    /// [`Action::Send`] was refused.
-    SendFailed {
-        /// The text.
-        text: String,
-        /// Why (never `Backpressure`: the loop waits that out itself).
-        reason: SendError,
-    },
-}
 
 /// What the app asks the loop to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +86,8 @@ pub struct AppConfig {
     pub server: SocketAddr,
     /// The history file, as given.
     pub history: PathBuf,
+    /// The local time zone's offset, for the `HH:MM:SS` of chat lines.
+    pub utc_offset: UtcOffset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,25 +179,28 @@ impl App {
     }
 
     /// Feeds one input.
-    pub fn handle(&mut self, input: Input) {
+    pub fn handle(&mut self, input: NodeEvent) {
         match input {
-            Input::User(item) => self.user(item),
-            Input::Signal => self.signal(),
-            Input::Registry(ev) => self.registry(ev),
-            Input::Chat { event, clock } => self.chat(event, &clock),
-            Input::ConnectFailed { reason } => self.connect_error = Some(reason),
-            Input::ChatRequest { peer } => self.chat_request(peer),
-            Input::ChatRequestGone { peer } => {
+            NodeEvent::Input(item) => self.user(item),
+            NodeEvent::Signal(_) => self.signal(),
+            NodeEvent::Registry(ev) => self.registry(ev),
+            NodeEvent::Chat { event, at } => {
+                let clock = screen::clock(at, self.config.utc_offset);
+                self.chat(event, &clock);
+            }
+            NodeEvent::ConnectFailed { reason } => self.connect_error = Some(reason),
+            NodeEvent::ChatRequest { peer } => self.chat_request(peer),
+            NodeEvent::ChatRequestGone { peer } => {
                 if self.request.take().is_some() {
                     self.async_line(format!("{peer} withdrew the chat request"));
                 }
             }
-            Input::Sent { text } => {
+            NodeEvent::Sent { text } => {
                 if let Some(peer) = self.chat_peer() {
                     self.push(Action::Record { direction: Direction::Sent, peer, text });
                 }
             }
-            Input::SendFailed { text, reason } => self.send_failed(&text, reason),
+            NodeEvent::SendFailed { text, reason } => self.send_failed(&text, reason),
         }
     }
 

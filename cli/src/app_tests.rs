@@ -1,5 +1,8 @@
 use super::*;
-use p2pchat_core::{CloseReason, Entry, MAX_TEXT_LEN, Operation, RefuseReason, Seq};
+use p2pchat_core::{
+    ChatEvent, ClientEvent, CloseReason, Entry, MAX_TEXT_LEN, Operation, RefuseReason, SendError,
+    Seq,
+};
 use std::time::Duration;
 
 fn name(s: &str) -> UserName {
@@ -11,6 +14,7 @@ fn config(n: Option<&str>) -> AppConfig {
         name: n.map(name),
         server: "127.0.0.1:5000".parse().unwrap(),
         history: PathBuf::from("messages.txt"),
+        utc_offset: time::UtcOffset::UTC,
     }
 }
 
@@ -22,7 +26,7 @@ fn drain(app: &mut App) -> Vec<Action> {
     std::iter::from_fn(|| app.poll_action()).collect()
 }
 
-fn feed(app: &mut App, input: Input) -> Vec<Action> {
+fn feed(app: &mut App, input: NodeEvent) -> Vec<Action> {
     app.handle(input);
     drain(app)
 }
@@ -30,7 +34,7 @@ fn feed(app: &mut App, input: Input) -> Vec<Action> {
 fn line(app: &mut App, s: &str) -> Vec<Action> {
     let item = InputItem::Line(s.to_owned());
     assert!(app.accepts(&item), "app must accept {s:?} now");
-    feed(app, Input::User(item))
+    feed(app, NodeEvent::Input(item))
 }
 
 fn printed(actions: &[Action]) -> Vec<String> {
@@ -49,18 +53,20 @@ fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
     assert_eq!(drain(&mut app), vec![Action::Login(name("Ann"))]);
     let a = feed(
         &mut app,
-        Input::Registry(ClientEvent::LoggedIn {
+        NodeEvent::Registry(ClientEvent::LoggedIn {
             observed: "127.0.0.1:1".parse().unwrap(),
             lease: Duration::from_secs(60),
         }),
     );
     assert_eq!(a, vec![Action::Print("Logged in as Ann.".into()), Action::Refresh]);
-    let a = feed(&mut app, Input::Registry(ClientEvent::List { entries }));
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::List { entries }));
     (app, a)
 }
 
-fn chat_ev(event: ChatEvent) -> Input {
-    Input::Chat { event, clock: "12:34:56".into() }
+/// A chat event at 12:34:56 UTC (the tests' time zone).
+fn chat_ev(event: ChatEvent) -> NodeEvent {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(12 * 3600 + 34 * 60 + 56);
+    NodeEvent::Chat { event, at }
 }
 
 /// Ann connects to Bob and the chat is up.
@@ -70,7 +76,10 @@ fn chatting() -> App {
     assert_eq!(line(&mut app, "Bob"), vec![Action::Lookup(name("Bob"))]);
     let a = feed(
         &mut app,
-        Input::Registry(ClientEvent::Found { name: name("bob"), entry: Some(entry("Bob", 7000)) }),
+        NodeEvent::Registry(ClientEvent::Found {
+            name: name("bob"),
+            entry: Some(entry("Bob", 7000)),
+        }),
     );
     assert_eq!(
         a.last(),
@@ -114,7 +123,7 @@ fn asks_for_a_name_until_one_is_taken() {
     assert!(!app.accepts(&InputItem::Line("x".into())), "no input while logging in");
     let a = feed(
         &mut app,
-        Input::Registry(ClientEvent::Refused {
+        NodeEvent::Registry(ClientEvent::Refused {
             op: Operation::Login,
             reason: RefuseReason::NameTaken,
         }),
@@ -130,7 +139,7 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
     drain(&mut app);
     let a = feed(
         &mut app,
-        Input::Registry(ClientEvent::Refused {
+        NodeEvent::Registry(ClientEvent::Refused {
             op: Operation::Login,
             reason: RefuseReason::NameTaken,
         }),
@@ -140,7 +149,7 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
     let mut app = App::new(config(Some("Mert")));
     app.start();
     drain(&mut app);
-    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Login }));
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Login }));
     assert_eq!(
         a,
         vec![
@@ -157,12 +166,13 @@ fn menu_choices() {
     assert_eq!(printed(&a), vec!["error: unknown choice '9': enter 1, 2, 3 or 4"]);
     assert_eq!(line(&mut app, "4"), vec![Action::Refresh]);
     assert!(!app.accepts(&InputItem::Line("3".into())));
-    let a = feed(&mut app, Input::Registry(ClientEvent::List { entries: vec![entry("Bob", 1)] }));
+    let a =
+        feed(&mut app, NodeEvent::Registry(ClientEvent::List { entries: vec![entry("Bob", 1)] }));
     assert_eq!(printed(&a)[1], "| Bob : 127.0.0.1:1");
-    let a = feed(&mut app, Input::User(InputItem::TooLong));
+    let a = feed(&mut app, NodeEvent::Input(InputItem::TooLong));
     assert_eq!(printed(&a), vec![format!("error: line longer than {MAX_LINE_LEN} bytes ignored")]);
     assert_eq!(line(&mut app, "3"), vec![Action::Logout]);
-    let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
     assert_eq!(a, vec![Action::Print("Logged out.".into()), Action::Exit(EXIT_OK)]);
 }
 
@@ -174,12 +184,13 @@ fn lookup_failures_return_to_menu() {
     assert_eq!(printed(&a)[0], "error: you cannot chat with yourself");
     line(&mut app, "1");
     line(&mut app, "Zed");
-    let a = feed(&mut app, Input::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    let a =
+        feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
     assert_eq!(printed(&a)[0], "error: no user named 'Zed' is online");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
     line(&mut app, "1");
     line(&mut app, "Zed");
-    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Lookup }));
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Lookup }));
     assert_eq!(printed(&a)[0], "error: the registry at 127.0.0.1:5000 did not answer");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
 }
@@ -192,10 +203,13 @@ fn lines_typed_while_connecting_are_sent() {
     assert!(!app.accepts(&InputItem::Line("early".into())), "waits for the lookup");
     feed(
         &mut app,
-        Input::Registry(ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) }),
+        NodeEvent::Registry(ClientEvent::Found {
+            name: name("Bob"),
+            entry: Some(entry("Bob", 7000)),
+        }),
     );
     assert_eq!(line(&mut app, "early"), vec![Action::Send("early".into())]);
-    let a = feed(&mut app, Input::Sent { text: "early".into() });
+    let a = feed(&mut app, NodeEvent::Sent { text: "early".into() });
     assert_eq!(
         a,
         vec![Action::Record {
@@ -254,9 +268,12 @@ fn failed_connect_is_one_error_line() {
     line(&mut app, "Bob");
     feed(
         &mut app,
-        Input::Registry(ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) }),
+        NodeEvent::Registry(ClientEvent::Found {
+            name: name("Bob"),
+            entry: Some(entry("Bob", 7000)),
+        }),
     );
-    feed(&mut app, Input::ConnectFailed { reason: "connection refused".into() });
+    feed(&mut app, NodeEvent::ConnectFailed { reason: "connection refused".into() });
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerVanished }));
     assert_eq!(printed(&a)[0], "error: could not connect to Bob: connection refused");
 }
@@ -264,7 +281,7 @@ fn failed_connect_is_one_error_line() {
 #[test]
 fn request_at_menu_waits_for_2() {
     let (mut app, _) = logged_in(vec![]);
-    let a = feed(&mut app, Input::ChatRequest { peer: name("Bob") });
+    let a = feed(&mut app, NodeEvent::ChatRequest { peer: name("Bob") });
     assert_eq!(
         a,
         vec![
@@ -282,8 +299,8 @@ fn request_at_menu_waits_for_2() {
 #[test]
 fn withdrawn_request_is_forgotten() {
     let (mut app, _) = logged_in(vec![]);
-    feed(&mut app, Input::ChatRequest { peer: name("Bob") });
-    let a = feed(&mut app, Input::ChatRequestGone { peer: name("Bob") });
+    feed(&mut app, NodeEvent::ChatRequest { peer: name("Bob") });
+    let a = feed(&mut app, NodeEvent::ChatRequestGone { peer: name("Bob") });
     assert_eq!(printed(&a), vec!["Bob withdrew the chat request"]);
     let a = line(&mut app, "2");
     assert!(printed(&a)[0].starts_with("Waiting for a peer"));
@@ -296,7 +313,7 @@ fn waiting_takes_only_back_and_accepts_at_once() {
     assert!(!app.accepts(&InputItem::Line("hello".into())));
     assert!(!app.accepts(&InputItem::Eof));
     assert!(app.accepts(&InputItem::Line("/back".into())));
-    let a = feed(&mut app, Input::ChatRequest { peer: name("Bob") });
+    let a = feed(&mut app, NodeEvent::ChatRequest { peer: name("Bob") });
     assert_eq!(a[0], Action::Accept);
     assert_eq!(line(&mut app, "hello"), vec![Action::Send("hello".into())]);
     // Cancel a wait.
@@ -309,35 +326,37 @@ fn waiting_takes_only_back_and_accepts_at_once() {
 #[test]
 fn end_of_input_finishes_the_chat_then_logs_out() {
     let mut app = chatting();
-    let a = feed(&mut app, Input::User(InputItem::Eof));
+    let a = feed(&mut app, NodeEvent::Input(InputItem::Eof));
     assert_eq!(a, vec![Action::CloseChat]);
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
     assert_eq!(a.last(), Some(&Action::Logout));
-    let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
 #[test]
 fn end_of_input_at_menu_logs_out() {
     let (mut app, _) = logged_in(vec![]);
-    assert_eq!(feed(&mut app, Input::User(InputItem::Eof)), vec![Action::Logout]);
-    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Logout }));
+    assert_eq!(feed(&mut app, NodeEvent::Input(InputItem::Eof)), vec![Action::Logout]);
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Logout }));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
 #[test]
 fn signal_closes_chat_and_logs_out_at_once() {
     let mut app = chatting();
-    assert_eq!(feed(&mut app, Input::Signal), vec![Action::CloseChat, Action::Logout]);
-    let a = feed(&mut app, Input::Registry(ClientEvent::LoggedOut));
+    assert_eq!(feed(&mut app, NodeEvent::Signal(2)), vec![Action::CloseChat, Action::Logout]);
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
 #[test]
 fn oversize_send_is_reported() {
     let mut app = chatting();
-    let a =
-        feed(&mut app, Input::SendFailed { text: "x".repeat(5000), reason: SendError::TooLong });
+    let a = feed(
+        &mut app,
+        NodeEvent::SendFailed { text: "x".repeat(5000), reason: SendError::TooLong },
+    );
     assert!(printed(&a)[0].starts_with(&format!(
         "error: message not sent (the message is longer than {MAX_TEXT_LEN} bytes)"
     )));
@@ -346,7 +365,8 @@ fn oversize_send_is_reported() {
 #[test]
 fn keepalive_trouble_is_reported_not_fatal() {
     let (mut app, _) = logged_in(vec![]);
-    let a = feed(&mut app, Input::Registry(ClientEvent::Unreachable { op: Operation::Keepalive }));
+    let a =
+        feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Keepalive }));
     assert!(
         printed(&a)[0]
             .starts_with("warning: the registry at 127.0.0.1:5000 did not answer the keepalive")

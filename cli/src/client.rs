@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use p2pchat_core::UserName;
@@ -14,7 +14,7 @@ use p2pchat_transport_mio::{
 };
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::app::{Action, App, AppConfig, EXIT_ERROR, Input};
+use crate::app::{Action, App, AppConfig, EXIT_ERROR};
 use crate::history::History;
 use crate::term::Term;
 
@@ -49,8 +49,13 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
     // From here on the terminal may be raw: `term` puts it back when dropped,
     // on every return, `?` included, and when a panic unwinds.
     let term = Term::stdio(interactive);
-    let app = App::new(AppConfig { name: opts.name, server: opts.server, history: opts.history });
-    let mut client = Client { app, term, history, history_failed: false, offset, exit: None };
+    let app = App::new(AppConfig {
+        name: opts.name,
+        server: opts.server,
+        history: opts.history,
+        utc_offset: offset,
+    });
+    let mut client = Client { app, term, history, history_failed: false, exit: None };
     client.app.start();
     client.run_actions(Instant::now(), &mut node);
     let result = node.run(&mut client);
@@ -67,7 +72,6 @@ struct Client {
     term: Term,
     history: History,
     history_failed: bool,
-    offset: UtcOffset,
     /// The status of [`Action::Exit`], once the app asked.
     exit: Option<i32>,
 }
@@ -88,22 +92,11 @@ impl NodeHandler for Client {
     }
 
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
-        let input = match event {
-            NodeEvent::Input(item) => {
-                self.term.input_taken();
-                Input::User(item)
-            }
-            NodeEvent::Signal(_) => Input::Signal,
-            NodeEvent::Registry(ev) => Input::Registry(ev),
-            NodeEvent::Chat { event, at } => Input::Chat { event, clock: self.clock(at) },
-            NodeEvent::ConnectFailed { reason } => Input::ConnectFailed { reason },
-            NodeEvent::ChatRequest { peer } => Input::ChatRequest { peer },
-            NodeEvent::ChatRequestGone { peer } => Input::ChatRequestGone { peer },
-            NodeEvent::Sent { text } => Input::Sent { text },
-            NodeEvent::SendFailed { text, reason } => Input::SendFailed { text, reason },
-        };
-        tracing::trace!(?input, "app input");
-        self.app.handle(input);
+        if let NodeEvent::Input(_) = event {
+            self.term.input_taken();
+        }
+        tracing::trace!(?event, "app input");
+        self.app.handle(event);
         self.run_actions(now, node);
     }
 
@@ -152,12 +145,6 @@ impl Client {
                 node.stop();
             }
         }
-    }
-
-    /// The local time of day of `at`, `HH:MM:SS`.
-    fn clock(&self, at: SystemTime) -> String {
-        let t = OffsetDateTime::from(at).to_offset(self.offset);
-        format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
     }
 }
 

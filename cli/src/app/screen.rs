@@ -82,3 +82,9 @@ pub(super) fn truncate(s: &str, max: usize) -> String {
         None => s.to_owned(),
     }
 }
+
+/// The local time of day of `at`, `HH:MM:SS`, as chat lines show it.
+pub(super) fn clock(at: std::time::SystemTime, offset: time::UtcOffset) -> String {
+    let t = time::OffsetDateTime::from(at).to_offset(offset);
+    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
