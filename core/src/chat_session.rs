@@ -117,8 +117,6 @@ pub struct ChatSession {
     unacked: VecDeque<(Seq, String)>,
     /// The sequence number our next text gets.
     next_send: Seq,
-    /// The highest sequence number the peer acknowledged.
-    peer_acked: Seq,
     /// The highest sequence number received from the peer.
     received: Seq,
     /// The highest sequence number we acknowledged.
@@ -173,7 +171,6 @@ impl ChatSession {
             events: VecDeque::new(),
             unacked: VecDeque::new(),
             next_send: Seq(1),
-            peer_acked: Seq(0),
             received: Seq(0),
             acked: Seq(0),
             pongs_due: 0,
@@ -448,7 +445,6 @@ impl ChatSession {
                     self.unacked.pop_front();
                     self.events.push_back(ChatEvent::Delivered { seq });
                 }
-                self.peer_acked = self.peer_acked.max(upto);
             }
             ChatMsg::Ping => match self.phase {
                 Phase::Open => self.pongs_due += 1,

@@ -177,11 +177,6 @@ impl RegistryClient {
         }
     }
 
-    /// The registry's address.
-    pub fn server(&self) -> SocketAddr {
-        self.server
-    }
-
     /// Whether the registry has confirmed our login and we have not logged
     /// out or been refused since.
     pub fn is_logged_in(&self) -> bool {

@@ -4,12 +4,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use mio::{Events, Poll, Token};
 use p2pchat_core::{ClientEvent, Entry, Operation, RegistryClient};
 
-use crate::udp::UdpDriver;
-
-const SOCKET: Token = Token(0);
+use crate::server::ServerLoop;
 
 /// Why [`fetch_list`] found no list.
 #[derive(Debug, thiserror::Error)]
@@ -40,37 +37,25 @@ pub fn local_addr_for(server: SocketAddr) -> SocketAddr {
 /// Fetches the whole online list from the registry at `server`, without
 /// logging in. `seed` seeds the request ids (pass a random value).
 pub fn fetch_list(server: SocketAddr, seed: u64) -> Result<Vec<Entry>, ListError> {
-    let mut poll = Poll::new()?;
     let socket = std::net::UdpSocket::bind(local_addr_for(server))?;
-    let mut udp = UdpDriver::new(socket, poll.registry(), SOCKET)?;
     let mut client = RegistryClient::new(server, seed);
     client.refresh_list(Instant::now());
-    let mut events = Events::with_capacity(8);
-    loop {
-        let now = Instant::now();
-        if client.poll_timeout().is_some_and(|t| t <= now) {
-            client.handle_timeout(now);
+    let mut run = ServerLoop::new(socket, client)?;
+    let stop = run.stop_handle();
+    let mut outcome = None;
+    run.run(|event| match event {
+        ClientEvent::List { entries } => {
+            outcome = Some(Ok(entries));
+            stop.stop();
         }
-        udp.flush(&mut client, poll.registry())?;
-        while let Some(ev) = client.poll_event() {
-            match ev {
-                ClientEvent::List { entries } => return Ok(entries),
-                ClientEvent::Unreachable { op: Operation::List } => {
-                    return Err(ListError::Unreachable(server));
-                }
-                other => tracing::debug!(?other, "unexpected registry event"),
-            }
+        ClientEvent::Unreachable { op: Operation::List } => {
+            outcome = Some(Err(ListError::Unreachable(server)));
+            stop.stop();
         }
-        let timeout = client.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
-        match poll.poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        }
-        if !events.is_empty() {
-            udp.read_all(&mut client, Instant::now());
-        }
-    }
+        other => tracing::debug!(?other, "unexpected registry event"),
+    })?;
+    // The loop returns only when stopped, and only the two arms above stop it.
+    outcome.unwrap_or(Err(ListError::Unreachable(server)))
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ impl StopHandle {
     }
 }
 
-/// Drives a [`DatagramCore`] (the registry server) over one UDP socket.
+/// Drives a [`DatagramCore`] over one UDP socket: the registry server, and
+/// the one-shot registry client of [`fetch_list`](crate::fetch_list).
 ///
 /// Each turn: read every datagram until WouldBlock, feed the machine, fire
 /// its timer if due, send its transmits (queueing what would block), hand
