@@ -28,8 +28,11 @@ const FORBIDDEN: &[&str] = &[
     "Mutex",
 ];
 
-/// The only crates the core may depend on: encoding, errors, hashing, logs.
-const ALLOWED_DEPS: &[&str] = &["serde", "postcard", "thiserror", "siphasher", "tracing"];
+/// The only crates the core may depend on: encoding, errors, hashing, logs,
+/// Noise (built without its OS random source, see `snow_takes_no_os_randomness`)
+/// and a seedable RNG for it.
+const ALLOWED_DEPS: &[&str] =
+    &["serde", "postcard", "thiserror", "siphasher", "tracing", "snow", "rand_chacha"];
 
 fn core_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../core")
@@ -86,5 +89,15 @@ fn core_depends_only_on_pure_crates() {
     assert!(!names.is_empty());
     for name in names {
         assert!(ALLOWED_DEPS.contains(&name), "core depends on {name}");
+    }
+}
+
+#[test]
+fn snow_takes_no_os_randomness() {
+    let manifest = fs::read_to_string(core_dir().join("../Cargo.toml")).unwrap();
+    let snow = manifest.lines().find(|l| l.starts_with("snow")).expect("snow in the workspace");
+    assert!(snow.contains("default-features = false"), "{snow}");
+    for feature in ["\"std\"", "getrandom", "default-resolver-crypto"] {
+        assert!(!snow.contains(feature), "snow with {feature} reads OS randomness: {snow}");
     }
 }
