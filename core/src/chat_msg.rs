@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The chat protocol version this crate speaks, in the preamble and the
+/// `Hello`. Version 2 encrypts every chat with Noise.
+pub const CHAT_VERSION: u8 = 2;
+
 /// Longest text message, in bytes of UTF-8.
 pub const MAX_TEXT_LEN: usize = 4096;
 

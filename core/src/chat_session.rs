@@ -1,10 +1,10 @@
 //! The peer-to-peer chat session: one state machine per TCP stream.
 //!
 //! Layers, bottom up: [`crate::frame`] cuts the stream into length-prefixed
-//! frames, [`crate::codec`] turns a frame's payload into a [`ChatMsg`], and
-//! this module gives the messages their meaning. `wire` is the only part that
-//! touches the first two, so an encryption layer can later be slid in between
-//! framing and decoding without touching the session logic.
+//! frames, [`crate::noise`] runs the preamble and the handshake and then
+//! seals and opens each frame's payload, [`crate::codec`] turns a payload
+//! into a [`ChatMsg`], and this module gives the messages their meaning.
+//! `wire` is the only part that touches the first three.
 
 mod config;
 mod error;
@@ -14,18 +14,19 @@ mod wire;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::chat_msg::{ChatMsg, MAX_TEXT_LEN, Seq};
-use crate::codec::PROTOCOL_VERSION;
+use crate::chat_msg::{CHAT_VERSION, ChatMsg, MAX_TEXT_LEN, Seq};
+use crate::key::PublicKey;
 use crate::name::UserName;
 
 pub use config::{
-    CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, IDLE_TIMEOUT, MAX_BUFFERED_OUTPUT, MAX_UNACKED,
-    PING_INTERVAL,
+    CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
+    MAX_BUFFERED_OUTPUT, MAX_UNACKED, PING_INTERVAL,
 };
 pub use error::{ChatError, SendError};
 pub use event::{ChatEvent, CloseReason};
+pub use wire::{ChatRole, ChatSetup};
 
-use wire::{Inbound, Outbound};
+use wire::{Inbound, Wire};
 
 /// One side of a chat over a reliable byte stream, as a pure state machine.
 ///
@@ -56,11 +57,21 @@ use wire::{Inbound, Outbound};
 ///
 /// # Protocol
 ///
-/// Each side first sends `Hello { version, name }`; the first message
-/// received must be the peer's `Hello` with the same
-/// [`PROTOCOL_VERSION`](crate::PROTOCOL_VERSION). Nothing but our `Hello`
-/// goes out before the peer's `Hello` is accepted: texts sent earlier are
-/// accepted (and numbered) but held back until then, and no `Ping` is sent.
+/// Each side first sends its cleartext preamble; the caller also starts a
+/// Noise XX handshake with the key the registry lists for the callee
+/// ([`ChatRole::Caller`]). When the handshake is done the session reports
+/// [`ChatEvent::Authenticated`] with the key the peer proved; from then on
+/// every frame is encrypted. A handshake not done within
+/// [`ChatConfig::handshake_timeout`] ends the session
+/// ([`CloseReason::HandshakeTimeout`]).
+///
+/// Then each side sends `Hello { version, name }` (the callee only once its
+/// application calls [`accept`](Self::accept)); the first message received
+/// must be the peer's `Hello`, with [`CHAT_VERSION`](crate::CHAT_VERSION)
+/// and the name the handshake was bound to. Nothing but our `Hello` goes out
+/// before the peer's `Hello` is accepted: texts sent earlier are accepted
+/// (and numbered) but held back until then, and no `Ping` is sent until both
+/// `Hello`s have been sent and received.
 /// Texts carry sequence numbers 1, 2, 3, … in each direction; the receiver
 /// requires them consecutive and answers with one cumulative `Ack { upto }`
 /// per `handle_input` call that brought new texts. An `Ack` that does not
@@ -77,8 +88,9 @@ use wire::{Inbound, Outbound};
 /// arrived holds the `Goodbye` back with the texts: all go out, texts first,
 /// if that `Hello` arrives within the linger.
 ///
-/// Keepalive: after [`ChatConfig::ping_interval`] without receiving a whole
-/// frame the session sends `Ping` (and again every interval while the
+/// Keepalive: once both `Hello`s have crossed, after
+/// [`ChatConfig::ping_interval`] without receiving a whole frame the session
+/// sends `Ping` (and again every interval while the
 /// silence lasts); every `Ping` is answered with a `Pong`. After
 /// [`ChatConfig::idle_timeout`] without a frame the peer is
 /// [`CloseReason::PeerSilent`] (before its `Hello`, this is the handshake
@@ -107,10 +119,15 @@ use wire::{Inbound, Outbound};
 pub struct ChatSession {
     config: ChatConfig,
     phase: Phase,
+    /// Our name, for the `Hello`.
+    local: UserName,
+    /// The name and key the handshake proved, once it is done.
+    secured: Option<(UserName, PublicKey)>,
+    /// Whether our `Hello` is queued (the callee's waits for `accept`).
+    hello_sent: bool,
     /// The name from the peer's `Hello`, once it arrived.
     peer: Option<UserName>,
-    inbound: Inbound,
-    outbound: Outbound,
+    wire: Wire,
     events: VecDeque<ChatEvent>,
     /// Texts sent and not yet acknowledged, oldest first, with consecutive
     /// sequence numbers ending at `next_send - 1`.
@@ -126,6 +143,8 @@ pub struct ChatSession {
     /// Encoded size of the texts in `unacked` held back until the peer's
     /// `Hello` arrives (before it, every unacked text is held).
     held_bytes: usize,
+    /// When the handshake must be done by.
+    handshake_at: Option<Instant>,
     /// When to send the next `Ping` (open sessions only).
     ping_at: Option<Instant>,
     /// When the peer counts as silent (open sessions only).
@@ -155,19 +174,21 @@ enum Output {
 }
 
 impl ChatSession {
-    /// A session for `local_name`, with our `Hello` already queued.
-    pub fn new(now: Instant, local_name: UserName, config: ChatConfig) -> Self {
-        let mut outbound = Outbound::default();
-        outbound.push(&ChatMsg::Hello {
-            version: PROTOCOL_VERSION,
-            name: local_name.as_str().to_owned(),
-        });
-        Self {
+    /// A session as `setup` says, with our preamble (and a caller's first
+    /// handshake message) queued. A caller's `Hello` is queued too, to go
+    /// out encrypted once the handshake is done; a callee's waits for
+    /// [`accept`](Self::accept).
+    pub fn new(now: Instant, setup: ChatSetup, config: ChatConfig) -> Self {
+        let local = setup.name.clone();
+        let caller = matches!(setup.role, ChatRole::Caller { .. });
+        let mut session = Self {
             config,
             phase: Phase::Open,
+            local,
+            secured: None,
+            hello_sent: false,
             peer: None,
-            inbound: Inbound::default(),
-            outbound,
+            wire: Wire::new(setup),
             events: VecDeque::new(),
             unacked: VecDeque::new(),
             next_send: Seq(1),
@@ -175,10 +196,32 @@ impl ChatSession {
             acked: Seq(0),
             pongs_due: 0,
             held_bytes: 0,
+            handshake_at: now.checked_add(config.handshake_timeout),
             ping_at: now.checked_add(config.ping_interval),
             idle_at: now.checked_add(config.idle_timeout),
             error: None,
+        };
+        if caller {
+            session.send_hello();
         }
+        session
+    }
+
+    /// The callee's application accepts the chat (it has checked the key
+    /// of [`ChatEvent::Authenticated`], and its user said yes): our `Hello`
+    /// goes out, and that is what tells the caller it was accepted. Does
+    /// nothing for a caller, a second time, or once closing.
+    pub fn accept(&mut self, now: Instant) {
+        let _ = now;
+        if self.phase == Phase::Open && !self.hello_sent {
+            self.send_hello();
+        }
+    }
+
+    fn send_hello(&mut self) {
+        self.hello_sent = true;
+        self.wire
+            .push(&ChatMsg::Hello { version: CHAT_VERSION, name: self.local.as_str().to_owned() });
     }
 
     /// Feeds bytes read from the stream, in chunks of any size.
@@ -199,10 +242,17 @@ impl ChatSession {
         if bytes.is_empty() || self.phase == Phase::Finished {
             return Ok(());
         }
-        self.inbound.push(bytes);
+        self.wire.push_input(bytes);
         while self.phase != Phase::Finished {
-            let step = match self.inbound.next_msg() {
-                Ok(Some(msg)) => {
+            let step = match self.wire.next() {
+                Ok(Some(Inbound::Secured { name, key })) => {
+                    self.heard_from_peer(now);
+                    self.handshake_at = None;
+                    self.secured = Some((name.clone(), key));
+                    self.events.push_back(ChatEvent::Authenticated { peer: name, key });
+                    Ok(())
+                }
+                Ok(Some(Inbound::Msg(msg))) => {
                     self.heard_from_peer(now);
                     self.handle_msg(msg)
                 }
@@ -235,25 +285,25 @@ impl ChatSession {
 
     /// Bytes to write to the stream, oldest first.
     pub fn pending_output(&self) -> &[u8] {
-        self.outbound.pending()
+        self.wire.pending()
     }
 
     /// The first `n` bytes of [`pending_output`](Self::pending_output) were
     /// written. A larger `n` counts as all of them.
     pub fn consume(&mut self, n: usize) {
-        self.outbound.consume(n);
+        self.wire.consume(n);
     }
 
     /// Whether [`pending_output`](Self::pending_output) is non-empty.
     pub fn wants_write(&self) -> bool {
-        self.outbound.len() > 0
+        !self.wire.pending().is_empty()
     }
 
     /// Whether the driver should read from the stream: false once the session
     /// is finished, and while more than [`MAX_BUFFERED_OUTPUT`] bytes wait to
     /// be written (backpressure: the peer is not reading what we send).
     pub fn wants_read(&self) -> bool {
-        self.phase != Phase::Finished && self.outbound.len() <= MAX_BUFFERED_OUTPUT
+        self.phase != Phase::Finished && self.wire.len() <= MAX_BUFFERED_OUTPUT
     }
 
     /// Queues a text and returns its sequence number, which a later
@@ -283,12 +333,12 @@ impl ChatSession {
         let seq = self.next_send;
         let msg = ChatMsg::Text { seq, text: text.to_owned() };
         let room = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
-        let len = Outbound::frame_len(&msg);
-        if self.outbound.len() + self.held_bytes + len > room {
+        let len = Wire::frame_len(&msg);
+        if self.wire.len() + self.held_bytes + len > room {
             return Err(SendError::Backpressure);
         }
         if self.peer.is_some() {
-            self.outbound.push(&msg);
+            self.wire.push(&msg);
         } else {
             self.held_bytes += len;
         }
@@ -302,15 +352,23 @@ impl ChatSession {
     /// acknowledgements and `Goodbye`. Does nothing if already closing or
     /// finished.
     ///
+    /// A callee that has not [accepted](Self::accept) ends at once
+    /// ([`CloseReason::LocalClose`]), sending nothing more.
+    ///
     /// Before the peer's `Hello` has arrived nothing but our `Hello` may be
     /// sent: the `Goodbye` is then held back with the texts and written
     /// after them once that `Hello` arrives (within the linger).
     pub fn close(&mut self, now: Instant) {
         match self.phase {
+            // A callee that never accepted has nothing to deliver and may
+            // not send anything before its `Hello`: it just ends.
+            Phase::Open if !self.hello_sent => {
+                self.finish(CloseReason::LocalClose, Output::Discard);
+            }
             Phase::Open => {
                 self.queue_replies();
                 if self.peer.is_some() {
-                    self.outbound.push(&ChatMsg::Goodbye);
+                    self.wire.push(&ChatMsg::Goodbye);
                 }
                 self.phase =
                     Phase::Closing { linger_until: now.checked_add(self.config.close_linger) };
@@ -331,10 +389,9 @@ impl ChatSession {
     /// once finished.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Open => match (self.ping_at, self.idle_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
+            Phase::Open => {
+                [self.handshake_at, self.ping_at, self.idle_at].into_iter().flatten().min()
+            }
             Phase::Closing { linger_until } => linger_until,
             Phase::Finished => None,
         }
@@ -346,11 +403,13 @@ impl ChatSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Open => {
-                if self.idle_at.is_some_and(|t| t <= now) {
+                if self.handshake_at.is_some_and(|t| t <= now) {
+                    self.finish(CloseReason::HandshakeTimeout, Output::Discard);
+                } else if self.idle_at.is_some_and(|t| t <= now) {
                     self.finish(CloseReason::PeerSilent, Output::Discard);
                 } else if self.ping_at.is_some_and(|t| t <= now) {
-                    if self.peer.is_some() {
-                        self.outbound.push(&ChatMsg::Ping);
+                    if self.peer.is_some() && self.hello_sent {
+                        self.wire.push(&ChatMsg::Ping);
                     }
                     self.ping_at = now.checked_add(self.config.ping_interval);
                 }
@@ -367,6 +426,11 @@ impl ChatSession {
     /// The name from the peer's `Hello`, once it has arrived.
     pub fn peer_name(&self) -> Option<&UserName> {
         self.peer.as_ref()
+    }
+
+    /// The key the peer proved in the handshake, once it is done.
+    pub fn peer_key(&self) -> Option<PublicKey> {
+        self.secured.as_ref().map(|(_, key)| *key)
     }
 
     /// Whether the session is over (the `Closed` event was emitted). The
@@ -393,25 +457,25 @@ impl ChatSession {
                 if self.peer.is_some() {
                     return Err(ChatError::DuplicateHello);
                 }
-                if version != PROTOCOL_VERSION {
-                    return Err(ChatError::VersionMismatch {
-                        ours: PROTOCOL_VERSION,
-                        theirs: version,
-                    });
+                if version != CHAT_VERSION {
+                    return Err(ChatError::VersionMismatch { ours: CHAT_VERSION, theirs: version });
                 }
                 let peer = UserName::new(&name).map_err(|_| ChatError::BadPeerName)?;
+                if self.secured.as_ref().is_none_or(|(bound, _)| *bound != peer) {
+                    return Err(ChatError::NameMismatch);
+                }
                 self.peer = Some(peer.clone());
                 self.events.push_back(ChatEvent::Connected { peer });
                 // No ack can come before our texts are out, so every unacked
                 // text is a held one.
                 for (seq, text) in &self.unacked {
-                    self.outbound.push(&ChatMsg::Text { seq: *seq, text: text.clone() });
+                    self.wire.push(&ChatMsg::Text { seq: *seq, text: text.clone() });
                 }
                 self.held_bytes = 0;
                 match self.phase {
                     Phase::Open => {}
                     // close() came first and held its Goodbye.
-                    Phase::Closing { .. } => self.outbound.push(&ChatMsg::Goodbye),
+                    Phase::Closing { .. } => self.wire.push(&ChatMsg::Goodbye),
                     Phase::Finished => {}
                 }
             }
@@ -455,7 +519,7 @@ impl ChatSession {
             ChatMsg::Goodbye => match self.phase {
                 Phase::Open => {
                     self.queue_replies();
-                    self.outbound.push(&ChatMsg::Goodbye);
+                    self.wire.push(&ChatMsg::Goodbye);
                     self.finish(CloseReason::PeerClose, Output::Keep);
                 }
                 Phase::Closing { .. } => self.finish(CloseReason::LocalClose, Output::Keep),
@@ -472,11 +536,11 @@ impl ChatSession {
             Phase::Closing { .. } | Phase::Finished => return,
         }
         if self.received > self.acked {
-            self.outbound.push(&ChatMsg::Ack { upto: self.received });
+            self.wire.push(&ChatMsg::Ack { upto: self.received });
             self.acked = self.received;
         }
         for _ in 0..self.pongs_due {
-            self.outbound.push(&ChatMsg::Pong);
+            self.wire.push(&ChatMsg::Pong);
         }
         self.pongs_due = 0;
     }
@@ -496,10 +560,12 @@ impl ChatSession {
         self.idle_at = None;
         self.pongs_due = 0;
         self.held_bytes = 0;
-        self.inbound.clear();
+        self.handshake_at = None;
+        self.wire.clear_input();
+        self.wire.forget_keys();
         match output {
             Output::Keep => {}
-            Output::Discard => self.outbound.clear(),
+            Output::Discard => self.wire.clear_output(),
         }
     }
 }

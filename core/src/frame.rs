@@ -10,8 +10,9 @@
 //! This layer knows nothing of what a payload means; the session layer above
 //! decodes it, and an encryption layer can sit between the two.
 
-/// Largest frame payload, in bytes. A longer length prefix is a fatal error.
-pub const MAX_FRAME_LEN: usize = 64 * 1024;
+/// Largest frame payload, in bytes: the longest Noise message. A longer
+/// length prefix is a fatal error.
+pub const MAX_FRAME_LEN: usize = crate::noise::MAX_NOISE_MSG_LEN;
 
 /// Length of the frame length prefix.
 pub const FRAME_HEADER_LEN: usize = 4;

@@ -32,15 +32,17 @@ mod cookie;
 mod frame;
 mod key;
 mod name;
+mod noise;
 mod registry_client;
 mod registry_msg;
 mod registry_server;
 mod transmit;
 
-pub use chat_msg::{ChatMsg, MAX_TEXT_LEN, Seq};
+pub use chat_msg::{CHAT_VERSION, ChatMsg, MAX_TEXT_LEN, Seq};
 pub use chat_session::{
-    CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, ChatError, ChatEvent, ChatSession, CloseReason,
-    IDLE_TIMEOUT, MAX_BUFFERED_OUTPUT, MAX_UNACKED, PING_INTERVAL, SendError,
+    CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, ChatError, ChatEvent, ChatRole, ChatSession,
+    ChatSetup, CloseReason, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_BUFFERED_OUTPUT, MAX_UNACKED,
+    PING_INTERVAL, SendError,
 };
 pub use codec::{
     DecodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, PROTOCOL_VERSION, body_len, decode_chat,
@@ -50,6 +52,11 @@ pub use cookie::{COOKIE_EPOCH, CookieKey};
 pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
 pub use key::{FINGERPRINT_GROUPS, Fingerprint, KEY_LEN, PrivateKey, PublicKey};
 pub use name::{MAX_NAME_LEN, NameError, NameKey, UserName};
+pub use noise::{
+    Call, Handshake, HandshakeError, MAX_NOISE_MSG_LEN, MAX_PLAINTEXT_LEN, NOISE_PARAMS,
+    PREAMBLE_MARKER, Preamble, PreambleError, REKEY_INTERVAL, TAG_LEN, Transport, TransportError,
+    prologue,
+};
 pub use registry_client::{
     ClientEvent, GET_COOKIE_LEN, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
     MAX_TRANSMISSIONS, MIN_KEEPALIVE_INTERVAL, Operation, RegistryClient,

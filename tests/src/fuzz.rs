@@ -8,10 +8,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
+
+use crate::noise_peer::RawPeer;
 use p2pchat_core::{
-    ChatConfig, ChatEvent, ChatSession, ClientMsg, CookieKey, FrameDecoder, RegistryClient,
-    RegistryServer, RequestId, ServerConfig, ServerMsg, UserName, decode_chat, decode_reply,
-    decode_request, encode_chat, encode_reply, encode_request,
+    CHAT_VERSION, ChatConfig, ChatEvent, ChatRole, ChatSession, ChatSetup, ClientMsg, CookieKey,
+    FrameDecoder, PrivateKey, RegistryClient, RegistryServer, RequestId, ServerConfig, ServerMsg,
+    UserName, decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
 };
 
 /// Any bytes into both datagram decoders; whatever decodes re-encodes to
@@ -186,16 +188,28 @@ pub fn registry_client(datagrams: &[Vec<u8>]) {
     assert!(client.poll_timeout().is_none_or(|t| t > now));
 }
 
-/// One step of a fuzzed chat session.
+/// One step of a fuzzed chat session. The session under test is the callee
+/// "fuzz"; a scripted caller ([`RawPeer`]) can run a correct handshake and
+/// seal anything, so the fuzzer reaches the handshake, the encrypted frames
+/// and the session logic behind them.
 #[derive(Debug, Clone, Arbitrary)]
 pub enum ChatOp {
-    /// Bytes from the peer.
+    /// Raw bytes from the peer.
     Input(Vec<u8>),
-    /// A well-formed frame from the peer, so the fuzzer reaches past the
-    /// handshake: the payload is wrapped in a correct length prefix.
+    /// A raw frame from the peer: the payload behind a correct length
+    /// prefix (a preamble, a handshake message or a sealed one, or junk).
     Frame(Vec<u8>),
-    /// The peer's `Hello`, with any name.
+    /// Carries what each side has written to the other: the scripted
+    /// caller's preamble and handshake, the session's answers.
+    Exchange,
+    /// The scripted caller seals any payload.
+    Sealed(Vec<u8>),
+    /// The scripted caller seals a `Hello` with any name.
     Hello(String),
+    /// The scripted caller seals the frame it sent last again (a replay).
+    Replay,
+    /// The user accepts the call.
+    Accept,
     /// The user sends a text.
     Send(String),
     /// The user ends the chat.
@@ -211,14 +225,23 @@ pub enum ChatOp {
 /// Runs `ops` against a chat session and checks its promises: no panic, an
 /// error is returned again by every later `handle_input`, `Closed` comes
 /// once and last, every text sent is settled (delivered or undelivered) at
-/// most once, and no deadline is left in the past.
+/// most once, `Authenticated` comes first and only with the caller's real
+/// key, and no deadline is left in the past.
 pub fn chat_session(ops: &[ChatOp]) {
     let t0 = Instant::now();
     let mut now = t0;
-    let name = UserName::new("fuzz").expect("a valid name");
-    let mut s = ChatSession::new(now, name, ChatConfig::default());
+    let me = UserName::new("fuzz").expect("a valid name");
+    let caller = UserName::new("caller").expect("a valid name");
+    let my_key = PrivateKey::from_bytes([1; 32]);
+    let caller_key = PrivateKey::from_bytes([2; 32]);
+    let setup =
+        ChatSetup { name: me.clone(), key: my_key.clone(), role: ChatRole::Callee, seed: [3; 32] };
+    let mut s = ChatSession::new(now, setup, ChatConfig::default());
+    let mut peer = RawPeer::caller(caller_key.clone(), [4; 32], &caller, &me, my_key.public_key());
+    let mut last = Vec::new();
     let mut sticky = None;
     let mut closed = false;
+    let mut first_event = true;
     let mut sent = std::collections::BTreeSet::new();
     let mut settled = std::collections::BTreeSet::new();
     for op in ops {
@@ -241,15 +264,26 @@ pub fn chat_session(ops: &[ChatOp]) {
                 );
                 input(&mut s, &bytes);
             }
-            ChatOp::Hello(name) => {
-                let hello = p2pchat_core::ChatMsg::Hello {
-                    version: p2pchat_core::PROTOCOL_VERSION,
-                    name: name.clone(),
-                };
-                let mut bytes = Vec::new();
-                p2pchat_core::write_frame(&mut bytes, &encode_chat(&hello));
+            ChatOp::Exchange => {
+                let bytes = peer.take_output();
+                if !bytes.is_empty() {
+                    last = bytes.clone();
+                }
                 input(&mut s, &bytes);
+                peer.input(s.pending_output());
+                s.consume(s.pending_output().len());
             }
+            ChatOp::Sealed(payload) => {
+                peer.send_payload(&payload[..payload.len().min(p2pchat_core::MAX_PLAINTEXT_LEN)]);
+            }
+            ChatOp::Hello(name) => {
+                peer.send(&p2pchat_core::ChatMsg::Hello {
+                    version: CHAT_VERSION,
+                    name: name.clone(),
+                });
+            }
+            ChatOp::Replay => input(&mut s, &last.clone()),
+            ChatOp::Accept => s.accept(now),
             ChatOp::Send(text) => {
                 if let Ok(seq) = s.send_text(now, text) {
                     assert!(sent.insert(seq), "a sequence number was used twice");
@@ -268,6 +302,14 @@ pub fn chat_session(ops: &[ChatOp]) {
         while let Some(e) = s.poll_event() {
             assert!(!closed, "an event after Closed: {e:?}");
             match e {
+                ChatEvent::Authenticated { peer, key } => {
+                    assert!(first_event, "Authenticated after another event");
+                    assert_eq!(
+                        (peer, key),
+                        (caller.clone(), caller_key.public_key()),
+                        "a forged key was accepted"
+                    );
+                }
                 ChatEvent::Delivered { seq } | ChatEvent::Undelivered { seq, .. } => {
                     assert!(sent.contains(&seq), "settled a text never sent");
                     assert!(settled.insert(seq), "a text settled twice");
@@ -275,11 +317,13 @@ pub fn chat_session(ops: &[ChatOp]) {
                 ChatEvent::Closed { .. } => closed = true,
                 ChatEvent::Connected { .. } | ChatEvent::Received { .. } => {}
             }
+            first_event = false;
         }
         assert!(
             s.pending_output().len() <= 2 * p2pchat_core::MAX_BUFFERED_OUTPUT,
             "unbounded output"
         );
+        assert!(s.poll_timeout().is_none_or(|t| t > now) || now == t0, "a deadline in the past");
     }
     if closed {
         assert_eq!(sent, settled, "a text was neither delivered nor reported undelivered");

@@ -5,9 +5,12 @@
 //!   reordering.
 //! - [`pipe`]: TCP as byte pipes between two chat sessions, cut at random
 //!   points, with the same virtual clock.
+//! - [`noise_peer`]: a scripted chat peer that does the handshake right and
+//!   then seals anything, to reach a session's logic past its encryption.
 //! - [`fuzz`]: what the cargo-fuzz targets in `fuzz/` run; the test suite
 //!   runs it too.
 
 pub mod fuzz;
 pub mod net;
+pub mod noise_peer;
 pub mod pipe;

@@ -15,7 +15,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use p2pchat_core::{ChatConfig, ChatError, ChatEvent, ChatSession, SendError, Seq, UserName};
+use p2pchat_core::{
+    ChatConfig, ChatError, ChatEvent, ChatRole, ChatSession, ChatSetup, PrivateKey, SendError, Seq,
+    UserName,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -208,6 +211,30 @@ pub struct Pipe {
     trace: Vec<(Duration, Action)>,
 }
 
+/// The long-term key of `side` in every pipe.
+pub fn identity(side: Side) -> PrivateKey {
+    PrivateKey::from_bytes([side.index() as u8 + 1; 32])
+}
+
+/// A calls B: A's session is the caller, B's the callee, which accepts
+/// at once (its `Hello` goes out when the handshake is done).
+fn session(now: Instant, side: Side, chat: ChatConfig, seed: [u8; 32]) -> ChatSession {
+    let name = |s: Side| UserName::new(s.name()).expect("valid");
+    let role = match side {
+        Side::A => {
+            ChatRole::Caller { callee: name(Side::B), callee_key: identity(Side::B).public_key() }
+        }
+        Side::B => ChatRole::Callee,
+    };
+    let mut session = ChatSession::new(
+        now,
+        ChatSetup { name: name(side), key: identity(side), role, seed },
+        chat,
+    );
+    session.accept(now);
+    session
+}
+
 /// Steps after which [`Pipe::run_until_idle`] gives up: the sessions are
 /// feeding each other forever, which is a bug.
 const MAX_STEPS: usize = 10_000_000;
@@ -217,8 +244,9 @@ impl Pipe {
     /// behave as `config` says, every choice drawn from `seed`.
     pub fn new(seed: u64, chat: ChatConfig, config: PipeConfig) -> Self {
         let start = Instant::now();
-        let end = |side: Side| End {
-            session: ChatSession::new(start, UserName::new(side.name()).expect("valid"), chat),
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut end = |side: Side| End {
+            session: session(start, side, chat, rng.random()),
             events: Vec::new(),
             received: Vec::new(),
             last_read: None,
@@ -230,7 +258,7 @@ impl Pipe {
             ends: [end(Side::A), end(Side::B)],
             links: [Link::default(), Link::default()],
             config,
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng,
             start,
             now: start,
             trace: Vec::new(),

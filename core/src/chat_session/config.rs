@@ -4,10 +4,17 @@ use std::time::Duration;
 
 use crate::chat_msg::MAX_TEXT_LEN;
 use crate::frame::FRAME_HEADER_LEN;
+use crate::noise::TAG_LEN;
 
 /// Default [`ChatConfig::ping_interval`]: after this long without receiving
 /// anything, the session sends a `Ping`.
 pub const PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Default [`ChatConfig::handshake_timeout`]: a connection must finish the
+/// Noise handshake within this long, or it is dropped
+/// ([`crate::CloseReason::HandshakeTimeout`]). Short, so that a stranger who
+/// connects and says nothing holds nothing for long.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default [`ChatConfig::idle_timeout`]: after this long without receiving
 /// anything, the peer is declared gone ([`crate::CloseReason::PeerSilent`]).
@@ -40,8 +47,9 @@ pub const CONTROL_HEADROOM: usize = 64 * 1024;
 /// memory kept for `Undelivered` reports.
 pub const MAX_UNACKED: usize = 1024;
 
-/// Largest encoded `Ack` frame: length prefix, variant tag, a `u64` varint.
-const MAX_ACK_FRAME_LEN: usize = FRAME_HEADER_LEN + 1 + 10;
+/// Largest encoded `Ack` frame: length prefix, variant tag, a `u64` varint,
+/// the Noise tag.
+const MAX_ACK_FRAME_LEN: usize = FRAME_HEADER_LEN + 1 + 10 + TAG_LEN;
 
 // A well-behaved peer has at most `MAX_UNACKED` texts in flight, each worth at
 // most one ack from us, so the headroom always holds our answers to it.
@@ -58,6 +66,9 @@ const _: () = assert!(MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM > 2 * MAX_TEXT_LEN)
 /// an `Instant` means "never".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChatConfig {
+    /// End the session with [`crate::CloseReason::HandshakeTimeout`] unless
+    /// the handshake is done within this long of its start.
+    pub handshake_timeout: Duration,
     /// Send a `Ping` after this long without receiving a byte, and again
     /// every `ping_interval` while the silence lasts.
     pub ping_interval: Duration,
@@ -72,6 +83,7 @@ pub struct ChatConfig {
 impl Default for ChatConfig {
     fn default() -> Self {
         Self {
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             ping_interval: PING_INTERVAL,
             idle_timeout: IDLE_TIMEOUT,
             close_linger: CLOSE_LINGER,

@@ -3,6 +3,7 @@
 use crate::chat_msg::{MAX_TEXT_LEN, Seq};
 use crate::codec::DecodeError;
 use crate::frame::FrameError;
+use crate::noise::{HandshakeError, PreambleError, TransportError};
 
 /// A fatal error in the peer's byte stream: the session is over.
 ///
@@ -19,11 +20,26 @@ pub enum ChatError {
     /// The peer speaks another protocol version.
     #[error("protocol version mismatch: we speak {ours}, the peer speaks {theirs}")]
     VersionMismatch {
-        /// Our [`crate::PROTOCOL_VERSION`].
+        /// Our [`crate::CHAT_VERSION`].
         ours: u8,
-        /// The version in the peer's `Hello`.
+        /// The version in the peer's preamble or `Hello`.
         theirs: u8,
     },
+    /// The peer's first frame is not a preamble of the expected shape.
+    #[error("the peer's first frame is not a p2pchat preamble")]
+    BadPreamble,
+    /// The caller asked for another user than us.
+    #[error("the caller asked for another user")]
+    WrongCallee,
+    /// The Noise handshake failed, or proved the wrong key.
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// An encrypted frame failed to open.
+    #[error("{0}")]
+    Noise(#[from] TransportError),
+    /// The peer's `Hello` names someone else than the handshake was bound to.
+    #[error("the peer's Hello names another user than its handshake")]
+    NameMismatch,
     /// The name in the peer's `Hello` is not a valid [`crate::UserName`].
     #[error("the peer's Hello carries an invalid user name")]
     BadPeerName,
@@ -50,6 +66,17 @@ pub enum ChatError {
         /// What the `Ack` carried.
         upto: Seq,
     },
+}
+
+impl From<PreambleError> for ChatError {
+    fn from(e: PreambleError) -> Self {
+        match e {
+            PreambleError::Malformed => ChatError::BadPreamble,
+            PreambleError::VersionMismatch { ours, theirs } => {
+                ChatError::VersionMismatch { ours, theirs }
+            }
+        }
+    }
 }
 
 /// Why [`crate::ChatSession::send_text`] refused a text. Nothing was queued.

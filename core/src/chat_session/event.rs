@@ -1,6 +1,7 @@
 //! What a chat session reports to its driver.
 
 use crate::chat_msg::Seq;
+use crate::key::PublicKey;
 use crate::name::UserName;
 
 use super::error::ChatError;
@@ -9,6 +10,18 @@ use super::error::ChatError;
 /// [`crate::ChatSession::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatEvent {
+    /// The Noise handshake is done: the peer proved `key`, and calls itself
+    /// `peer` (for a caller, the callee it asked for, whose listed key the
+    /// handshake already checked; for a callee, the caller's claim, which
+    /// the application checks against the registry before it
+    /// [accepts](crate::ChatSession::accept)). Always the first event of a
+    /// session that gets that far.
+    Authenticated {
+        /// The name bound into the handshake.
+        peer: UserName,
+        /// The static key the peer proved it holds.
+        key: PublicKey,
+    },
     /// The peer's `Hello` arrived: the session is established. (Also
     /// emitted if it arrives after [`crate::ChatSession::close`], while the
     /// close handshake waits for it.)
@@ -56,6 +69,9 @@ pub enum CloseReason {
     PeerVanished,
     /// Nothing arrived from the peer for [`crate::ChatConfig::idle_timeout`].
     PeerSilent,
+    /// The handshake was not done within
+    /// [`crate::ChatConfig::handshake_timeout`].
+    HandshakeTimeout,
     /// The peer broke the protocol.
     Error(ChatError),
 }

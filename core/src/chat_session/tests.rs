@@ -1,19 +1,27 @@
 //! Unit tests of the chat session; the time origin comes from
-//! `super::test_origin`.
+//! `super::test_origin`. The session under test is "alice", the caller; its
+//! peer "bob" is the encrypted [`Wire`] of a callee driven by hand, so tests
+//! can send it any message, sealed as a real peer would.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
+use super::wire::{Inbound, Wire};
 use super::*;
-use crate::codec::{decode_chat, encode_chat};
-use crate::frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
+use crate::frame::{FrameError, MAX_FRAME_LEN};
+use crate::key::PrivateKey;
+use crate::noise::TransportError;
 
 fn name(s: &str) -> UserName {
     UserName::new(s).unwrap()
 }
 
+fn key(n: u8) -> PrivateKey {
+    PrivateKey::from_bytes([n; 32])
+}
+
 fn hello(n: &str) -> ChatMsg {
-    ChatMsg::Hello { version: PROTOCOL_VERSION, name: n.to_owned() }
+    ChatMsg::Hello { version: CHAT_VERSION, name: n.to_owned() }
 }
 
 fn text(seq: u64, t: &str) -> ChatMsg {
@@ -24,26 +32,61 @@ fn ack(upto: u64) -> ChatMsg {
     ChatMsg::Ack { upto: Seq(upto) }
 }
 
-/// The frames of `msgs`, as the peer would send them.
-fn wire(msgs: &[ChatMsg]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in msgs {
-        write_frame(&mut out, &encode_chat(m));
+/// The peer's side of the stream.
+struct Peer(Wire);
+
+impl Peer {
+    /// `msgs`, sealed and framed as the peer sends them.
+    fn wire(&mut self, msgs: &[ChatMsg]) -> Vec<u8> {
+        for m in msgs {
+            self.0.push(m);
+        }
+        let out = self.0.pending().to_vec();
+        self.0.consume(out.len());
+        out
     }
-    out
+
+    /// Takes all of the session's pending output and opens it.
+    fn read(&mut self, s: &mut ChatSession) -> Vec<ChatMsg> {
+        self.0.push_input(s.pending_output());
+        s.consume(s.pending_output().len());
+        let mut out = Vec::new();
+        while let Some(inbound) = self.0.next().unwrap() {
+            match inbound {
+                Inbound::Msg(m) => out.push(m),
+                Inbound::Secured { .. } => {}
+            }
+        }
+        out
+    }
 }
 
-/// Takes all pending output and decodes it.
-fn sent(s: &mut ChatSession) -> Vec<ChatMsg> {
-    let mut d = FrameDecoder::new();
-    d.push(s.pending_output());
-    s.consume(s.pending_output().len());
-    let mut out = Vec::new();
-    while let Some(f) = d.next_frame().unwrap() {
-        out.push(decode_chat(&f).unwrap());
-    }
-    assert_eq!(d.buffered(), 0, "output ends mid-frame");
-    out
+fn alice(now: Instant, config: ChatConfig) -> ChatSession {
+    let role = ChatRole::Caller { callee: name("bob"), callee_key: key(2).public_key() };
+    let setup = ChatSetup { name: name("alice"), key: key(1), role, seed: [11; 32] };
+    ChatSession::new(now, setup, config)
+}
+
+fn bob_wire() -> Wire {
+    Wire::new(ChatSetup { name: name("bob"), key: key(2), role: ChatRole::Callee, seed: [22; 32] })
+}
+
+/// Alice calls bob and the handshake runs to its end; bob has read alice's
+/// Hello, and her `Authenticated` event is drained.
+fn fresh_with(now: Instant, config: ChatConfig) -> (ChatSession, Peer) {
+    let mut s = alice(now, config);
+    let mut p = Peer(bob_wire());
+    assert_eq!(p.read(&mut s), vec![], "nothing but the preamble and handshake");
+    let reply = p.wire(&[]);
+    s.handle_input(now, &reply).unwrap();
+    let authenticated = ChatEvent::Authenticated { peer: name("bob"), key: key(2).public_key() };
+    assert_eq!(events(&mut s), [authenticated]);
+    assert_eq!(p.read(&mut s), vec![hello("alice")], "sealed once the handshake is done");
+    (s, p)
+}
+
+fn fresh(now: Instant) -> (ChatSession, Peer) {
+    fresh_with(now, ChatConfig::default())
 }
 
 fn events(s: &mut ChatSession) -> Vec<ChatEvent> {
@@ -59,92 +102,120 @@ fn undelivered(seq: u64, t: &str) -> ChatEvent {
 }
 
 /// "alice", connected to "bob", with her Hello and events drained.
-fn open(now: Instant) -> ChatSession {
-    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
-    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
-    assert_eq!(sent(&mut s), vec![hello("alice")]);
+fn open(now: Instant) -> (ChatSession, Peer) {
+    let (mut s, mut p) = fresh(now);
+    let bob_hello = p.wire(&[hello("bob")]);
+    s.handle_input(now, &bob_hello).unwrap();
+    assert_eq!(p.read(&mut s), vec![]);
     assert_eq!(events(&mut s), vec![ChatEvent::Connected { peer: name("bob") }]);
-    s
+    (s, p)
+}
+
+/// Bob as a real callee session.
+fn bob(now: Instant) -> ChatSession {
+    let setup =
+        ChatSetup { name: name("bob"), key: key(2), role: ChatRole::Callee, seed: [22; 32] };
+    ChatSession::new(now, setup, ChatConfig::default())
+}
+
+/// Moves every pending byte both ways until neither side has any.
+fn carry(now: Instant, a: &mut ChatSession, b: &mut ChatSession) {
+    while a.wants_write() || b.wants_write() {
+        let (to_b, to_a) = (a.pending_output().to_vec(), b.pending_output().to_vec());
+        a.consume(to_b.len());
+        b.consume(to_a.len());
+        a.handle_input(now, &to_a).unwrap();
+        b.handle_input(now, &to_b).unwrap();
+    }
 }
 
 #[test]
 fn handshake_between_two_sessions() {
     let now = super::test_origin();
-    let mut a = ChatSession::new(now, name("alice"), ChatConfig::default());
-    let mut b = ChatSession::new(now, name("bob"), ChatConfig::default());
+    let mut a = alice(now, ChatConfig::default());
+    let mut b = bob(now);
     assert!(a.wants_write() && a.wants_read());
     assert_eq!(a.peer_name(), None);
-    let (to_b, to_a) = (a.pending_output().to_vec(), b.pending_output().to_vec());
-    a.consume(to_b.len());
-    b.consume(to_a.len());
-    a.handle_input(now, &to_a).unwrap();
-    b.handle_input(now, &to_b).unwrap();
+    carry(now, &mut a, &mut b);
+    let authenticated =
+        |n: &str, k: u8| ChatEvent::Authenticated { peer: name(n), key: key(k).public_key() };
+    assert_eq!(events(&mut a), [authenticated("bob", 2)]);
+    // Bob has alice's Hello but holds his own until he accepts.
+    assert_eq!(
+        events(&mut b),
+        [authenticated("alice", 1), ChatEvent::Connected { peer: name("alice") }]
+    );
+    assert_eq!(b.peer_key(), Some(key(1).public_key()));
+    b.handle_timeout(now + PING_INTERVAL);
+    assert!(!b.wants_write(), "no Ping before our Hello");
+    b.accept(now);
+    carry(now, &mut a, &mut b);
     assert_eq!(events(&mut a), [ChatEvent::Connected { peer: name("bob") }]);
-    assert_eq!(events(&mut b), [ChatEvent::Connected { peer: name("alice") }]);
     assert_eq!(a.peer_name(), Some(&name("bob")));
+    assert_eq!(a.peer_key(), Some(key(2).public_key()));
     assert!(!a.wants_write() && !b.wants_write());
 }
 
 #[test]
 fn texts_before_peer_hello_wait_for_it() {
     let now = super::test_origin();
-    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let (mut s, mut p) = fresh(now);
     assert_eq!(s.send_text(now, "early"), Ok(Seq(1)));
     assert_eq!(s.send_text(now, "eager"), Ok(Seq(2)));
     // Nothing but our Hello before the peer's is accepted, not even a Ping.
     s.handle_timeout(now + PING_INTERVAL);
-    assert_eq!(sent(&mut s), vec![hello("alice")]);
-    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
-    assert_eq!(sent(&mut s), vec![text(1, "early"), text(2, "eager")]);
+    assert_eq!(p.read(&mut s), vec![]);
+    s.handle_input(now, &p.wire(&[hello("bob")])).unwrap();
+    assert_eq!(p.read(&mut s), vec![text(1, "early"), text(2, "eager")]);
     assert_eq!(s.send_text(now, "later"), Ok(Seq(3)));
-    assert_eq!(sent(&mut s), vec![text(3, "later")]);
-    s.handle_input(now, &wire(&[ack(3)])).unwrap();
+    assert_eq!(p.read(&mut s), vec![text(3, "later")]);
+    s.handle_input(now, &p.wire(&[ack(3)])).unwrap();
     assert_eq!(events(&mut s).len(), 4, "Connected and three Delivered");
 }
 
 #[test]
 fn held_texts_count_against_the_output_limit() {
     let now = super::test_origin();
-    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let (mut s, mut p) = fresh(now);
     let max = "x".repeat(MAX_TEXT_LEN);
     let mut n = 0;
     while s.send_text(now, &max).is_ok() {
         n += 1;
     }
     assert!(n < MAX_UNACKED);
-    assert_eq!(sent(&mut s), vec![hello("alice")]);
-    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
+    assert_eq!(p.read(&mut s), vec![]);
+    s.handle_input(now, &p.wire(&[hello("bob")])).unwrap();
     let limit = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
     assert!(s.pending_output().len() <= limit);
-    assert_eq!(sent(&mut s).len(), n);
+    assert_eq!(p.read(&mut s).len(), n);
 }
 
 #[test]
 fn close_before_peer_hello_waits_for_it() {
     let now = super::test_origin();
-    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let (mut s, mut p) = fresh(now);
     s.send_text(now, "early").unwrap();
     s.close(now);
     assert_eq!(s.send_text(now, "late"), Err(SendError::Closed));
     // Only our Hello goes out: the text and the Goodbye wait.
-    assert_eq!(sent(&mut s), vec![hello("alice")]);
+    assert_eq!(p.read(&mut s), vec![]);
     assert_eq!(s.poll_timeout(), Some(now + CLOSE_LINGER));
     // The peer's Hello (and a text it sent at once) arrive.
-    s.handle_input(now, &wire(&[hello("bob"), text(1, "hi")])).unwrap();
-    assert_eq!(sent(&mut s), vec![text(1, "early"), ChatMsg::Goodbye]);
+    s.handle_input(now, &p.wire(&[hello("bob"), text(1, "hi")])).unwrap();
+    assert_eq!(p.read(&mut s), vec![text(1, "early"), ChatMsg::Goodbye]);
     assert_eq!(events(&mut s), [ChatEvent::Connected { peer: name("bob") }]);
-    s.handle_input(now, &wire(&[ack(1), ChatMsg::Goodbye])).unwrap();
+    s.handle_input(now, &p.wire(&[ack(1), ChatMsg::Goodbye])).unwrap();
     assert_eq!(
         events(&mut s),
         [ChatEvent::Delivered { seq: Seq(1) }, closed(CloseReason::LocalClose)]
     );
-    assert_eq!(sent(&mut s), vec![]);
+    assert_eq!(p.read(&mut s), vec![]);
 }
 
 #[test]
 fn close_before_a_peer_hello_that_never_comes() {
     let now = super::test_origin();
-    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let (mut s, _p) = fresh(now);
     s.send_text(now, "early").unwrap();
     s.close(now);
     s.handle_timeout(now + CLOSE_LINGER);
@@ -153,11 +224,30 @@ fn close_before_a_peer_hello_that_never_comes() {
 }
 
 #[test]
-fn silence_before_hello_is_a_handshake_timeout() {
+fn silence_after_the_handshake_is_peer_silent() {
     let now = super::test_origin();
-    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let (mut s, _p) = fresh(now);
+    assert_eq!(s.poll_timeout(), Some(now + PING_INTERVAL));
     s.handle_timeout(now + IDLE_TIMEOUT);
     assert_eq!(events(&mut s), [closed(CloseReason::PeerSilent)]);
+}
+
+#[test]
+fn an_unfinished_handshake_times_out() {
+    let now = super::test_origin();
+    let mut s = alice(now, ChatConfig::default());
+    assert_eq!(s.poll_timeout(), Some(now + HANDSHAKE_TIMEOUT));
+    // Half of the callee's answer is no sign of life.
+    let mut p = Peer(bob_wire());
+    p.read(&mut s);
+    let reply = p.wire(&[]);
+    s.handle_input(now, &reply[..reply.len() - 1]).unwrap();
+    s.send_text(now, "early").unwrap();
+    s.handle_timeout(now + HANDSHAKE_TIMEOUT - Duration::from_millis(1));
+    assert!(!s.is_finished());
+    s.handle_timeout(now + HANDSHAKE_TIMEOUT);
+    assert_eq!(events(&mut s), [undelivered(1, "early"), closed(CloseReason::HandshakeTimeout)]);
+    assert!(!s.wants_write());
 }
 
 #[test]
@@ -165,9 +255,11 @@ fn hello_is_checked() {
     let now = super::test_origin();
     let cases = [
         (
-            vec![ChatMsg::Hello { version: 2, name: "bob".into() }],
-            ChatError::VersionMismatch { ours: 1, theirs: 2 },
+            vec![ChatMsg::Hello { version: 3, name: "bob".into() }],
+            ChatError::VersionMismatch { ours: 2, theirs: 3 },
         ),
+        (vec![hello("carol")], ChatError::NameMismatch),
+        (vec![hello("Bob")], ChatError::NameMismatch),
         (vec![hello("b o b")], ChatError::BadPeerName),
         (vec![hello("")], ChatError::BadPeerName),
         (vec![text(1, "hi")], ChatError::ExpectedHello),
@@ -175,8 +267,8 @@ fn hello_is_checked() {
         (vec![hello("bob"), hello("bob")], ChatError::DuplicateHello),
     ];
     for (msgs, err) in cases {
-        let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
-        assert_eq!(s.handle_input(now, &wire(&msgs)), Err(err.clone()));
+        let (mut s, mut p) = fresh(now);
+        assert_eq!(s.handle_input(now, &p.wire(&msgs)), Err(err.clone()));
         let ev = events(&mut s);
         assert_eq!(ev.last(), Some(&closed(CloseReason::Error(err))));
         assert!(s.is_finished());
@@ -186,10 +278,10 @@ fn hello_is_checked() {
 #[test]
 fn texts_are_received_in_order_and_acked_once_per_input() {
     let now = super::test_origin();
-    let mut s = open(now);
-    let input = wire(&[text(1, "a"), text(2, "b"), ChatMsg::Pong, text(3, "c")]);
+    let (mut s, mut p) = open(now);
+    let input = p.wire(&[text(1, "a"), text(2, "b"), ChatMsg::Pong, text(3, "c")]);
     s.handle_input(now, &input).unwrap();
-    assert_eq!(sent(&mut s), vec![ack(3)]);
+    assert_eq!(p.read(&mut s), vec![ack(3)]);
     let ev = events(&mut s);
     assert_eq!(
         ev,
@@ -200,38 +292,38 @@ fn texts_are_received_in_order_and_acked_once_per_input() {
         ]
     );
     // Nothing new, no ack.
-    s.handle_input(now, &wire(&[ChatMsg::Pong])).unwrap();
-    assert_eq!(sent(&mut s), vec![]);
+    s.handle_input(now, &p.wire(&[ChatMsg::Pong])).unwrap();
+    assert_eq!(p.read(&mut s), vec![]);
 }
 
 #[test]
 fn partial_frames_wait_for_the_rest() {
     let now = super::test_origin();
-    let mut s = open(now);
-    let input = wire(&[text(1, "hello")]);
+    let (mut s, mut p) = open(now);
+    let input = p.wire(&[text(1, "hello")]);
     let (head, tail) = input.split_at(input.len() - 1);
     s.handle_input(now, head).unwrap();
     assert_eq!(events(&mut s), []);
     assert!(!s.wants_write());
     s.handle_input(now, tail).unwrap();
     assert_eq!(events(&mut s).len(), 1);
-    assert_eq!(sent(&mut s), vec![ack(1)]);
+    assert_eq!(p.read(&mut s), vec![ack(1)]);
 }
 
 #[test]
 fn out_of_order_and_oversize_texts_are_errors() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     assert_eq!(
-        s.handle_input(now, &wire(&[text(1, "a"), text(3, "c")])),
+        s.handle_input(now, &p.wire(&[text(1, "a"), text(3, "c")])),
         Err(ChatError::OutOfOrder { expected: Seq(2), got: Seq(3) })
     );
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     let long = "x".repeat(MAX_TEXT_LEN + 1);
-    assert_eq!(s.handle_input(now, &wire(&[text(1, &long)])), Err(ChatError::TextTooLong));
-    let mut s = open(now);
+    assert_eq!(s.handle_input(now, &p.wire(&[text(1, &long)])), Err(ChatError::TextTooLong));
+    let (mut s, mut p) = open(now);
     assert_eq!(
-        s.handle_input(now, &wire(&[text(1, "a"), text(1, "a")])),
+        s.handle_input(now, &p.wire(&[text(1, "a"), text(1, "a")])),
         Err(ChatError::OutOfOrder { expected: Seq(2), got: Seq(1) })
     );
 }
@@ -239,42 +331,42 @@ fn out_of_order_and_oversize_texts_are_errors() {
 #[test]
 fn acks_deliver_texts() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     for t in ["one", "two", "three"] {
         s.send_text(now, t).unwrap();
     }
-    sent(&mut s);
-    s.handle_input(now, &wire(&[ack(2)])).unwrap();
+    p.read(&mut s);
+    s.handle_input(now, &p.wire(&[ack(2)])).unwrap();
     let delivered = |n| ChatEvent::Delivered { seq: Seq(n) };
     assert_eq!(events(&mut s), [delivered(1), delivered(2)]);
     // Acks that do not advance are ignored, even going back.
-    s.handle_input(now, &wire(&[ack(2), ack(1), ack(0), ack(3), ack(2)])).unwrap();
+    s.handle_input(now, &p.wire(&[ack(2), ack(1), ack(0), ack(3), ack(2)])).unwrap();
     assert_eq!(events(&mut s), [delivered(3)]);
     // Acks send nothing back.
-    assert_eq!(sent(&mut s), vec![]);
+    assert_eq!(p.read(&mut s), vec![]);
 }
 
 #[test]
 fn acking_an_unsent_text_is_an_error() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     s.send_text(now, "one").unwrap();
-    assert_eq!(s.handle_input(now, &wire(&[ack(2)])), Err(ChatError::BadAck { upto: Seq(2) }));
+    assert_eq!(s.handle_input(now, &p.wire(&[ack(2)])), Err(ChatError::BadAck { upto: Seq(2) }));
     assert_eq!(
         events(&mut s),
         [undelivered(1, "one"), closed(CloseReason::Error(ChatError::BadAck { upto: Seq(2) }))]
     );
 
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     s.send_text(now, "one").unwrap();
-    s.handle_input(now, &wire(&[ack(1)])).unwrap();
-    assert_eq!(s.handle_input(now, &wire(&[ack(2)])), Err(ChatError::BadAck { upto: Seq(2) }));
+    s.handle_input(now, &p.wire(&[ack(1)])).unwrap();
+    assert_eq!(s.handle_input(now, &p.wire(&[ack(2)])), Err(ChatError::BadAck { upto: Seq(2) }));
 }
 
 #[test]
 fn errors_are_sticky_and_silence_the_session() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     s.send_text(now, "queued").unwrap();
     let mut bad = Vec::new();
     bad.extend_from_slice(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
@@ -284,7 +376,7 @@ fn errors_are_sticky_and_silence_the_session() {
     // Nothing more is written, read or reported, and the error stays.
     assert!(!s.wants_write() && !s.wants_read() && s.is_finished());
     assert_eq!(s.poll_timeout(), None);
-    assert_eq!(s.handle_input(now, &wire(&[text(1, "x")])), Err(err.clone()));
+    assert_eq!(s.handle_input(now, &p.wire(&[text(1, "x")])), Err(err.clone()));
     assert_eq!(s.handle_input(now, &[]), Err(err.clone()));
     s.handle_eof(now);
     s.handle_timeout(now + IDLE_TIMEOUT);
@@ -297,9 +389,9 @@ fn errors_are_sticky_and_silence_the_session() {
 #[test]
 fn malformed_payload_is_an_error() {
     let now = super::test_origin();
-    let mut s = open(now);
-    let mut bad = Vec::new();
-    write_frame(&mut bad, &[0xff, 0xff]);
+    let (mut s, mut p) = open(now);
+    p.0.push_payload(&[0xff, 0xff]);
+    let bad = p.wire(&[]);
     let res = s.handle_input(now, &bad);
     assert!(matches!(res, Err(ChatError::Malformed(_))), "{res:?}");
     assert_eq!(s.handle_input(now, &[]), res);
@@ -308,30 +400,30 @@ fn malformed_payload_is_an_error() {
 #[test]
 fn ping_when_quiet_and_pong_when_asked() {
     let t0 = super::test_origin();
-    let mut s = open(t0);
+    let (mut s, mut p) = open(t0);
     assert_eq!(s.poll_timeout(), Some(t0 + PING_INTERVAL));
     s.handle_timeout(t0 + PING_INTERVAL - Duration::from_millis(1));
-    assert_eq!(sent(&mut s), vec![]);
+    assert_eq!(p.read(&mut s), vec![]);
     s.handle_timeout(t0 + PING_INTERVAL);
-    assert_eq!(sent(&mut s), vec![ChatMsg::Ping]);
+    assert_eq!(p.read(&mut s), vec![ChatMsg::Ping]);
     // Pings repeat while the silence lasts.
     assert_eq!(s.poll_timeout(), Some(t0 + 2 * PING_INTERVAL));
     s.handle_timeout(t0 + 2 * PING_INTERVAL);
-    assert_eq!(sent(&mut s), vec![ChatMsg::Ping]);
+    assert_eq!(p.read(&mut s), vec![ChatMsg::Ping]);
     // A Pong is life: the timers restart from it.
     let t1 = t0 + 2 * PING_INTERVAL + Duration::from_secs(1);
-    s.handle_input(t1, &wire(&[ChatMsg::Pong])).unwrap();
+    s.handle_input(t1, &p.wire(&[ChatMsg::Pong])).unwrap();
     assert_eq!(s.poll_timeout(), Some(t1 + PING_INTERVAL));
     // Every Ping is answered.
-    s.handle_input(t1, &wire(&[ChatMsg::Ping, ChatMsg::Ping])).unwrap();
-    assert_eq!(sent(&mut s), vec![ChatMsg::Pong, ChatMsg::Pong]);
+    s.handle_input(t1, &p.wire(&[ChatMsg::Ping, ChatMsg::Ping])).unwrap();
+    assert_eq!(p.read(&mut s), vec![ChatMsg::Pong, ChatMsg::Pong]);
     assert_eq!(events(&mut s), []);
 }
 
 #[test]
 fn silence_closes_with_undelivered() {
     let t0 = super::test_origin();
-    let mut s = open(t0);
+    let (mut s, mut p) = open(t0);
     s.send_text(t0, "lost").unwrap();
     let mut now = t0;
     while let Some(t) = s.poll_timeout() {
@@ -343,15 +435,15 @@ fn silence_closes_with_undelivered() {
     assert_eq!(events(&mut s), [undelivered(1, "lost"), closed(CloseReason::PeerSilent)]);
     assert!(s.is_finished() && !s.wants_write());
     // Finished sessions ignore input.
-    assert_eq!(s.handle_input(now, &wire(&[ack(1)])), Ok(()));
+    assert_eq!(s.handle_input(now, &p.wire(&[ack(1)])), Ok(()));
     assert_eq!(events(&mut s), []);
 }
 
 #[test]
 fn only_whole_frames_count_as_life() {
     let t0 = super::test_origin();
-    let mut s = open(t0);
-    let ping = wire(&[ChatMsg::Ping]);
+    let (mut s, mut p) = open(t0);
+    let ping = p.wire(&[ChatMsg::Ping]);
     let t1 = t0 + Duration::from_secs(25);
     s.handle_input(t1, &ping[..2]).unwrap();
     assert_eq!(s.poll_timeout(), Some(t0 + PING_INTERVAL));
@@ -365,11 +457,12 @@ fn only_whole_frames_count_as_life() {
 #[test]
 fn close_handshake_acks_in_flight_texts() {
     let now = super::test_origin();
-    let mut a = open(now);
-    let mut b = ChatSession::new(now, name("bob"), ChatConfig::default());
-    b.handle_input(now, &wire(&[hello("alice")])).unwrap();
-    let _ = events(&mut b);
-    sent(&mut b);
+    let mut a = alice(now, ChatConfig::default());
+    let mut b = bob(now);
+    carry(now, &mut a, &mut b);
+    b.accept(now);
+    carry(now, &mut a, &mut b);
+    let _ = (events(&mut a), events(&mut b));
 
     a.send_text(now, "a1").unwrap();
     a.send_text(now, "a2").unwrap();
@@ -385,15 +478,6 @@ fn close_handshake_acks_in_flight_texts() {
     b.handle_input(now, &a_out).unwrap();
     let b_reply = b.pending_output().to_vec();
     b.consume(b_reply.len());
-    {
-        let mut d = FrameDecoder::new();
-        d.push(&b_reply);
-        let mut msgs = Vec::new();
-        while let Some(f) = d.next_frame().unwrap() {
-            msgs.push(decode_chat(&f).unwrap());
-        }
-        assert_eq!(msgs, vec![ack(2), ChatMsg::Goodbye]);
-    }
     let received = |n, t: &str| ChatEvent::Received { seq: Seq(n), text: t.into() };
     assert_eq!(
         events(&mut b),
@@ -408,7 +492,7 @@ fn close_handshake_acks_in_flight_texts() {
 
     // Alice drops bob's crossing text, gets her acks and his Goodbye.
     a.handle_input(now, &b_out).unwrap();
-    assert_eq!(sent(&mut a), vec![], "nothing follows Goodbye");
+    assert!(!a.wants_write(), "nothing follows Goodbye");
     a.handle_input(now, &b_reply).unwrap();
     assert_eq!(
         events(&mut a),
@@ -424,15 +508,15 @@ fn close_handshake_acks_in_flight_texts() {
 #[test]
 fn close_sends_goodbye_and_lingers() {
     let t0 = super::test_origin();
-    let mut s = open(t0);
+    let (mut s, mut p) = open(t0);
     s.send_text(t0, "pending").unwrap();
     s.close(t0);
     s.close(t0);
-    assert_eq!(sent(&mut s), vec![text(1, "pending"), ChatMsg::Goodbye]);
+    assert_eq!(p.read(&mut s), vec![text(1, "pending"), ChatMsg::Goodbye]);
     assert_eq!(s.poll_timeout(), Some(t0 + CLOSE_LINGER));
     // Pings are not answered any more, and keepalive is off.
-    s.handle_input(t0, &wire(&[ChatMsg::Ping])).unwrap();
-    assert_eq!(sent(&mut s), vec![]);
+    s.handle_input(t0, &p.wire(&[ChatMsg::Ping])).unwrap();
+    assert_eq!(p.read(&mut s), vec![]);
     s.handle_timeout(t0 + CLOSE_LINGER - Duration::from_millis(1));
     assert!(!s.is_finished());
     s.handle_timeout(t0 + CLOSE_LINGER);
@@ -443,7 +527,7 @@ fn close_sends_goodbye_and_lingers() {
 #[test]
 fn eof_ends_the_session() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, _p) = open(now);
     s.send_text(now, "x").unwrap();
     s.handle_eof(now);
     assert_eq!(events(&mut s), [undelivered(1, "x"), closed(CloseReason::PeerVanished)]);
@@ -452,7 +536,7 @@ fn eof_ends_the_session() {
     assert_eq!(events(&mut s), []);
 
     // While closing, EOF completes the close.
-    let mut s = open(now);
+    let (mut s, _p) = open(now);
     s.close(now);
     s.handle_eof(now);
     assert_eq!(events(&mut s), [closed(CloseReason::LocalClose)]);
@@ -461,34 +545,34 @@ fn eof_ends_the_session() {
 #[test]
 fn simultaneous_close() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     s.close(now);
-    s.handle_input(now, &wire(&[ChatMsg::Goodbye])).unwrap();
+    s.handle_input(now, &p.wire(&[ChatMsg::Goodbye])).unwrap();
     assert_eq!(events(&mut s), [closed(CloseReason::LocalClose)]);
 }
 
 #[test]
 fn send_text_limits() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     let max = "x".repeat(MAX_TEXT_LEN);
     assert_eq!(s.send_text(now, &max), Ok(Seq(1)));
     assert_eq!(s.send_text(now, &format!("{max}x")), Err(SendError::TooLong));
-    sent(&mut s);
+    p.read(&mut s);
     // Unacked texts are capped even when the output drains.
     for i in 2..=MAX_UNACKED as u64 {
         assert_eq!(s.send_text(now, "t"), Ok(Seq(i)));
-        sent(&mut s);
+        p.read(&mut s);
     }
     assert_eq!(s.send_text(now, "t"), Err(SendError::Backpressure));
-    s.handle_input(now, &wire(&[ack(1)])).unwrap();
+    s.handle_input(now, &p.wire(&[ack(1)])).unwrap();
     assert_eq!(s.send_text(now, "t"), Ok(Seq(MAX_UNACKED as u64 + 1)));
 }
 
 #[test]
 fn output_backpressure() {
     let now = super::test_origin();
-    let mut s = open(now);
+    let (mut s, mut p) = open(now);
     let max = "x".repeat(MAX_TEXT_LEN);
     let mut n = 0;
     while s.send_text(now, &max).is_ok() {
@@ -502,11 +586,10 @@ fn output_backpressure() {
     // Our own texts never stop reading...
     assert!(s.wants_read());
     // ...but a peer that pings and never reads does, eventually.
-    let ping = wire(&[ChatMsg::Ping]);
     let mut reads = 0;
     while s.wants_read() {
         assert!(reads < CONTROL_HEADROOM, "reading never paused");
-        s.handle_input(now, &ping).unwrap();
+        s.handle_input(now, &p.wire(&[ChatMsg::Ping])).unwrap();
         reads += 1;
     }
     assert!(reads > 1000);
@@ -523,7 +606,7 @@ fn output_backpressure() {
 #[test]
 fn consume_is_forgiving_and_short_writes_lose_nothing() {
     let now = super::test_origin();
-    let mut s = ChatSession::new(now, name("alice"), ChatConfig::default());
+    let (mut s, _p) = open(now);
     s.send_text(now, "hi").unwrap();
     let all = s.pending_output().to_vec();
     s.consume(3);
@@ -538,15 +621,149 @@ fn consume_is_forgiving_and_short_writes_lose_nothing() {
 fn huge_durations_mean_never() {
     let now = super::test_origin();
     let config = ChatConfig {
+        handshake_timeout: Duration::MAX,
         ping_interval: Duration::MAX,
         idle_timeout: Duration::MAX,
         close_linger: Duration::MAX,
     };
-    let mut s = ChatSession::new(now, name("alice"), config);
+    let (mut s, mut p) = fresh_with(now, config);
     assert_eq!(s.poll_timeout(), None);
-    s.handle_input(now, &wire(&[hello("bob")])).unwrap();
+    s.handle_input(now, &p.wire(&[hello("bob")])).unwrap();
     s.handle_timeout(now);
     s.close(now);
     assert_eq!(s.poll_timeout(), None);
     assert!(!s.is_finished());
+}
+
+/// Runs alice's call to a callee session of `callee` holding key `held`,
+/// until nothing moves, and returns both.
+fn call(now: Instant, callee: &str, held: u8) -> (ChatSession, ChatSession) {
+    let mut a = alice(now, ChatConfig::default());
+    let setup =
+        ChatSetup { name: name(callee), key: key(held), role: ChatRole::Callee, seed: [3; 32] };
+    let mut b = ChatSession::new(now, setup, ChatConfig::default());
+    while a.wants_write() || b.wants_write() {
+        let (to_b, to_a) = (a.pending_output().to_vec(), b.pending_output().to_vec());
+        a.consume(to_b.len());
+        b.consume(to_a.len());
+        let _ = a.handle_input(now, &to_a);
+        let _ = b.handle_input(now, &to_b);
+    }
+    (a, b)
+}
+
+#[test]
+fn a_callee_with_another_key_is_refused() {
+    let now = super::test_origin();
+    let (mut a, _) = call(now, "bob", 9);
+    let err = ChatError::Handshake(crate::noise::HandshakeError::WrongKey {
+        expected: key(2).public_key(),
+        got: key(9).public_key(),
+    });
+    assert_eq!(events(&mut a), [closed(CloseReason::Error(err))]);
+}
+
+#[test]
+fn a_callee_of_another_name_drops_the_call() {
+    let now = super::test_origin();
+    let (mut a, mut b) = call(now, "carol", 2);
+    assert_eq!(events(&mut b), [closed(CloseReason::Error(ChatError::WrongCallee))]);
+    assert!(a.poll_event().is_none(), "alice hears nothing more and times out");
+}
+
+#[test]
+fn preambles_of_other_versions_are_clear_errors() {
+    let now = super::test_origin();
+    // Version 1's Hello, as an old client sends it first.
+    let mut old = Vec::new();
+    crate::frame::write_frame(&mut old, &[0x00, 0x01, 0x03, b'b', b'o', b'b']);
+    let mut a = alice(now, ChatConfig::default());
+    let mismatch = ChatError::VersionMismatch { ours: CHAT_VERSION, theirs: 1 };
+    assert_eq!(a.handle_input(now, &old), Err(mismatch.clone()));
+    let mut b = bob(now);
+    assert_eq!(b.handle_input(now, &old), Err(mismatch));
+    let mut junk = Vec::new();
+    crate::frame::write_frame(&mut junk, b"GET / HTTP/1.1");
+    assert_eq!(bob(now).handle_input(now, &junk), Err(ChatError::BadPreamble));
+}
+
+#[test]
+fn a_flipped_bit_in_any_frame_ends_the_session() {
+    let now = super::test_origin();
+    let msgs = [text(1, "one"), text(2, "two"), ChatMsg::Ping];
+    let (_, mut p) = open(now);
+    let lens: Vec<usize> = msgs.iter().map(|m| p.wire(std::slice::from_ref(m)).len()).collect();
+    // One bit in every byte (a different bit from byte to byte): a debug
+    // build's handshakes are too slow to flip all of them.
+    for byte in 0..lens.iter().sum() {
+        let (mut s, mut p) = open(now);
+        let mut bytes = p.wire(&msgs);
+        bytes[byte] ^= 1 << (byte % 8);
+        let starts: Vec<usize> =
+            lens.iter().scan(0, |end, l| Some(std::mem::replace(end, *end + l))).collect();
+        let flipped_frame = starts.iter().filter(|&&start| start <= byte).count() - 1;
+        let in_prefix = byte - starts[flipped_frame] < crate::frame::FRAME_HEADER_LEN;
+        let result = s.handle_input(now, &bytes);
+        let ev = events(&mut s);
+        let shown: Vec<u64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                ChatEvent::Received { seq, .. } => Some(seq.0),
+                _ => None,
+            })
+            .collect();
+        // Only the texts before the flipped frame arrive, once and in order.
+        assert_eq!(shown, (1..=flipped_frame.min(2) as u64).collect::<Vec<_>>(), "byte {byte}");
+        match result {
+            // A flipped length prefix can announce more bytes than follow:
+            // the session waits for them (and times out in the end).
+            Ok(()) => assert!(in_prefix, "byte {byte}: a flipped frame was accepted"),
+            Err(_) => assert!(
+                matches!(ev.last(), Some(ChatEvent::Closed { reason: CloseReason::Error(_) })),
+                "byte {byte}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn replayed_frames_are_refused() {
+    let now = super::test_origin();
+    let (mut s, mut p) = open(now);
+    let one = p.wire(&[text(1, "one")]);
+    s.handle_input(now, &one).unwrap();
+    assert_eq!(s.handle_input(now, &one), Err(ChatError::Noise(TransportError::Decrypt)));
+    // A replayed handshake message, after the handshake, is no transport
+    // message either.
+    let (mut s, _p) = open(now);
+    let mut p2 = Peer(bob_wire());
+    let mut fresh_alice = alice(now, ChatConfig::default());
+    p2.read(&mut fresh_alice);
+    let handshake = p2.wire(&[]);
+    assert!(s.handle_input(now, &handshake).is_err());
+}
+
+#[test]
+fn texts_never_cross_in_clear() {
+    let now = super::test_origin();
+    let (mut s, mut p) = open(now);
+    s.send_text(now, "attack at dawn").unwrap();
+    let out = s.pending_output().to_vec();
+    assert!(!out.windows(6).any(|w| w == b"attack"));
+    assert_eq!(p.read(&mut s), vec![text(1, "attack at dawn")]);
+    let input = p.wire(&[text(1, "retreat at dusk")]);
+    assert!(!input.windows(7).any(|w| w == b"retreat"));
+}
+
+#[test]
+fn both_sides_rekey_in_step() {
+    let now = super::test_origin();
+    let (mut s, mut p) = open(now);
+    for i in 1..=(2 * crate::noise::REKEY_INTERVAL + 3) {
+        let t = text(i, "x");
+        let bytes = p.wire(std::slice::from_ref(&t));
+        s.handle_input(now, &bytes).unwrap();
+        assert_eq!(p.read(&mut s), vec![ack(i)]);
+    }
+    assert_eq!(events(&mut s).len() as u64, 2 * crate::noise::REKEY_INTERVAL + 3);
 }

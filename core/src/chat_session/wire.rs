@@ -1,94 +1,282 @@
 //! The session's view of the byte stream: whole messages in, whole messages
-//! out.
+//! out, encrypted.
 //!
-//! Inbound, bytes go through [`FrameDecoder`] and then [`decode_chat`];
-//! outbound, [`encode_chat`] and then [`write_frame`]. The payload between the
-//! two steps is where an encryption layer (Noise transport messages) will sit,
-//! so the session logic above never sees frames or ciphertext.
+//! Inbound, bytes go through [`FrameDecoder`], then the Noise layer
+//! ([`crate::noise`]: the peer's preamble, the handshake, then opening each
+//! payload), then [`decode_chat`]; outbound, [`encode_chat`], sealing, then
+//! [`write_frame`]. Messages the session queues before the handshake is done
+//! wait here in clear and are sealed the moment it is; nothing leaves
+//! unencrypted but the preamble and the handshake.
 
-use crate::chat_msg::ChatMsg;
+use crate::chat_msg::{CHAT_VERSION, ChatMsg};
 use crate::codec::{body_len, decode_chat, encode_chat};
 use crate::frame::{FRAME_HEADER_LEN, FrameDecoder, write_frame};
+use crate::key::{PrivateKey, PublicKey};
+use crate::name::UserName;
+use crate::noise::{
+    Call, Handshake, MAX_PLAINTEXT_LEN, Preamble, TAG_LEN, Transport, TransportError, prologue,
+};
 
 use super::error::ChatError;
 
-/// Turns received bytes into messages; holds at most one partial frame
-/// between calls once every whole one has been taken out.
-#[derive(Debug, Default)]
-pub(super) struct Inbound {
+/// Which end of the connection we are, with what each end knows up front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatRole {
+    /// We opened the connection to reach `callee`, whose key the registry
+    /// lists as `callee_key`; any other key is refused during the handshake.
+    Caller {
+        /// The user we call.
+        callee: UserName,
+        /// The key the registry lists for them.
+        callee_key: PublicKey,
+    },
+    /// We accepted the connection. The caller proves some key for the name
+    /// it claims; the application checks it
+    /// ([`crate::ChatEvent::Authenticated`]) before it
+    /// [accepts](crate::ChatSession::accept) the chat.
+    Callee,
+}
+
+/// What a session needs to know about us to start.
+#[derive(Debug, Clone)]
+pub struct ChatSetup {
+    /// Our user name, as the registry lists it.
+    pub name: UserName,
+    /// Our long-term identity key.
+    pub key: PrivateKey,
+    /// Caller or callee.
+    pub role: ChatRole,
+    /// 32 fresh random bytes for the handshake's ephemeral key (the OS's in
+    /// a real client, a seeded RNG's in a simulation). Never reuse them.
+    pub seed: [u8; 32],
+}
+
+/// What the stream gave: a chat message, or the news that the handshake is
+/// done.
+#[derive(Debug)]
+pub(super) enum Inbound {
+    /// The handshake finished: the peer proved `key`, and calls itself `name`
+    /// (the callee we asked for, or the caller's claim).
+    Secured { name: UserName, key: PublicKey },
+    /// A chat message, opened and decoded.
+    Msg(ChatMsg),
+}
+
+/// Where the Noise layer is.
+#[derive(Debug)]
+enum Noise {
+    /// The caller waits for the callee's preamble; its handshake has begun.
+    CallerPreamble { handshake: Handshake, callee: UserName },
+    /// The callee waits for the caller's preamble.
+    CalleePreamble { key: PrivateKey, seed: [u8; 32] },
+    /// The handshake is under way; `peer` is the name it is with.
+    Handshake { handshake: Handshake, peer: UserName },
+    /// Transport messages only.
+    Transport(Transport),
+    /// The session dropped its state (finished).
+    Gone,
+}
+
+/// The encrypted stream, both directions.
+#[derive(Debug)]
+pub(super) struct Wire {
+    local: UserName,
     frames: FrameDecoder,
-}
-
-impl Inbound {
-    /// Buffers bytes received from the stream.
-    pub(super) fn push(&mut self, bytes: &[u8]) {
-        self.frames.push(bytes);
-    }
-
-    /// The next whole message, `Ok(None)` if only part of one is buffered.
-    pub(super) fn next_msg(&mut self) -> Result<Option<ChatMsg>, ChatError> {
-        match self.frames.next_frame()? {
-            Some(payload) => Ok(Some(decode_chat(&payload)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Drops everything buffered and its memory.
-    pub(super) fn clear(&mut self) {
-        self.frames = FrameDecoder::new();
-    }
-}
-
-/// Encoded messages waiting to be written, read through [`Outbound::pending`]
-/// and released with [`Outbound::consume`] so that a short write loses
-/// nothing.
-#[derive(Debug, Default)]
-pub(super) struct Outbound {
-    buf: Vec<u8>,
-    /// Bytes of `buf` already written.
+    noise: Noise,
+    /// Encoded messages queued before the handshake finished.
+    held: Vec<Vec<u8>>,
+    /// Their wire size, once sealed and framed.
+    held_len: usize,
+    out: Vec<u8>,
+    /// Bytes of `out` already written.
     start: usize,
 }
 
-impl Outbound {
-    /// The number of bytes `msg` takes on the wire.
-    pub(super) fn frame_len(msg: &ChatMsg) -> usize {
-        FRAME_HEADER_LEN + body_len(msg)
+impl Wire {
+    /// Our preamble (and, for a caller, the first handshake message) queued.
+    pub(super) fn new(setup: ChatSetup) -> Self {
+        let mut out = Vec::new();
+        let noise = match setup.role {
+            ChatRole::Caller { callee, callee_key } => {
+                let call = Call { caller: setup.name.clone(), callee: callee.clone() };
+                let preamble = Preamble { version: CHAT_VERSION, call: Some(call) }.encode();
+                let (handshake, first) =
+                    Handshake::initiator(&setup.key, setup.seed, &prologue(&preamble), callee_key);
+                write_frame(&mut out, &preamble);
+                write_frame(&mut out, &first);
+                Noise::CallerPreamble { handshake, callee }
+            }
+            ChatRole::Callee => {
+                let preamble = Preamble { version: CHAT_VERSION, call: None }.encode();
+                write_frame(&mut out, &preamble);
+                Noise::CalleePreamble { key: setup.key, seed: setup.seed }
+            }
+        };
+        Self {
+            local: setup.name,
+            frames: FrameDecoder::new(),
+            noise,
+            held: Vec::new(),
+            held_len: 0,
+            out,
+            start: 0,
+        }
     }
 
-    /// Queues `msg` behind everything already queued.
+    /// The number of bytes `msg` takes on the wire, sealed and framed.
+    pub(super) fn frame_len(msg: &ChatMsg) -> usize {
+        FRAME_HEADER_LEN + body_len(msg) + TAG_LEN
+    }
+
+    /// Buffers bytes received from the stream.
+    pub(super) fn push_input(&mut self, bytes: &[u8]) {
+        self.frames.push(bytes);
+    }
+
+    /// The next thing the stream gave, `Ok(None)` if only part of a frame is
+    /// buffered. Handshake messages are answered here.
+    pub(super) fn next(&mut self) -> Result<Option<Inbound>, ChatError> {
+        loop {
+            let Some(frame) = self.frames.next_frame()? else {
+                return Ok(None);
+            };
+            if let Some(inbound) = self.handle_frame(&frame)? {
+                return Ok(Some(inbound));
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: &[u8]) -> Result<Option<Inbound>, ChatError> {
+        match std::mem::replace(&mut self.noise, Noise::Gone) {
+            Noise::CallerPreamble { handshake, callee } => {
+                Preamble::decode(frame, CHAT_VERSION, false)?;
+                self.noise = Noise::Handshake { handshake, peer: callee };
+                Ok(None)
+            }
+            Noise::CalleePreamble { key, seed } => {
+                let preamble = Preamble::decode(frame, CHAT_VERSION, true)?;
+                let Some(call) = preamble.call else {
+                    return Err(ChatError::BadPeerName);
+                };
+                if call.callee.key() != self.local.key() {
+                    return Err(ChatError::WrongCallee);
+                }
+                let handshake = Handshake::responder(&key, seed, &prologue(frame));
+                self.noise = Noise::Handshake { handshake, peer: call.caller };
+                Ok(None)
+            }
+            Noise::Handshake { mut handshake, peer } => {
+                if let Some(reply) = handshake.read(frame)? {
+                    self.queue_frame(&reply);
+                }
+                if !handshake.is_finished() {
+                    self.noise = Noise::Handshake { handshake, peer };
+                    return Ok(None);
+                }
+                let Some((mut transport, key)) = handshake.finish() else {
+                    return Err(ChatError::Noise(TransportError::Decrypt));
+                };
+                for payload in std::mem::take(&mut self.held) {
+                    seal_frame(&mut transport, &mut self.out, &payload);
+                }
+                self.held_len = 0;
+                self.noise = Noise::Transport(transport);
+                Ok(Some(Inbound::Secured { name: peer, key }))
+            }
+            Noise::Transport(mut transport) => {
+                let plain = transport.open(frame);
+                self.noise = Noise::Transport(transport);
+                Ok(Some(Inbound::Msg(decode_chat(&plain?)?)))
+            }
+            Noise::Gone => Ok(None),
+        }
+    }
+
+    /// Queues `msg` behind everything already queued: sealed at once if the
+    /// handshake is done, else held in clear until it is.
     pub(super) fn push(&mut self, msg: &ChatMsg) {
-        // Reclaim the written prefix once it outweighs what is left, so the
-        // copy is paid for by the writes that made it.
-        if self.start > 0 && self.start >= self.buf.len() - self.start {
-            self.buf.drain(..self.start);
+        let payload = encode_chat(msg);
+        debug_assert!(payload.len() <= MAX_PLAINTEXT_LEN);
+        self.reclaim();
+        match &mut self.noise {
+            Noise::Transport(transport) => {
+                seal_frame(transport, &mut self.out, &payload);
+            }
+            Noise::CallerPreamble { .. }
+            | Noise::CalleePreamble { .. }
+            | Noise::Handshake { .. } => {
+                self.held_len += FRAME_HEADER_LEN + payload.len() + TAG_LEN;
+                self.held.push(payload);
+            }
+            Noise::Gone => {}
+        }
+    }
+
+    /// Seals `payload` as it is, whatever it holds: tests send what no
+    /// honest peer would.
+    #[cfg(test)]
+    pub(super) fn push_payload(&mut self, payload: &[u8]) {
+        if let Noise::Transport(transport) = &mut self.noise {
+            seal_frame(transport, &mut self.out, payload);
+        }
+    }
+
+    fn queue_frame(&mut self, payload: &[u8]) {
+        self.reclaim();
+        write_frame(&mut self.out, payload);
+    }
+
+    /// Reclaims the written prefix once it outweighs what is left, so the
+    /// copy is paid for by the writes that made it.
+    fn reclaim(&mut self) {
+        if self.start > 0 && self.start >= self.out.len() - self.start {
+            self.out.drain(..self.start);
             self.start = 0;
         }
-        write_frame(&mut self.buf, &encode_chat(msg));
     }
 
     /// Bytes waiting to be written.
     pub(super) fn pending(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.out[self.start..]
     }
 
-    /// Number of bytes waiting to be written.
+    /// Bytes waiting to be written, and those held for the handshake.
     pub(super) fn len(&self) -> usize {
-        self.buf.len() - self.start
+        self.out.len() - self.start + self.held_len
     }
 
-    /// Marks the first `n` pending bytes as written; more than
-    /// [`Outbound::len`] counts as all of them.
+    /// Marks the first `n` pending bytes as written; more than there are
+    /// counts as all of them.
     pub(super) fn consume(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.buf.len());
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        self.start = self.start.saturating_add(n).min(self.out.len());
+        if self.start == self.out.len() {
+            self.out.clear();
             self.start = 0;
         }
     }
 
-    /// Drops everything not yet written, and its memory.
-    pub(super) fn clear(&mut self) {
-        self.buf = Vec::new();
-        self.start = 0;
+    /// Drops everything received and its memory, and the keys.
+    pub(super) fn clear_input(&mut self) {
+        self.frames = FrameDecoder::new();
     }
+
+    /// Drops everything not yet written, and its memory.
+    pub(super) fn clear_output(&mut self) {
+        self.out = Vec::new();
+        self.start = 0;
+        self.held = Vec::new();
+        self.held_len = 0;
+    }
+
+    /// Forgets the keys: nothing more is sealed or opened.
+    pub(super) fn forget_keys(&mut self) {
+        self.noise = Noise::Gone;
+    }
+}
+
+fn seal_frame(transport: &mut Transport, out: &mut Vec<u8>, payload: &[u8]) {
+    // Sealed length fits a u32: payloads stay within MAX_PLAINTEXT_LEN.
+    let sealed_len = (payload.len() + TAG_LEN) as u32;
+    out.extend_from_slice(&sealed_len.to_be_bytes());
+    transport.seal(payload, out);
 }

@@ -1,5 +1,7 @@
 //! The chat session does not care how its input is cut, and no input at all
-//! makes it panic, leak a text, or forget an error.
+//! makes it panic, leak a text, or forget an error. The peer is a scripted
+//! [`RawPeer`] that runs the real handshake and then seals whatever the
+//! strategy says, so every case reaches past the encryption.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,9 +9,10 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ChatConfig, ChatError, ChatEvent, ChatMsg, ChatSession, CloseReason, FrameDecoder,
-    MAX_BUFFERED_OUTPUT, PROTOCOL_VERSION, Seq, UserName, decode_chat, encode_chat, write_frame,
+    CHAT_VERSION, ChatConfig, ChatError, ChatEvent, ChatMsg, ChatRole, ChatSession, ChatSetup,
+    CloseReason, MAX_BUFFERED_OUTPUT, PrivateKey, Seq, UserName,
 };
+use p2pchat_tests::noise_peer::RawPeer;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
@@ -17,16 +20,37 @@ use proptest::test_runner::FileFailurePersistence;
 /// acks have something to acknowledge.
 const OURS: u64 = 4;
 
+fn key(n: u8) -> PrivateKey {
+    PrivateKey::from_bytes([n; 32])
+}
+
+/// Alice, calling bob, with [`OURS`] texts queued. Always the same
+/// ephemeral key, so that a stream recorded against one such session fits
+/// every other.
 fn session(now: Instant) -> ChatSession {
-    let mut s = ChatSession::new(now, UserName::new("alice").unwrap(), ChatConfig::default());
+    let role =
+        ChatRole::Caller { callee: UserName::new("bob").unwrap(), callee_key: key(2).public_key() };
+    let setup =
+        ChatSetup { name: UserName::new("alice").unwrap(), key: key(1), role, seed: [7; 32] };
+    let mut s = ChatSession::new(now, setup, ChatConfig::default());
     for i in 1..=OURS {
         assert_eq!(s.send_text(now, &format!("ours {i}")), Ok(Seq(i)));
     }
     s
 }
 
-fn frame(out: &mut Vec<u8>, msg: &ChatMsg) {
-    write_frame(out, &encode_chat(msg));
+/// Bob, answering `s` through the handshake. Returns him and the bytes he
+/// sent, which `s` has read.
+fn bob_for(now: Instant, s: &mut ChatSession) -> (RawPeer, Vec<u8>) {
+    let mut peer = RawPeer::callee(key(2), [8; 32]);
+    peer.input(s.pending_output());
+    s.consume(s.pending_output().len());
+    let handshake = peer.take_output();
+    s.handle_input(now, &handshake).unwrap();
+    peer.input(s.pending_output());
+    s.consume(s.pending_output().len());
+    assert!(peer.is_secured());
+    (peer, handshake)
 }
 
 /// One step of a peer's script.
@@ -67,30 +91,36 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// The peer's byte stream: its Hello (usually a good one), then the steps.
+/// The peer's byte stream: its handshake, its Hello (usually a good one),
+/// then the steps, sealed.
 fn script(good_hello: bool, steps: &[Step]) -> Vec<u8> {
-    let mut out = Vec::new();
+    let now = Instant::now();
+    let (mut peer, mut out) = bob_for(now, &mut session(now));
     let name = if good_hello { "bob" } else { "b o b" };
-    frame(&mut out, &ChatMsg::Hello { version: PROTOCOL_VERSION, name: name.into() });
+    peer.send(&ChatMsg::Hello { version: CHAT_VERSION, name: name.into() });
     let (mut seq, mut acked) = (0, 0);
     for s in steps {
         match s {
             Step::Text(text) => {
                 seq += 1;
                 let text = text.clone();
-                frame(&mut out, &ChatMsg::Text { seq: Seq(seq), text });
+                peer.send(&ChatMsg::Text { seq: Seq(seq), text });
             }
             Step::Ack(n) => {
                 acked = (acked + n).min(OURS);
-                frame(&mut out, &ChatMsg::Ack { upto: Seq(acked) });
+                peer.send(&ChatMsg::Ack { upto: Seq(acked) });
             }
-            Step::Ping => frame(&mut out, &ChatMsg::Ping),
-            Step::Pong => frame(&mut out, &ChatMsg::Pong),
-            Step::Goodbye => frame(&mut out, &ChatMsg::Goodbye),
-            Step::Raw(msg) => frame(&mut out, msg),
-            Step::Garbage(bytes) => out.extend_from_slice(bytes),
+            Step::Ping => peer.send(&ChatMsg::Ping),
+            Step::Pong => peer.send(&ChatMsg::Pong),
+            Step::Goodbye => peer.send(&ChatMsg::Goodbye),
+            Step::Raw(msg) => peer.send(msg),
+            Step::Garbage(bytes) => {
+                out.extend(peer.take_output());
+                out.extend_from_slice(bytes);
+            }
         }
     }
+    out.extend(peer.take_output());
     out
 }
 
@@ -117,11 +147,12 @@ fn run(chunks: &[&[u8]]) -> Outcome {
             break;
         }
     }
-    let mut d = FrameDecoder::new();
-    d.push(s.pending_output());
+    // Opened by the bob who wrote the script (same keys, same transcript).
+    let (mut peer, _) = bob_for(now, &mut session(now));
+    peer.input(s.pending_output());
     let (mut sent, mut last_ack) = (Vec::new(), None);
-    while let Some(f) = d.next_frame().unwrap() {
-        match decode_chat(&f).unwrap() {
+    for msg in peer.received.drain(..) {
+        match msg {
             ChatMsg::Ack { upto } => last_ack = Some(upto),
             msg @ (ChatMsg::Hello { .. }
             | ChatMsg::Text { .. }
@@ -144,6 +175,10 @@ fn run(chunks: &[&[u8]]) -> Outcome {
 #[derive(Debug, Clone)]
 enum Op {
     Input(Vec<u8>),
+    /// The peer seals these.
+    Msgs(Vec<ChatMsg>),
+    /// The peer seals this, and a byte of the result is flipped.
+    Flipped(ChatMsg, prop::sample::Index, u8),
     Send(String),
     Close,
     Wait(u16),
@@ -154,20 +189,9 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::Input),
-        4 => prop::collection::vec(any_msg(), 1..4).prop_map(|msgs| {
-            let mut out = Vec::new();
-            for m in &msgs {
-                frame(&mut out, m);
-            }
-            Op::Input(out)
-        }),
-        2 => (any_msg(), any::<prop::sample::Index>(), any::<u8>()).prop_map(|(m, i, x)| {
-            let mut out = Vec::new();
-            frame(&mut out, &m);
-            let i = i.index(out.len());
-            out[i] ^= x;
-            Op::Input(out)
-        }),
+        4 => prop::collection::vec(any_msg(), 1..4).prop_map(Op::Msgs),
+        2 => (any_msg(), any::<prop::sample::Index>(), any::<u8>())
+            .prop_map(|(m, i, x)| Op::Flipped(m, i, x)),
         2 => ".{0,10}".prop_map(Op::Send),
         1 => Just(Op::Close),
         1 => (0..20_000u16).prop_map(Op::Wait),
@@ -213,18 +237,35 @@ proptest! {
     fn any_input_is_survived(ops in prop::collection::vec(op(), 0..40)) {
         let t0 = Instant::now();
         let mut now = t0;
-        let mut s = ChatSession::new(now, UserName::new("alice").unwrap(), ChatConfig::default());
-        // Let the scripted frames get past the handshake most of the time.
-        let mut hello = Vec::new();
-        frame(&mut hello, &ChatMsg::Hello { version: PROTOCOL_VERSION, name: "bob".into() });
-        s.handle_input(now, &hello).unwrap();
+        let mut s = session(now);
+        // Past the handshake and the Hello, so the scripted frames reach the
+        // session's logic most of the time.
+        let (mut peer, _) = bob_for(now, &mut s);
+        peer.send(&ChatMsg::Hello { version: CHAT_VERSION, name: "bob".into() });
+        s.handle_input(now, &peer.take_output()).unwrap();
+        while s.poll_event().is_some() {}
+        let mut sent: Vec<Seq> = (1..=OURS).map(Seq).collect();
 
         let mut error: Option<ChatError> = None;
-        let mut sent = Vec::new();
         let mut settled = BTreeSet::new();
         let mut closed: Option<CloseReason> = None;
         for op in ops {
+            let op = match op {
+                Op::Msgs(msgs) => {
+                    msgs.iter().for_each(|m| peer.send(m));
+                    Op::Input(peer.take_output())
+                }
+                Op::Flipped(m, i, x) => {
+                    peer.send(&m);
+                    let mut bytes = peer.take_output();
+                    let i = i.index(bytes.len());
+                    bytes[i] ^= x;
+                    Op::Input(bytes)
+                }
+                other => other,
+            };
             match op {
+                Op::Msgs(_) | Op::Flipped(..) => {}
                 Op::Input(bytes) => {
                     let res = s.handle_input(now, &bytes);
                     match (&error, res) {
@@ -256,6 +297,7 @@ proptest! {
                         prop_assert!(settled.insert(seq), "{:?} settled twice", seq);
                     }
                     ChatEvent::Closed { reason } => closed = Some(reason),
+                    ChatEvent::Authenticated { .. } => prop_assert!(false, "a second handshake"),
                     ChatEvent::Connected { .. } | ChatEvent::Received { .. } => {}
                 }
             }
