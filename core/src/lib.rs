@@ -49,7 +49,7 @@ pub use codec::{
 pub use cookie::{COOKIE_EPOCH, CookieKey};
 pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
 pub use key::{FINGERPRINT_GROUPS, Fingerprint, KEY_LEN, PrivateKey, PublicKey};
-pub use name::{MAX_KEY_LEN, MAX_NAME_LEN, NameError, NameKey, UserName};
+pub use name::{MAX_KEY_LEN, MAX_NAME_LEN, NameError, NameKey, UserName, is_default_ignorable};
 pub use registry_client::{
     ClientEvent, GET_COOKIE_LEN, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
     MAX_TRANSMISSIONS, MIN_KEEPALIVE_INTERVAL, Operation, RegistryClient,

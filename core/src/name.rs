@@ -128,11 +128,15 @@ fn fold_skeleton(s: &str) -> String {
     skeleton(&folded).default_case_fold().collect()
 }
 
-/// Whether `c` has the Unicode property Default_Ignorable_Code_Point. The
-/// UTS #39 skeleton drops exactly those characters after decomposing (and
-/// none of them decomposes), so a character is default-ignorable when its
-/// skeleton is empty.
-fn is_default_ignorable(c: char) -> bool {
+/// Whether `c` has the Unicode property Default_Ignorable_Code_Point: it
+/// shows as nothing (zero-width characters, every bidi control, variation
+/// selectors, fillers, tags). Names refuse these; the client shows them in
+/// message texts as escapes.
+///
+/// The UTS #39 skeleton drops exactly those characters after decomposing
+/// (and none of them decomposes), so a character is default-ignorable when
+/// its skeleton is empty.
+pub fn is_default_ignorable(c: char) -> bool {
     let mut buf = [0; 4];
     skeleton(c.encode_utf8(&mut buf)).next().is_none()
 }
