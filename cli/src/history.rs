@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use p2pchat_core::UserName;
+use p2pchat_core::{UserName, is_default_ignorable};
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -48,36 +48,41 @@ impl fmt::Display for Direction {
     }
 }
 
-/// Escapes `text` for the history file: `\` becomes `\\`, line feed `\n`,
-/// carriage return `\r`, tab `\t`, and every other control character (and
-/// the Unicode line and paragraph separators) `\u{XX}` with its hex code
-/// point. The result holds no line break, and [`unescape`] undoes it.
+/// Escapes `text` for the history file and the screen: `\` becomes `\\`,
+/// line feed `\n`, carriage return `\r`, tab `\t`, and every other control
+/// character, the Unicode line and paragraph separators, and every
+/// default-ignorable character (zero-width characters, bidi controls,
+/// variation selectors, fillers: see [`is_default_ignorable`]) `\u{XX}` with
+/// its hex code point. The result holds no line break and nothing invisible,
+/// and [`unescape`] undoes it.
 pub fn escape(text: &str) -> String {
-    escape_inner(text, true)
-}
-
-/// Escapes control characters (as [`escape`] does) for showing a peer's text
-/// on the terminal, but leaves `\` alone: a peer cannot move the cursor, clear
-/// the screen or forge a line.
-pub fn escape_for_display(text: &str) -> String {
-    escape_inner(text, false)
-}
-
-fn escape_inner(text: &str, backslash: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '\\' if backslash => out.push_str("\\\\"),
+            '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+            c if c.is_control()
+                || c == '\u{2028}'
+                || c == '\u{2029}'
+                || is_default_ignorable(c) =>
+            {
                 out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
             }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Escapes a peer's text (or the user's own input) for the terminal exactly
+/// as [`escape`] does for the history: a peer cannot move the cursor, clear
+/// the screen, forge a line, reorder what is shown with bidi controls or hide
+/// characters, and a literal `\` shows as `\\`, so `\u{7}` typed by a peer
+/// (shown `\\u{7}`) never looks like an escaped bell (shown `\u{7}`).
+pub fn escape_for_display(text: &str) -> String {
+    escape(text)
 }
 
 /// Undoes [`escape`]; `None` if `line` is not something it produced. (Readers
@@ -181,16 +186,40 @@ mod tests {
     }
 
     #[test]
-    fn every_char_round_trips_without_line_breaks() {
-        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+    fn every_char_round_trips_without_line_breaks_or_invisibles() {
+        let all: String = (0u32..=0x10_ffff).filter_map(char::from_u32).collect();
         let e = escape(&all);
         assert!(!e.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']));
+        assert!(!e.chars().any(|c| c.is_control() || is_default_ignorable(c)), "an invisible");
         assert_eq!(unescape(&e), Some(all));
     }
 
     #[test]
-    fn display_escaping_keeps_backslashes() {
-        assert_eq!(escape_for_display("a\\b\x1b[2J\n"), "a\\b\\u{1b}[2J\\n");
+    fn invisible_and_bidi_characters_show_as_escapes() {
+        let cases = [
+            ("zero\u{200b}width", "zero\\u{200b}width"),
+            ("join\u{200d}er", "join\\u{200d}er"),
+            ("\u{202e}evil.exe", "\\u{202e}evil.exe"),
+            ("\u{2067}isolate\u{2069}", "\\u{2067}isolate\\u{2069}"),
+            ("lrm\u{200e} rlm\u{200f} alm\u{61c}", "lrm\\u{200e} rlm\\u{200f} alm\\u{61c}"),
+            ("soft\u{ad}hyphen", "soft\\u{ad}hyphen"),
+            ("filler\u{3164}", "filler\\u{3164}"),
+            ("heart\u{2764}\u{fe0f}", "heart\u{2764}\\u{fe0f}"),
+            ("tag\u{e0041}", "tag\\u{e0041}"),
+        ];
+        for (raw, escaped) in cases {
+            assert_eq!(escape(raw), escaped, "{raw:?}");
+            assert_eq!(escape_for_display(raw), escaped, "{raw:?}");
+            assert_eq!(unescape(escaped).as_deref(), Some(raw));
+        }
+    }
+
+    #[test]
+    fn display_escaping_makes_backslashes_unambiguous() {
+        // A peer typing `\u{1b}` and a peer sending ESC look different.
+        assert_eq!(escape_for_display("\\u{1b}"), "\\\\u{1b}");
+        assert_eq!(escape_for_display("\u{1b}"), "\\u{1b}");
+        assert_eq!(escape_for_display("a\\b\x1b[2J\n"), "a\\\\b\\u{1b}[2J\\n");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use codec::{
 pub use cookie::{COOKIE_EPOCH, CookieKey};
 pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
 pub use key::{FINGERPRINT_GROUPS, Fingerprint, KEY_LEN, PrivateKey, PublicKey};
-pub use name::{MAX_NAME_LEN, NameError, NameKey, UserName};
+pub use name::{MAX_KEY_LEN, MAX_NAME_LEN, NameError, NameKey, UserName, is_default_ignorable};
 pub use noise::{
     Call, Handshake, HandshakeError, MAX_NOISE_MSG_LEN, MAX_PLAINTEXT_LEN, NOISE_PARAMS,
     PREAMBLE_MARKER, Preamble, PreambleError, REKEY_INTERVAL, TAG_LEN, Transport, TransportError,

@@ -1,11 +1,31 @@
-//! User names: validation and the case-insensitive key that makes them unique.
+//! User names: what a name may hold, and the key that makes names unique.
+//!
+//! A name is kept in Unicode Normalization Form C. Two names clash when their
+//! [`NameKey`]s are equal; the key folds case and maps every character to its
+//! UTS #39 confusable prototype, so names that merely look alike ("John",
+//! "JOHN", Cyrillic "Јое" and Latin "Joe") share a key. Characters that can
+//! hide (zero-width, bidi controls, fillers), characters outside the UTS #39
+//! identifier profile, and mixed-script names are refused outright.
+//! `docs/PROTOCOL.md` §8 states the rules; this module is their reference.
 
 use std::fmt;
 
+use caseless::Caseless;
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+use unicode_security::{
+    GeneralSecurityProfile, RestrictionLevel, RestrictionLevelDetection, skeleton,
+};
 
-/// Longest user name, in bytes of UTF-8.
+/// Longest user name, in bytes of UTF-8 of its NFC form.
 pub const MAX_NAME_LEN: usize = 32;
+
+/// The loosest UTS #39 restriction level a name may have: one script, or
+/// Latin with one other Recommended script that is neither Cyrillic nor
+/// Greek (the scripts whose letters most resemble Latin ones), or the usual
+/// mixes of Han with Japanese or Korean scripts, with or without Latin.
+const RESTRICTION_LEVEL: RestrictionLevel = RestrictionLevel::ModeratelyRestrictive;
 
 /// Why a string is not a valid [`UserName`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -19,42 +39,106 @@ pub enum NameError {
     /// The name holds a control character or white space.
     #[error("the name holds a control character or white space")]
     BadChar,
+    /// The name holds a default-ignorable character: one that shows as
+    /// nothing, such as a zero-width space or joiner, a bidi control, a
+    /// variation selector or a Hangul filler.
+    #[error("the name holds an invisible character (zero-width, bidi control or filler)")]
+    Invisible,
+    /// The name holds a character that UTS #39 does not recommend in
+    /// identifiers: a symbol, an emoji, punctuation, or a letter of an
+    /// obsolete, technical or limited-use script.
+    #[error("the name holds a symbol, emoji or other character not allowed in names")]
+    NotAllowed,
+    /// The name starts with a combining mark, which would draw onto whatever
+    /// is shown before it.
+    #[error("the name starts with a combining mark")]
+    LeadingMark,
+    /// The name mixes scripts in a way UTS #39 does not allow at the moderately
+    /// restrictive level, such as Latin with Cyrillic or Greek.
+    #[error("the name mixes scripts (such as Latin with Cyrillic or Greek)")]
+    MixedScript,
 }
 
-/// A valid user name: 1 to [`MAX_NAME_LEN`] bytes of UTF-8 with no control
-/// characters and no white space.
+/// A valid user name: 1 to [`MAX_NAME_LEN`] bytes of UTF-8 in Normalization
+/// Form C, made only of characters the UTS #39 General Security Profile
+/// allows, not starting with a combining mark, and moderately restrictive in
+/// its mix of scripts.
 ///
-/// Names compare as written; uniqueness among online users is decided by
-/// [`UserName::key`], which ignores case.
+/// Names compare as written (after normalisation); uniqueness among online
+/// users is decided by [`UserName::key`], which ignores case and look-alikes.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct UserName(String);
 
 impl UserName {
-    /// Checks `name` and wraps it.
+    /// Normalises `name` to NFC, checks it and wraps it.
     pub fn new(name: &str) -> Result<Self, NameError> {
         if name.is_empty() {
             return Err(NameError::Empty);
         }
+        let name: String = name.nfc().collect();
         if name.len() > MAX_NAME_LEN {
             return Err(NameError::TooLong);
         }
-        if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(NameError::BadChar);
+        for c in name.chars() {
+            if c.is_control() || c.is_whitespace() {
+                return Err(NameError::BadChar);
+            }
+            if is_default_ignorable(c) {
+                return Err(NameError::Invisible);
+            }
+            if !c.identifier_allowed() {
+                return Err(NameError::NotAllowed);
+            }
         }
-        Ok(Self(name.to_owned()))
+        if name.chars().next().is_some_and(is_combining_mark) {
+            return Err(NameError::LeadingMark);
+        }
+        if !name.as_str().check_restriction_level(RESTRICTION_LEVEL) {
+            return Err(NameError::MixedScript);
+        }
+        Ok(Self(name))
     }
 
-    /// The name as written.
+    /// The name as written, in NFC.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The key under which the registry keeps this name: two names with the
     /// same key cannot both be online.
+    ///
+    /// It is `fold(skeleton(fold(name)))`: full Unicode case folding, then
+    /// the UTS #39 confusable skeleton, then case folding again (a skeleton
+    /// may hold capitals, as `0` maps to `O`).
     pub fn key(&self) -> NameKey {
-        NameKey(self.0.to_lowercase())
+        NameKey(fold_skeleton(&self.0))
     }
+}
+
+/// Longest [`NameKey`] of a valid name, in bytes: no character a name may
+/// hold folds and maps to more than 7 times its own length (Hangul `쮆`,
+/// 3 bytes, becomes 21: its jamo and their look-alikes), so keys (and list
+/// cursors) stay within 7 × [`MAX_NAME_LEN`] bytes.
+pub const MAX_KEY_LEN: usize = 7 * MAX_NAME_LEN;
+
+/// `fold(skeleton(fold(s)))`, the name key of `s`.
+fn fold_skeleton(s: &str) -> String {
+    let folded: String = s.chars().default_case_fold().collect();
+    skeleton(&folded).default_case_fold().collect()
+}
+
+/// Whether `c` has the Unicode property Default_Ignorable_Code_Point: it
+/// shows as nothing (zero-width characters, every bidi control, variation
+/// selectors, fillers, tags). Names refuse these; the client shows them in
+/// message texts as escapes.
+///
+/// The UTS #39 skeleton drops exactly those characters after decomposing
+/// (and none of them decomposes), so a character is default-ignorable when
+/// its skeleton is empty.
+pub fn is_default_ignorable(c: char) -> bool {
+    let mut buf = [0; 4];
+    skeleton(c.encode_utf8(&mut buf)).next().is_none()
 }
 
 impl fmt::Display for UserName {
@@ -84,8 +168,8 @@ impl<'de> Deserialize<'de> for UserName {
     }
 }
 
-/// The case-folded form of a [`UserName`]: the registry's uniqueness and
-/// ordering key. Lists are sorted by it and paged by it.
+/// The folded, look-alike-mapped form of a [`UserName`]: the registry's
+/// uniqueness and ordering key. Lists are sorted by it and paged by it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameKey(String);
 
@@ -95,7 +179,7 @@ impl NameKey {
         Self(folded)
     }
 
-    /// The folded name.
+    /// The key as a string.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -123,5 +207,60 @@ mod tests {
         let b = UserName::new("mERT").unwrap();
         assert_ne!(a, b);
         assert_eq!(a.key(), b.key());
+    }
+
+    #[test]
+    fn invisible_characters_are_default_ignorable() {
+        // Zero-width space, joiner and non-joiner, word joiner, LRM, RLM,
+        // ALM, RLO, PDF, RLI, PDI, soft hyphen, CGJ, variation selectors,
+        // Hangul fillers, a tag character.
+        let invisible = [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{202E}',
+            '\u{202C}',
+            '\u{2067}',
+            '\u{2069}',
+            '\u{00AD}',
+            '\u{034F}',
+            '\u{FE0F}',
+            '\u{E0100}',
+            '\u{3164}',
+            '\u{115F}',
+            '\u{FFA0}',
+            '\u{E0041}',
+        ];
+        for c in invisible {
+            assert!(is_default_ignorable(c), "{c:?}");
+            assert_eq!(UserName::new(&format!("a{c}b")), Err(NameError::Invisible), "{c:?}");
+        }
+        for c in ['a', 'Z', '0', '_', 'é', 'Ж', '名', '\u{301}'] {
+            assert!(!is_default_ignorable(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn no_default_ignorable_is_allowed() {
+        // So a name never holds one, and the order of the checks only picks
+        // which error a name gets.
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            assert!(!(is_default_ignorable(c) && c.identifier_allowed()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn keys_stay_within_max_key_len() {
+        // Every character a name may hold, marks included.
+        for c in (0..=0x10_ffff).filter_map(char::from_u32).filter(|c| c.identifier_allowed()) {
+            let key = fold_skeleton(&c.to_string());
+            assert!(key.len() * MAX_NAME_LEN <= MAX_KEY_LEN * c.len_utf8(), "{c:?} -> {key:?}");
+        }
+        let widest = UserName::new(&"쮆".repeat(10)).unwrap();
+        assert_eq!(widest.key().as_str().len(), 210);
     }
 }

@@ -13,9 +13,9 @@ use std::net::{SocketAddr, SocketAddrV6};
 use p2pchat_core::{
     COOKIE_EPOCH, COOKIE_LEN, ChatMsg, ClientMsg, Cookie, Cursor, DecodeError, Entry,
     FRAME_HEADER_LEN, FrameDecoder, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN,
-    MAX_NAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, RefuseReason, RequestId, Seq, ServerMsg,
-    UserName, body_len, decode_chat, decode_reply, decode_request, encode_chat, encode_reply,
-    encode_request, write_frame,
+    MAX_KEY_LEN, MAX_NAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, RefuseReason, RequestId, Seq,
+    ServerMsg, UserName, body_len, decode_chat, decode_reply, decode_request, encode_chat,
+    encode_reply, encode_request, write_frame,
 };
 use serde::Serialize;
 
@@ -316,10 +316,10 @@ fn widest_entry() -> Entry {
 fn entry_and_page_sizes() {
     assert_eq!(body_len(&widest_entry()), 56);
     assert_doc_has("An entry is at most 56 bytes long (name 33, IPv6 address 20, port 3)");
-    // A page of 20 widest entries with the longest cursor fits in a datagram.
+    // A page of 17 widest entries with the longest cursor fits in a datagram.
     let page = ServerMsg::ListPage {
-        entries: vec![widest_entry(); 20],
-        next: Some(Cursor("\u{0130}".repeat(16).to_lowercase())),
+        entries: vec![widest_entry(); 17],
+        next: Some(Cursor("\u{0130}".repeat(MAX_KEY_LEN / 2))),
     };
     let wire = encode_reply(id(3), &page);
     assert!(wire.len() <= MAX_DATAGRAM_LEN, "{}", wire.len());
@@ -454,19 +454,19 @@ fn reflected_challenge_is_a_get_cookie_only_for_first_byte_0f() {
 #[test]
 fn name_key_claims() {
     let key = |s: &str| name(s).key().as_str().to_owned();
-    assert_eq!(key("ΣΑΣ"), "σας");
-    assert_ne!(key("ΣΑΣ"), key("σασ"));
-    assert_ne!(key("ß"), key("SS"));
+    // Full case folding: final sigma, sharp s.
+    assert_eq!(key("ΣΑΣ"), key("σασ"));
+    assert_eq!(key("ß"), key("SS"));
     assert_eq!(key("Mert"), key("mERT"));
-    assert_eq!(key("İ"), "i\u{307}");
-    assert_eq!(key(&"İ".repeat(16)).len(), 48);
-    // No character's lowercase is more than 1.5 times as long as the character,
-    // so keys (and cursors) of valid names stay within 48 bytes.
-    for c in (0..=0x10_ffff).filter_map(char::from_u32) {
-        let lower: String = c.to_lowercase().collect();
-        assert!(2 * lower.len() <= 3 * c.len_utf8(), "{c:?}");
-    }
-    assert!(UserName::new(&"İ".repeat(16)).is_ok());
+    // Look-alikes share a key.
+    assert_eq!(key("Јое"), key("Joe"));
+    assert_eq!(key("J0HN"), key("john"));
+    assert_eq!(key("Mert"), "rnert");
+    // Names are kept in NFC; keys are decomposed.
+    assert_eq!(name("Zoe\u{308}").as_str(), "Zoë");
+    assert_eq!(key("Zoë"), "zoe\u{308}");
+    assert_eq!(key(&"쮆".repeat(10)).len(), 210);
+    assert_doc_has(&format!("keys and cursors may be up to {MAX_KEY_LEN} bytes long"));
 }
 
 #[test]
@@ -479,6 +479,7 @@ fn constants_table_matches() {
         format!("| `COOKIE_LEN` | {COOKIE_LEN} |"),
         format!("| `COOKIE_EPOCH` | {} s |", COOKIE_EPOCH.as_secs()),
         format!("| `MAX_NAME_LEN` | {MAX_NAME_LEN} |"),
+        format!("| `MAX_KEY_LEN` | {MAX_KEY_LEN} |"),
         format!("| `FRAME_HEADER_LEN` | {FRAME_HEADER_LEN} |"),
         format!("| `MAX_FRAME_LEN` | {MAX_FRAME_LEN} |"),
         format!("| `MAX_TEXT_LEN` | {MAX_TEXT_LEN} |"),

@@ -12,8 +12,9 @@ use arbitrary::Arbitrary;
 use crate::noise_peer::RawPeer;
 use p2pchat_core::{
     CHAT_VERSION, ChatConfig, ChatEvent, ChatRole, ChatSession, ChatSetup, ClientMsg, CookieKey,
-    FrameDecoder, PrivateKey, RegistryClient, RegistryServer, RequestId, ServerConfig, ServerMsg,
-    UserName, decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
+    FrameDecoder, MAX_KEY_LEN, MAX_NAME_LEN, PrivateKey, RegistryClient, RegistryServer,
+    RequestId, ServerConfig, ServerMsg, UserName, decode_chat, decode_reply, decode_request,
+    encode_chat, encode_reply, encode_request,
 };
 
 /// Any bytes into both datagram decoders; whatever decodes re-encodes to
@@ -88,6 +89,14 @@ pub enum FuzzRequest {
         /// The cursor.
         after: Option<String>,
     },
+    /// `Login` under one of a few names that look alike, so that clashes
+    /// are frequent.
+    LoginLookAlike {
+        /// Which name of [`LOOK_ALIKES`].
+        which: u8,
+        /// The chat port.
+        chat_port: u16,
+    },
     /// `Lookup`.
     Lookup {
         /// Any string.
@@ -97,8 +106,43 @@ pub enum FuzzRequest {
     Logout,
 }
 
+/// Names that look alike, or clash once case is folded, and some that are
+/// refused: what a fuzzer would take long to find.
+pub const LOOK_ALIKES: &[&str] = &[
+    "John",
+    "JOHN",
+    "J0HN",
+    "Јое",
+    "Joe",
+    "J\u{200B}ohn",
+    "Јohn",
+    "Zoë",
+    "Zoe\u{308}",
+    "Straße",
+    "STRASSE",
+    "ΟΔΥΣΣΕΥΣ",
+    "οδυσσευσ",
+    "mert",
+    "rnert",
+    "\u{202E}nhoJ",
+];
+
+/// Any string as a user name: no panic, and a name that is accepted is in
+/// NFC, within [`MAX_NAME_LEN`], accepted again as itself with the same key,
+/// and its key is within [`MAX_KEY_LEN`].
+pub fn user_name(s: &str) {
+    let Ok(name) = UserName::new(s) else {
+        return;
+    };
+    assert!(name.as_str().len() <= MAX_NAME_LEN, "too long: {name:?}");
+    let again = UserName::new(name.as_str()).expect("a valid name is valid again");
+    assert_eq!(again, name, "normalising is not idempotent");
+    assert_eq!(again.key(), name.key());
+    assert!(name.key().as_str().len() <= MAX_KEY_LEN, "key too long: {name:?}");
+}
+
 /// Runs `ops` against a registry with a tiny user cap and checks after each
-/// step that no name is held twice, the cap holds, every reply decodes, and
+/// step that no name key is held twice (so no two look-alikes are online), the cap holds, every reply decodes, and
 /// replies to unvalidated senders are never longer than their request.
 pub fn registry(ops: &[RegistryOp]) {
     const MAX_USERS: usize = 4;
@@ -140,6 +184,10 @@ pub fn registry(ops: &[RegistryOp]) {
                     FuzzRequest::List { after } => {
                         ClientMsg::List { cookie, after: after.map(p2pchat_core::Cursor) }
                     }
+                    FuzzRequest::LoginLookAlike { which, chat_port } => {
+                        let name = LOOK_ALIKES[usize::from(which) % LOOK_ALIKES.len()].into();
+                        ClientMsg::Login { cookie, name, chat_port }
+                    }
                     FuzzRequest::Lookup { name } => ClientMsg::Lookup { cookie, name },
                     FuzzRequest::Logout => ClientMsg::Logout { cookie },
                 };
@@ -159,7 +207,7 @@ pub fn registry(ops: &[RegistryOp]) {
         while server.poll_event().is_some() {}
         assert!(server.user_count() <= MAX_USERS, "over the cap");
         let mut keys: Vec<String> =
-            server.users().map(|e| e.name.as_str().to_lowercase()).collect();
+            server.users().map(|e| e.name.key().as_str().to_owned()).collect();
         let mut addrs: Vec<SocketAddr> = server.users().map(|e| e.addr).collect();
         let n = keys.len();
         keys.dedup();

@@ -29,10 +29,21 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 /// The only crates the core may depend on: encoding, errors, hashing, logs,
-/// Noise (built without its OS random source, see `snow_takes_no_os_randomness`)
-/// and a seedable RNG for it.
-const ALLOWED_DEPS: &[&str] =
-    &["serde", "postcard", "thiserror", "siphasher", "tracing", "snow", "rand_chacha"];
+/// Noise (built without its OS random source, see `snow_takes_no_os_randomness`),
+/// a seedable RNG for it, and Unicode tables for user names (normalisation,
+/// case folding, UTS #39 confusables and scripts: pure functions of a string).
+const ALLOWED_DEPS: &[&str] = &[
+    "serde",
+    "postcard",
+    "thiserror",
+    "siphasher",
+    "tracing",
+    "snow",
+    "rand_chacha",
+    "unicode-normalization",
+    "unicode-security",
+    "caseless",
+];
 
 fn core_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../core")

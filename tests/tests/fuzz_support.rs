@@ -65,3 +65,37 @@ fn chat_session_operation_sequences() {
     }
     assert!(steps > 300, "the generator made too few steps ({steps}) to mean anything");
 }
+
+#[test]
+fn any_unicode_as_a_user_name() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for data in inputs(5, 300) {
+        fuzz::user_name(&String::from_utf8_lossy(&data));
+    }
+    // Short strings of any code points, and of code points from one block
+    // (with an occasional mark, zero-width or bidi control) to make many
+    // valid names: Latin, Greek, Cyrillic, Armenian, Hangul.
+    let blocks = [0..0x11_0000, 0x41..0x250, 0x370..0x530, 0xAC00..0xD7A4];
+    let extras = [0x300..0x370, 0x2000..0x2070];
+    let mut valid = 0;
+    for _ in 0..30_000 {
+        let len = rng.random_range(1..12);
+        let block = blocks[rng.random_range(0..blocks.len())].clone();
+        let s: String = (0..len)
+            .filter_map(|_| {
+                let range = if rng.random_bool(0.1) {
+                    extras[rng.random_range(0..extras.len())].clone()
+                } else {
+                    block.clone()
+                };
+                char::from_u32(rng.random_range(range))
+            })
+            .collect();
+        valid += usize::from(p2pchat_core::UserName::new(&s).is_ok());
+        fuzz::user_name(&s);
+    }
+    assert!(valid > 1000, "too few valid names ({valid}) to mean anything");
+    for name in fuzz::LOOK_ALIKES {
+        fuzz::user_name(name);
+    }
+}
