@@ -150,8 +150,8 @@ impl Identity {
     /// Loads the identity at `path`; `None` if there is no file.
     pub fn load(path: &Path) -> Result<Option<Self>, IdentityError> {
         let io = |action, source| IdentityError::Io { path: path.to_owned(), action, source };
-        let Some(contents) = private_file::read_at_most(path, MAX_IDENTITY_FILE_LEN)
-            .map_err(|e| io("read", e))?
+        let Some(contents) =
+            private_file::read_at_most(path, MAX_IDENTITY_FILE_LEN).map_err(|e| io("read", e))?
         else {
             return Ok(None);
         };
@@ -311,12 +311,9 @@ fn parse(bytes: &[u8]) -> Result<PrivateKey, Fault> {
 }
 
 fn key_line(line: &str, label: &str, number: usize) -> Result<[u8; KEY_LEN], Fault> {
-    line.strip_prefix(label)
-        .and_then(|rest| rest.strip_prefix(' '))
-        .and_then(from_hex)
-        .ok_or_else(|| {
-            Fault::Corrupt(format!("line {number} is not `{label} <{} hex digits>`", 2 * KEY_LEN))
-        })
+    line.strip_prefix(label).and_then(|rest| rest.strip_prefix(' ')).and_then(from_hex).ok_or_else(
+        || Fault::Corrupt(format!("line {number} is not `{label} <{} hex digits>`", 2 * KEY_LEN)),
+    )
 }
 
 /// Lowercase hex of a key.
@@ -344,4 +341,4 @@ pub(crate) fn from_hex(text: &str) -> Option<[u8; KEY_LEN]> {
 
 #[cfg(test)]
 #[path = "identity_tests.rs"]
-mod tests;
+pub(crate) mod tests;

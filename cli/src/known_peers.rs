@@ -169,7 +169,9 @@ pub enum KnownPeersError {
     },
     /// `trust` with a fingerprint that is none of the keys known for the
     /// name. The message lists them, one per line.
-    #[error("{fingerprint} is not a key seen for {name}; nothing changed. Known for {name}:\n{known}")]
+    #[error(
+        "{fingerprint} is not a key seen for {name}; nothing changed. Known for {name}:\n{known}"
+    )]
     NoMatch {
         /// The name as given.
         name: UserName,
@@ -194,11 +196,16 @@ pub struct KnownPeers {
 impl KnownPeers {
     /// Reads the file; a missing file is empty.
     pub fn load(path: &Path) -> Result<Self, KnownPeersError> {
-        let contents = private_file::read_at_most(path, MAX_KNOWN_PEERS_FILE_LEN)
-            .map_err(|source| KnownPeersError::Io { path: path.to_owned(), action: "read", source })?;
+        let contents =
+            private_file::read_at_most(path, MAX_KNOWN_PEERS_FILE_LEN).map_err(|source| {
+                KnownPeersError::Io { path: path.to_owned(), action: "read", source }
+            })?;
         let Some(contents) = contents else { return Ok(Self::default()) };
         if contents.mode & OTHERS_WRITE_BITS != 0 {
-            return Err(KnownPeersError::Permissions { path: path.to_owned(), mode: contents.mode });
+            return Err(KnownPeersError::Permissions {
+                path: path.to_owned(),
+                mode: contents.mode,
+            });
         }
         if contents.bytes.len() > MAX_KNOWN_PEERS_FILE_LEN {
             return Err(KnownPeersError::TooLarge { path: path.to_owned() });
@@ -244,7 +251,11 @@ impl KnownPeers {
     /// Looks `key` up for `name`, pins it if the name is new and remembers
     /// it as refused if it changed; saves the file if anything changed.
     /// Locked: concurrent clients lose no update.
-    pub fn observe(path: &Path, name: &UserName, key: &PublicKey) -> Result<PeerStatus, KnownPeersError> {
+    pub fn observe(
+        path: &Path,
+        name: &UserName,
+        key: &PublicKey,
+    ) -> Result<PeerStatus, KnownPeersError> {
         update(path, |peers| peers.seen(path, name, key))
     }
 
@@ -497,11 +508,15 @@ pub fn changed_key_warning(
     identity_path: &Path,
 ) -> String {
     let bar = "@".repeat(64);
-    let before = if verified { "the key you verified" } else { "the key pinned the first time you chatted" };
+    let before =
+        if verified { "the key you verified" } else { "the key pinned the first time you chatted" };
     let flag = match crate::identity::default_identity_path() {
         Ok(default) if default == identity_path => String::new(),
         Ok(_) | Err(_) => {
-            format!(" --identity {}", private_file::shell_word(&identity_path.display().to_string()))
+            format!(
+                " --identity {}",
+                private_file::shell_word(&identity_path.display().to_string())
+            )
         }
     };
     format!(

@@ -149,13 +149,12 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Server { bind, lease, max_users } => server(bind, lease, max_users),
-        Command::Client { name, server, listen, history, identity } => {
-            load_identity(identity).and_then(|identity| {
+        Command::Client { name, server, listen, history, identity } => load_identity(identity)
+            .and_then(|identity| {
                 let listen = listen.unwrap_or_else(|| local_addr_for(server));
                 let interactive = std::io::stdin().is_terminal();
                 client::run(ClientOptions { name, server, listen, history, identity }, interactive)
-            })
-        }
+            }),
         Command::List { server } => list(server),
         Command::Whoami { identity } => whoami(identity),
         Command::Trust { name, fingerprint, identity } => trust(&name, &fingerprint, identity),
@@ -254,10 +253,9 @@ fn trust(name: &UserName, words: &[String], flag: Option<PathBuf>) -> anyhow::Re
     let line = match KnownPeers::trust(&path, name, &fingerprint)? {
         TrustOutcome::Verified => format!("{name}: {fingerprint} is now verified"),
         TrustOutcome::AlreadyVerified => format!("{name}: {fingerprint} was verified already"),
-        TrustOutcome::Replaced { old } => format!(
-            "{name}: {fingerprint} replaces {} and is verified",
-            old.fingerprint()
-        ),
+        TrustOutcome::Replaced { old } => {
+            format!("{name}: {fingerprint} replaces {} and is verified", old.fingerprint())
+        }
     };
     println_flush(&line);
     Ok(0)

@@ -72,12 +72,10 @@ impl TempFile {
     pub fn write(target: &Path, bytes: &[u8]) -> io::Result<Self> {
         let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         let unique = crate::client::random_u64();
-        let path = parent_dir(target).join(format!(".{name}.tmp-{}-{unique:016x}", std::process::id()));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(PRIVATE_FILE_MODE)
-            .open(&path)?;
+        let path =
+            parent_dir(target).join(format!(".{name}.tmp-{}-{unique:016x}", std::process::id()));
+        let mut file =
+            OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE_MODE).open(&path)?;
         // From here on `Drop` removes it.
         let temp = Self { path, renamed: false };
         file.write_all(bytes)?;
