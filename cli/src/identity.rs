@@ -28,7 +28,7 @@ pub const IDENTITY_HEADER: &str = "p2pchat identity v1";
 /// What every version's first line starts with.
 const HEADER_PREFIX: &str = "p2pchat identity v";
 
-/// Largest identity file read: a v1 file is 157 bytes.
+/// Largest identity file read: a v1 file is 165 bytes.
 pub const MAX_IDENTITY_FILE_LEN: usize = 1024;
 
 /// File name of the identity in its directory.
