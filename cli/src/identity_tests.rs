@@ -72,11 +72,11 @@ fn bad_files_are_errors_never_replaced() {
         ("empty", Vec::new(), "is truncated: it is empty"),
         ("header-cut", b"p2pchat iden".to_vec(), "is truncated: it ends inside line 1"),
         ("header-only", b"p2pchat identity v1".to_vec(), "is truncated: it ends inside line 1"),
-        ("one-line", good[..20].as_bytes().to_vec(), "is truncated: it ends after line 1"),
-        ("cut-in-key", good[..60].as_bytes().to_vec(), "is truncated: it ends inside line 2"),
+        ("one-line", good.as_bytes()[..20].to_vec(), "is truncated: it ends after line 1"),
+        ("cut-in-key", good.as_bytes()[..60].to_vec(), "is truncated: it ends inside line 2"),
         (
             "no-public",
-            good[..good.find("public").unwrap()].as_bytes().to_vec(),
+            good.as_bytes()[..good.find("public").unwrap()].to_vec(),
             "is truncated: it ends after line 2",
         ),
         ("no-newline", good.trim_end().as_bytes().to_vec(), "is truncated: it ends inside line 3"),
@@ -170,9 +170,13 @@ fn the_chmod_hint_quotes_odd_paths() {
 }
 
 #[test]
-fn a_directory_is_an_error() {
+fn a_directory_or_a_fifo_is_an_error() {
     let dir = temp_dir("id-dir");
     let message = Identity::load_or_create(&dir).unwrap_err().to_string();
+    assert!(message.contains("cannot read: not a regular file"), "{message}");
+    let fifo = dir.join("fifo");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+    let message = Identity::load_or_create(&fifo).unwrap_err().to_string();
     assert!(message.contains("cannot read: not a regular file"), "{message}");
 }
 

@@ -30,7 +30,10 @@ pub struct Contents {
 /// Reads a regular file, at most `limit + 1` bytes of it; `None` if it does
 /// not exist.
 pub fn read_at_most(path: &Path, limit: usize) -> io::Result<Option<Contents>> {
-    let file = match File::open(path) {
+    // Non-blocking, so that a FIFO put under the name cannot hang us; it is
+    // refused below like any file that is not regular.
+    let nonblock = i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0);
+    let file = match OpenOptions::new().read(true).custom_flags(nonblock).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
