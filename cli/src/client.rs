@@ -16,6 +16,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::app::{Action, App, AppConfig, EXIT_ERROR};
 use crate::history::History;
+use crate::identity::Identity;
 use crate::term::Term;
 
 /// What the client needs to start.
@@ -29,6 +30,9 @@ pub struct ClientOptions {
     pub listen: SocketAddr,
     /// `--history`.
     pub history: PathBuf,
+    /// The user's key pair, from `--identity` or the default file.
+    #[allow(dead_code)] // Read once login and chats prove the key.
+    pub identity: Identity,
 }
 
 /// Runs the client until the app exits; returns the exit status.

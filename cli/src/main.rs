@@ -7,7 +7,14 @@
 mod app;
 mod client;
 mod history;
+// Parts of these APIs (the chat-time checks and warnings) wait for the Noise
+// chats to call them.
+#[allow(dead_code)]
+mod identity;
+#[allow(dead_code)]
+mod known_peers;
 mod line_editor;
+mod private_file;
 mod raw_mode;
 mod term;
 
@@ -18,10 +25,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use p2pchat_core::{CookieKey, RegistryServer, ServerConfig, ServerEvent, UserName};
+use p2pchat_core::{CookieKey, Fingerprint, RegistryServer, ServerConfig, ServerEvent, UserName};
 use p2pchat_transport_mio::{ServerLoop, fetch_list, local_addr_for};
 
 use crate::client::{ClientOptions, random_u64};
+use crate::identity::{Created, Identity, identity_path};
+use crate::known_peers::{KnownPeers, TrustOutcome, describe, known_peers_path};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -71,6 +80,10 @@ enum Command {
         /// File the messages are appended to.
         #[arg(long, value_name = "PATH", default_value = "messages.txt")]
         history: PathBuf,
+        /// Identity file (created on first use). Default:
+        /// $XDG_CONFIG_HOME/p2pchat/identity, else ~/.config/p2pchat/identity.
+        #[arg(long, value_name = "PATH")]
+        identity: Option<PathBuf>,
     },
     /// Print the online users, one `name address:port` per line.
     #[command(after_help = EXIT_CODES)]
@@ -78,6 +91,38 @@ enum Command {
         /// The registry server's address.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000", value_parser = parse_addr)]
         server: SocketAddr,
+    },
+    /// Print your fingerprint, for others to compare (creates your identity
+    /// on first use).
+    #[command(after_help = EXIT_CODES)]
+    Whoami {
+        /// Identity file. Default: $XDG_CONFIG_HOME/p2pchat/identity, else
+        /// ~/.config/p2pchat/identity.
+        #[arg(long, value_name = "PATH")]
+        identity: Option<PathBuf>,
+    },
+    /// Mark NAME's key verified after comparing fingerprints; or accept the
+    /// changed key with this fingerprint in place of the pinned one.
+    #[command(after_help = EXIT_CODES)]
+    Trust {
+        /// The peer's user name.
+        name: UserName,
+        /// The fingerprint NAME read to you: thirty digits, spaces, dashes
+        /// and colons allowed, quoted or not.
+        #[arg(required = true, num_args = 1.., value_name = "FINGERPRINT")]
+        fingerprint: Vec<String>,
+        /// Identity file; the known peers are kept beside it.
+        #[arg(long, value_name = "PATH")]
+        identity: Option<PathBuf>,
+    },
+    /// Forget every key known for NAME; the next key seen is pinned anew.
+    #[command(after_help = EXIT_CODES)]
+    Forget {
+        /// The peer's user name.
+        name: UserName,
+        /// Identity file; the known peers are kept beside it.
+        #[arg(long, value_name = "PATH")]
+        identity: Option<PathBuf>,
     },
 }
 
@@ -104,12 +149,16 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Server { bind, lease, max_users } => server(bind, lease, max_users),
-        Command::Client { name, server, listen, history } => {
-            let listen = listen.unwrap_or_else(|| local_addr_for(server));
-            let interactive = std::io::stdin().is_terminal();
-            client::run(ClientOptions { name, server, listen, history }, interactive)
-        }
+        Command::Client { name, server, listen, history, identity } => load_identity(identity)
+            .and_then(|identity| {
+                let listen = listen.unwrap_or_else(|| local_addr_for(server));
+                let interactive = std::io::stdin().is_terminal();
+                client::run(ClientOptions { name, server, listen, history, identity }, interactive)
+            }),
         Command::List { server } => list(server),
+        Command::Whoami { identity } => whoami(identity),
+        Command::Trust { name, fingerprint, identity } => trust(&name, &fingerprint, identity),
+        Command::Forget { name, identity } => forget(&name, identity),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -164,5 +213,61 @@ fn list(server: SocketAddr) -> anyhow::Result<i32> {
     if let Err(e) = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
         tracing::debug!(error = %e, "writing standard output failed");
     }
+    Ok(0)
+}
+
+/// Loads the identity, creating it on first use and saying so on stderr.
+fn load_identity(flag: Option<PathBuf>) -> anyhow::Result<Identity> {
+    let path = identity_path(flag)?;
+    let (identity, created) = Identity::load_or_create(&path)?;
+    match created {
+        Created::New => eprintln!(
+            "Created a new identity in {}; your fingerprint is {}",
+            path.display(),
+            identity.fingerprint()
+        ),
+        Created::Existing => {}
+    }
+    Ok(identity)
+}
+
+fn whoami(flag: Option<PathBuf>) -> anyhow::Result<i32> {
+    let identity = load_identity(flag)?;
+    println_flush(&identity.fingerprint().to_string());
+    Ok(0)
+}
+
+fn trust(name: &UserName, words: &[String], flag: Option<PathBuf>) -> anyhow::Result<i32> {
+    let Some(fingerprint) = Fingerprint::parse(&words.join(" ")) else {
+        use clap::CommandFactory as _;
+        let mut cli = Cli::command();
+        cli.build();
+        let message = format!("'{}' is not a fingerprint: expected thirty digits", words.join(" "));
+        let kind = clap::error::ErrorKind::InvalidValue;
+        match cli.find_subcommand_mut("trust") {
+            Some(trust) => trust.error(kind, message).exit(),
+            None => cli.error(kind, message).exit(),
+        }
+    };
+    let path = known_peers_path(&identity_path(flag)?);
+    let line = match KnownPeers::trust(&path, name, &fingerprint)? {
+        TrustOutcome::Verified => format!("{name}: {fingerprint} is now verified"),
+        TrustOutcome::AlreadyVerified => format!("{name}: {fingerprint} was verified already"),
+        TrustOutcome::Replaced { old } => {
+            format!("{name}: {fingerprint} replaces {} and is verified", old.fingerprint())
+        }
+    };
+    println_flush(&line);
+    Ok(0)
+}
+
+fn forget(name: &UserName, flag: Option<PathBuf>) -> anyhow::Result<i32> {
+    let path = known_peers_path(&identity_path(flag)?);
+    let record = KnownPeers::forget(&path, name)?;
+    let status = match record.trust {
+        known_peers::Trust::Pinned => known_peers::PeerStatus::Pinned,
+        known_peers::Trust::Verified => known_peers::PeerStatus::Verified,
+    };
+    println_flush(&format!("{name}: forgot {}", describe(&status, &record.key)));
     Ok(0)
 }

@@ -59,6 +59,7 @@ impl TtyClient {
             .stdout(Stdio::from(open_tty()))
             .stderr(Stdio::from(open_tty()))
             .env("RUST_LOG", "warn")
+            .env("XDG_CONFIG_HOME", dir.join(format!("config-{name}")))
             .spawn()
             .expect("spawn p2pchat");
         let keys = std::fs::File::from(controller);

@@ -74,6 +74,8 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .env("RUST_LOG", "warn")
+            // Each process its own identity file, never the real home's.
+            .env("XDG_CONFIG_HOME", cwd.join(format!("config-{label}")))
             .spawn()
             .expect("spawn p2pchat");
         let stdout = child.stdout.take().expect("piped stdout");
