@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use p2pchat_core::UserName;
+use p2pchat_core::{Entry, PublicKey, UserName};
 use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN, NodeEvent};
 use time::UtcOffset;
 
@@ -49,15 +49,29 @@ pub enum Action {
     Refresh,
     /// Look a user up.
     Lookup(UserName),
-    /// Open a chat with `peer` at `addr`; becomes the active chat.
+    /// Compare `key` with what the known-peers file says of `peer` (pinning
+    /// it if new), and answer with [`App::key_checked`] before anything else.
+    CheckKey {
+        /// The user.
+        peer: UserName,
+        /// The key the registry lists for them (and, for a caller, the one
+        /// its handshake proved).
+        key: PublicKey,
+    },
+    /// Open a chat with `peer` at `addr`; becomes the active chat. The
+    /// handshake refuses any key but `key`.
     Connect {
         /// Whom we expect.
         peer: UserName,
+        /// The key the registry lists for them.
+        key: PublicKey,
         /// Their chat address.
         addr: SocketAddr,
     },
     /// Make the held chat request the active chat.
     Accept,
+    /// Close the held chat request unanswered.
+    Reject,
     /// Send a text in the active chat.
     Send(String),
     /// End the active chat politely.
@@ -75,6 +89,26 @@ pub enum Action {
     },
     /// Exit with this status.
     Exit(i32),
+}
+
+/// What the known-peers file said of a key ([`Action::CheckKey`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// New (now pinned), pinned or verified: the chat may go on. The text
+    /// shows the fingerprint and which of the three it is.
+    Trusted(String),
+    /// Not the pinned key, or the file could not be read: no chat. The text
+    /// is the warning to show, with how to accept the key deliberately.
+    Refused(String),
+}
+
+/// A key check under way, and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Check {
+    /// We want to call this user.
+    Call(Entry),
+    /// This user calls us (the node holds the request).
+    Request(UserName),
 }
 
 /// Fixed facts the app shows or checks.
@@ -113,8 +147,12 @@ pub struct App {
     config: AppConfig,
     state: State,
     me: Option<UserName>,
-    /// The held incoming chat request.
-    request: Option<UserName>,
+    /// The held incoming chat request, and how its key was judged.
+    request: Option<(UserName, String)>,
+    /// The key check waiting for [`App::key_checked`].
+    checking: Option<Check>,
+    /// How the current (or requesting) peer's key was judged, for banners.
+    peer_trust: Option<String>,
     /// The user's input has ended: log out when back at the menu.
     input_ended: bool,
     /// Why the active chat's connect failed, if it did.
@@ -130,6 +168,8 @@ impl App {
             state: State::AskName,
             me: None,
             request: None,
+            checking: None,
+            peer_trust: None,
             input_ended: false,
             connect_error: None,
             actions: VecDeque::new(),
@@ -189,7 +229,10 @@ impl App {
                 self.chat(event, &clock);
             }
             NodeEvent::ConnectFailed { reason } => self.connect_error = Some(reason),
-            NodeEvent::ChatRequest { peer } => self.chat_request(peer),
+            NodeEvent::ChatRequest { peer, key } => {
+                self.checking = Some(Check::Request(peer.clone()));
+                self.push(Action::CheckKey { peer, key });
+            }
             NodeEvent::ChatRequestGone { peer } => {
                 if self.request.take().is_some() {
                     self.async_line(format!("{peer} withdrew the chat request"));
@@ -279,7 +322,8 @@ impl App {
                 self.push(Action::Prompt("Peer username:".to_owned()));
             }
             "2" => {
-                if let Some(peer) = self.request.take() {
+                if let Some((peer, trust)) = self.request.take() {
+                    self.peer_trust = Some(trust);
                     self.accept(peer);
                 } else {
                     self.state = State::Waiting;

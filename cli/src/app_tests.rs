@@ -1,7 +1,7 @@
 use super::*;
 use p2pchat_core::{
-    ChatEvent, ClientEvent, CloseReason, Entry, MAX_TEXT_LEN, Operation, RefuseReason, SendError,
-    Seq,
+    ChatEvent, ClientEvent, CloseReason, Entry, MAX_TEXT_LEN, Operation, PrivateKey, PublicKey,
+    RefuseReason, SendError, Seq,
 };
 use std::time::Duration;
 
@@ -18,8 +18,28 @@ fn config(n: Option<&str>) -> AppConfig {
     }
 }
 
+/// Each test user's key.
+fn key_of(n: &str) -> PublicKey {
+    PrivateKey::from_bytes([n.len() as u8; 32]).public_key()
+}
+
+const TRUSTED: &str = "fingerprint 1 (pinned)";
+
+/// `peer` calls: the app checks its key, the check passes.
+fn request(app: &mut App, peer: &str) -> Vec<Action> {
+    let a = feed(app, NodeEvent::ChatRequest { peer: name(peer), key: key_of(peer) });
+    assert_eq!(a, vec![Action::CheckKey { peer: name(peer), key: key_of(peer) }]);
+    app.key_checked(KeyCheck::Trusted(TRUSTED.into()));
+    drain(app)
+}
+
 fn entry(n: &str, port: u16) -> Entry {
-    Entry { name: name(n), addr: "127.0.0.1:40000".parse().unwrap(), chat_port: port }
+    Entry {
+        name: name(n),
+        addr: "127.0.0.1:40000".parse().unwrap(),
+        chat_port: port,
+        key: key_of(n),
+    }
 }
 
 fn drain(app: &mut App) -> Vec<Action> {
@@ -81,11 +101,20 @@ fn chatting() -> App {
             entry: Some(entry("Bob", 7000)),
         }),
     );
+    assert_eq!(a, vec![Action::CheckKey { peer: name("Bob"), key: key_of("Bob") }]);
+    app.key_checked(KeyCheck::Trusted(TRUSTED.into()));
+    let a = drain(&mut app);
     assert_eq!(
         a.last(),
-        Some(&Action::Connect { peer: name("Bob"), addr: "127.0.0.1:7000".parse().unwrap() })
+        Some(&Action::Connect {
+            peer: name("Bob"),
+            key: key_of("Bob"),
+            addr: "127.0.0.1:7000".parse().unwrap()
+        })
     );
-    feed(&mut app, chat_ev(ChatEvent::Connected { peer: name("Bob") }));
+    assert_eq!(printed(&a)[0], format!("Connecting to Bob at 127.0.0.1:7000, {TRUSTED}"));
+    let a = feed(&mut app, chat_ev(ChatEvent::Connected { peer: name("Bob") }));
+    assert_eq!(printed(&a)[0], format!("Chat with Bob started, {TRUSTED}."));
     app
 }
 
@@ -281,11 +310,11 @@ fn failed_connect_is_one_error_line() {
 #[test]
 fn request_at_menu_waits_for_2() {
     let (mut app, _) = logged_in(vec![]);
-    let a = feed(&mut app, NodeEvent::ChatRequest { peer: name("Bob") });
+    let a = request(&mut app, "Bob");
     assert_eq!(
         a,
         vec![
-            Action::Print("Bob wants to chat: enter 2 to accept".into()),
+            Action::Print(format!("Bob wants to chat, {TRUSTED}: enter 2 to accept")),
             Action::Prompt("Enter choice:".into())
         ]
     );
@@ -299,7 +328,7 @@ fn request_at_menu_waits_for_2() {
 #[test]
 fn withdrawn_request_is_forgotten() {
     let (mut app, _) = logged_in(vec![]);
-    feed(&mut app, NodeEvent::ChatRequest { peer: name("Bob") });
+    request(&mut app, "Bob");
     let a = feed(&mut app, NodeEvent::ChatRequestGone { peer: name("Bob") });
     assert_eq!(printed(&a), vec!["Bob withdrew the chat request"]);
     let a = line(&mut app, "2");
@@ -313,7 +342,7 @@ fn waiting_takes_only_back_and_accepts_at_once() {
     assert!(!app.accepts(&InputItem::Line("hello".into())));
     assert!(!app.accepts(&InputItem::Eof));
     assert!(app.accepts(&InputItem::Line("/back".into())));
-    let a = feed(&mut app, NodeEvent::ChatRequest { peer: name("Bob") });
+    let a = request(&mut app, "Bob");
     assert_eq!(a[0], Action::Accept);
     assert_eq!(line(&mut app, "hello"), vec![Action::Send("hello".into())]);
     // Cancel a wait.
@@ -372,4 +401,33 @@ fn keepalive_trouble_is_reported_not_fatal() {
             .starts_with("warning: the registry at 127.0.0.1:5000 did not answer the keepalive")
     );
     assert!(app.accepts(&InputItem::Line("1".into())));
+}
+
+#[test]
+fn a_changed_key_stops_a_call_with_the_warning() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Bob");
+    let found = ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) };
+    let a = feed(&mut app, NodeEvent::Registry(found));
+    assert_eq!(a, vec![Action::CheckKey { peer: name("Bob"), key: key_of("Bob") }]);
+    app.key_checked(KeyCheck::Refused("WARNING: THE KEY OF BOB HAS CHANGED\nrun this".into()));
+    let a = drain(&mut app);
+    assert!(!a.iter().any(|a| matches!(a, Action::Connect { .. })), "{a:?}");
+    assert_eq!(printed(&a)[..2], ["WARNING: THE KEY OF BOB HAS CHANGED", "run this"]);
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    assert!(!app.in_chat());
+}
+
+#[test]
+fn a_changed_key_rejects_a_request_unannounced() {
+    let (mut app, _) = logged_in(vec![]);
+    feed(&mut app, NodeEvent::ChatRequest { peer: name("Bob"), key: key_of("Eve") });
+    app.key_checked(KeyCheck::Refused("WARNING: THE KEY OF BOB HAS CHANGED".into()));
+    let a = drain(&mut app);
+    assert_eq!(a[0], Action::Reject);
+    assert!(!printed(&a).iter().any(|l| l.contains("wants to chat")), "{a:?}");
+    // Nothing is held: 2 waits.
+    let a = line(&mut app, "2");
+    assert!(printed(&a)[0].starts_with("Waiting for a peer"));
 }

@@ -12,9 +12,9 @@ use arbitrary::Arbitrary;
 use crate::noise_peer::RawPeer;
 use p2pchat_core::{
     CHAT_VERSION, ChatConfig, ChatEvent, ChatRole, ChatSession, ChatSetup, ClientMsg, CookieKey,
-    FrameDecoder, MAX_KEY_LEN, MAX_NAME_LEN, PrivateKey, RegistryClient, RegistryServer,
-    RequestId, ServerConfig, ServerMsg, UserName, decode_chat, decode_reply, decode_request,
-    encode_chat, encode_reply, encode_request,
+    FrameDecoder, MAX_KEY_LEN, MAX_NAME_LEN, PrivateKey, RegistryClient, RegistryServer, RequestId,
+    ServerConfig, ServerMsg, UserName, decode_chat, decode_reply, decode_request, encode_chat,
+    encode_reply, encode_request,
 };
 
 /// Any bytes into both datagram decoders; whatever decodes re-encodes to

@@ -4,6 +4,7 @@
 
 mod chats;
 mod handler;
+mod incoming;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use p2pchat_core::{RegistryClient, UserName};
+use p2pchat_core::{ClientEvent, PrivateKey, PublicKey, RegistryClient, UserName};
 use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
 use signal_hook_mio::v1_0::Signals;
 
@@ -23,6 +24,7 @@ use chats::Chats;
 
 pub use chats::{CONNECT_TIMEOUT, MAX_HELD_EVENTS};
 pub use handler::{NodeEvent, NodeHandler};
+pub use incoming::{MAX_INCOMING, VERIFY_TIMEOUT};
 
 const UDP: Token = Token(0);
 const LISTENER: Token = Token(1);
@@ -59,6 +61,8 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Seeds the registry request ids (pass a random value).
     pub seed: u64,
+    /// The user's long-term identity key: proved in every chat's handshake.
+    pub identity: PrivateKey,
     /// The user's input.
     pub input: InputSource,
     /// Whether the user's terminal is in a mode that the default actions of
@@ -190,7 +194,7 @@ impl ClientNode {
             input,
             chat_port,
             me: None,
-            chats: Chats::new(),
+            chats: Chats::new(config.identity),
             events: VecDeque::new(),
             stopping: false,
         })
@@ -223,19 +227,28 @@ impl ClientNode {
         self.registry.logout(now);
     }
 
-    /// Opens a chat with the peer whose chat address is `addr`; it becomes
-    /// the active chat (an old one is dropped). Does nothing before
-    /// [`ClientNode::login`], which gives our name.
-    pub fn connect(&mut self, now: Instant, addr: SocketAddr) {
+    /// Opens a chat with `peer`, whose chat address is `addr` and whose key
+    /// is `key` (as the registry lists it; the handshake refuses any other);
+    /// it becomes the active chat (an old one is dropped). Does nothing
+    /// before [`ClientNode::login`], which gives our name.
+    pub fn connect(&mut self, now: Instant, peer: UserName, key: PublicKey, addr: SocketAddr) {
         let Some(me) = self.me.clone() else { return };
-        tracing::debug!(%addr, "connecting");
-        self.chats.connect(now, me, addr, self.poll.registry(), &mut self.events);
+        tracing::debug!(%addr, %peer, "connecting");
+        let registry = self.poll.registry();
+        self.chats.connect(now, me, peer, key, addr, registry, &mut self.events);
     }
 
     /// Makes the held chat the active one and answers it. If it went away
     /// just now, a `Closed` chat event says so.
-    pub fn accept(&mut self) {
-        self.chats.accept_held(&mut self.events);
+    pub fn accept(&mut self, now: Instant) {
+        self.chats.accept_held(now, &mut self.events);
+    }
+
+    /// Closes the held chat request without accepting it (its caller hears
+    /// that it was not taken), for instance when its key is not the one the
+    /// user pinned for that name.
+    pub fn reject(&mut self) {
+        self.chats.reject_held(self.poll.registry());
     }
 
     /// Sends a text in the active chat: [`NodeEvent::Sent`] or
@@ -266,7 +279,7 @@ impl ClientNode {
             self.fire_timers(now);
             for _ in 0..MAX_SETTLE_ROUNDS {
                 self.chats.pump(now, self.poll.registry(), &mut self.events);
-                self.collect_events();
+                self.collect_events(now);
                 let fed = self.feed_input(now, handler);
                 if self.events.is_empty() && !fed {
                     break;
@@ -324,11 +337,21 @@ impl ClientNode {
         self.chats.fire_timers(now, self.poll.registry(), &mut self.events);
     }
 
-    fn collect_events(&mut self) {
+    fn collect_events(&mut self, now: Instant) {
         while let Some(ev) = self.registry.poll_event() {
+            // The registry's answers about callers are the admission's.
+            if let ClientEvent::Found { name, entry } = &ev {
+                let registry = self.poll.registry();
+                if self.chats.verify(name, entry.as_ref(), registry, &mut self.events) {
+                    continue;
+                }
+            }
             self.events.push_back(NodeEvent::Registry(ev));
         }
-        self.chats.collect(SystemTime::now(), self.poll.registry(), &mut self.events);
+        self.chats.collect(now, SystemTime::now(), self.poll.registry(), &mut self.events);
+        for name in self.chats.take_lookups() {
+            self.registry.lookup(now, name);
+        }
     }
 
     /// Whether an input item is waiting that the handler takes now.

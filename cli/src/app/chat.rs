@@ -3,21 +3,57 @@
 use p2pchat_core::{ChatEvent, CloseReason, MAX_TEXT_LEN, SendError, UserName};
 
 use super::screen::{close_reason, truncate};
-use super::{Action, App, BACK, EXIT_OK, State};
+use super::{Action, App, BACK, Check, EXIT_OK, KeyCheck, State};
 use crate::history::{Direction, escape_for_display};
 
 impl App {
+    /// The answer to [`Action::CheckKey`]: the call goes ahead or the
+    /// request is announced, or the warning is shown and the chat refused.
+    pub fn key_checked(&mut self, check: KeyCheck) {
+        match (self.checking.take(), check) {
+            (Some(Check::Call(entry)), KeyCheck::Trusted(trust)) => {
+                let addr = entry.chat_addr();
+                let name = &entry.name;
+                self.print(format!("Connecting to {name} at {addr}, {trust}"));
+                self.print(format!("Waiting for {name} to accept..."));
+                self.connect_error = None;
+                self.peer_trust = Some(trust);
+                self.state = State::Connecting { peer: entry.name.clone() };
+                self.push(Action::Connect { peer: entry.name, key: entry.key, addr });
+            }
+            (Some(Check::Call(_)), KeyCheck::Refused(warning)) => {
+                for line in warning.lines() {
+                    self.print(line.to_owned());
+                }
+                self.menu();
+            }
+            (Some(Check::Request(peer)), KeyCheck::Trusted(trust)) => {
+                self.chat_request(peer, trust);
+            }
+            (Some(Check::Request(_)), KeyCheck::Refused(warning)) => {
+                self.push(Action::Reject);
+                for line in warning.lines() {
+                    self.print(line.to_owned());
+                }
+                self.reprompt();
+            }
+            (None, _) => {}
+        }
+    }
+
     /// A peer asks to chat: accepted at once if we wait for one, else held.
-    pub(super) fn chat_request(&mut self, peer: UserName) {
+    fn chat_request(&mut self, peer: UserName, trust: String) {
         if self.state == State::Waiting {
+            self.peer_trust = Some(trust);
             return self.accept(peer);
         }
-        self.request = Some(peer.clone());
-        if self.in_chat() {
-            self.print(format!("{peer} wants to chat: enter 2 at the menu to accept"));
+        let line = if self.in_chat() {
+            format!("{peer} wants to chat, {trust}: enter 2 at the menu to accept")
         } else {
-            self.async_line(format!("{peer} wants to chat: enter 2 to accept"));
-        }
+            format!("{peer} wants to chat, {trust}: enter 2 to accept")
+        };
+        self.request = Some((peer, trust));
+        if self.in_chat() { self.print(line) } else { self.async_line(line) }
     }
 
     pub(super) fn accept(&mut self, peer: UserName) {
@@ -26,9 +62,12 @@ impl App {
     }
 
     fn chat_started(&mut self, peer: UserName) {
-        self.print(format!(
-            "Chat with {peer} started: type a message and press Enter; {BACK} ends the chat."
-        ));
+        if let Some(trust) = self.peer_trust.take() {
+            self.print(format!("Chat with {peer} started, {trust}."));
+        } else {
+            self.print(format!("Chat with {peer} started."));
+        }
+        self.print(format!("Type a message and press Enter; {BACK} ends the chat."));
         self.state = State::Chat { peer };
     }
 

@@ -2,7 +2,7 @@
 
 use p2pchat_core::{ClientEvent, Entry, Operation, RefuseReason};
 
-use super::{Action, App, EXIT_ERROR, State};
+use super::{Action, App, Check, EXIT_ERROR, State};
 
 impl App {
     /// A registry event: what it means depends on the state.
@@ -43,14 +43,9 @@ impl App {
                         self.menu();
                     }
                     Some(entry) => {
-                        let addr = entry.chat_addr();
-                        let name = &entry.name;
-                        self.print(format!(
-                            "Connecting to {name} at {addr}; waiting for {name} to accept..."
-                        ));
-                        self.connect_error = None;
-                        self.state = State::Connecting { peer: entry.name.clone() };
-                        self.push(Action::Connect { peer: entry.name, addr });
+                        let (peer, key) = (entry.name.clone(), entry.key);
+                        self.checking = Some(Check::Call(entry));
+                        self.push(Action::CheckKey { peer, key });
                     }
                 }
             }

@@ -1,11 +1,14 @@
-//! The node's chats: at most one *active* chat (the one the user types into)
-//! and at most one *held* incoming chat (connected, its `Hello` read, waiting
-//! for the user to accept it; our own `Hello` is held back until then, so the
-//! caller knows it has not been accepted). Any further incoming connection is
-//! closed at once, which its side reports as the peer being busy. Events of
-//! the held chat are kept (at most [`MAX_HELD_EVENTS`]) and reported on
-//! accepting, even if the peer has left meanwhile; a held chat that goes away
-//! without a text is reported as withdrawn.
+//! The node's chats: at most one *active* chat (the one the user types into),
+//! the incoming connections still proving who they are
+//! ([`Admission`](super::incoming::Admission)), and at most one *held*
+//! incoming chat (its caller authenticated and confirmed by the registry,
+//! waiting for the user to accept it; our own `Hello` is held back until
+//! then, so the caller knows it has not been accepted). A caller confirmed
+//! while another is held is closed at once, which its side reports as the
+//! peer being busy. Events of the held chat are kept (at most
+//! [`MAX_HELD_EVENTS`]) and reported on accepting, even if the peer has left
+//! meanwhile; a held chat that goes away without a text is reported as
+//! withdrawn.
 
 use std::collections::VecDeque;
 use std::io;
@@ -15,9 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Registry, Token};
-use p2pchat_core::{ChatConfig, ChatEvent, ChatSession, CloseReason, SendError, UserName};
+use p2pchat_core::{
+    ChatConfig, ChatEvent, ChatRole, ChatSession, ChatSetup, CloseReason, Entry, PrivateKey,
+    PublicKey, SendError, UserName,
+};
 
 use super::NodeEvent;
+use super::incoming::{Admission, Verdict};
 use crate::stream::{StreamConn, StreamCore, StreamState};
 
 /// How long a TCP connect to a peer may take.
@@ -32,9 +39,9 @@ pub const MAX_HELD_EVENTS: usize = 256;
 const FIRST_STREAM: usize = 16;
 
 /// A chat stream and its session.
-struct Chat {
+pub(super) struct Chat {
     conn: Option<StreamConn>,
-    session: ChatSession,
+    pub(super) session: ChatSession,
     /// A text refused with `Backpressure`, sent as soon as there is room;
     /// no more input is read meanwhile.
     blocked: Option<String>,
@@ -42,18 +49,26 @@ struct Chat {
     connect_deadline: Option<Instant>,
 }
 
+impl Chat {
+    /// Closes the stream, if it is still open.
+    pub(super) fn close_conn(&mut self, registry: &Registry) {
+        if let Some(conn) = self.conn.take() {
+            conn.close(registry);
+        }
+    }
+}
+
 /// An incoming chat waiting for the user.
 struct Held {
     chat: Chat,
-    peer: Option<UserName>,
+    peer: UserName,
     events: VecDeque<(ChatEvent, SystemTime)>,
 }
 
-/// A held (not yet accepted) session: it reads while its holder has room, and
-/// writes nothing. Its `Hello` goes out when the user accepts, and that is
+/// A session that is read only while its holder has room for its events.
+/// (The session itself holds our `Hello` until the user accepts, and that is
 /// the acceptance: until then the caller's session is not `Connected`, so it
-/// sends no texts (the protocol forbids any frame before the peer's `Hello`)
-/// and tells its user it is waiting.
+/// sends no texts and tells its user it is waiting.)
 struct Gated<'a> {
     session: &'a mut ChatSession,
     open: bool,
@@ -67,9 +82,11 @@ impl StreamCore for Gated<'_> {
         self.session.handle_eof(now);
     }
     fn pending_output(&self) -> &[u8] {
-        &[]
+        self.session.pending_output()
     }
-    fn consume(&mut self, _n: usize) {}
+    fn consume(&mut self, n: usize) {
+        self.session.consume(n);
+    }
     fn wants_read(&self) -> bool {
         self.open && self.session.wants_read()
     }
@@ -78,24 +95,83 @@ impl StreamCore for Gated<'_> {
     }
 }
 
-/// The active chat, the held one, and the next stream token.
+/// Moves bytes on a chat that is not the active one; a stream that ended or
+/// failed is closed and its session told.
+pub(super) fn pump_gated(chat: &mut Chat, open: bool, now: Instant, registry: &Registry) {
+    if let Some(conn) = chat.conn.as_mut() {
+        let mut gated = Gated { session: &mut chat.session, open };
+        match conn.pump(&mut gated, now) {
+            Ok(StreamState::Connecting | StreamState::Open) => {}
+            Ok(StreamState::Done) | Err(_) => {
+                chat.close_conn(registry);
+                chat.session.handle_eof(now);
+            }
+        }
+    }
+}
+
+/// The active chat, the incoming ones, the held one, and the next stream
+/// token.
 pub(super) struct Chats {
     active: Option<Chat>,
+    incoming: Admission,
     held: Option<Held>,
     next_token: usize,
+    /// Our long-term key, for every handshake.
+    identity: PrivateKey,
 }
 
 impl Chats {
-    pub(super) fn new() -> Self {
-        Self { active: None, held: None, next_token: FIRST_STREAM }
+    pub(super) fn new(identity: PrivateKey) -> Self {
+        Self {
+            active: None,
+            incoming: Admission::default(),
+            held: None,
+            next_token: FIRST_STREAM,
+            identity,
+        }
     }
 
     fn iter(&self) -> impl Iterator<Item = &Chat> {
-        self.active.iter().chain(self.held.iter().map(|h| &h.chat))
+        self.active.iter().chain(self.held.iter().map(|h| &h.chat)).chain(self.incoming.chats())
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut Chat> {
-        self.active.iter_mut().chain(self.held.iter_mut().map(|h| &mut h.chat))
+        self.active
+            .iter_mut()
+            .chain(self.held.iter_mut().map(|h| &mut h.chat))
+            .chain(self.incoming.chats_mut())
+    }
+
+    /// Names whose registry entry must be fetched to admit a caller.
+    pub(super) fn take_lookups(&mut self) -> Vec<UserName> {
+        self.incoming.take_lookups()
+    }
+
+    /// The registry's answer for `name`: admits (or drops) the callers that
+    /// waited for it. Returns whether any did (the answer was ours, not the
+    /// user's).
+    pub(super) fn verify(
+        &mut self,
+        name: &UserName,
+        entry: Option<&Entry>,
+        registry: &Registry,
+        out: &mut VecDeque<NodeEvent>,
+    ) -> bool {
+        let (waited, verdicts) = self.incoming.verify(name, entry, registry);
+        for Verdict::Verified { mut incoming, peer, key } in verdicts {
+            if self.held.is_some() {
+                // Busy: one request is already waiting for the user.
+                tracing::info!(%peer, "refused a second chat request");
+                incoming.chat.close_conn(registry);
+                continue;
+            }
+            // The caller's Hello (Connected) is the request itself.
+            incoming.events.retain(|(e, _)| !matches!(e, ChatEvent::Connected { .. }));
+            out.push_back(NodeEvent::ChatRequest { peer: peer.clone(), key });
+            self.held = Some(Held { chat: incoming.chat, peer, events: incoming.events });
+        }
+        waited
     }
 
     /// Records a readiness event for whichever stream it is for.
@@ -110,7 +186,11 @@ impl Chats {
 
     /// The earliest deadline of the sessions and of the active connect.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.iter().flat_map(|c| [c.session.poll_timeout(), c.connect_deadline]).flatten().min()
+        self.iter()
+            .flat_map(|c| [c.session.poll_timeout(), c.connect_deadline])
+            .chain([self.incoming.deadline()])
+            .flatten()
+            .min()
     }
 
     /// Whether a text of the active chat waits for room: no user input is
@@ -174,19 +254,9 @@ impl Chats {
         }
         if let Some(held) = self.held.as_mut() {
             let open = held.events.len() < MAX_HELD_EVENTS;
-            if let Some(conn) = held.chat.conn.as_mut() {
-                let mut gated = Gated { session: &mut held.chat.session, open };
-                match conn.pump(&mut gated, now) {
-                    Ok(StreamState::Connecting | StreamState::Open) => {}
-                    Ok(StreamState::Done) | Err(_) => {
-                        if let Some(conn) = held.chat.conn.take() {
-                            conn.close(registry);
-                        }
-                        held.chat.session.handle_eof(now);
-                    }
-                }
-            }
+            pump_gated(&mut held.chat, open, now, registry);
         }
+        self.incoming.pump(now, registry);
     }
 
     /// Takes the sessions' events: the active chat's are reported, the held
@@ -195,10 +265,12 @@ impl Chats {
     /// the chats that are over.
     pub(super) fn collect(
         &mut self,
+        now: Instant,
         at: SystemTime,
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
     ) {
+        self.incoming.collect(now, at, registry);
         if let Some(chat) = self.active.as_mut() {
             while let Some(event) = chat.session.poll_event() {
                 out.push_back(NodeEvent::Chat { event, at });
@@ -219,28 +291,22 @@ impl Chats {
                     break;
                 };
                 match event {
-                    ChatEvent::Connected { peer } => {
-                        held.peer = Some(peer.clone());
-                        out.push_back(NodeEvent::ChatRequest { peer });
-                    }
+                    // Reported as the request itself.
+                    ChatEvent::Connected { .. } => {}
                     ChatEvent::Closed { reason } => {
                         tracing::debug!(?reason, "held chat ended before it was accepted");
                         let texts = held
                             .events
                             .iter()
                             .any(|(e, _)| matches!(e, ChatEvent::Received { .. }));
-                        match held.peer.clone() {
+                        if texts {
                             // The peer said something and left: keep it all
                             // for the user to see on accepting, so that no
                             // received text goes unshown.
-                            Some(_) if texts => {
-                                held.events.push_back((ChatEvent::Closed { reason }, at));
-                            }
-                            Some(peer) => {
-                                out.push_back(NodeEvent::ChatRequestGone { peer });
-                                gone = true;
-                            }
-                            None => gone = true,
+                            held.events.push_back((ChatEvent::Closed { reason }, at));
+                        } else {
+                            out.push_back(NodeEvent::ChatRequestGone { peer: held.peer.clone() });
+                            gone = true;
                         }
                         break;
                     }
@@ -257,16 +323,22 @@ impl Chats {
         }
     }
 
-    /// Starts a chat with `addr` as `me`; it replaces the active chat.
+    /// Starts a chat as `me` with `peer`, whose chat address is `addr` and
+    /// whose key the registry lists as `peer_key`; it replaces the active
+    /// chat.
+    #[allow(clippy::too_many_arguments)] // The node's parts, passed down.
     pub(super) fn connect(
         &mut self,
         now: Instant,
         me: UserName,
+        peer: UserName,
+        peer_key: PublicKey,
         addr: SocketAddr,
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
     ) {
-        let mut session = ChatSession::new(now, me, ChatConfig::default());
+        let role = ChatRole::Caller { callee: peer, callee_key: peer_key };
+        let mut session = self.session(now, me, role);
         let token = self.token();
         let conn = match StreamConn::connect(addr, registry, token) {
             Ok(conn) => Some(conn),
@@ -285,9 +357,29 @@ impl Chats {
         self.active = Some(Chat { conn, session, blocked: None, connect_deadline });
     }
 
+    /// A session of ours, with fresh randomness for its handshake.
+    fn session(&self, now: Instant, me: UserName, role: ChatRole) -> ChatSession {
+        let mut seed = [0; 32];
+        if let Err(e) = getrandom::fill(&mut seed) {
+            // Without randomness the ephemeral key is predictable; better no
+            // chat than a weak one: the session then fails its handshake.
+            tracing::error!(error = %e, "no randomness for a chat handshake");
+        }
+        let setup = ChatSetup { name: me, key: self.identity.clone(), role, seed };
+        ChatSession::new(now, setup, ChatConfig::default())
+    }
+
+    /// Closes the held chat request without a word (its caller hears that
+    /// it was not taken).
+    pub(super) fn reject_held(&mut self, registry: &Registry) {
+        if let Some(mut held) = self.held.take() {
+            held.chat.close_conn(registry);
+        }
+    }
+
     /// Makes the held chat the active one: its `Hello` goes out, and the
     /// events kept meanwhile are reported.
-    pub(super) fn accept_held(&mut self, out: &mut VecDeque<NodeEvent>) {
+    pub(super) fn accept_held(&mut self, now: Instant, out: &mut VecDeque<NodeEvent>) {
         let Some(held) = self.held.take() else {
             // Withdrawn just now: the user hears the chat is over.
             out.push_back(NodeEvent::Chat {
@@ -299,11 +391,13 @@ impl Chats {
         for (event, at) in held.events {
             out.push_back(NodeEvent::Chat { event, at });
         }
-        self.active = Some(held.chat);
+        let mut chat = held.chat;
+        chat.session.accept(now);
+        self.active = Some(chat);
     }
 
-    /// Accepts every pending connection: the first, when nothing is held
-    /// and we are logged in (`me`), is held; the others are closed.
+    /// Accepts every pending connection and admits it to prove who it is
+    /// (only once we are logged in, `me`: before that it is closed).
     pub(super) fn take_incoming(
         &mut self,
         now: Instant,
@@ -321,23 +415,25 @@ impl Chats {
                     return;
                 }
             };
-            let Some(me) = me.cloned().filter(|_| self.held.is_none()) else {
-                // Busy (one request already held) or not logged in yet: close
-                // at once; the other side reports that we did not take it.
-                tracing::info!(%from, "refused a chat connection");
+            let Some(me) = me.cloned() else {
+                // Not logged in yet: close at once; the other side reports
+                // that we did not take it.
+                tracing::debug!(%from, "refused a chat connection before login");
                 drop(stream);
                 continue;
             };
             let token = self.token();
             match StreamConn::accepted(stream, registry, token) {
                 Ok(conn) => {
-                    tracing::debug!(%from, "holding an incoming chat");
-                    let session = ChatSession::new(now, me, ChatConfig::default());
+                    tracing::debug!(%from, "admitting an incoming connection");
+                    let session = self.session(now, me, ChatRole::Callee);
                     let chat =
                         Chat { conn: Some(conn), session, blocked: None, connect_deadline: None };
-                    self.held = Some(Held { chat, peer: None, events: VecDeque::new() });
+                    if let Some(mut dropped) = self.incoming.admit(chat) {
+                        dropped.close_conn(registry);
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "registering a chat connection failed"),
+                Err(e) => tracing::debug!(error = %e, "registering a chat connection failed"),
             }
         }
     }
@@ -379,21 +475,4 @@ fn drop_conn(registry: &Registry, chat: &mut Chat, now: Instant) {
     }
     chat.connect_deadline = None;
     chat.session.handle_eof(now);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_held_chat_writes_nothing_until_accepted() {
-        let now = Instant::now();
-        let me = UserName::new("John").unwrap();
-        let mut session = ChatSession::new(now, me, ChatConfig::default());
-        assert!(!session.pending_output().is_empty(), "the session has its Hello queued");
-        let mut held = Gated { session: &mut session, open: true };
-        assert!(StreamCore::pending_output(&held).is_empty());
-        held.consume(5);
-        assert!(!session.pending_output().is_empty(), "the Hello waits for the acceptance");
-    }
 }

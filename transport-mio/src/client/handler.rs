@@ -2,7 +2,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use p2pchat_core::{ChatEvent, ClientEvent, SendError, UserName};
+use p2pchat_core::{ChatEvent, ClientEvent, PublicKey, SendError, UserName};
 
 use super::ClientNode;
 use crate::input::{InputDecoder, InputItem};
@@ -34,11 +34,14 @@ pub enum NodeEvent {
         /// What went wrong.
         reason: String,
     },
-    /// A peer connected and said who it is; the node holds the connection,
-    /// without answering, until [`ClientNode::accept`].
+    /// A peer connected and proved, in its handshake, the key the registry
+    /// lists for the name it gave; the node holds the connection, without
+    /// answering, until [`ClientNode::accept`] (or [`ClientNode::reject`]).
     ChatRequest {
-        /// The name from the peer's `Hello`.
+        /// The caller's name.
         peer: UserName,
+        /// The key it proved: the one the registry lists for `peer`.
+        key: PublicKey,
     },
     /// The held chat request went away before it was accepted.
     ChatRequestGone {
