@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use p2pchat_core::{RegistryClient, UserName};
+use p2pchat_core::{PrivateKey, RegistryClient, UserName};
 use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
 use signal_hook_mio::v1_0::Signals;
 
@@ -59,6 +59,9 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Seeds the registry request ids (pass a random value).
     pub seed: u64,
+    /// The user's long-term identity; its public half is what the node logs
+    /// in to the registry with.
+    pub identity: PrivateKey,
     /// The user's input.
     pub input: InputSource,
     /// Whether the user's terminal is in a mode that the default actions of
@@ -184,7 +187,7 @@ impl ClientNode {
         Ok(Self {
             poll,
             udp,
-            registry: RegistryClient::new(config.server, config.seed),
+            registry: RegistryClient::new(config.server, config.seed, config.identity.public_key()),
             listener,
             signals,
             input,

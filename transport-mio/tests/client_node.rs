@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ChatEvent, ClientEvent, CloseReason, CookieKey, RegistryServer, ServerConfig, UserName,
+    ChatEvent, ClientEvent, CloseReason, CookieKey, PrivateKey, RegistryServer, ServerConfig,
+    UserName,
 };
 use p2pchat_transport_mio::{
     ClientNode, InputItem, InputSource, LineSplitter, NodeConfig, NodeEvent, NodeHandler,
@@ -88,6 +89,7 @@ fn start(
         server,
         listen: "127.0.0.1:0".parse().unwrap(),
         seed: 7,
+        identity: PrivateKey::from_bytes([me.as_str().as_bytes()[0]; 32]),
         input: InputSource::File(std::fs::File::from(std::os::fd::OwnedFd::from(input))),
         terminal_signals: false,
     };
