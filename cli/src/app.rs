@@ -119,6 +119,9 @@ pub struct App {
     input_ended: bool,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
+    /// "Still trying to reach the registry" was shown, and the registry has
+    /// not answered since.
+    said_still_trying: bool,
     actions: VecDeque<Action>,
 }
 
@@ -131,6 +134,7 @@ impl App {
             me: None,
             request: None,
             input_ended: false,
+            said_still_trying: false,
             connect_error: None,
             actions: VecDeque::new(),
         }

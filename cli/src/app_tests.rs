@@ -19,7 +19,12 @@ fn config(n: Option<&str>) -> AppConfig {
 }
 
 fn entry(n: &str, port: u16) -> Entry {
-    Entry { name: name(n), addr: "127.0.0.1:40000".parse().unwrap(), chat_port: port }
+    Entry {
+        name: name(n),
+        addr: "127.0.0.1:40000".parse().unwrap(),
+        chat_port: port,
+        key: p2pchat_core::PublicKey([port as u8; 32]),
+    }
 }
 
 fn drain(app: &mut App) -> Vec<Action> {
@@ -372,4 +377,25 @@ fn keepalive_trouble_is_reported_not_fatal() {
             .starts_with("warning: the registry at 127.0.0.1:5000 did not answer the keepalive")
     );
     assert!(app.accepts(&InputItem::Line("1".into())));
+}
+
+#[test]
+fn still_trying_is_said_once_until_the_registry_answers() {
+    let mut app = App::new(config(Some("Mert")));
+    app.start();
+    drain(&mut app);
+    let still = |op| NodeEvent::Registry(ClientEvent::StillTrying { op });
+    let line = "Still trying to reach the registry at 127.0.0.1:5000…".to_owned();
+    assert_eq!(printed(&feed(&mut app, still(Operation::Login))), vec![line.clone()]);
+    assert!(printed(&feed(&mut app, still(Operation::Login))).is_empty());
+    feed(
+        &mut app,
+        NodeEvent::Registry(ClientEvent::LoggedIn {
+            observed: "127.0.0.1:1".parse().unwrap(),
+            lease: Duration::from_secs(60),
+        }),
+    );
+    // Keepalives run unseen; a later wait the user sees is said again.
+    assert!(printed(&feed(&mut app, still(Operation::Keepalive))).is_empty());
+    assert_eq!(printed(&feed(&mut app, still(Operation::List))), vec![line]);
 }

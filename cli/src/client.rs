@@ -43,6 +43,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         server: opts.server,
         listen: opts.listen,
         seed: random_u64(),
+        identity: crate::session_key::ephemeral_identity()?,
         input: InputSource::Stdin,
         terminal_signals: Term::wants_editor(interactive),
     })?;
