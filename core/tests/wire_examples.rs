@@ -305,7 +305,7 @@ fn get_cookie_convention_and_challenge_size() {
     assert_eq!(GET_COOKIE_LEN, 64);
     let challenge = encode_reply(id(1), &ServerMsg::Challenge { cookie: COOKIE });
     assert_eq!(challenge.len(), CHALLENGE_LEN);
-    assert!(GET_COOKIE_LEN > CHALLENGE_LEN);
+    const { assert!(GET_COOKIE_LEN > CHALLENGE_LEN) };
     let refused =
         encode_reply(id(1), &ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion });
     assert_eq!(refused.len(), 11);
