@@ -157,6 +157,9 @@ pub struct App {
     input_ended: bool,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
+    /// "Still trying to reach the registry" was shown, and the registry has
+    /// not answered since.
+    said_still_trying: bool,
     actions: VecDeque<Action>,
 }
 
@@ -171,6 +174,7 @@ impl App {
             checking: None,
             peer_trust: None,
             input_ended: false,
+            said_still_trying: false,
             connect_error: None,
             actions: VecDeque::new(),
         }

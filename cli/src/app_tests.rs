@@ -431,3 +431,24 @@ fn a_changed_key_rejects_a_request_unannounced() {
     let a = line(&mut app, "2");
     assert!(printed(&a)[0].starts_with("Waiting for a peer"));
 }
+
+#[test]
+fn still_trying_is_said_once_until_the_registry_answers() {
+    let mut app = App::new(config(Some("Mert")));
+    app.start();
+    drain(&mut app);
+    let still = |op| NodeEvent::Registry(ClientEvent::StillTrying { op });
+    let line = "Still trying to reach the registry at 127.0.0.1:5000…".to_owned();
+    assert_eq!(printed(&feed(&mut app, still(Operation::Login))), vec![line.clone()]);
+    assert!(printed(&feed(&mut app, still(Operation::Login))).is_empty());
+    feed(
+        &mut app,
+        NodeEvent::Registry(ClientEvent::LoggedIn {
+            observed: "127.0.0.1:1".parse().unwrap(),
+            lease: Duration::from_secs(60),
+        }),
+    );
+    // Keepalives run unseen; a later wait the user sees is said again.
+    assert!(printed(&feed(&mut app, still(Operation::Keepalive))).is_empty());
+    assert_eq!(printed(&feed(&mut app, still(Operation::List))), vec![line]);
+}

@@ -8,15 +8,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use p2pchat_core::UserName;
+use p2pchat_core::{PublicKey, UserName};
 use p2pchat_transport_mio::{
     ClientNode, InputItem, InputSource, NodeConfig, NodeEvent, NodeHandler,
 };
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::app::{Action, App, AppConfig, EXIT_ERROR};
+use crate::app::{Action, App, AppConfig, EXIT_ERROR, KeyCheck};
 use crate::history::History;
 use crate::identity::Identity;
+use crate::known_peers::{KnownPeers, PeerStatus, changed_key_warning, describe};
 use crate::term::Term;
 
 /// What the client needs to start.
@@ -31,7 +32,6 @@ pub struct ClientOptions {
     /// `--history`.
     pub history: PathBuf,
     /// The user's key pair, from `--identity` or the default file.
-    #[allow(dead_code)] // Read once login and chats prove the key.
     pub identity: Identity,
 }
 
@@ -47,6 +47,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         server: opts.server,
         listen: opts.listen,
         seed: random_u64(),
+        identity: opts.identity.private_key().clone(),
         input: InputSource::Stdin,
         terminal_signals: Term::wants_editor(interactive),
     })?;
@@ -59,7 +60,15 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         history: opts.history,
         utc_offset: offset,
     });
-    let mut client = Client { app, term, history, history_failed: false, exit: None };
+    let mut client = Client {
+        app,
+        term,
+        history,
+        history_failed: false,
+        identity_path: opts.identity.path().to_owned(),
+        known_peers: opts.identity.known_peers_path(),
+        exit: None,
+    };
     client.app.start();
     client.run_actions(Instant::now(), &mut node);
     let result = node.run(&mut client);
@@ -76,6 +85,10 @@ struct Client {
     term: Term,
     history: History,
     history_failed: bool,
+    /// The identity file in use, for the command a key warning names.
+    identity_path: PathBuf,
+    /// The known-peers file beside it.
+    known_peers: PathBuf,
     /// The status of [`Action::Exit`], once the app asked.
     exit: Option<i32>,
 }
@@ -131,8 +144,13 @@ impl Client {
             Action::Refresh => node.refresh_list(now),
             Action::Lookup(name) => node.lookup(now, name),
             Action::Logout => node.logout(now),
-            Action::Connect { addr, .. } => node.connect(now, addr),
-            Action::Accept => node.accept(),
+            Action::CheckKey { peer, key } => {
+                let check = self.check_key(&peer, &key);
+                self.app.key_checked(check);
+            }
+            Action::Connect { peer, key, addr } => node.connect(now, peer, key, addr),
+            Action::Accept => node.accept(now),
+            Action::Reject => node.reject(),
             Action::Send(text) => node.send_text(now, text),
             Action::CloseChat => node.close_chat(now),
             Action::Record { direction, peer, text } => {
@@ -148,6 +166,20 @@ impl Client {
                 self.exit = Some(code);
                 node.stop();
             }
+        }
+    }
+}
+
+impl Client {
+    /// What the known-peers file says of `key` for `peer` (pinning it when
+    /// the name is new).
+    fn check_key(&self, peer: &UserName, key: &PublicKey) -> KeyCheck {
+        match KnownPeers::observe(&self.known_peers, peer, key) {
+            Ok(PeerStatus::Changed { pinned, seen, verified }) => KeyCheck::Refused(
+                changed_key_warning(peer, &pinned, &seen, verified, &self.identity_path),
+            ),
+            Ok(status) => KeyCheck::Trusted(describe(&status, key)),
+            Err(e) => KeyCheck::Refused(format!("error: no chat with {peer}: {e}")),
         }
     }
 }

@@ -205,6 +205,7 @@ impl Identity {
     }
 
     /// The public key, to publish and to prove.
+    #[cfg(test)]
     pub fn public_key(&self) -> PublicKey {
         self.public
     }

@@ -234,16 +234,19 @@ impl KnownPeers {
     }
 
     /// What is known for `name`.
+    #[cfg(test)]
     pub fn get(&self, name: &UserName) -> Option<&Record> {
         self.records.get(&stored_key(name))
     }
 
     /// Number of names with a pinned key.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.records.len()
     }
 
     /// Whether nothing is pinned.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }

@@ -9,9 +9,7 @@ mod client;
 mod history;
 // Parts of these APIs (the chat-time checks and warnings) wait for the Noise
 // chats to call them.
-#[allow(dead_code)]
 mod identity;
-#[allow(dead_code)]
 mod known_peers;
 mod line_editor;
 mod private_file;
@@ -25,8 +23,13 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use p2pchat_core::{CookieKey, Fingerprint, RegistryServer, ServerConfig, ServerEvent, UserName};
-use p2pchat_transport_mio::{ServerLoop, fetch_list, local_addr_for};
+use p2pchat_core::{
+    CookieKey, DEFAULT_MAX_PER_ADDRESS, Fingerprint, RegistryServer, ServerConfig, ServerEvent,
+    UserName,
+};
+use p2pchat_transport_mio::{
+    SERVER_SOCKET_BUFFER, ServerLoop, fetch_list, local_addr_for, size_buffers,
+};
 
 use crate::client::{ClientOptions, random_u64};
 use crate::identity::{Created, Identity, identity_path};
@@ -35,7 +38,8 @@ use crate::known_peers::{KnownPeers, TrustOutcome, describe, known_peers_path};
 const EXIT_CODES: &str = "\
 Exit status:
   0  success (including a clean stop on SIGINT/SIGTERM)
-  1  runtime error: registry unreachable, name refused, socket or file error
+  1  runtime error: registry unreachable or refusing, name refused, socket or
+     file error
   2  usage error: bad arguments";
 
 /// Peer-to-peer chat: a registry server keeps the list of who is online,
@@ -61,6 +65,9 @@ enum Command {
         /// Most users listed at once.
         #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
         max_users: u32,
+        /// Most users listed from one IPv4 address or one IPv6 /64.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_ADDRESS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+        max_per_address: u32,
     },
     /// Log in and chat, from the menu.
     #[command(after_help = EXIT_CODES)]
@@ -148,7 +155,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Server { bind, lease, max_users } => server(bind, lease, max_users),
+        Command::Server { bind, lease, max_users, max_per_address } => {
+            server(bind, lease, max_users, max_per_address)
+        }
         Command::Client { name, server, listen, history, identity } => load_identity(identity)
             .and_then(|identity| {
                 let listen = listen.unwrap_or_else(|| local_addr_for(server));
@@ -176,16 +185,26 @@ fn println_flush(line: &str) {
     }
 }
 
-fn server(bind: SocketAddr, lease: u32, max_users: u32) -> anyhow::Result<i32> {
+fn server(
+    bind: SocketAddr,
+    lease: u32,
+    max_users: u32,
+    max_per_address: u32,
+) -> anyhow::Result<i32> {
     use anyhow::Context as _;
     let socket = UdpSocket::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
     let addr = socket.local_addr()?;
+    let buffers = size_buffers(&socket, SERVER_SOCKET_BUFFER)?;
+    tracing::info!(recv = buffers.recv, send = buffers.send, "socket buffers");
     let mut key = [0u8; 16];
     getrandom::fill(&mut key)
         .map_err(|e| anyhow::anyhow!("no OS randomness for the cookie key: {e}"))?;
     let config = ServerConfig {
         lease: Duration::from_secs(lease.into()),
         max_users: usize::try_from(max_users).unwrap_or(usize::MAX),
+        max_per_address: usize::try_from(max_per_address).unwrap_or(usize::MAX),
+        // The core drops datagrams forged with this address as their source.
+        local_addr: Some(addr),
     };
     let core = RegistryServer::new(Instant::now(), CookieKey(key), config);
     let mut server = ServerLoop::new(socket, core)?;
@@ -196,6 +215,7 @@ fn server(bind: SocketAddr, lease: u32, max_users: u32) -> anyhow::Result<i32> {
             ServerEvent::LoggedIn { name, addr } => format!("[{name}] logged in from {addr}"),
             ServerEvent::LoggedOut { name, .. } => format!("[{name}] logged out"),
             ServerEvent::TimedOut { name, .. } => format!("[{name}] timed out"),
+            ServerEvent::Roamed { name, from, to } => format!("[{name}] moved from {from} to {to}"),
         };
         println_flush(&line);
     })?;
@@ -204,7 +224,9 @@ fn server(bind: SocketAddr, lease: u32, max_users: u32) -> anyhow::Result<i32> {
 }
 
 fn list(server: SocketAddr) -> anyhow::Result<i32> {
-    let entries = fetch_list(server, random_u64())?;
+    let entries = fetch_list(server, random_u64(), || {
+        eprintln!("Still trying to reach the registry at {server}…");
+    })?;
     let mut out = String::new();
     for e in entries {
         out.push_str(&format!("{} {}\n", e.name, e.chat_addr()));

@@ -1,12 +1,15 @@
-//! How fast two chat sessions move text messages between them, with no I/O:
-//! framing, encoding, sequencing and acknowledgement, both ends.
-//! `cargo bench -p p2pchat-core --bench chat`.
+//! What a chat costs without I/O, with encryption and without it in one
+//! run: framing, encoding, sealing, sequencing and acknowledgement, both
+//! ends. `cargo bench -p p2pchat-core --bench chat --features bench-cleartext`
+//! (the feature only lets the benchmark build the unencrypted pair).
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use p2pchat_core::{ChatConfig, ChatEvent, ChatSession, SendError, UserName};
+use p2pchat_core::{
+    ChatConfig, ChatEvent, ChatRole, ChatSession, ChatSetup, PrivateKey, SendError, UserName,
+};
 
 /// Messages per measured batch.
 const BATCH: usize = 1000;
@@ -20,12 +23,34 @@ fn carry(now: Instant, from: &mut ChatSession, to: &mut ChatSession) {
     }
 }
 
-fn connected(now: Instant) -> (ChatSession, ChatSession) {
-    let name = |n: &str| UserName::new(n).expect("a valid name");
-    let mut a = ChatSession::new(now, name("alice"), ChatConfig::default());
-    let mut b = ChatSession::new(now, name("bob"), ChatConfig::default());
-    carry(now, &mut a, &mut b);
-    carry(now, &mut b, &mut a);
+fn name(n: &str) -> UserName {
+    UserName::new(n).expect("a valid name")
+}
+
+/// Alice and bob past the handshake and both `Hello`s, encrypted or not.
+fn connected(now: Instant, encrypted: bool) -> (ChatSession, ChatSession) {
+    let (mut a, mut b) = if encrypted {
+        let key = |n: u8| PrivateKey::from_bytes([n; 32]);
+        let role = ChatRole::Caller { callee: name("bob"), callee_key: key(2).public_key() };
+        let a = ChatSession::new(
+            now,
+            ChatSetup { name: name("alice"), key: key(1), role, seed: [3; 32] },
+            ChatConfig::default(),
+        );
+        let mut b = ChatSession::new(
+            now,
+            ChatSetup { name: name("bob"), key: key(2), role: ChatRole::Callee, seed: [4; 32] },
+            ChatConfig::default(),
+        );
+        b.accept(now);
+        (a, b)
+    } else {
+        ChatSession::cleartext_pair(now, name("alice"), name("bob"), ChatConfig::default())
+    };
+    for _ in 0..4 {
+        carry(now, &mut a, &mut b);
+        carry(now, &mut b, &mut a);
+    }
     while a.poll_event().is_some() {}
     while b.poll_event().is_some() {}
     (a, b)
@@ -57,18 +82,37 @@ fn exchange(now: Instant, a: &mut ChatSession, b: &mut ChatSession, text: &str) 
     received
 }
 
+/// One text from a to b and its acknowledgement back: a round trip.
+fn round_trip(now: Instant, a: &mut ChatSession, b: &mut ChatSession) {
+    a.send_text(now, "ping, one line in flight").expect("room");
+    carry(now, a, b);
+    assert!(matches!(b.poll_event(), Some(ChatEvent::Received { .. })));
+    carry(now, b, a);
+    assert!(matches!(a.poll_event(), Some(ChatEvent::Delivered { .. })));
+}
+
 fn bench(c: &mut Criterion) {
     let now = Instant::now();
     let mut g = c.benchmark_group("chat");
-    for (label, len) in [("short texts (32 B)", 32), ("full texts (4 KiB)", 4096)] {
-        let text = "x".repeat(len);
-        g.throughput(Throughput::Elements(BATCH as u64));
-        g.bench_function(format!("{label}, sent, received and acknowledged"), |bench| {
-            bench.iter_batched_ref(
-                || connected(now),
-                |(a, b)| assert_eq!(black_box(exchange(now, a, b, &text)), BATCH),
-                BatchSize::SmallInput,
-            )
+    for (mode, encrypted) in [("encrypted", true), ("cleartext", false)] {
+        for (label, len) in [("100 B texts", 100), ("4 KiB texts", 4096)] {
+            let text = "x".repeat(len);
+            g.throughput(Throughput::Elements(BATCH as u64));
+            g.bench_function(
+                format!("{mode}: {label}, sent, received and acknowledged"),
+                |bench| {
+                    bench.iter_batched_ref(
+                        || connected(now, encrypted),
+                        |(a, b)| assert_eq!(black_box(exchange(now, a, b, &text)), BATCH),
+                        BatchSize::SmallInput,
+                    )
+                },
+            );
+        }
+        g.throughput(Throughput::Elements(1));
+        let (mut a, mut b) = connected(now, encrypted);
+        g.bench_function(format!("{mode}: round trip, one text and its ack"), |bench| {
+            bench.iter(|| round_trip(now, &mut a, &mut b))
         });
     }
     g.finish();

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use p2pchat_core::{
-    ClientMsg, Cookie, CookieKey, Cursor, RegistryServer, RequestId, ServerConfig, ServerMsg,
-    decode_reply, decode_request, encode_request,
+    ClientMsg, Cookie, CookieKey, Cursor, PublicKey, RegistryServer, RequestId, ServerConfig,
+    ServerMsg, decode_reply, decode_request, encode_request,
 };
 
 const USERS: u32 = 10_000;
@@ -28,12 +28,18 @@ fn cookie(s: &mut RegistryServer, now: Instant, from: SocketAddr) -> Cookie {
 
 /// A registry holding `USERS` users, and each user's login datagram.
 fn full_registry(now: Instant) -> (RegistryServer, Vec<Vec<u8>>) {
-    let config = ServerConfig { lease: Duration::from_secs(60), max_users: USERS as usize };
+    let config = ServerConfig {
+        lease: Duration::from_secs(60),
+        max_users: USERS as usize,
+        ..ServerConfig::default()
+    };
     let mut s = RegistryServer::new(now, CookieKey([1; 16]), config);
     let mut logins = Vec::new();
     for i in 0..USERS {
         let c = cookie(&mut s, now, addr(i));
-        let msg = ClientMsg::Login { cookie: c, name: format!("user-{i:05}"), chat_port: 7000 };
+        let key = PublicKey([i as u8; 32]);
+        let msg =
+            ClientMsg::Login { cookie: c, name: format!("user-{i:05}"), chat_port: 7000, key };
         let bytes = encode_request(RequestId(i), &msg);
         s.handle_datagram(now, addr(i), &bytes);
         while s.poll_transmit().is_some() {}

@@ -207,6 +207,37 @@ impl ChatSession {
         session
     }
 
+    /// Two sessions, `a` and `b`, that talk without encryption: only for
+    /// the benchmark that measures what encryption costs. Each has the
+    /// other's name bound as if a handshake had run.
+    #[cfg(feature = "bench-cleartext")]
+    pub fn cleartext_pair(
+        now: Instant,
+        a: UserName,
+        b: UserName,
+        config: ChatConfig,
+    ) -> (Self, Self) {
+        let zero = PublicKey([0; crate::key::KEY_LEN]);
+        let one = |me: &UserName, peer: &UserName| {
+            let mut s = Self::new(
+                now,
+                ChatSetup {
+                    name: me.clone(),
+                    key: crate::key::PrivateKey::from_bytes([0; crate::key::KEY_LEN]),
+                    role: ChatRole::Callee,
+                    seed: [0; 32],
+                },
+                config,
+            );
+            s.wire = Wire::cleartext(me.clone());
+            s.secured = Some((peer.clone(), zero));
+            s.handshake_at = None;
+            s.send_hello();
+            s
+        };
+        (one(&a, &b), one(&b, &a))
+    }
+
     /// The callee's application accepts the chat (it has checked the key
     /// of [`ChatEvent::Authenticated`], and its user said yes): our `Hello`
     /// goes out, and that is what tells the caller it was accepted. Does

@@ -4,11 +4,17 @@
 //! postcard-encoded message:
 //!
 //! ```text
-//! +----------------+---------+----------------------+------------------+
-//! | magic "p2pc"   | version | request id (u32, BE) | postcard body    |
-//! | 4 bytes        | 1 byte  | 4 bytes              | rest of datagram |
-//! +----------------+---------+----------------------+------------------+
+//! +----------------+---------------+----------------------+------------------+
+//! | magic "p2pc"   | direction and | request id (u32, BE) | postcard body    |
+//! |                | version       |                      |                  |
+//! | 4 bytes        | 1 byte        | 4 bytes              | rest of datagram |
+//! +----------------+---------------+----------------------+------------------+
 //! ```
+//!
+//! The fifth byte is [`REGISTRY_VERSION`] in a request and
+//! `REPLY_BIT | REGISTRY_VERSION` in a reply, so that no reply (ours, or ours
+//! reflected by an echo service) ever decodes as a request. A server never
+//! answers a datagram with [`REPLY_BIT`] set, whatever its version.
 //!
 //! A chat frame's payload is one postcard-encoded [`ChatMsg`]; the length
 //! prefix is [`crate::frame`]'s job. Decoding is strict: trailing bytes, an
@@ -23,9 +29,17 @@ use crate::registry_msg::{ClientMsg, RequestId, ServerMsg};
 /// The first four bytes of every registry datagram.
 pub const MAGIC: [u8; 4] = *b"p2pc";
 
-/// The protocol version this crate speaks, in datagram headers and in the
-/// chat `Hello`.
+/// The chat protocol version this crate speaks, in the chat `Hello`.
 pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The registry protocol version this crate speaks, in the low seven bits of
+/// the fifth byte of every registry datagram.
+pub const REGISTRY_VERSION: u8 = 2;
+
+/// Set in the fifth header byte of every reply (server to client), clear in
+/// every request. Frozen for all registry versions from 2 on: a server never
+/// answers a datagram that has it set.
+pub const REPLY_BIT: u8 = 0x80;
 
 /// Length of the registry datagram header: magic, version, request id.
 pub const HEADER_LEN: usize = 9;
@@ -51,10 +65,14 @@ pub enum DecodeError {
     /// Does not start with [`MAGIC`]: not ours.
     #[error("bad magic: not a p2pchat datagram")]
     BadMagic,
+    /// Ours and of our version, but going the other way: a reply where a
+    /// request was expected, or a request where a reply was.
+    #[error("datagram going the wrong way (a reply where a request was expected, or back)")]
+    WrongDirection,
     /// Ours, but of another protocol version.
     #[error("protocol version {version} is not supported")]
     UnsupportedVersion {
-        /// The version in the header.
+        /// The fifth header byte: direction bit and version.
         version: u8,
         /// The request id in the header, so a refusal can echo it.
         id: RequestId,
@@ -69,22 +87,27 @@ pub enum DecodeError {
 
 /// Encodes a client's request as one datagram.
 pub fn encode_request(id: RequestId, msg: &ClientMsg) -> Vec<u8> {
-    encode_datagram(id, msg)
+    encode_datagram(REGISTRY_VERSION, id, msg)
 }
 
-/// Decodes a datagram sent by a client.
+/// Decodes a datagram sent by a client. A reply of any version (the fifth
+/// byte has [`REPLY_BIT`] set) is [`DecodeError::WrongDirection`], never
+/// [`DecodeError::UnsupportedVersion`], so that no server answers it.
 pub fn decode_request(bytes: &[u8]) -> Result<(RequestId, ClientMsg), DecodeError> {
-    decode_datagram(bytes)
+    decode_datagram(REGISTRY_VERSION, bytes)
 }
 
 /// Encodes the server's reply to request `id` as one datagram.
 pub fn encode_reply(id: RequestId, msg: &ServerMsg) -> Vec<u8> {
-    encode_datagram(id, msg)
+    encode_datagram(REPLY_BIT | REGISTRY_VERSION, id, msg)
 }
 
-/// Decodes a datagram sent by the server.
+/// Decodes a datagram sent by the server. A datagram whose version (the low
+/// seven bits) is not ours is [`DecodeError::UnsupportedVersion`] whatever
+/// its direction bit (a version-1 server sets none); one of our version
+/// without [`REPLY_BIT`] is a request, [`DecodeError::WrongDirection`].
 pub fn decode_reply(bytes: &[u8]) -> Result<(RequestId, ServerMsg), DecodeError> {
-    decode_datagram(bytes)
+    decode_datagram(REPLY_BIT | REGISTRY_VERSION, bytes)
 }
 
 /// The encoded length of `value`'s postcard body, without any header.
@@ -104,16 +127,20 @@ pub fn decode_chat(payload: &[u8]) -> Result<ChatMsg, DecodeError> {
     from_exact(payload)
 }
 
-fn encode_datagram<T: Serialize>(id: RequestId, msg: &T) -> Vec<u8> {
+fn encode_datagram<T: Serialize>(version_byte: u8, id: RequestId, msg: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body_len(msg));
     out.extend_from_slice(&MAGIC);
-    out.push(PROTOCOL_VERSION);
+    out.push(version_byte);
     out.extend_from_slice(&id.0.to_be_bytes());
     out.extend_from_slice(&to_vec(msg));
     out
 }
 
-fn decode_datagram<T: DeserializeOwned>(bytes: &[u8]) -> Result<(RequestId, T), DecodeError> {
+/// Decodes a datagram whose fifth byte should be `expected`.
+fn decode_datagram<T: DeserializeOwned>(
+    expected: u8,
+    bytes: &[u8],
+) -> Result<(RequestId, T), DecodeError> {
     if bytes.len() > MAX_DATAGRAM_LEN {
         return Err(DecodeError::TooLong);
     }
@@ -124,8 +151,17 @@ fn decode_datagram<T: DeserializeOwned>(bytes: &[u8]) -> Result<(RequestId, T), 
         return Err(DecodeError::BadMagic);
     }
     let id = RequestId(u32::from_be_bytes([header[5], header[6], header[7], header[8]]));
-    if header[4] != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion { version: header[4], id });
+    let byte = header[4];
+    let is_reply = byte & REPLY_BIT != 0;
+    let expect_reply = expected & REPLY_BIT != 0;
+    if byte != expected {
+        let same_version = byte & !REPLY_BIT == expected & !REPLY_BIT;
+        // Requests never answer a reply of any version; a reply of our own
+        // version going the wrong way is a request.
+        if same_version || (is_reply && !expect_reply) {
+            return Err(DecodeError::WrongDirection);
+        }
+        return Err(DecodeError::UnsupportedVersion { version: byte, id });
     }
     Ok((id, from_exact(body)?))
 }

@@ -45,8 +45,9 @@ pub use chat_session::{
     PING_INTERVAL, SendError,
 };
 pub use codec::{
-    DecodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, PROTOCOL_VERSION, body_len, decode_chat,
-    decode_reply, decode_request, encode_chat, encode_reply, encode_request,
+    DecodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, PROTOCOL_VERSION, REGISTRY_VERSION,
+    REPLY_BIT, body_len, decode_chat, decode_reply, decode_request, encode_chat, encode_reply,
+    encode_request,
 };
 pub use cookie::{COOKIE_EPOCH, CookieKey};
 pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};
@@ -58,13 +59,15 @@ pub use noise::{
     prologue,
 };
 pub use registry_client::{
-    ClientEvent, GET_COOKIE_LEN, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
-    MAX_TRANSMISSIONS, MIN_KEEPALIVE_INTERVAL, Operation, RegistryClient,
+    ClientEvent, GIVE_UP_AFTER, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
+    MIN_KEEPALIVE_INTERVAL, Operation, RegistryClient, STILL_TRYING_AFTER,
 };
 pub use registry_msg::{
-    COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, RefuseReason, RequestId, ServerMsg,
+    COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, RefuseReason, RequestId,
+    ServerMsg,
 };
 pub use registry_server::{
-    DEFAULT_LEASE, DEFAULT_MAX_USERS, RegistryServer, ServerConfig, ServerEvent, ServerStats,
+    DEFAULT_LEASE, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_USERS, RegistryServer, ServerConfig,
+    ServerEvent, ServerStats,
 };
 pub use transmit::Transmit;

@@ -5,8 +5,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, HEADER_LEN};
+use crate::key::PublicKey;
 use crate::name::UserName;
-use crate::registry_msg::{ClientMsg, Cookie, Cursor, Entry, RefuseReason, RequestId, ServerMsg};
+use crate::registry_msg::{
+    ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
+};
 use crate::transmit::Transmit;
 
 /// Wait before the first retransmission of an unanswered request.
@@ -16,17 +19,23 @@ pub const INITIAL_RETRY: Duration = Duration::from_millis(500);
 /// from [`INITIAL_RETRY`] up to this).
 pub const MAX_RETRY: Duration = Duration::from_secs(2);
 
-/// Transmissions of one request before the registry is declared unreachable:
-/// with the defaults, about 7.5 s after the first one.
-pub const MAX_TRANSMISSIONS: u32 = 5;
+/// How long an operation is tried without an answer before the registry is
+/// declared unreachable, counted from the operation's first datagram (its
+/// cookie request, if it needed one): about as long as a person waits for a
+/// program before giving up on it. With the defaults a request is sent 17
+/// times, at 0, 0.5, 1.5, 3.5 s and then every 2 s up to 29.5 s, so even at
+/// 30% loss each way one of them comes back with near certainty. Each page
+/// of a list is a new request with a new allowance.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+
+/// How long an operation goes unanswered before the client reports
+/// [`ClientEvent::StillTrying`] (once per operation), so that its user knows
+/// why nothing happens yet.
+pub const STILL_TRYING_AFTER: Duration = Duration::from_secs(4);
 
 /// Fresh cookies one request may be sent with before the client gives up on
 /// it; a server that keeps refusing its own cookies is broken.
 pub const MAX_CHALLENGES: u32 = 3;
-
-/// Total length of a `GetCookie` datagram, padding included: enough that the
-/// server's `Challenge` is never longer than the request that asked for it.
-pub const GET_COOKIE_LEN: usize = 64;
 
 /// Shortest interval between keepalives, whatever lease the server grants.
 pub const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -82,8 +91,16 @@ pub enum ClientEvent {
     },
     /// We are no longer listed, as asked.
     LoggedOut,
-    /// The registry did not answer an operation. An unanswered keepalive is
-    /// tried again at the next keepalive time; other operations are dropped.
+    /// An operation has gone unanswered for [`STILL_TRYING_AFTER`]; the
+    /// client keeps trying until [`GIVE_UP_AFTER`]. Reported once per
+    /// operation (once per page of a list).
+    StillTrying {
+        /// What has no answer yet.
+        op: Operation,
+    },
+    /// The registry did not answer an operation for [`GIVE_UP_AFTER`]. An
+    /// unanswered keepalive is tried again at the next keepalive time; other
+    /// operations are dropped.
     Unreachable {
         /// What got no answer.
         op: Operation,
@@ -112,11 +129,35 @@ impl Op {
     }
 }
 
+/// What an operation carries from one request to the next (behind a cookie
+/// request, after a challenge).
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    challenges: u32,
+    /// When it fails as unreachable.
+    deadline: Instant,
+    /// When to report it as still trying; `None` once reported.
+    still_trying_at: Option<Instant>,
+}
+
+impl Attempt {
+    fn new(now: Instant) -> Self {
+        Self {
+            challenges: 0,
+            deadline: now + GIVE_UP_AFTER,
+            still_trying_at: Some(now + STILL_TRYING_AFTER),
+        }
+    }
+
+    fn next_deadline(&self) -> Instant {
+        self.still_trying_at.map_or(self.deadline, |at| at.min(self.deadline))
+    }
+}
+
 struct Pending {
     op: Op,
     payload: Vec<u8>,
-    sent: u32,
-    challenges: u32,
+    attempt: Attempt,
     retry_at: Instant,
     wait: Duration,
 }
@@ -131,8 +172,9 @@ struct Identity {
 /// A client of the registry.
 ///
 /// It fetches a cookie before its first request, retransmits unanswered
-/// requests (after [`INITIAL_RETRY`], doubling up to [`MAX_RETRY`],
-/// [`MAX_TRANSMISSIONS`] times), matches replies by request id, ignoring
+/// requests (after [`INITIAL_RETRY`], doubling up to [`MAX_RETRY`], until
+/// [`GIVE_UP_AFTER`], saying so after [`STILL_TRYING_AFTER`]), matches
+/// replies by request id, ignoring
 /// duplicates, stale replies and datagrams from anyone but the server, keeps
 /// its lease alive once logged in, and pages through the list.
 ///
@@ -145,11 +187,12 @@ struct Identity {
 /// [`poll_timeout`](Self::poll_timeout) has passed.
 pub struct RegistryClient {
     server: SocketAddr,
+    public_key: PublicKey,
     next_id: u32,
     cookie: Option<Cookie>,
     in_flight: BTreeMap<RequestId, Pending>,
     /// Operations waiting for a cookie.
-    waiting: VecDeque<(Op, u32)>,
+    waiting: VecDeque<(Op, Attempt)>,
     identity: Option<Identity>,
     logged_in: bool,
     lease: Duration,
@@ -159,11 +202,14 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    /// A client of the registry at `server`. `seed` picks the first request
-    /// id, so that an off-path attacker cannot guess ids: pass a random value.
-    pub fn new(server: SocketAddr, seed: u64) -> Self {
+    /// A client of the registry at `server` that logs in with `public_key`
+    /// (the public half of the user's identity). `seed` picks the first
+    /// request id, so that an off-path attacker cannot guess ids: pass a
+    /// random value.
+    pub fn new(server: SocketAddr, seed: u64, public_key: PublicKey) -> Self {
         Self {
             server,
+            public_key,
             next_id: (seed ^ (seed >> 32)) as u32,
             cookie: None,
             in_flight: BTreeMap::new(),
@@ -243,10 +289,14 @@ impl RegistryClient {
         match (pending.op, msg) {
             (op, ServerMsg::Challenge { cookie }) => {
                 self.cookie = Some(cookie);
+                let attempt = pending.attempt;
                 match op {
                     Op::GetCookie => self.release_waiting(now),
-                    op if pending.challenges + 1 >= MAX_CHALLENGES => self.fail(op),
-                    op => self.send(now, op, pending.challenges + 1),
+                    op if attempt.challenges + 1 >= MAX_CHALLENGES => self.fail(op),
+                    op => {
+                        let challenges = attempt.challenges + 1;
+                        self.send(now, op, Attempt { challenges, ..attempt });
+                    }
                 }
             }
             (op, ServerMsg::Refused { reason }) => self.refused(op, reason),
@@ -303,31 +353,47 @@ impl RegistryClient {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due: the next
-    /// retransmission or keepalive.
+    /// retransmission, "still trying" report, give-up or keepalive.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let retry = self.in_flight.values().map(|p| p.retry_at).min();
+        let retry = self.in_flight.values().map(|p| p.retry_at.min(p.attempt.next_deadline()));
+        let waiting = self.waiting.iter().map(|(_, a)| a.next_deadline());
         let keepalive = self.identity.as_ref().and_then(|i| i.keepalive_at);
-        retry.into_iter().chain(keepalive).min()
+        retry.chain(waiting).chain(keepalive).min()
     }
 
-    /// Retransmits, gives up, and sends keepalives, as due by `now`.
+    /// Retransmits, reports and gives up, and sends keepalives, as due by
+    /// `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<RequestId> =
-            self.in_flight.iter().filter(|(_, p)| p.retry_at <= now).map(|(id, _)| *id).collect();
+        let due: Vec<RequestId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, p)| p.retry_at.min(p.attempt.next_deadline()) <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for id in due {
             let Some(mut p) = self.in_flight.remove(&id) else {
                 continue;
             };
-            if p.sent >= MAX_TRANSMISSIONS {
+            if p.attempt.deadline <= now {
                 self.fail(p.op);
                 continue;
             }
-            p.sent += 1;
-            p.wait = (p.wait * 2).min(MAX_RETRY);
-            p.retry_at = now + p.wait;
-            self.transmits.push_back(Transmit { dst: self.server, payload: p.payload.clone() });
+            self.report_still_trying(now, &p.op, &mut p.attempt);
+            if p.retry_at <= now {
+                p.wait = (p.wait * 2).min(MAX_RETRY);
+                p.retry_at = (now + p.wait).min(p.attempt.deadline);
+                self.transmits.push_back(Transmit { dst: self.server, payload: p.payload.clone() });
+            }
             self.in_flight.insert(id, p);
+        }
+        for (op, mut attempt) in std::mem::take(&mut self.waiting) {
+            if attempt.deadline <= now {
+                self.fail(op);
+                continue;
+            }
+            self.report_still_trying(now, &op, &mut attempt);
+            self.waiting.push_back((op, attempt));
         }
         let interval = self.keepalive_interval();
         let keepalive_due =
@@ -346,20 +412,38 @@ impl RegistryClient {
         (self.lease / 3).max(MIN_KEEPALIVE_INTERVAL)
     }
 
+    /// Reports `op` as still trying once its time has come.
+    fn report_still_trying(&mut self, now: Instant, op: &Op, attempt: &mut Attempt) {
+        if attempt.still_trying_at.is_some_and(|at| at <= now) {
+            attempt.still_trying_at = None;
+            if let Some(op) = op.operation() {
+                self.events.push_back(ClientEvent::StillTrying { op });
+            }
+        }
+    }
+
     fn start(&mut self, now: Instant, op: Op) {
-        self.send(now, op, 0);
+        self.send(now, op, Attempt::new(now));
     }
 
     /// Sends `op` with the current cookie, or queues it behind a cookie
     /// request when there is none.
-    fn send(&mut self, now: Instant, op: Op, challenges: u32) {
+    fn send(&mut self, now: Instant, op: Op, attempt: Attempt) {
         let msg = match (&op, self.cookie) {
             (Op::GetCookie, _) => ClientMsg::GetCookie { padding: Vec::new() },
             (_, None) => {
-                self.waiting.push_back((op, challenges));
-                if !self.in_flight.values().any(|p| matches!(p.op, Op::GetCookie)) {
-                    self.send(now, Op::GetCookie, 0);
+                // The cookie request is tried for as long as anyone waits
+                // for it.
+                let cookie_request =
+                    self.in_flight.values_mut().find(|p| matches!(p.op, Op::GetCookie));
+                match cookie_request {
+                    Some(p) => p.attempt.deadline = p.attempt.deadline.max(attempt.deadline),
+                    None => {
+                        let own = Attempt { still_trying_at: None, ..attempt };
+                        self.send(now, Op::GetCookie, own);
+                    }
                 }
+                self.waiting.push_back((op, attempt));
                 return;
             }
             (Op::Login { .. }, Some(cookie)) => match &self.identity {
@@ -367,6 +451,7 @@ impl RegistryClient {
                     cookie,
                     name: identity.name.as_str().to_owned(),
                     chat_port: identity.chat_port,
+                    key: self.public_key,
                 },
                 // Logged out meanwhile: nothing to log in as.
                 None => return,
@@ -389,17 +474,16 @@ impl RegistryClient {
         let pending = Pending {
             op,
             payload,
-            sent: 1,
-            challenges,
-            retry_at: now + INITIAL_RETRY,
+            attempt,
+            retry_at: (now + INITIAL_RETRY).min(attempt.deadline),
             wait: INITIAL_RETRY,
         };
         self.in_flight.insert(id, pending);
     }
 
     fn release_waiting(&mut self, now: Instant) {
-        for (op, challenges) in std::mem::take(&mut self.waiting) {
-            self.send(now, op, challenges);
+        for (op, attempt) in std::mem::take(&mut self.waiting) {
+            self.send(now, op, attempt);
         }
     }
 

@@ -8,10 +8,18 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::key::PublicKey;
 use crate::name::UserName;
 
 /// Length of a [`Cookie`] in bytes.
 pub const COOKIE_LEN: usize = 16;
+
+/// Length of every `GetCookie` datagram, padding included: the client pads
+/// to exactly this, and the server drops a shorter one. Far longer than the
+/// 26-byte `Challenge` that answers it, so the answer is never longer than
+/// the request, and no reply of version 1 (whose `Challenge` could pass for
+/// a `GetCookie`) is ever taken for one.
+pub const GET_COOKIE_LEN: usize = 64;
 
 /// Identifies one request; its reply carries the same id, so a retransmitted
 /// request and a duplicated reply are recognised for what they are.
@@ -38,6 +46,8 @@ pub struct Entry {
     pub addr: SocketAddr,
     /// The TCP port on which the user takes chats.
     pub chat_port: u16,
+    /// The public key the user logged in with: the one its chats must prove.
+    pub key: PublicKey,
 }
 
 impl Entry {
@@ -57,8 +67,8 @@ pub enum ClientMsg {
         /// Any bytes (zeros by convention); only their count matters.
         padding: Vec<u8>,
     },
-    /// Logs in as `name`, or refreshes the lease when the sender already
-    /// holds it. Sent again every lease/3 as the keepalive.
+    /// Logs in as `name` with `key`, or refreshes the lease when the sender
+    /// already holds it. Sent again every lease/3 as the keepalive.
     Login {
         /// The cookie the server handed out.
         cookie: Cookie,
@@ -66,6 +76,9 @@ pub enum ClientMsg {
         name: String,
         /// The TCP port on which this client takes chats.
         chat_port: u16,
+        /// The client's long-term public key; the name stays bound to it
+        /// while listed.
+        key: PublicKey,
     },
     /// Asks for one page of the online list, from the start or after a cursor.
     List {
@@ -104,7 +117,8 @@ impl ClientMsg {
 /// Why the registry refused a well-formed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 pub enum RefuseReason {
-    /// Another endpoint holds this name (compared without regard to case).
+    /// A listed user with another key holds this name (compared without
+    /// regard to case).
     #[error("the name is taken")]
     NameTaken,
     /// The name breaks the naming rules.
@@ -116,6 +130,10 @@ pub enum RefuseReason {
     /// The request's protocol version is not one the server speaks.
     #[error("the server does not speak this protocol version")]
     UnsupportedVersion,
+    /// The sender's address (its IPv4 address, or its IPv6 /64) already
+    /// holds as many names as the registry allows one address.
+    #[error("too many users are already logged in from this address")]
+    TooManyFromAddress,
 }
 
 /// What the registry answers.

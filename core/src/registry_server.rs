@@ -1,14 +1,17 @@
 //! The registry server: the online-user list as a sans-IO state machine.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, DecodeError, HEADER_LEN, MAX_DATAGRAM_LEN};
 use crate::cookie::{CookieJar, CookieKey};
+use crate::key::PublicKey;
 use crate::name::{NameKey, UserName};
-use crate::registry_msg::{ClientMsg, Cursor, Entry, RefuseReason, RequestId, ServerMsg};
+use crate::registry_msg::{
+    ClientMsg, Cursor, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
+};
 use crate::transmit::Transmit;
 
 /// How long an entry stays listed without a refresh, unless configured.
@@ -17,6 +20,12 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// How many users may be online at once, unless configured.
 pub const DEFAULT_MAX_USERS: usize = 10_000;
 
+/// How many names one address may hold at once, unless configured: an IPv4
+/// address, or an IPv6 /64 (what one site or one host usually gets). Enough
+/// for a household or an office behind one NAT, far below
+/// [`DEFAULT_MAX_USERS`], so that one address cannot fill the registry.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 64;
+
 /// How the server behaves; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -24,11 +33,26 @@ pub struct ServerConfig {
     pub lease: Duration,
     /// The most users listed at once; a login beyond it is refused.
     pub max_users: usize,
+    /// The most names listed from one IPv4 address or one IPv6 /64 (an
+    /// IPv4-mapped IPv6 address counts as its IPv4 address); a login beyond
+    /// it is refused with [`RefuseReason::TooManyFromAddress`].
+    pub max_per_address: usize,
+    /// The address the server's own socket is bound to, if the driver knows
+    /// it. A datagram from it, which only a forged source can produce, is
+    /// dropped unanswered; with an unspecified IP (`0.0.0.0`, `[::]`), so is
+    /// one from a loopback or unspecified IP with the same port. `None`
+    /// checks nothing.
+    pub local_addr: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { lease: DEFAULT_LEASE, max_users: DEFAULT_MAX_USERS }
+        Self {
+            lease: DEFAULT_LEASE,
+            max_users: DEFAULT_MAX_USERS,
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
+            local_addr: None,
+        }
     }
 }
 
@@ -57,6 +81,17 @@ pub enum ServerEvent {
         /// The address its datagrams came from.
         addr: SocketAddr,
     },
+    /// A listed user logged in with the same name and key from another
+    /// address (a laptop that changed networks): its entry moved there, and
+    /// the old address no longer holds a name.
+    Roamed {
+        /// The user's name, as written in the new login.
+        name: UserName,
+        /// The address it was listed at.
+        from: SocketAddr,
+        /// The address it is listed at now.
+        to: SocketAddr,
+    },
 }
 
 /// Counters of what the server did with the datagrams it was given.
@@ -69,8 +104,13 @@ pub struct ServerStats {
     /// Requests without a valid cookie that were answered with a challenge.
     pub challenged: u64,
     /// Datagrams from unvalidated senders dropped because the answer would
-    /// have been longer than the datagram.
+    /// have been longer than the datagram (or, for another version, not
+    /// shorter), and `GetCookie`s shorter than [`GET_COOKIE_LEN`].
     pub too_short: u64,
+    /// Datagrams that could only be a loop, dropped unanswered: replies (of
+    /// any version, reflected by an echo service or sent by another
+    /// registry) and anything from the server's own address.
+    pub looped: u64,
 }
 
 struct User {
@@ -95,7 +135,15 @@ struct User {
 /// - An entry is only ever created, refreshed or removed by a datagram from
 ///   the address it lists, or by its lease running out.
 /// - No two listed names are equal without regard to case, and no address
-///   holds two names.
+///   holds two names; one IPv4 address or IPv6 /64 holds at most
+///   [`ServerConfig::max_per_address`].
+/// - A listed name keeps the key it logged in with: a login under it with
+///   another key is refused; one with the same key from a new address moves
+///   the entry there.
+/// - Replies are never answered: the server drops every datagram whose
+///   header marks it as a reply, and everything from its own address, so
+///   neither an echo service, nor another registry, nor a datagram forged
+///   with the server's own address as source can start a loop.
 /// - Memory is bounded by [`ServerConfig::max_users`] entries; each call
 ///   queues at most one transmit.
 pub struct RegistryServer {
@@ -103,6 +151,7 @@ pub struct RegistryServer {
     cookies: CookieJar,
     users: BTreeMap<NameKey, User>,
     by_addr: HashMap<SocketAddr, NameKey>,
+    by_prefix: HashMap<Prefix, usize>,
     expiry: BTreeSet<(Instant, NameKey)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ServerEvent>,
@@ -118,6 +167,7 @@ impl RegistryServer {
             cookies: CookieJar::new(key, now),
             users: BTreeMap::new(),
             by_addr: HashMap::new(),
+            by_prefix: HashMap::new(),
             expiry: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -127,12 +177,25 @@ impl RegistryServer {
 
     /// Handles one datagram received from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if self.is_own(from) {
+            tracing::debug!(%from, "dropped a datagram from our own address");
+            self.stats.looped += 1;
+            return;
+        }
         let (id, msg) = match codec::decode_request(bytes) {
             Ok(decoded) => decoded,
             Err(DecodeError::UnsupportedVersion { id, version }) => {
                 tracing::debug!(%from, version, "request of an unsupported version");
                 let reply = ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion };
-                self.reply_unvalidated(from, bytes.len(), id, &reply);
+                // Strictly shorter than what provoked it: a version-1 server
+                // answers our replies with refusals as long as ours, and
+                // this is what ends that exchange after one round.
+                self.reply_unvalidated(from, bytes.len().saturating_sub(1), id, &reply);
+                return;
+            }
+            Err(DecodeError::WrongDirection) => {
+                tracing::debug!(%from, "dropped a reply sent to the server");
+                self.stats.looped += 1;
                 return;
             }
             Err(
@@ -147,6 +210,11 @@ impl RegistryServer {
                 return;
             }
         };
+        if matches!(msg, ClientMsg::GetCookie { .. }) && bytes.len() < GET_COOKIE_LEN {
+            tracing::trace!(%from, len = bytes.len(), "dropped a short cookie request");
+            self.stats.too_short += 1;
+            return;
+        }
         let valid = msg.cookie().is_some_and(|c| self.cookies.check(now, from, c));
         if !valid {
             let reply = ServerMsg::Challenge { cookie: self.cookies.mint(now, from) };
@@ -156,7 +224,9 @@ impl RegistryServer {
             return;
         }
         let reply = match msg {
-            ClientMsg::Login { name, chat_port, .. } => self.login(now, from, &name, chat_port),
+            ClientMsg::Login { name, chat_port, key, .. } => {
+                self.login(now, from, &name, chat_port, key)
+            }
             ClientMsg::List { after, .. } => self.page(after),
             ClientMsg::Lookup { name, .. } => ServerMsg::Found {
                 entry: UserName::new(&name)
@@ -219,28 +289,68 @@ impl RegistryServer {
         self.stats
     }
 
-    fn login(&mut self, now: Instant, from: SocketAddr, name: &str, chat_port: u16) -> ServerMsg {
+    /// Whether `from` is the server's own socket address (see
+    /// [`ServerConfig::local_addr`]).
+    fn is_own(&self, from: SocketAddr) -> bool {
+        let Some(local) = self.config.local_addr else {
+            return false;
+        };
+        let ip = from.ip().to_canonical();
+        let any_local = ip.is_loopback() || ip.is_unspecified();
+        from == local || (local.ip().is_unspecified() && from.port() == local.port() && any_local)
+    }
+
+    /// Checked in the order of `docs/PROTOCOL.md` section 6.
+    fn login(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        name: &str,
+        chat_port: u16,
+        public: PublicKey,
+    ) -> ServerMsg {
         let Ok(name) = UserName::new(name) else {
             return refused(RefuseReason::NameInvalid);
         };
         let key = name.key();
         let held = self.by_addr.get(&from).cloned();
-        match self.users.get(&key) {
-            Some(holder) if holder.entry.addr != from => return refused(RefuseReason::NameTaken),
-            Some(_) => {}
-            None if held.is_none() && self.users.len() >= self.config.max_users => {
-                return refused(RefuseReason::ServerFull);
-            }
-            None => {
-                if let Some(old) = held {
-                    self.remove(&old, Removal::LoggedOut);
+        // Where the name is listed now, when that is not `from`: a roam.
+        let roams_from = match self.users.get(&key) {
+            Some(holder) if holder.entry.key != public => return refused(RefuseReason::NameTaken),
+            Some(holder) if holder.entry.addr == from => None,
+            Some(holder) => Some(holder.entry.addr),
+            None => None,
+        };
+        let refresh = held.as_ref() == Some(&key);
+        if !refresh {
+            if held.is_none() {
+                // A new entry for `from`, less the one that roams away.
+                let mut here = self.by_prefix.get(&Prefix::of(from)).copied().unwrap_or(0);
+                if roams_from.is_some_and(|old| Prefix::of(old) == Prefix::of(from)) {
+                    // The roaming entry is counted in `here`.
+                    here = here.saturating_sub(1);
                 }
-                self.events.push_back(ServerEvent::LoggedIn { name: name.clone(), addr: from });
-                self.by_addr.insert(from, key.clone());
+                if here >= self.config.max_per_address {
+                    return refused(RefuseReason::TooManyFromAddress);
+                }
+                if self.users.len() - usize::from(roams_from.is_some()) >= self.config.max_users {
+                    return refused(RefuseReason::ServerFull);
+                }
             }
+            match roams_from {
+                Some(_) => self.remove(&key, Removal::Roamed { name: name.clone(), to: from }),
+                None => {
+                    self.events.push_back(ServerEvent::LoggedIn { name: name.clone(), addr: from })
+                }
+            }
+            if let Some(old) = held {
+                self.remove(&old, Removal::LoggedOut);
+            }
+            self.by_addr.insert(from, key.clone());
+            *self.by_prefix.entry(Prefix::of(from)).or_insert(0) += 1;
         }
         let expires = now + self.config.lease;
-        let entry = Entry { name, addr: from, chat_port };
+        let entry = Entry { name, addr: from, chat_port, key: public };
         if let Some(old) = self.users.insert(key.clone(), User { entry, expires }) {
             self.expiry.remove(&(old.expires, key.clone()));
         }
@@ -292,24 +402,32 @@ impl RegistryServer {
         };
         self.expiry.remove(&(user.expires, key.clone()));
         self.by_addr.remove(&user.entry.addr);
+        let prefix = Prefix::of(user.entry.addr);
+        if let Some(n) = self.by_prefix.get_mut(&prefix) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_prefix.remove(&prefix);
+            }
+        }
         let Entry { name, addr, .. } = user.entry;
         self.events.push_back(match why {
             Removal::LoggedOut => ServerEvent::LoggedOut { name, addr },
             Removal::TimedOut => ServerEvent::TimedOut { name, addr },
+            Removal::Roamed { name, to } => ServerEvent::Roamed { name, from: addr, to },
         });
     }
 
     /// Queues `reply` to a sender whose address is not validated, only if it
-    /// is no longer than the `request_len` bytes that sender sent.
+    /// is no longer than `max_len` (at most the bytes that sender sent).
     fn reply_unvalidated(
         &mut self,
         to: SocketAddr,
-        request_len: usize,
+        max_len: usize,
         id: RequestId,
         reply: &ServerMsg,
     ) -> bool {
         let payload = codec::encode_reply(id, reply);
-        if payload.len() > request_len {
+        if payload.len() > max_len {
             self.stats.too_short += 1;
             return false;
         }
@@ -326,10 +444,32 @@ impl RegistryServer {
     }
 }
 
-#[derive(Clone, Copy)]
 enum Removal {
     LoggedOut,
     TimedOut,
+    Roamed { name: UserName, to: SocketAddr },
+}
+
+/// What [`ServerConfig::max_per_address`] counts by: an IPv4 address, or the
+/// first 64 bits of an IPv6 address. An IPv4-mapped IPv6 address counts as
+/// its IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Prefix {
+    V4([u8; 4]),
+    V6([u8; 8]),
+}
+
+impl Prefix {
+    fn of(addr: SocketAddr) -> Self {
+        match addr.ip().to_canonical() {
+            IpAddr::V4(ip) => Prefix::V4(ip.octets()),
+            IpAddr::V6(ip) => {
+                let mut net = [0; 8];
+                net.copy_from_slice(&ip.octets()[..8]);
+                Prefix::V6(net)
+            }
+        }
+    }
 }
 
 fn refused(reason: RefuseReason) -> ServerMsg {

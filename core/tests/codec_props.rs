@@ -6,9 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use p2pchat_core::{
     ChatMsg, ClientMsg, Cookie, Cursor, DecodeError, Entry, FrameDecoder, FrameError, HEADER_LEN,
-    MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_NAME_LEN, PROTOCOL_VERSION, RefuseReason,
-    RequestId, Seq, ServerMsg, UserName, body_len, decode_chat, decode_reply, decode_request,
-    encode_chat, encode_reply, encode_request, write_frame,
+    MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_NAME_LEN, PublicKey, REGISTRY_VERSION, REPLY_BIT,
+    RefuseReason, RequestId, Seq, ServerMsg, UserName, body_len, decode_chat, decode_reply,
+    decode_request, encode_chat, encode_reply, encode_request, write_frame,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -59,11 +59,12 @@ fn cursor() -> impl Strategy<Value = Cursor> {
 }
 
 fn entry() -> impl Strategy<Value = Entry> {
-    (user_name(), socket_addr(), any::<u16>()).prop_map(|(name, addr, chat_port)| Entry {
-        name,
-        addr,
-        chat_port,
-    })
+    (user_name(), socket_addr(), any::<u16>(), public_key())
+        .prop_map(|(name, addr, chat_port, key)| Entry { name, addr, chat_port, key })
+}
+
+fn public_key() -> impl Strategy<Value = PublicKey> {
+    any::<[u8; 32]>().prop_map(PublicKey)
 }
 
 fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
@@ -72,14 +73,16 @@ fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
         Just(RefuseReason::NameInvalid),
         Just(RefuseReason::ServerFull),
         Just(RefuseReason::UnsupportedVersion),
+        Just(RefuseReason::TooManyFromAddress),
     ]
 }
 
 fn client_msg() -> impl Strategy<Value = ClientMsg> {
     prop_oneof![
         vec(any::<u8>(), 0..=1100).prop_map(|padding| ClientMsg::GetCookie { padding }),
-        (cookie(), any_string(), any::<u16>())
-            .prop_map(|(cookie, name, chat_port)| { ClientMsg::Login { cookie, name, chat_port } }),
+        (cookie(), any_string(), any::<u16>(), public_key()).prop_map(
+            |(cookie, name, chat_port, key)| ClientMsg::Login { cookie, name, chat_port, key }
+        ),
         (cookie(), option::of(cursor()))
             .prop_map(|(cookie, after)| ClientMsg::List { cookie, after }),
         (cookie(), any_string()).prop_map(|(cookie, name)| ClientMsg::Lookup { cookie, name }),
@@ -93,7 +96,7 @@ fn server_msg() -> impl Strategy<Value = ServerMsg> {
         (socket_addr(), any::<u32>())
             .prop_map(|(observed, lease_secs)| ServerMsg::Welcome { observed, lease_secs }),
         refuse_reason().prop_map(|reason| ServerMsg::Refused { reason }),
-        (vec(entry(), 0..=20), option::of(cursor()))
+        (vec(entry(), 0..=12), option::of(cursor()))
             .prop_map(|(entries, next)| ServerMsg::ListPage { entries, next }),
         option::of(entry()).prop_map(|entry| ServerMsg::Found { entry }),
         Just(ServerMsg::LoggedOut),
@@ -185,9 +188,10 @@ proptest! {
         id in request_id(),
         body in vec(any::<u8>(), 0..1300),
     ) {
-        let mut datagram = header(PROTOCOL_VERSION, id);
+        let mut datagram = header(REGISTRY_VERSION, id);
         datagram.extend_from_slice(&body);
         let request = decode_request(&datagram);
+        datagram[4] |= REPLY_BIT;
         let reply = decode_reply(&datagram);
         if datagram.len() > MAX_DATAGRAM_LEN {
             prop_assert_eq!(request, Err(DecodeError::TooLong));
@@ -271,14 +275,20 @@ proptest! {
 
     #[test]
     fn any_other_version_is_unsupported_with_its_id(
-        version in any::<u8>().prop_filter("another version", |v| *v != PROTOCOL_VERSION),
+        version in any::<u8>().prop_filter("another version", |v| *v & !REPLY_BIT != REGISTRY_VERSION),
         id in request_id(),
         body in vec(any::<u8>(), 0..(MAX_DATAGRAM_LEN - HEADER_LEN)),
     ) {
         let mut datagram = header(version, id);
         datagram.extend_from_slice(&body);
         let expected = DecodeError::UnsupportedVersion { version, id };
-        prop_assert_eq!(decode_request(&datagram).err(), Some(expected.clone()));
+        // A server never sees a reply of any version as anything but one
+        // going the wrong way; a client sees any other version as such.
+        if version & REPLY_BIT == 0 {
+            prop_assert_eq!(decode_request(&datagram).err(), Some(expected.clone()));
+        } else {
+            prop_assert_eq!(decode_request(&datagram).err(), Some(DecodeError::WrongDirection));
+        }
         prop_assert_eq!(decode_reply(&datagram).err(), Some(expected));
     }
 

@@ -7,8 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use p2pchat_core::{
-    ClientMsg, Cookie, CookieKey, Cursor, MAX_DATAGRAM_LEN, MAX_KEY_LEN, NameError, RefuseReason,
-    RegistryServer, RequestId, ServerConfig, ServerMsg, UserName, decode_reply, encode_request,
+    ClientMsg, Cookie, CookieKey, Cursor, GET_COOKIE_LEN, HEADER_LEN, MAX_DATAGRAM_LEN,
+    MAX_KEY_LEN, NameError, PublicKey, RefuseReason, RegistryServer, RequestId, ServerConfig,
+    ServerMsg, UserName, decode_reply, encode_request,
 };
 
 /// Pairs that must not be online together: the later one is refused with
@@ -88,7 +89,12 @@ fn ask(s: &mut RegistryServer, now: Instant, from: SocketAddr, msg: &ClientMsg) 
 }
 
 fn cookie(s: &mut RegistryServer, now: Instant, from: SocketAddr) -> Cookie {
-    match ask(s, now, from, &ClientMsg::GetCookie { padding: vec![0; 50] }) {
+    match ask(
+        s,
+        now,
+        from,
+        &ClientMsg::GetCookie { padding: vec![0; GET_COOKIE_LEN - HEADER_LEN - 2] },
+    ) {
         ServerMsg::Challenge { cookie } => cookie,
         other => panic!("expected a challenge, got {other:?}"),
     }
@@ -96,7 +102,9 @@ fn cookie(s: &mut RegistryServer, now: Instant, from: SocketAddr) -> Cookie {
 
 fn login(s: &mut RegistryServer, now: Instant, from: SocketAddr, name: &str) -> ServerMsg {
     let cookie = cookie(s, now, from);
-    ask(s, now, from, &ClientMsg::Login { cookie, name: name.into(), chat_port: 7000 })
+    // Each address is another user, with its own key.
+    let key = PublicKey([from.port() as u8; 32]);
+    ask(s, now, from, &ClientMsg::Login { cookie, name: name.into(), chat_port: 7000, key })
 }
 
 fn logout(s: &mut RegistryServer, now: Instant, from: SocketAddr) {

@@ -1,41 +1,70 @@
 //! The registry agrees with a plain map after any sequence of logins,
-//! refreshes, renames, logouts and expiries from many endpoints, and any
-//! bytes at all leave it standing.
+//! refreshes, renames, roams, logouts and expiries from many endpoints with
+//! a few keys, some of them sharing an address, and any bytes at all leave
+//! it standing.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ClientMsg, Cookie, CookieKey, RefuseReason, RegistryServer, RequestId, ServerConfig, ServerMsg,
-    decode_reply, encode_request,
+    ClientMsg, Cookie, CookieKey, GET_COOKIE_LEN, PublicKey, RefuseReason, RegistryServer,
+    RequestId, ServerConfig, ServerEvent, ServerMsg, decode_reply, encode_request,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 
 const LEASE: Duration = Duration::from_secs(60);
-const MAX_USERS: usize = 5;
+const MAX_USERS: usize = 6;
+const MAX_PER_ADDRESS: usize = 3;
+/// Endpoints: 0-3 share one IPv4 address, 4-5 another, which 9 also has in
+/// its IPv4-mapped IPv6 form; 6-7 share an IPv6 /64, 8 has its own.
+const ENDPOINTS: u8 = 10;
+const KEYS: u8 = 3;
 /// Names that collide without regard to case, and one invalid name.
 const NAMES: [&str; 11] =
     ["ann", "Ann", "ANN", "bob", "Bob", "carl", "dave", "eve", "fay", "gus", "bad name"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Login { ep: u8, name: usize, port: u16 },
+    Login { ep: u8, name: usize, port: u16, key: u8 },
     Logout { ep: u8 },
     Wait { secs: u16 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..8u8, 0..NAMES.len(), 1..4u16).prop_map(|(ep, name, port)| Op::Login { ep, name, port }),
-        1 => (0..8u8).prop_map(|ep| Op::Logout { ep }),
+        4 => (0..ENDPOINTS, 0..NAMES.len(), 1..4u16, 0..KEYS)
+            .prop_map(|(ep, name, port, key)| Op::Login { ep, name, port, key }),
+        1 => (0..ENDPOINTS).prop_map(|ep| Op::Logout { ep }),
         1 => (0..90u16).prop_map(|secs| Op::Wait { secs }),
     ]
 }
 
 fn addr(ep: u8) -> SocketAddr {
-    SocketAddr::from(([192, 0, 2, ep], 4000 + u16::from(ep)))
+    let ip: IpAddr = match ep {
+        0..=3 => [192, 0, 2, 1].into(),
+        4 | 5 => [192, 0, 2, 2].into(),
+        6 => "2001:db8::1".parse().unwrap(),
+        7 => "2001:db8::2:3".parse().unwrap(),
+        8 => "2001:db8:0:1::1".parse().unwrap(),
+        _ => "::ffff:192.0.2.2".parse().unwrap(),
+    };
+    SocketAddr::new(ip, 4000 + u16::from(ep))
+}
+
+/// Which endpoints count together against the per-address cap.
+fn prefix(ep: u8) -> u8 {
+    match ep {
+        0..=3 => 0,
+        4 | 5 | 9 => 1,
+        6 | 7 => 2,
+        _ => 3,
+    }
+}
+
+fn public(key: u8) -> PublicKey {
+    PublicKey([key; 32])
 }
 
 /// Sends `msg` from `from` and returns the one reply.
@@ -48,37 +77,65 @@ fn ask(server: &mut RegistryServer, now: Instant, from: SocketAddr, msg: ClientM
 }
 
 fn cookie(server: &mut RegistryServer, now: Instant, from: SocketAddr) -> Cookie {
-    match ask(server, now, from, ClientMsg::GetCookie { padding: vec![0; 40] }) {
+    let padding = vec![0; GET_COOKIE_LEN - 11];
+    match ask(server, now, from, ClientMsg::GetCookie { padding }) {
         ServerMsg::Challenge { cookie } => cookie,
         other => panic!("expected a challenge, got {other:?}"),
     }
 }
 
-/// The model: folded name → (name as written, endpoint, chat port, expiry).
-type Model = BTreeMap<String, (String, u8, u16, Instant)>;
+/// One listed user in the model.
+#[derive(Debug, Clone)]
+struct User {
+    name: String,
+    ep: u8,
+    port: u16,
+    key: u8,
+    expires: Instant,
+}
 
-fn expected_login(model: &mut Model, now: Instant, ep: u8, name: &str, port: u16) -> ServerMsg {
+/// The model: folded name → user.
+type Model = BTreeMap<String, User>;
+
+/// What the server should answer, and the roam (old endpoint) it should
+/// report.
+fn expected_login(
+    model: &mut Model,
+    now: Instant,
+    ep: u8,
+    name: &str,
+    port: u16,
+    key: u8,
+) -> (ServerMsg, Option<u8>) {
     if name.contains(' ') {
-        return ServerMsg::Refused { reason: RefuseReason::NameInvalid };
+        return (ServerMsg::Refused { reason: RefuseReason::NameInvalid }, None);
     }
-    let key = name.to_lowercase();
-    let held = model.iter().find(|(_, v)| v.1 == ep).map(|(k, _)| k.clone());
-    match model.get(&key) {
-        Some(v) if v.1 != ep => {
-            return ServerMsg::Refused { reason: RefuseReason::NameTaken };
+    let folded = name.to_lowercase();
+    let held = model.iter().find(|(_, u)| u.ep == ep).map(|(k, _)| k.clone());
+    let roam = match model.get(&folded) {
+        Some(u) if u.key != key => {
+            return (ServerMsg::Refused { reason: RefuseReason::NameTaken }, None);
         }
-        Some(_) => {}
-        None if held.is_none() && model.len() >= MAX_USERS => {
-            return ServerMsg::Refused { reason: RefuseReason::ServerFull };
+        Some(u) if u.ep == ep => None,
+        Some(u) => Some(u.ep),
+        None => None,
+    };
+    if held.is_none() {
+        let others = |u: &&User| Some(u.ep) != roam;
+        let here = model.values().filter(others).filter(|u| prefix(u.ep) == prefix(ep)).count();
+        if here >= MAX_PER_ADDRESS {
+            return (ServerMsg::Refused { reason: RefuseReason::TooManyFromAddress }, None);
         }
-        None => {
-            if let Some(old) = held {
-                model.remove(&old);
-            }
+        if model.values().filter(others).count() >= MAX_USERS {
+            return (ServerMsg::Refused { reason: RefuseReason::ServerFull }, None);
         }
     }
-    model.insert(key, (name.to_owned(), ep, port, now + LEASE));
-    ServerMsg::Welcome { observed: addr(ep), lease_secs: LEASE.as_secs() as u32 }
+    if let Some(old) = held {
+        model.remove(&old);
+    }
+    let user = User { name: name.to_owned(), ep, port, key, expires: now + LEASE };
+    model.insert(folded, user);
+    (ServerMsg::Welcome { observed: addr(ep), lease_secs: LEASE.as_secs() as u32 }, roam)
 }
 
 proptest! {
@@ -91,36 +148,56 @@ proptest! {
     #[test]
     fn registry_matches_a_map(ops in prop::collection::vec(op(), 1..60)) {
         let mut now = Instant::now();
-        let config = ServerConfig { lease: LEASE, max_users: MAX_USERS };
+        let config = ServerConfig {
+            lease: LEASE,
+            max_users: MAX_USERS,
+            max_per_address: MAX_PER_ADDRESS,
+            local_addr: None,
+        };
         let mut server = RegistryServer::new(now, CookieKey([3; 16]), config);
         let mut model = Model::new();
         for op in ops {
             match op {
-                Op::Login { ep, name, port } => {
+                Op::Login { ep, name, port, key } => {
                     let c = cookie(&mut server, now, addr(ep));
-                    let msg = ClientMsg::Login { cookie: c, name: NAMES[name].to_owned(), chat_port: port };
+                    let msg = ClientMsg::Login {
+                        cookie: c,
+                        name: NAMES[name].to_owned(),
+                        chat_port: port,
+                        key: public(key),
+                    };
                     let got = ask(&mut server, now, addr(ep), msg);
-                    prop_assert_eq!(got, expected_login(&mut model, now, ep, NAMES[name], port));
+                    let (want, roam) = expected_login(&mut model, now, ep, NAMES[name], port, key);
+                    prop_assert_eq!(got, want);
+                    let roams: Vec<(SocketAddr, SocketAddr)> = std::iter::from_fn(|| server.poll_event())
+                        .filter_map(|e| match e {
+                            ServerEvent::Roamed { from, to, .. } => Some((from, to)),
+                            _ => None,
+                        })
+                        .collect();
+                    prop_assert_eq!(roams, roam.map(|old| (addr(old), addr(ep))).into_iter().collect::<Vec<_>>());
                 }
                 Op::Logout { ep } => {
                     let c = cookie(&mut server, now, addr(ep));
                     let got = ask(&mut server, now, addr(ep), ClientMsg::Logout { cookie: c });
                     prop_assert_eq!(got, ServerMsg::LoggedOut);
-                    model.retain(|_, v| v.1 != ep);
+                    model.retain(|_, u| u.ep != ep);
                 }
                 Op::Wait { secs } => {
                     now += Duration::from_secs(secs.into());
                     while server.poll_timeout().is_some_and(|t| t <= now) {
                         server.handle_timeout(now);
                     }
-                    model.retain(|_, v| v.3 > now);
+                    model.retain(|_, u| u.expires > now);
                 }
             }
             while server.poll_event().is_some() {}
-            let listed: Vec<(String, SocketAddr, u16)> =
-                server.users().map(|e| (e.name.to_string(), e.addr, e.chat_port)).collect();
-            let modelled: Vec<(String, SocketAddr, u16)> =
-                model.values().map(|(n, ep, port, _)| (n.clone(), addr(*ep), *port)).collect();
+            let listed: Vec<(String, SocketAddr, u16, PublicKey)> =
+                server.users().map(|e| (e.name.to_string(), e.addr, e.chat_port, e.key)).collect();
+            let modelled: Vec<(String, SocketAddr, u16, PublicKey)> = model
+                .values()
+                .map(|u| (u.name.clone(), addr(u.ep), u.port, public(u.key)))
+                .collect();
             prop_assert_eq!(&listed, &modelled);
             let mut keys: Vec<String> = listed.iter().map(|(n, ..)| n.to_lowercase()).collect();
             keys.dedup();
@@ -151,7 +228,7 @@ proptest! {
     ) {
         let now = Instant::now();
         let server = addr(1);
-        let mut client = p2pchat_core::RegistryClient::new(server, 9);
+        let mut client = p2pchat_core::RegistryClient::new(server, 9, public(1));
         client.refresh_list(now);
         for d in &datagrams {
             client.handle_datagram(now, server, d);

@@ -12,10 +12,11 @@ use std::net::{SocketAddr, SocketAddrV6};
 
 use p2pchat_core::{
     COOKIE_EPOCH, COOKIE_LEN, ChatMsg, ClientMsg, Cookie, Cursor, DecodeError, Entry,
-    FRAME_HEADER_LEN, FrameDecoder, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN,
-    MAX_KEY_LEN, MAX_NAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, RefuseReason, RequestId, Seq,
-    ServerMsg, UserName, body_len, decode_chat, decode_reply, decode_request, encode_chat,
-    encode_reply, encode_request, write_frame,
+    FRAME_HEADER_LEN, FrameDecoder, GET_COOKIE_LEN, HEADER_LEN, KEY_LEN, MAGIC, MAX_DATAGRAM_LEN,
+    MAX_FRAME_LEN, MAX_KEY_LEN, MAX_NAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, PublicKey,
+    REGISTRY_VERSION, REPLY_BIT, RefuseReason, RequestId, Seq, ServerMsg, UserName, body_len,
+    decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
+    write_frame,
 };
 use serde::Serialize;
 
@@ -25,6 +26,17 @@ const DOC: &str = include_str!("../../docs/PROTOCOL.md");
 const COOKIE: Cookie = Cookie([
     0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf,
 ]);
+
+/// A public key whose bytes count up from `first`, as in the examples.
+const fn key(first: u8) -> PublicKey {
+    let mut bytes = [0; KEY_LEN];
+    let mut i = 0;
+    while i < KEY_LEN {
+        bytes[i] = first + i as u8;
+        i += 1;
+    }
+    PublicKey(bytes)
+}
 
 /// Size of the `Challenge` datagram, which bounds what the server may send to
 /// an unvalidated sender.
@@ -159,11 +171,11 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn nil() -> Entry {
-    Entry { name: name("Nil"), addr: addr("203.0.113.9:50123"), chat_port: 6000 }
+    Entry { name: name("Nil"), addr: addr("203.0.113.9:50123"), chat_port: 6000, key: key(0xc0) }
 }
 
 fn zoe() -> Entry {
-    Entry { name: name("zoë"), addr: addr("[2001:db8::5]:40001"), chat_port: 6001 }
+    Entry { name: name("zoë"), addr: addr("[2001:db8::5]:40001"), chat_port: 6001, key: key(0xe0) }
 }
 
 /// Every worked example in `docs/PROTOCOL.md`, in document order.
@@ -171,7 +183,15 @@ fn examples() -> Vec<Example> {
     use Example::{Frame, Reply, Request};
     vec![
         Request(id(1), ClientMsg::GetCookie { padding: vec![0; 53] }),
-        Request(id(2), ClientMsg::Login { cookie: COOKIE, name: "Mert".into(), chat_port: 6000 }),
+        Request(
+            id(2),
+            ClientMsg::Login {
+                cookie: COOKIE,
+                name: "Mert".into(),
+                chat_port: 6000,
+                key: key(0xa0),
+            },
+        ),
         Request(id(3), ClientMsg::List { cookie: COOKIE, after: Some(Cursor("mert".into())) }),
         Request(id(4), ClientMsg::Lookup { cookie: COOKIE, name: "nil".into() }),
         Request(id(5), ClientMsg::Logout { cookie: COOKIE }),
@@ -271,6 +291,7 @@ fn variant_index_tables_match() {
         RefuseReason::NameInvalid,
         RefuseReason::ServerFull,
         RefuseReason::UnsupportedVersion,
+        RefuseReason::TooManyFromAddress,
     ];
     for reason in reasons {
         let bytes = encode(&reason);
@@ -281,12 +302,11 @@ fn variant_index_tables_match() {
 #[test]
 fn get_cookie_convention_and_challenge_size() {
     let get_cookie = examples()[0].wire();
-    assert_eq!(get_cookie.len(), 64);
+    assert_eq!(get_cookie.len(), GET_COOKIE_LEN);
+    assert_eq!(GET_COOKIE_LEN, 64);
     let challenge = encode_reply(id(1), &ServerMsg::Challenge { cookie: COOKIE });
     assert_eq!(challenge.len(), CHALLENGE_LEN);
-    // The smallest GetCookie the server may answer is exactly as long as the Challenge.
-    let smallest = encode_request(id(1), &ClientMsg::GetCookie { padding: vec![0; 15] });
-    assert_eq!(smallest.len(), CHALLENGE_LEN);
+    const { assert!(GET_COOKIE_LEN > CHALLENGE_LEN) };
     let refused =
         encode_reply(id(1), &ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion });
     assert_eq!(refused.len(), 11);
@@ -295,7 +315,7 @@ fn get_cookie_convention_and_challenge_size() {
 #[test]
 fn every_cookie_carrying_request_is_at_least_a_challenge_long() {
     let smallest = [
-        ClientMsg::Login { cookie: COOKIE, name: String::new(), chat_port: 0 },
+        ClientMsg::Login { cookie: COOKIE, name: String::new(), chat_port: 0, key: key(0) },
         ClientMsg::List { cookie: COOKIE, after: None },
         ClientMsg::Lookup { cookie: COOKIE, name: String::new() },
         ClientMsg::Logout { cookie: COOKIE },
@@ -309,17 +329,17 @@ fn every_cookie_carrying_request_is_at_least_a_challenge_long() {
 /// The widest entry: a 32-byte name, an IPv6 address, the largest ports.
 fn widest_entry() -> Entry {
     let addr = SocketAddr::V6(SocketAddrV6::new([0xff; 16].into(), u16::MAX, 0, 0));
-    Entry { name: name(&"w".repeat(MAX_NAME_LEN)), addr, chat_port: u16::MAX }
+    Entry { name: name(&"w".repeat(MAX_NAME_LEN)), addr, chat_port: u16::MAX, key: key(0) }
 }
 
 #[test]
 fn entry_and_page_sizes() {
-    assert_eq!(body_len(&widest_entry()), 56);
-    assert_doc_has("An entry is at most 56 bytes long (name 33, IPv6 address 20, port 3)");
-    // A page of 17 widest entries with the longest cursor fits in a datagram.
+    assert_eq!(body_len(&widest_entry()), 88);
+    assert_doc_has("An entry is at most 88 bytes long (name 33, IPv6 address 20, port 3, key 32)");
+    // A page of 12 widest entries with the longest cursor fits in a datagram.
     let page = ServerMsg::ListPage {
-        entries: vec![widest_entry(); 17],
-        next: Some(Cursor("\u{0130}".repeat(MAX_KEY_LEN / 2))),
+        entries: vec![widest_entry(); 12],
+        next: Some(Cursor("\u{0130}".repeat(16).to_lowercase())),
     };
     let wire = encode_reply(id(3), &page);
     assert!(wire.len() <= MAX_DATAGRAM_LEN, "{}", wire.len());
@@ -378,7 +398,7 @@ fn encoding_rule_table_matches() {
 fn decoding_rules_hold() {
     let body = |bytes: &[u8]| {
         let mut d = MAGIC.to_vec();
-        d.push(PROTOCOL_VERSION);
+        d.push(REPLY_BIT | REGISTRY_VERSION);
         d.extend_from_slice(&[0, 0, 0, 9]);
         d.extend_from_slice(bytes);
         d
@@ -386,7 +406,14 @@ fn decoding_rules_hold() {
     let cookie = COOKIE.0;
     // Non-shortest varints are accepted; overflowing ones are not.
     assert_eq!(decode_chat(&[2, 0x80, 0x00]), Ok(ChatMsg::Ack { upto: Seq(0) }));
-    let login = |port: &[u8]| body(&[&[1][..], &cookie, &[1, b'a'], port].concat());
+    let request = |bytes: &[u8]| {
+        let mut d = body(bytes);
+        d[4] = REGISTRY_VERSION;
+        d
+    };
+    let body = request;
+    let key = [7; KEY_LEN];
+    let login = |port: &[u8]| body(&[&[1][..], &cookie, &[1, b'a'], port, &key].concat());
     assert!(decode_request(&login(&[0xff, 0xff, 0x03])).is_ok());
     assert_eq!(decode_request(&login(&[0xff, 0xff, 0x04])), Err(DecodeError::Malformed));
     // Option tags other than 0 and 1.
@@ -399,13 +426,18 @@ fn decoding_rules_hold() {
     assert_eq!(decode_request(&lookup(&[1, 0xff])), Err(DecodeError::Malformed));
     assert_eq!(decode_request(&lookup(&[2, b'a'])), Err(DecodeError::Malformed));
     assert_eq!(decode_request(&body(&[5])), Err(DecodeError::Malformed));
-    assert_eq!(decode_reply(&body(&[6])), Err(DecodeError::Malformed));
+    let reply = |bytes: &[u8]| {
+        let mut d = body(bytes);
+        d[4] = REPLY_BIT | REGISTRY_VERSION;
+        d
+    };
+    assert_eq!(decode_reply(&reply(&[7])), Err(DecodeError::Malformed));
     assert_eq!(decode_chat(&[6]), Err(DecodeError::Malformed));
     assert_eq!(decode_chat(&[]), Err(DecodeError::Malformed));
     // Strictness: one byte too many.
     assert_eq!(decode_chat(&[3, 0]), Err(DecodeError::TrailingBytes));
     // An entry whose name is not a valid user name makes the message malformed.
-    let found = |name: &[u8]| body(&[&[4, 1][..], name, &[0, 1, 2, 3, 4, 5, 6]].concat());
+    let found = |name: &[u8]| reply(&[&[4, 1][..], name, &[0, 1, 2, 3, 4, 5, 6], &key].concat());
     assert!(decode_reply(&found(b"\x03Nil")).is_ok());
     assert_eq!(decode_reply(&found(b"\x03N l")), Err(DecodeError::Malformed));
 }
@@ -429,24 +461,35 @@ fn header_checks_in_documented_order() {
     assert_eq!(decode_request(&long), Err(DecodeError::TooShort));
     long.resize(HEADER_LEN, b'x');
     assert_eq!(decode_request(&long), Err(DecodeError::BadMagic));
-    let mut v2 = good.clone();
-    v2[4] = 2;
-    v2[HEADER_LEN] = 0xee;
-    assert_eq!(decode_request(&v2), Err(DecodeError::UnsupportedVersion { version: 2, id: id(5) }));
+    let mut v3 = good.clone();
+    v3[4] = 3;
+    v3[HEADER_LEN] = 0xee;
+    assert_eq!(decode_request(&v3), Err(DecodeError::UnsupportedVersion { version: 3, id: id(5) }));
+    // A reply of any version is going the wrong way, before its version
+    // counts; so is a request where a reply is expected.
+    v3[4] = REPLY_BIT | 3;
+    assert_eq!(decode_request(&v3), Err(DecodeError::WrongDirection));
+    assert_eq!(decode_reply(&good), Err(DecodeError::WrongDirection));
+    let mut v1 = good.clone();
+    v1[4] = 1;
+    assert_eq!(decode_reply(&v1), Err(DecodeError::UnsupportedVersion { version: 1, id: id(5) }));
 }
 
+/// The loop of version 1: a `Challenge` whose cookie began with 0f was
+/// also a 26-byte `GetCookie`. No reply of any cookie decodes as a request
+/// now, and no version-1 `Challenge` is a `GetCookie` long enough to answer.
 #[test]
-fn reflected_challenge_is_a_get_cookie_only_for_first_byte_0f() {
+fn no_reply_is_a_request() {
     for first in 0..=u8::MAX {
         let mut cookie = [0x5a; COOKIE_LEN];
         cookie[0] = first;
         let challenge = encode_reply(id(1), &ServerMsg::Challenge { cookie: Cookie(cookie) });
-        let as_request = decode_request(&challenge);
-        if first == 0x0f {
-            let padding = cookie[1..].to_vec();
-            assert_eq!(as_request, Ok((id(1), ClientMsg::GetCookie { padding })));
-        } else {
-            assert!(as_request.is_err(), "first byte {first:02x}");
+        assert_eq!(decode_request(&challenge), Err(DecodeError::WrongDirection));
+        // The same bytes with a request's header: at most a short GetCookie.
+        let mut turned = challenge.clone();
+        turned[4] = REGISTRY_VERSION;
+        if let Ok((_, ClientMsg::GetCookie { .. })) = decode_request(&turned) {
+            assert!(turned.len() < GET_COOKIE_LEN, "first byte {first:02x}");
         }
     }
 }
@@ -473,10 +516,14 @@ fn name_key_claims() {
 fn constants_table_matches() {
     let rows = [
         format!("| `MAGIC` | `{}` (\"p2pc\") |", hex(&MAGIC)),
+        format!("| `REGISTRY_VERSION` | {REGISTRY_VERSION} |"),
+        format!("| `REPLY_BIT` | `{REPLY_BIT:02x}` |"),
         format!("| `PROTOCOL_VERSION` | {PROTOCOL_VERSION} |"),
         format!("| `HEADER_LEN` | {HEADER_LEN} |"),
         format!("| `MAX_DATAGRAM_LEN` | {MAX_DATAGRAM_LEN} |"),
         format!("| `COOKIE_LEN` | {COOKIE_LEN} |"),
+        format!("| `GET_COOKIE_LEN` | {GET_COOKIE_LEN} |"),
+        format!("| `KEY_LEN` | {KEY_LEN} |"),
         format!("| `COOKIE_EPOCH` | {} s |", COOKIE_EPOCH.as_secs()),
         format!("| `MAX_NAME_LEN` | {MAX_NAME_LEN} |"),
         format!("| `MAX_KEY_LEN` | {MAX_KEY_LEN} |"),

@@ -83,6 +83,8 @@ pub enum FuzzRequest {
         name: String,
         /// The chat port.
         chat_port: u16,
+        /// Which of a few keys: every byte of the key is this.
+        key: u8,
     },
     /// `List`, from the start or after a cursor.
     List {
@@ -141,22 +143,37 @@ pub fn user_name(s: &str) {
     assert!(name.key().as_str().len() <= MAX_KEY_LEN, "key too long: {name:?}");
 }
 
-/// Runs `ops` against a registry with a tiny user cap and checks after each
-/// step that no name key is held twice (so no two look-alikes are online), the cap holds, every reply decodes, and
-/// replies to unvalidated senders are never longer than their request.
+/// Runs `ops` against a registry with tiny caps and checks after each step
+/// that no name key is held twice (so no two look-alikes are online), the caps hold, a listed name keeps its key,
+/// every reply decodes, replies to unvalidated senders are never longer than
+/// their request, and no reply is ever answered.
 pub fn registry(ops: &[RegistryOp]) {
-    const MAX_USERS: usize = 4;
+    const MAX_USERS: usize = 5;
+    const MAX_PER_ADDRESS: usize = 2;
     let t0 = Instant::now();
     let mut now = t0;
-    let config = ServerConfig { lease: Duration::from_secs(60), max_users: MAX_USERS };
+    let config = ServerConfig {
+        lease: Duration::from_secs(60),
+        max_users: MAX_USERS,
+        max_per_address: MAX_PER_ADDRESS,
+        local_addr: Some(SocketAddr::from(([10, 0, 0, 0], 4000))),
+    };
     let mut server = RegistryServer::new(now, CookieKey([1; 16]), config);
-    let addr = |i: u8| SocketAddr::from(([10, 0, 0, i % 8], 4000));
+    // Four IP addresses, two ports each; address 0 port 4000 is the server's.
+    let addr = |i: u8| SocketAddr::from(([10, 0, 0, i % 4], 4000 + u16::from(i % 8 / 4)));
+    let mut keys_before: std::collections::BTreeMap<String, p2pchat_core::PublicKey> =
+        std::collections::BTreeMap::new();
     for op in ops {
         match op {
             RegistryOp::Raw { from, bytes } => {
                 server.handle_datagram(now, addr(*from), bytes);
+                let reply = bytes.len() > 4
+                    && bytes[..4] == p2pchat_core::MAGIC
+                    && bytes[4] & p2pchat_core::REPLY_BIT != 0;
                 while let Some(t) = server.poll_transmit() {
                     assert!(t.payload.len() <= bytes.len(), "amplification");
+                    assert!(!reply, "a reply was answered");
+                    assert_ne!(t.dst, config.local_addr.expect("set above"), "answered itself");
                 }
             }
             RegistryOp::Request { from, msg, forge } => {
@@ -174,19 +191,23 @@ pub fn registry(ops: &[RegistryOp]) {
                     );
                     match server.poll_transmit().map(|t| decode_reply(&t.payload)) {
                         Some(Ok((_, ServerMsg::Challenge { cookie }))) => cookie,
+                        // The server's own address is never answered.
+                        None if Some(from) == config.local_addr => continue,
                         other => panic!("no challenge for a padded cookie request: {other:?}"),
                     }
                 };
                 let msg = match msg.clone() {
-                    FuzzRequest::Login { name, chat_port } => {
-                        ClientMsg::Login { cookie, name, chat_port }
+                    FuzzRequest::Login { name, chat_port, key } => {
+                        let key = p2pchat_core::PublicKey([key % 3; 32]);
+                        ClientMsg::Login { cookie, name, chat_port, key }
                     }
                     FuzzRequest::List { after } => {
                         ClientMsg::List { cookie, after: after.map(p2pchat_core::Cursor) }
                     }
                     FuzzRequest::LoginLookAlike { which, chat_port } => {
                         let name = LOOK_ALIKES[usize::from(which) % LOOK_ALIKES.len()].into();
-                        ClientMsg::Login { cookie, name, chat_port }
+                        let key = p2pchat_core::PublicKey([which % 3; 32]);
+                        ClientMsg::Login { cookie, name, chat_port, key }
                     }
                     FuzzRequest::Lookup { name } => ClientMsg::Lookup { cookie, name },
                     FuzzRequest::Logout => ClientMsg::Logout { cookie },
@@ -215,6 +236,18 @@ pub fn registry(ops: &[RegistryOp]) {
         addrs.dedup();
         assert_eq!(keys.len(), n, "a name is held twice");
         assert_eq!(addrs.len(), n, "an address holds two names");
+        for ip in 0..4 {
+            let here = server.users().filter(|e| e.addr.ip() == addr(ip).ip()).count();
+            assert!(here <= MAX_PER_ADDRESS, "over the per-address cap");
+        }
+        let keys_now: std::collections::BTreeMap<String, p2pchat_core::PublicKey> =
+            server.users().map(|e| (e.name.as_str().to_lowercase(), e.key)).collect();
+        for (name, key) in &keys_now {
+            if let Some(before) = keys_before.get(name) {
+                assert_eq!(before, key, "a listed name changed its key");
+            }
+        }
+        keys_before = keys_now;
         assert!(server.poll_timeout().is_none_or(|t| t > now), "a deadline left in the past");
     }
 }
@@ -224,7 +257,7 @@ pub fn registry(ops: &[RegistryOp]) {
 pub fn registry_client(datagrams: &[Vec<u8>]) {
     let now = Instant::now();
     let server = SocketAddr::from(([10, 0, 0, 1], 5000));
-    let mut client = RegistryClient::new(server, 0);
+    let mut client = RegistryClient::new(server, 0, p2pchat_core::PublicKey([1; 32]));
     let name = p2pchat_core::UserName::new("fuzz").expect("a valid name");
     client.login(now, name, 7000);
     client.refresh_list(now);

@@ -3,17 +3,23 @@
 //!
 //! Nothing sleeps: [`Net::step`] jumps the clock to the next datagram arrival
 //! or the next deadline of any node, whichever is first. The same seed gives
-//! the same run, datagram for datagram.
+//! the same run, datagram for datagram. An address may be made a UDP echo
+//! service ([`Net::echo`]), and any datagram, forged source included, may be
+//! put on the wire ([`Net::inject`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ClientEvent, CookieKey, RegistryClient, RegistryServer, ServerConfig, ServerEvent, Transmit,
-    UserName,
+    ClientEvent, CookieKey, PublicKey, RegistryClient, RegistryServer, ServerConfig, ServerEvent,
+    Transmit, UserName,
 };
+
+/// The registry's address in every simulated network.
+pub const SERVER_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 5000));
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -51,6 +57,8 @@ pub struct SimClient {
     pub addr: SocketAddr,
     /// The name it logs in with.
     pub name: UserName,
+    /// The public key it logs in with.
+    pub key: PublicKey,
     /// Every event it reported, in order, with the virtual time.
     pub events: Vec<(Duration, ClientEvent)>,
     /// A crashed client is no longer driven: it neither sends nor receives.
@@ -86,6 +94,11 @@ pub struct Net {
     order: u64,
     /// Datagrams handed to the network so far.
     pub sent: u64,
+    /// Datagrams the registry handed to the network so far.
+    pub server_sent: u64,
+    /// An address at which a UDP echo service sends every datagram back to
+    /// its source, unchanged.
+    pub echo: Option<SocketAddr>,
 }
 
 impl Net {
@@ -94,17 +107,19 @@ impl Net {
     pub fn new(seed: u64, faults: Faults, config: ServerConfig, clients: usize) -> Self {
         let start = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let server_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 5000);
+        let server_addr = SERVER_ADDR;
         let server = RegistryServer::new(start, CookieKey(rng.random()), config);
         let clients = (0..clients)
             .map(|i| {
                 let ip = Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250) as u8 + 1);
                 let addr = SocketAddr::new(IpAddr::V4(ip), 40_000 + (i % 1000) as u16);
                 let name = UserName::new(&format!("user{i}")).expect("a valid name");
+                let key = PublicKey(rng.random());
                 SimClient {
-                    machine: RegistryClient::new(server_addr, rng.random()),
+                    machine: RegistryClient::new(server_addr, rng.random(), key),
                     addr,
                     name,
+                    key,
                     events: Vec::new(),
                     crashed: false,
                 }
@@ -123,6 +138,8 @@ impl Net {
             queue: BinaryHeap::new(),
             order: 0,
             sent: 0,
+            server_sent: 0,
+            echo: None,
         }
     }
 
@@ -142,6 +159,12 @@ impl Net {
         let now = self.now;
         command(&mut self.clients[i].machine, now);
         self.collect_client(i);
+    }
+
+    /// Puts a datagram on the wire now, from any source (a forged one
+    /// included), subject to the faults.
+    pub fn inject(&mut self, src: SocketAddr, dst: SocketAddr, payload: Vec<u8>) {
+        self.send(src, Transmit { dst, payload });
     }
 
     /// Replaces the registry with a fresh one that knows nobody and has a new
@@ -207,7 +230,9 @@ impl Net {
 
     fn deliver(&mut self, d: InFlight) {
         let now = self.now;
-        if d.dst == self.server_addr {
+        if Some(d.dst) == self.echo {
+            self.send(d.dst, Transmit { dst: d.src, payload: d.payload });
+        } else if d.dst == self.server_addr {
             self.server.handle_datagram(now, d.src, &d.payload);
             self.collect_server();
         } else if let Some(i) = self.clients.iter().position(|c| c.addr == d.dst) {
@@ -221,6 +246,7 @@ impl Net {
 
     fn collect_server(&mut self) {
         while let Some(t) = self.server.poll_transmit() {
+            self.server_sent += 1;
             self.send(self.server_addr, t);
         }
         let at = self.elapsed();

@@ -2,9 +2,94 @@
 
 mod common;
 
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::channel;
 use std::time::Duration;
 
-use common::{client, logged_in_client, server, temp_dir};
+use common::{Proc, binary, client, logged_in_client, server, temp_dir};
+
+/// How long a command may take to give its one line and exit. Far below the
+/// registry client's patience (30 s), so a command that only gave up after
+/// it would fail here.
+const EXIT_WITHIN: Duration = Duration::from_secs(10);
+
+/// Runs `p2pchat ARGS` to its end and returns its output; panics (after
+/// killing it) when it has not exited within [`EXIT_WITHIN`].
+fn run_to_end(args: &[&str]) -> Output {
+    let child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("RUST_LOG", "off")
+        .spawn()
+        .expect("spawn p2pchat");
+    let pid = child.id();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(EXIT_WITHIN) {
+        Ok(output) => output.expect("wait for p2pchat"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("p2pchat {args:?} did not exit within {EXIT_WITHIN:?}");
+        }
+    }
+}
+
+/// A fake registry on loopback that answers the first datagram it gets with
+/// `version_byte` in the header, the request's id, and `Refused {
+/// UnsupportedVersion }`: what a registry of another version sends.
+fn foreign_registry(version_byte: u8) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0; 2048];
+        let (n, from) = socket.recv_from(&mut buf).unwrap();
+        assert!(n >= 9 && &buf[..4] == b"p2pc", "not a registry request");
+        let reply = [&b"p2pc"[..], &[version_byte], &buf[5..9], &[0x02, 0x03]].concat();
+        socket.send_to(&reply, from).unwrap();
+    });
+    addr
+}
+
+#[test]
+fn list_against_a_registry_of_another_version_says_so_and_exits_1() {
+    // A later registry (version 3, reply bit set) and a version-1 one.
+    for version_byte in [0x83, 0x01] {
+        let addr = foreign_registry(version_byte);
+        let out = run_to_end(&["list", "--server", &addr.to_string()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr.lines().collect::<Vec<_>>(),
+            vec![format!(
+                "error: the registry at {addr} speaks another protocol version \
+                 (this client speaks registry protocol 2)"
+            )]
+        );
+    }
+}
+
+#[test]
+fn one_address_cannot_fill_the_registry() {
+    let dir = temp_dir("per-address");
+    let mut srv = Proc::spawn(
+        "server",
+        &["server", "--bind", "127.0.0.1:0", "--max-per-address", "1"],
+        Some(Stdio::null()),
+        &dir,
+    );
+    let line = srv.expect_prefix("Server listening on ");
+    let addr: SocketAddr = line["Server listening on ".len()..].parse().unwrap();
+    let _ann = logged_in_client("Ann", addr, &dir);
+    let mut bob = client("Bob", addr, &dir, None);
+    bob.expect(
+        "error: cannot log in as 'Bob': too many users are already logged in from this address",
+    );
+    assert_eq!(bob.wait_exit(Duration::from_secs(5)).code(), Some(1));
+}
 
 #[test]
 fn name_taken_with_flag_exits_1() {

@@ -80,7 +80,8 @@ fn login(net: &mut Net, who: &[usize]) -> Vec<ClientEvent> {
 }
 
 fn scenario(seed: u64) {
-    let config = ServerConfig { lease: Duration::from_secs(60), max_users: 100 };
+    let config =
+        ServerConfig { lease: Duration::from_secs(60), max_users: 100, ..ServerConfig::default() };
     let mut net = Net::new(seed, lossy(), config, 2 * PAIRS.len());
     for (k, &(first, later)) in PAIRS.iter().enumerate() {
         net.clients[2 * k].name = UserName::new(first).expect("a valid name");

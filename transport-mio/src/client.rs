@@ -61,7 +61,8 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Seeds the registry request ids (pass a random value).
     pub seed: u64,
-    /// The user's long-term identity key: proved in every chat's handshake.
+    /// The user's long-term identity: its public half is what the node logs
+    /// in to the registry with, and every chat's handshake proves it.
     pub identity: PrivateKey,
     /// The user's input.
     pub input: InputSource,
@@ -188,7 +189,7 @@ impl ClientNode {
         Ok(Self {
             poll,
             udp,
-            registry: RegistryClient::new(config.server, config.seed),
+            registry: RegistryClient::new(config.server, config.seed, config.identity.public_key()),
             listener,
             signals,
             input,

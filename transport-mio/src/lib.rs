@@ -15,8 +15,9 @@
 //!   user's input and signals in one `mio::Poll`. It prints nothing: it
 //!   reports [`NodeEvent`]s to a [`NodeHandler`] (the CLI's menu is one, a
 //!   test is another), which answers with the node's commands.
-//! - [`ServerLoop`] is the whole registry server loop; [`fetch_list`] one
-//!   list request from start to finish.
+//! - [`ServerLoop`] is the whole registry server loop; [`size_buffers`]
+//!   gives its socket room for bursts; [`fetch_list`] is one list request
+//!   from start to finish.
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,15 +26,17 @@ mod input;
 mod machines;
 mod oneshot;
 mod server;
+mod sockbuf;
 mod stream;
 mod udp;
 
 pub use client::{
-    CONNECT_TIMEOUT, ClientNode, InputSource, MAX_HELD_EVENTS, NodeConfig, NodeError, NodeEvent,
-    NodeHandler,
+    CONNECT_TIMEOUT, ClientNode, InputSource, MAX_HELD_EVENTS, MAX_INCOMING, NodeConfig, NodeError,
+    NodeEvent, NodeHandler, VERIFY_TIMEOUT,
 };
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use oneshot::{ListError, fetch_list, local_addr_for};
 pub use server::{ServerLoop, StopHandle};
+pub use sockbuf::{BufferSizes, SERVER_SOCKET_BUFFER, size_buffers};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};
 pub use udp::{DatagramCore, MAX_QUEUED_DATAGRAMS, UdpDriver};

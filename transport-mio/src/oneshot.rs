@@ -4,7 +4,10 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use p2pchat_core::{ClientEvent, Entry, Operation, RegistryClient};
+use p2pchat_core::{
+    ClientEvent, Entry, KEY_LEN, Operation, PublicKey, REGISTRY_VERSION, RefuseReason,
+    RegistryClient,
+};
 
 use crate::server::ServerLoop;
 
@@ -12,9 +15,24 @@ use crate::server::ServerLoop;
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
     /// The registry did not answer (after the client's retransmissions,
-    /// about 7.5 s).
+    /// for [`GIVE_UP_AFTER`](p2pchat_core::GIVE_UP_AFTER)).
     #[error("the registry at {0} did not answer")]
     Unreachable(SocketAddr),
+    /// The registry speaks another protocol version: it refused ours, or
+    /// answered in its own.
+    #[error(
+        "the registry at {0} speaks another protocol version \
+         (this client speaks registry protocol {REGISTRY_VERSION})"
+    )]
+    OtherVersion(SocketAddr),
+    /// The registry refused the list.
+    #[error("the registry at {server} refused the list: {reason}")]
+    Refused {
+        /// The registry's address.
+        server: SocketAddr,
+        /// Why.
+        reason: RefuseReason,
+    },
     /// A socket operation failed.
     #[error("socket error: {0}")]
     Io(#[from] io::Error),
@@ -36,9 +54,18 @@ pub fn local_addr_for(server: SocketAddr) -> SocketAddr {
 
 /// Fetches the whole online list from the registry at `server`, without
 /// logging in. `seed` seeds the request ids (pass a random value).
-pub fn fetch_list(server: SocketAddr, seed: u64) -> Result<Vec<Entry>, ListError> {
+/// `still_trying` is called when the registry has not answered for
+/// [`STILL_TRYING_AFTER`](p2pchat_core::STILL_TRYING_AFTER) (once per page).
+/// Ends at the list, or at the first refusal, or when the registry has not
+/// answered for [`GIVE_UP_AFTER`](p2pchat_core::GIVE_UP_AFTER).
+pub fn fetch_list(
+    server: SocketAddr,
+    seed: u64,
+    mut still_trying: impl FnMut(),
+) -> Result<Vec<Entry>, ListError> {
     let socket = std::net::UdpSocket::bind(local_addr_for(server))?;
-    let mut client = RegistryClient::new(server, seed);
+    // A list needs no login, so the key is never sent.
+    let mut client = RegistryClient::new(server, seed, PublicKey([0; KEY_LEN]));
     client.refresh_list(Instant::now());
     let mut run = ServerLoop::new(socket, client)?;
     let stop = run.stop_handle();
@@ -52,9 +79,21 @@ pub fn fetch_list(server: SocketAddr, seed: u64) -> Result<Vec<Entry>, ListError
             outcome = Some(Err(ListError::Unreachable(server)));
             stop.stop();
         }
+        ClientEvent::Refused { op: Operation::List, reason } => {
+            outcome = Some(Err(match reason {
+                RefuseReason::UnsupportedVersion => ListError::OtherVersion(server),
+                reason @ (RefuseReason::NameTaken
+                | RefuseReason::NameInvalid
+                | RefuseReason::ServerFull
+                | RefuseReason::TooManyFromAddress) => ListError::Refused { server, reason },
+            }));
+            stop.stop();
+        }
+        ClientEvent::StillTrying { op: Operation::List } => still_trying(),
         other => tracing::debug!(?other, "unexpected registry event"),
     })?;
-    // The loop returns only when stopped, and only the two arms above stop it.
+    // The loop returns only when stopped, and only the arms above stop it;
+    // the client reports every list that it starts as one of them.
     outcome.unwrap_or(Err(ListError::Unreachable(server)))
 }
 

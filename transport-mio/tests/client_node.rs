@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ChatEvent, ClientEvent, CloseReason, CookieKey, RegistryServer, ServerConfig, UserName,
+    ChatEvent, ClientEvent, CloseReason, CookieKey, PrivateKey, RegistryServer, ServerConfig,
+    UserName,
 };
 use p2pchat_transport_mio::{
     ClientNode, InputItem, InputSource, LineSplitter, NodeConfig, NodeEvent, NodeHandler,
@@ -50,7 +51,7 @@ impl NodeHandler for Peer {
 
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
         match &event {
-            NodeEvent::Input(InputItem::Line(line)) if line == "/accept" => node.accept(),
+            NodeEvent::Input(InputItem::Line(line)) if line == "/accept" => node.accept(now),
             NodeEvent::Input(InputItem::Line(line)) => node.send_text(now, line.clone()),
             NodeEvent::Input(InputItem::Eof) => node.close_chat(now),
             NodeEvent::Registry(ClientEvent::LoggedIn { .. }) => {
@@ -59,7 +60,7 @@ impl NodeHandler for Peer {
                 }
             }
             NodeEvent::Registry(ClientEvent::Found { entry: Some(entry), .. }) => {
-                node.connect(now, entry.chat_addr());
+                node.connect(now, entry.name.clone(), entry.key, entry.chat_addr());
             }
             NodeEvent::Chat { event: ChatEvent::Closed { .. }, .. } => node.logout(now),
             NodeEvent::Registry(ClientEvent::LoggedOut) => node.stop(),
@@ -88,6 +89,7 @@ fn start(
         server,
         listen: "127.0.0.1:0".parse().unwrap(),
         seed: 7,
+        identity: PrivateKey::from_bytes([me.as_str().as_bytes()[0]; 32]),
         input: InputSource::File(std::fs::File::from(std::os::fd::OwnedFd::from(input))),
         terminal_signals: false,
     };
@@ -147,7 +149,7 @@ fn two_nodes_chat_through_a_registry() {
     wait_for(
         &bob,
         "Ann's chat request",
-        |e| matches!(e, NodeEvent::ChatRequest { peer } if peer.as_str() == "Ann"),
+        |e| matches!(e, NodeEvent::ChatRequest { peer, .. } if peer.as_str() == "Ann"),
     );
     ann_keys.write_all(b"hello Bob\n").unwrap();
     wait_for(&ann, "Ann's text queued", |e| {

@@ -1,6 +1,8 @@
 //! Chat requests, the active chat's events, and how a chat ends.
 
-use p2pchat_core::{ChatEvent, CloseReason, MAX_TEXT_LEN, SendError, UserName};
+use p2pchat_core::{
+    ChatError, ChatEvent, CloseReason, HandshakeError, MAX_TEXT_LEN, SendError, UserName,
+};
 
 use super::screen::{close_reason, truncate};
 use super::{Action, App, BACK, Check, EXIT_OK, KeyCheck, State};
@@ -81,13 +83,11 @@ impl App {
     /// An event of the active chat; `clock` is when it happened.
     pub(super) fn chat(&mut self, event: ChatEvent, clock: &str) {
         match event {
+            // The key was judged before connecting; the handshake proved it.
+            ChatEvent::Authenticated { .. } => {}
+            // The handshake bound the name: it is the one we called.
             ChatEvent::Connected { peer } => {
-                if let State::Connecting { peer: expected } = &self.state {
-                    if expected.key() != peer.key() {
-                        self.print(format!(
-                            "warning: expected {expected}, but the peer says it is {peer}"
-                        ));
-                    }
+                if let State::Connecting { .. } = &self.state {
                     self.chat_started(peer);
                 }
             }
@@ -121,6 +121,17 @@ impl App {
                     }
                     (None, CloseReason::PeerSilent) => {
                         format!("{peer} did not accept the chat in time")
+                    }
+                    (
+                        None,
+                        CloseReason::Error(ChatError::Handshake(HandshakeError::WrongKey {
+                            ..
+                        })),
+                    ) => {
+                        format!(
+                            "the chat at {peer}'s address proved another key than the registry \
+                             lists for {peer}: someone may be in the middle; chat refused"
+                        )
                     }
                     (None, r) => {
                         format!("the chat with {peer} did not start: {}", close_reason(&r, &peer))

@@ -7,6 +7,9 @@ use super::{Action, App, Check, EXIT_ERROR, State};
 impl App {
     /// A registry event: what it means depends on the state.
     pub(super) fn registry(&mut self, ev: ClientEvent) {
+        if !matches!(ev, ClientEvent::StillTrying { .. } | ClientEvent::Unreachable { .. }) {
+            self.said_still_trying = false;
+        }
         match ev {
             ClientEvent::LoggedIn { .. } => {
                 if self.state == State::LoggingIn {
@@ -56,6 +59,22 @@ impl App {
                 }
             }
             ClientEvent::Unreachable { op } => self.unreachable(op),
+            ClientEvent::StillTrying { op } => self.still_trying(op),
+        }
+    }
+
+    /// Says once, until the registry answers again, why nothing happens yet.
+    /// Keepalives run unseen and have their own warning when they fail.
+    fn still_trying(&mut self, op: Operation) {
+        match op {
+            Operation::Login | Operation::List | Operation::Lookup | Operation::Logout => {
+                if !self.said_still_trying {
+                    self.said_still_trying = true;
+                    let server = self.config.server;
+                    self.print(format!("Still trying to reach the registry at {server}…"));
+                }
+            }
+            Operation::Keepalive => {}
         }
     }
 

@@ -71,6 +71,9 @@ pub(super) fn close_reason(reason: &CloseReason, peer: &UserName) -> String {
         CloseReason::PeerClose => format!("{peer} left the chat"),
         CloseReason::PeerVanished => format!("the connection to {peer} was lost"),
         CloseReason::PeerSilent => format!("{peer} stopped answering"),
+        CloseReason::HandshakeTimeout => {
+            format!("{peer} did not finish the encrypted handshake in time")
+        }
         CloseReason::Error(e) => format!("protocol error ({e})"),
     }
 }

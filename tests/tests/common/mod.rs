@@ -13,8 +13,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
 /// The longest wait for one expected line. Registry requests are retried for
-/// about 7.5 s before they fail, so this is well above that.
-pub const LINE_TIMEOUT: Duration = Duration::from_secs(20);
+/// 30 s (`GIVE_UP_AFTER`) before they fail, so this is well above that.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// The `p2pchat` binary, built once per test process.
 ///

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::Registry;
-use p2pchat_core::{ChatEvent, ChatSession, Entry, PublicKey, UserName};
+use p2pchat_core::{ChatEvent, Entry, PublicKey, UserName};
 
 use super::chats::{Chat, pump_gated};
 
