@@ -21,6 +21,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
+mod fd;
 mod input;
 mod machines;
 mod oneshot;
