@@ -11,6 +11,7 @@
 //! zero-timeout `poll` says they are ready now.
 
 use std::fs::File;
+use std::io;
 use std::os::fd::AsFd;
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -66,6 +67,22 @@ pub(crate) fn ready_now(fd: impl AsFd, flags: PollFlags) -> bool {
     let zero = Timespec::default();
     match poll(&mut fds, Some(&zero)) {
         Ok(n) => n > 0 && !fds[0].revents().contains(PollFlags::NVAL),
+        Err(e) => {
+            tracing::debug!(error = %e, "poll failed");
+            false
+        }
+    }
+}
+
+/// Waits until `fd` is ready for `flags` or `timeout` has passed; whether
+/// it is ready.
+pub(crate) fn wait_ready(fd: impl AsFd, flags: PollFlags, timeout: std::time::Duration) -> bool {
+    let mut fds = [PollFd::new(&fd, flags)];
+    // Too long to say: wait without a limit.
+    let timeout = Timespec::try_from(timeout).ok();
+    match poll(&mut fds, timeout.as_ref()) {
+        Ok(n) => n > 0 && !fds[0].revents().contains(PollFlags::NVAL),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => false,
         Err(e) => {
             tracing::debug!(error = %e, "poll failed");
             false
