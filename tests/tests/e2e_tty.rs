@@ -143,7 +143,9 @@ impl TtyClient {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.screen.recv_timeout(left) {
                 Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(_) => panic!("waited for {needle:?}; the screen ended with:\n{:?}", self.tail()),
+                Err(_) => {
+                    panic!("waited for {needle:?}; the screen ended with:\n{:?}", self.tail())
+                }
             }
         }
     }

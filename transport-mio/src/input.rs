@@ -486,8 +486,9 @@ mod tests {
         grantpt(&controller).unwrap();
         unlockpt(&controller).unwrap();
         let name = ptsname(&controller, Vec::new()).unwrap();
-        let tty = rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, FileMode::empty())
-            .unwrap();
+        let tty =
+            rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, FileMode::empty())
+                .unwrap();
         let shared = tty.try_clone().unwrap();
         let mut poll = mio::Poll::new().unwrap();
         let mut input = UserInput::from_file(File::from(tty), poll.registry(), Token(9)).unwrap();
