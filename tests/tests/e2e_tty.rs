@@ -385,12 +385,13 @@ fn ctrl_s_and_a_stopped_screen_do_not_stop_the_client() {
     // as `tcflow` sets it): the client keeps chatting, and what it shows
     // meanwhile comes out when the screen goes on.
     rustix::termios::tcflow(&ann.tty, rustix::termios::Action::OOff).expect("tcflow");
-    bob.send("while stopped");
     ann.type_keys("typed while stopped\r");
     bob.expect("Ann: typed while stopped");
+    bob.send("while stopped");
     rustix::termios::tcflow(&ann.tty, rustix::termios::Action::OOn).expect("tcflow");
-    ann.expect("Bob: while stopped");
+    // In the order it happened: Ann's echo, then Bob's answer.
     ann.expect("typed while stopped");
+    ann.expect("Bob: while stopped");
 
     ann.type_keys("/back\r");
     ann.expect("Enter choice: ");
