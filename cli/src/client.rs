@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use p2pchat_core::{PublicKey, UserName};
 use p2pchat_transport_mio::{
-    ClientNode, InputItem, InputSource, NodeConfig, NodeEvent, NodeHandler,
+    ClientNode, InputItem, InputSource, NodeConfig, NodeEvent, NodeHandler, UserOutput,
 };
 use time::{OffsetDateTime, UtcOffset};
 
@@ -106,6 +106,10 @@ impl NodeHandler for Client {
 
     fn accepts(&self, item: &InputItem) -> bool {
         self.app.accepts(item)
+    }
+
+    fn output(&mut self) -> Option<&mut UserOutput> {
+        Some(self.term.output())
     }
 
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {

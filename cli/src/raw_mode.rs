@@ -1,10 +1,12 @@
 //! The terminal in non-canonical, no-echo mode while the client runs, and
 //! back as it was after.
 //!
-//! Only `ICANON` and `ECHO` are cleared: `ISIG` stays, so Ctrl-C still
-//! raises `SIGINT` (which the loop handles), and the output still turns `\n`
-//! into `\r\n`. Reads return as soon as one byte is there (`VMIN` 1,
-//! `VTIME` 0).
+//! `ICANON` and `ECHO` are cleared, and `IXON`: Ctrl-S and Ctrl-Q reach the
+//! line editor (which ignores them) instead of stopping and restarting the
+//! terminal's output, which would leave the client unable to print and its
+//! chat waiting. `ISIG` stays, so Ctrl-C still raises `SIGINT` (which the
+//! loop handles), and the output still turns `\n` into `\r\n`. Reads return
+//! as soon as one byte is there (`VMIN` 1, `VTIME` 0).
 //!
 //! [`RawMode`] restores the saved settings when dropped: on a normal return,
 //! on an error return and while a panic unwinds. Nothing can restore them
@@ -15,10 +17,11 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::termios::{
-    LocalModes, OptionalActions, SpecialCodeIndex, Termios, tcgetattr, tcsetattr,
+    InputModes, LocalModes, OptionalActions, SpecialCodeIndex, Termios, tcgetattr, tcsetattr,
 };
 
-/// A terminal in non-canonical, no-echo mode until this is dropped.
+/// A terminal in non-canonical, no-echo mode without output flow control
+/// until this is dropped.
 #[derive(Debug)]
 pub struct RawMode {
     fd: OwnedFd,
@@ -27,12 +30,14 @@ pub struct RawMode {
 }
 
 impl RawMode {
-    /// Puts the terminal `fd` refers to in non-canonical, no-echo mode;
-    /// fails (changing nothing) if it is not a terminal.
+    /// Puts the terminal `fd` refers to in non-canonical, no-echo mode
+    /// without output flow control; fails (changing nothing) if it is not a
+    /// terminal.
     pub fn enable(fd: OwnedFd) -> io::Result<Self> {
         let saved = tcgetattr(&fd)?;
         let mut raw = saved.clone();
         raw.local_modes.remove(LocalModes::ICANON | LocalModes::ECHO);
+        raw.input_modes.remove(InputModes::IXON);
         raw.special_codes[SpecialCodeIndex::VMIN] = 1;
         raw.special_codes[SpecialCodeIndex::VTIME] = 0;
         tcsetattr(&fd, OptionalActions::Now, &raw)?;
@@ -95,10 +100,12 @@ mod tests {
         assert!(!during.local_modes.intersects(LocalModes::ICANON | LocalModes::ECHO));
         assert!(during.local_modes.contains(LocalModes::ISIG));
         assert_eq!(during.output_modes, before.output_modes);
-        assert_eq!(during.input_modes, before.input_modes);
+        assert!(before.input_modes.contains(InputModes::IXON));
+        assert_eq!(during.input_modes, before.input_modes - InputModes::IXON);
         drop(raw);
         let after = tcgetattr(&tty).unwrap();
         assert_eq!(after.local_modes, before.local_modes);
+        assert_eq!(after.input_modes, before.input_modes);
         assert_eq!(
             after.special_codes[SpecialCodeIndex::VMIN],
             before.special_codes[SpecialCodeIndex::VMIN]

@@ -1,5 +1,14 @@
 //! The client's terminal: the lines and prompts it prints, and the user's
-//! input cut into lines. Every write is flushed at once.
+//! input cut into lines.
+//!
+//! What is printed goes through a [`UserOutput`]: written at once as far as
+//! standard output takes it, the rest later by the loop, never with a write
+//! that waits (a terminal stopped or not drawing, a pipe nobody reads). At
+//! most [`MAX_PENDING_OUTPUT`] bytes wait; beyond that, what is printed is
+//! left out, counted, and once the screen has caught up one line says how
+//! many were: the chat goes on meanwhile, and the history file still gets
+//! every message. At exit the client waits at most [`EXIT_DRAIN_TIMEOUT`]
+//! for the last output.
 //!
 //! Three ways to run:
 //!
@@ -23,9 +32,12 @@
 //!   as whole lines, so that the output of a script reads (and parses) line
 //!   by line.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
+use std::time::Instant;
 
-use p2pchat_transport_mio::{InputDecoder, InputItem, LineSplitter};
+use p2pchat_transport_mio::{
+    EXIT_DRAIN_TIMEOUT, InputDecoder, InputItem, LineSplitter, MAX_PENDING_OUTPUT, UserOutput,
+};
 
 use crate::line_editor::{Echo, LineEditor};
 use crate::raw_mode::RawMode;
@@ -37,6 +49,10 @@ const ERASE_LINE: &str = "\r\x1b[K";
 #[derive(Debug)]
 pub struct Term {
     mode: Mode,
+    out: UserOutput,
+    /// Writes left out because too much output waited; told once the screen
+    /// has caught up.
+    left_out: usize,
 }
 
 #[derive(Debug)]
@@ -52,7 +68,11 @@ impl Term {
     /// Lines cut by the OS; `interactive`: whether the user types at a
     /// (canonical) terminal.
     pub fn new(interactive: bool) -> Self {
-        Self { mode: Mode::Lines { interactive, prompt_open: false, lines: LineSplitter::new() } }
+        Self::with_mode(Mode::Lines { interactive, prompt_open: false, lines: LineSplitter::new() })
+    }
+
+    fn with_mode(mode: Mode) -> Self {
+        Self { mode, out: UserOutput::stdout(), left_out: 0 }
     }
 
     /// The terminal for standard input and output; `interactive`: whether
@@ -63,7 +83,7 @@ impl Term {
             return Self::new(interactive);
         }
         match RawMode::stdin() {
-            Ok(raw) => Self { mode: Mode::Editor { screen: Screen::default(), raw } },
+            Ok(raw) => Self::with_mode(Mode::Editor { screen: Screen::default(), raw }),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot set up the terminal; using its line mode");
                 Self::new(interactive)
@@ -79,6 +99,11 @@ impl Term {
 
     /// Prints one line.
     pub fn line(&mut self, text: &str) {
+        let out = self.line_bytes(text);
+        self.write_out(&out);
+    }
+
+    fn line_bytes(&mut self, text: &str) -> String {
         match &mut self.mode {
             Mode::Lines { prompt_open, .. } => {
                 let mut out = String::with_capacity(text.len() + 2);
@@ -88,9 +113,9 @@ impl Term {
                 }
                 out.push_str(text);
                 out.push('\n');
-                write_out(&out);
+                out
             }
-            Mode::Editor { screen, .. } => write_out(&screen.line(text)),
+            Mode::Editor { screen, .. } => screen.line(text),
         }
     }
 
@@ -104,11 +129,14 @@ impl Term {
                 }
                 out.push_str(prompt);
                 out.push(' ');
-                write_out(&out);
                 *prompt_open = true;
+                self.write_out(&out);
             }
             Mode::Lines { interactive: false, .. } => self.line(prompt),
-            Mode::Editor { screen, .. } => write_out(&screen.prompt(prompt)),
+            Mode::Editor { screen, .. } => {
+                let out = screen.prompt(prompt);
+                self.write_out(&out);
+            }
         }
     }
 
@@ -117,19 +145,26 @@ impl Term {
     pub fn input_taken(&mut self) {
         match &mut self.mode {
             Mode::Lines { prompt_open, .. } => *prompt_open = false,
-            Mode::Editor { screen, .. } => write_out(&screen.taken()),
+            Mode::Editor { screen, .. } => {
+                let out = screen.taken();
+                self.write_out(&out);
+            }
         }
     }
 }
 
 impl Term {
     /// The process is about to stop (Ctrl-Z): the input line is erased and
-    /// the terminal set back as it was, for the shell.
+    /// the terminal set back as it was, for the shell. What waits to be shown
+    /// is written first, waiting at most [`EXIT_DRAIN_TIMEOUT`] for it.
     pub fn suspend(&mut self) {
-        if let Mode::Editor { screen, raw } = &mut self.mode {
+        if let Mode::Editor { screen, .. } = &self.mode {
             if screen.input_shown() {
-                write_out(ERASE_LINE);
+                self.write_out(ERASE_LINE);
             }
+        }
+        self.out.drain(Instant::now() + EXIT_DRAIN_TIMEOUT);
+        if let Mode::Editor { raw, .. } = &self.mode {
             if let Err(e) = raw.restore() {
                 tracing::warn!(error = %e, "cannot restore the terminal settings");
             }
@@ -147,7 +182,34 @@ impl Term {
             if screen.input_shown() {
                 screen.draw_input(&mut out, screen.keys.line());
             }
-            write_out(&out);
+            self.write_out(&out);
+        }
+    }
+
+    /// The output, for the loop to write what waits in it.
+    pub fn output(&mut self) -> &mut UserOutput {
+        &mut self.out
+    }
+
+    /// Prints `s`: queued whole, or left out whole if too much waits already.
+    /// Once nothing waits any more, a line first says how much was left out.
+    fn write_out(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        if self.left_out > 0 && self.out.pending() == 0 {
+            let note = self.line_bytes(&format!(
+                "[{} screen updates were not shown: the terminal took no output for a while \
+                 (over {} KiB waited); the history file has every message]",
+                self.left_out,
+                MAX_PENDING_OUTPUT / 1024
+            ));
+            if self.out.write(note.as_bytes()) {
+                self.left_out = 0;
+            }
+        }
+        if !self.out.write(s.as_bytes()) {
+            self.left_out += 1;
         }
     }
 }
@@ -158,8 +220,10 @@ impl Drop for Term {
     /// right after, when the `RawMode` drops.
     fn drop(&mut self) {
         if let Mode::Editor { screen, .. } = &mut self.mode {
-            write_out(&screen.clear());
+            let out = screen.clear();
+            self.write_out(&out);
         }
+        self.out.drain(Instant::now() + EXIT_DRAIN_TIMEOUT);
     }
 }
 
@@ -169,14 +233,20 @@ impl InputDecoder for Term {
     fn push(&mut self, bytes: &[u8]) {
         match &mut self.mode {
             Mode::Lines { lines, .. } => lines.push(bytes),
-            Mode::Editor { screen, .. } => write_out(&screen.keys(bytes)),
+            Mode::Editor { screen, .. } => {
+                let echo = screen.keys(bytes);
+                self.write_out(&echo);
+            }
         }
     }
 
     fn push_eof(&mut self) {
         match &mut self.mode {
             Mode::Lines { lines, .. } => lines.push_eof(),
-            Mode::Editor { screen, .. } => write_out(&screen.keys_ended()),
+            Mode::Editor { screen, .. } => {
+                let echo = screen.keys_ended();
+                self.write_out(&echo);
+            }
         }
     }
 
@@ -303,18 +373,6 @@ impl Screen {
             }
         }
         out
-    }
-}
-
-fn write_out(s: &str) {
-    if s.is_empty() {
-        return;
-    }
-    let mut out = io::stdout().lock();
-    // Output that cannot be written (a closed pipe) is not worth dying for:
-    // the chat and the history go on.
-    if let Err(e) = out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
-        tracing::debug!(error = %e, "writing standard output failed");
     }
 }
 

@@ -30,6 +30,7 @@ const UDP: Token = Token(0);
 const LISTENER: Token = Token(1);
 const INPUT: Token = Token(2);
 const SIGNALS: Token = Token(3);
+const OUTPUT: Token = Token(4);
 
 /// Most input items handed to the handler in one round, so that a long
 /// script does not starve the sockets.
@@ -132,11 +133,17 @@ pub enum NodeError {
 ///    then every queued event, in order. Commands the handler calls meanwhile
 ///    take effect at once, and what they report ([`NodeEvent::Sent`], …)
 ///    joins the queue and is handed over in the same round;
-/// 3. queued datagrams are sent;
+/// 3. queued datagrams are sent, and the handler's
+///    [`output`](NodeHandler::output) is written as far as it is taken
+///    without waiting;
 /// 4. after [`stop`], the chat streams are written once more and [`run`]
 ///    returns;
-/// 5. the loop sleeps until a socket, the input or a signal is ready, or the
-///    next deadline.
+/// 5. the loop sleeps until a socket, the input, the output (while some of
+///    it waits) or a signal is ready, or the next deadline.
+///
+/// Nothing in a turn waits for the user's terminal: the input is read only
+/// when it is readable now, and the output is never written with a write
+/// that waits.
 ///
 /// [`login`]: ClientNode::login
 /// [`connect`]: ClientNode::connect
@@ -288,6 +295,10 @@ impl ClientNode {
                 self.process(now, handler);
             }
             self.udp.flush(&mut self.registry, self.poll.registry())?;
+            if let Some(output) = handler.output() {
+                output.flush();
+                output.update_interest(self.poll.registry(), OUTPUT);
+            }
             if self.stopping {
                 self.chats.pump(Instant::now(), self.poll.registry(), &mut self.events);
                 return Ok(());
@@ -313,6 +324,8 @@ impl ClientNode {
                         self.poll.registry(),
                     ),
                     INPUT => self.input.on_event(),
+                    // Written before the next sleep.
+                    OUTPUT => {}
                     SIGNALS => {
                         for signal in self.signals.pending() {
                             match signal {

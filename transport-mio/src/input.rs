@@ -1,12 +1,21 @@
 //! The user's input: standard input cut into lines, without blocking the loop.
 //!
 //! Standard input may be a terminal, a pipe or a regular file (`p2pchat
-//! client < script.txt`):
+//! client < script.txt`). It is never read with a blocking read that could
+//! wait: a readiness event the loop saw earlier is only a hint, since what
+//! was readable then may be gone now (Ctrl-C and Ctrl-Z make the terminal
+//! throw away its pending input).
 //!
-//! - A terminal or a pipe is registered with the poll. The descriptor stays
-//!   blocking (setting `O_NONBLOCK` on a shared terminal leaks to the parent
-//!   shell), so the driver reads once per readiness event, which never
-//!   blocks, and re-registers to re-arm the edge-triggered poll for the rest.
+//! - A terminal is opened again by its name, non-blocking: that open file
+//!   description is ours alone (setting `O_NONBLOCK` on the one shared with
+//!   the shell would leak to the shell), and a read with nothing there
+//!   returns `WouldBlock`.
+//! - A pipe (or a socket, or a terminal that cannot be opened again) keeps
+//!   its blocking description and is read only right after a zero-timeout
+//!   `poll` says it is readable now. Nothing else reads it, so it stays
+//!   readable until the read.
+//! - Both are registered with the loop's poll, read once per readiness event
+//!   and re-registered to re-arm the edge-triggered poll for the rest.
 //! - A regular file (or `/dev/null`) cannot be registered (`EPERM`): it is
 //!   always readable and a read never blocks, so it is read whenever input is
 //!   wanted and the loop polls with a zero timeout meanwhile.
@@ -27,6 +36,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use p2pchat_core::MAX_TEXT_LEN;
+use rustix::event::PollFlags;
+
+use crate::fd::{self, Access};
 
 /// Longest input line, in bytes, not counting the line end: the longest
 /// text message. A longer line is dropped whole and reported as
@@ -178,8 +190,9 @@ impl InputDecoder for LineSplitter {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Registered with the poll; `ready` is set by events.
-    Polled,
+    /// Registered with the poll; `ready` is set by events, and the access
+    /// says how a read is kept from blocking.
+    Polled(Access),
     /// Cannot be polled; always ready.
     AlwaysReady,
 }
@@ -214,12 +227,13 @@ impl UserInput {
         }
     }
 
-    /// Reads from `file`, which must not be non-blocking-unaware of the
-    /// rules above: a terminal, a pipe, a socket or a regular file.
+    /// Reads from `file`: a terminal (which is opened again, see the
+    /// module documentation), a pipe, a socket or a regular file.
     pub fn from_file(file: File, registry: &Registry, token: Token) -> io::Result<Self> {
+        let file = fd::reopen_terminal(&file, false).unwrap_or(file);
         let fd = file.as_raw_fd();
         let mode = match registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
-            Ok(()) => Mode::Polled,
+            Ok(()) => Mode::Polled(fd::access_of(&file)),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Mode::AlwaysReady,
             Err(e) => return Err(e),
         };
@@ -269,6 +283,11 @@ impl UserInput {
             self.ready = false;
             return;
         };
+        if self.mode == Mode::Polled(Access::PollFirst) && !fd::ready_now(&*file, PollFlags::IN) {
+            // The event was stale: wait for the next one.
+            self.rearm(registry);
+            return;
+        }
         let result = loop {
             match file.read(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -290,23 +309,27 @@ impl UserInput {
                 return;
             }
         }
-        if self.mode == Mode::Polled {
-            self.ready = false;
-            // Re-arm: if more is readable already, the poll reports it again.
-            if let Some(file) = self.file.as_ref() {
-                let fd = file.as_raw_fd();
-                if let Err(e) =
-                    registry.reregister(&mut SourceFd(&fd), self.token, Interest::READABLE)
-                {
-                    tracing::warn!(error = %e, "re-arming standard input failed");
-                }
+        self.rearm(registry);
+    }
+
+    /// After a read (or a stale event) of a polled input: waits for the next
+    /// event, and re-arms the poll so that, if more is readable already, it
+    /// reports it again.
+    fn rearm(&mut self, registry: &Registry) {
+        let Mode::Polled(_) = self.mode else { return };
+        self.ready = false;
+        if let Some(file) = self.file.as_ref() {
+            let fd = file.as_raw_fd();
+            if let Err(e) = registry.reregister(&mut SourceFd(&fd), self.token, Interest::READABLE)
+            {
+                tracing::warn!(error = %e, "re-arming standard input failed");
             }
         }
     }
 
     fn release(&mut self, registry: &Registry) {
         if let Some(file) = self.file.take() {
-            if self.mode == Mode::Polled {
+            if let Mode::Polled(_) = self.mode {
                 let fd = file.as_raw_fd();
                 let _ = registry.deregister(&mut SourceFd(&fd));
             }
@@ -414,7 +437,7 @@ mod tests {
         let file = File::from(std::os::fd::OwnedFd::from(a));
         let mut poll = mio::Poll::new().unwrap();
         let mut input = UserInput::from_file(file, poll.registry(), Token(9)).unwrap();
-        assert_eq!(input.mode, Mode::Polled);
+        assert_eq!(input.mode, Mode::Polled(Access::PollFirst));
         // More than one chunk, so the re-arm is needed to read the rest.
         let big = "x".repeat(100);
         let mut text = String::new();
@@ -428,6 +451,61 @@ mod tests {
         assert_eq!(got.len(), 201);
         assert!(got[..200].iter().all(|i| *i == line(&big)));
         assert_eq!(got[200], InputItem::Eof);
+    }
+
+    #[test]
+    fn a_stale_event_does_not_block() {
+        // Readable once, then drained behind the input's back (as a
+        // terminal drops its input on Ctrl-C): the remembered event must
+        // not lead to a read that waits.
+        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let file = File::from(std::os::fd::OwnedFd::from(a));
+        let mut thief = file.try_clone().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut input = UserInput::from_file(file, poll.registry(), Token(9)).unwrap();
+        b.write_all(b"gone\n").unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        assert!(!events.is_empty());
+        input.on_event();
+        let mut stolen = [0u8; 16];
+        assert_eq!(thief.read(&mut stolen).unwrap(), 5);
+        let mut lines = LineSplitter::new();
+        assert_eq!(input.peek(poll.registry(), &mut lines), None);
+        // What comes next is read as usual.
+        b.write_all(b"next\n").unwrap();
+        drop(b);
+        assert_eq!(drain(&mut input, &mut poll), vec![line("next"), InputItem::Eof]);
+    }
+
+    #[test]
+    fn a_terminal_is_read_through_its_own_non_blocking_handle() {
+        use rustix::fs::{Mode as FileMode, OFlags, fcntl_getfl};
+        use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+        let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        grantpt(&controller).unwrap();
+        unlockpt(&controller).unwrap();
+        let name = ptsname(&controller, Vec::new()).unwrap();
+        let tty =
+            rustix::fs::open(name.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, FileMode::empty())
+                .unwrap();
+        let shared = tty.try_clone().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut input = UserInput::from_file(File::from(tty), poll.registry(), Token(9)).unwrap();
+        assert_eq!(input.mode, Mode::Polled(Access::NonBlocking));
+        // The description shared with others stays blocking.
+        assert!(!fcntl_getfl(&shared).unwrap().contains(OFlags::NONBLOCK));
+        // An event with nothing there: the read returns at once.
+        input.on_event();
+        let mut lines = LineSplitter::new();
+        assert_eq!(input.peek(poll.registry(), &mut lines), None);
+        let mut keys = File::from(controller);
+        keys.write_all(b"typed\n").unwrap();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        assert!(!events.is_empty());
+        input.on_event();
+        assert_eq!(input.peek(poll.registry(), &mut lines), Some(&line("typed")));
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   (a chat session), keeping partial writes and pushing back on a peer that
 //!   does not read.
 //! - [`UserInput`] reads standard input as lines without blocking the loop,
-//!   whether it is a terminal, a pipe or a regular file.
+//!   whether it is a terminal, a pipe or a regular file; [`UserOutput`]
+//!   writes standard output through a bounded buffer, never waiting for a
+//!   terminal or pipe that does not take it.
 //! - [`ClientNode`] is the whole client loop: the registry socket, the chat
 //!   listener (its port is what the client registers), the chat streams, the
 //!   user's input and signals in one `mio::Poll`. It prints nothing: it
@@ -22,9 +24,11 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 mod client;
+mod fd;
 mod input;
 mod machines;
 mod oneshot;
+mod output;
 mod server;
 mod sockbuf;
 mod stream;
@@ -36,6 +40,7 @@ pub use client::{
 };
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use oneshot::{ListError, fetch_list, local_addr_for};
+pub use output::{EXIT_DRAIN_TIMEOUT, MAX_PENDING_OUTPUT, PIPE_BUF, UserOutput};
 pub use server::{ServerLoop, StopHandle};
 pub use sockbuf::{BufferSizes, SERVER_SOCKET_BUFFER, size_buffers};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};

@@ -6,6 +6,7 @@ use p2pchat_core::{ChatEvent, ClientEvent, PublicKey, SendError, UserName};
 
 use super::ClientNode;
 use crate::input::{InputDecoder, InputItem};
+use crate::output::UserOutput;
 
 /// Something that happened, as the node reports it to its [`NodeHandler`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,14 @@ pub trait NodeHandler {
     /// Takes one event, in the order they happened; `now` is the time of the
     /// loop's turn, to pass on to the node's commands.
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode);
+
+    /// Where the handler prints, if through a [`UserOutput`]: the node then
+    /// writes what waits in it whenever the descriptor takes more, and wakes
+    /// up for that. `None` (the default): the handler prints nothing, or
+    /// sees to it itself.
+    fn output(&mut self) -> Option<&mut UserOutput> {
+        None
+    }
 
     /// The process is about to stop (SIGTSTP, with
     /// [`NodeConfig::terminal_signals`](super::NodeConfig::terminal_signals)):
