@@ -25,6 +25,15 @@ fn key_of(n: &str) -> PublicKey {
 
 const TRUSTED: &str = "fingerprint 1 (pinned)";
 
+/// The lookup of `peer` finds it and the key check passes: the app connects.
+fn found_and_trusted(app: &mut App, peer: &str) -> Vec<Action> {
+    let found = ClientEvent::Found { name: name(peer), entry: Some(entry(peer, 7000)) };
+    let a = feed(app, NodeEvent::Registry(found));
+    assert_eq!(a, vec![Action::CheckKey { peer: name(peer), key: key_of(peer) }]);
+    app.key_checked(KeyCheck::Trusted(TRUSTED.into()));
+    drain(app)
+}
+
 /// `peer` calls: the app checks its key, the check passes.
 fn request(app: &mut App, peer: &str) -> Vec<Action> {
     let a = feed(app, NodeEvent::ChatRequest { peer: name(peer), key: key_of(peer) });
@@ -230,13 +239,7 @@ fn lines_typed_while_connecting_are_sent() {
     line(&mut app, "1");
     line(&mut app, "Bob");
     assert!(!app.accepts(&InputItem::Line("early".into())), "waits for the lookup");
-    feed(
-        &mut app,
-        NodeEvent::Registry(ClientEvent::Found {
-            name: name("Bob"),
-            entry: Some(entry("Bob", 7000)),
-        }),
-    );
+    found_and_trusted(&mut app, "Bob");
     assert_eq!(line(&mut app, "early"), vec![Action::Send("early".into())]);
     let a = feed(&mut app, NodeEvent::Sent { text: "early".into() });
     assert_eq!(
@@ -295,13 +298,7 @@ fn failed_connect_is_one_error_line() {
     let (mut app, _) = logged_in(vec![]);
     line(&mut app, "1");
     line(&mut app, "Bob");
-    feed(
-        &mut app,
-        NodeEvent::Registry(ClientEvent::Found {
-            name: name("Bob"),
-            entry: Some(entry("Bob", 7000)),
-        }),
-    );
+    found_and_trusted(&mut app, "Bob");
     feed(&mut app, NodeEvent::ConnectFailed { reason: "connection refused".into() });
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerVanished }));
     assert_eq!(printed(&a)[0], "error: could not connect to Bob: connection refused");

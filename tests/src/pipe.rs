@@ -15,9 +15,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::noise_peer::RawPeer;
 use p2pchat_core::{
-    ChatConfig, ChatError, ChatEvent, ChatRole, ChatSession, ChatSetup, PrivateKey, SendError, Seq,
-    UserName,
+    ChatConfig, ChatError, ChatEvent, ChatMsg, ChatRole, ChatSession, ChatSetup, PrivateKey,
+    SendError, Seq, UserName,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -143,10 +144,31 @@ pub struct End {
     pub error: Option<ChatError>,
     /// The driver has dropped its socket.
     pub dropped: bool,
+    /// The randomness its handshake was given.
+    pub seed: [u8; 32],
     eof_seen: bool,
 }
 
 impl End {
+    /// The messages in the bytes this end was fed, opened by a scripted
+    /// peer with this end's keys and randomness: what the session read,
+    /// seen from outside it (a partial last frame is left out).
+    pub fn received_messages(&self, side: Side) -> Vec<ChatMsg> {
+        let name = |s: Side| UserName::new(s.name()).expect("valid");
+        let mut observer = match side {
+            Side::A => RawPeer::caller(
+                identity(Side::A),
+                self.seed,
+                &name(Side::A),
+                &name(Side::B),
+                identity(Side::B).public_key(),
+            ),
+            Side::B => RawPeer::callee(identity(Side::B), self.seed),
+        };
+        observer.input(&self.received);
+        observer.received
+    }
+
     /// The events without their times.
     pub fn event_list(&self) -> Vec<ChatEvent> {
         self.events.iter().map(|(_, e)| e.clone()).collect()
@@ -245,14 +267,18 @@ impl Pipe {
     pub fn new(seed: u64, chat: ChatConfig, config: PipeConfig) -> Self {
         let start = Instant::now();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut end = |side: Side| End {
-            session: session(start, side, chat, rng.random()),
-            events: Vec::new(),
-            received: Vec::new(),
-            last_read: None,
-            error: None,
-            dropped: false,
-            eof_seen: false,
+        let mut end = |side: Side| {
+            let seed = rng.random();
+            End {
+                session: session(start, side, chat, seed),
+                seed,
+                events: Vec::new(),
+                received: Vec::new(),
+                last_read: None,
+                error: None,
+                dropped: false,
+                eof_seen: false,
+            }
         };
         Self {
             ends: [end(Side::A), end(Side::B)],

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use p2pchat_core::{
-    CLOSE_LINGER, ChatConfig, ChatEvent, ChatMsg, CloseReason, FrameDecoder, IDLE_TIMEOUT,
-    PING_INTERVAL, SendError, Seq, decode_chat,
+    CLOSE_LINGER, ChatConfig, ChatEvent, ChatMsg, CloseReason, IDLE_TIMEOUT, PING_INTERVAL,
+    SendError, Seq,
 };
 use p2pchat_tests::pipe::{Pipe, PipeConfig, Side};
 use rand::Rng;
@@ -19,17 +19,11 @@ fn closed(reason: CloseReason) -> ChatEvent {
     ChatEvent::Closed { reason }
 }
 
-/// The complete messages in `bytes` (a partial last frame is left out).
-fn messages(bytes: &[u8]) -> Vec<ChatMsg> {
-    let mut d = FrameDecoder::new();
-    d.push(bytes);
-    std::iter::from_fn(|| d.next_frame().unwrap()).map(|f| decode_chat(&f).unwrap()).collect()
-}
-
 /// How far the acks that reached `side` go, computed from the bytes it was
 /// fed rather than from what its session says.
 fn acked_to(pipe: &Pipe, side: Side) -> Seq {
-    messages(&pipe.end(side).received)
+    pipe.end(side)
+        .received_messages(side)
         .into_iter()
         .filter_map(|m| match m {
             ChatMsg::Ack { upto } => Some(upto),
@@ -149,7 +143,9 @@ fn silent_peer_is_detected() {
         assert_eq!(at, last + IDLE_TIMEOUT, "seed {seed}");
         assert_eq!(pipe.end(Side::A).undelivered(), vec![(lost, "into the void".to_owned())]);
         // Alice pinged twice before giving up; bob answered, in vain.
-        let pings = messages(&pipe.end(Side::B).received)
+        let pings = pipe
+            .end(Side::B)
+            .received_messages(Side::B)
             .into_iter()
             .filter(|m| *m == ChatMsg::Ping)
             .count();
@@ -288,7 +284,7 @@ fn close_before_the_peer_hello_still_delivers() {
         assert_eq!(a.closed().unwrap().1, closed(CloseReason::LocalClose));
         assert_eq!(b.closed().unwrap().1, closed(CloseReason::PeerClose));
         // Her first frame is still her Hello.
-        let msgs = messages(&b.received);
+        let msgs = b.received_messages(Side::B);
         assert!(matches!(msgs.first(), Some(ChatMsg::Hello { .. })));
     }
 }

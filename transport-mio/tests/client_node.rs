@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ChatEvent, ClientEvent, CloseReason, CookieKey, PrivateKey, RegistryServer, ServerConfig,
-    UserName,
+    CHAT_VERSION, ChatEvent, ClientEvent, CloseReason, CookieKey, PREAMBLE_MARKER, PrivateKey,
+    RegistryServer, ServerConfig, UserName,
 };
 use p2pchat_transport_mio::{
     ClientNode, InputItem, InputSource, LineSplitter, NodeConfig, NodeEvent, NodeHandler,
@@ -160,14 +160,14 @@ fn two_nodes_chat_through_a_registry() {
         matches!(e, NodeEvent::Sent { text } if text == "hello Bob")
     });
 
-    // Busy with Ann's request: another caller is closed at once.
+    // A stranger who connects meanwhile gets Bob's cleartext preamble (the
+    // version) and nothing more until it proves who it is; Bob hears of it
+    // not at all (checked by the events below).
     let mut third = TcpStream::connect(bob_entry.chat_addr()).unwrap();
     third.set_read_timeout(Some(TIMEOUT)).unwrap();
-    let mut buf = [0u8; 64];
-    match third.read(&mut buf) {
-        Ok(n) => assert_eq!(n, 0, "the third caller got bytes"),
-        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
-    }
+    let mut buf = [0u8; 6];
+    third.read_exact(&mut buf).unwrap();
+    assert_eq!(buf, [0, 0, 0, 2, PREAMBLE_MARKER, CHAT_VERSION], "only the preamble");
 
     bob_keys.write_all(b"/accept\n").unwrap();
     wait_for(
