@@ -29,9 +29,6 @@ use crate::registry_msg::{ClientMsg, RequestId, ServerMsg};
 /// The first four bytes of every registry datagram.
 pub const MAGIC: [u8; 4] = *b"p2pc";
 
-/// The chat protocol version this crate speaks, in the chat `Hello`.
-pub const PROTOCOL_VERSION: u8 = 1;
-
 /// The registry protocol version this crate speaks, in the low seven bits of
 /// the fifth byte of every registry datagram.
 pub const REGISTRY_VERSION: u8 = 2;

@@ -9,14 +9,15 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV6};
+use std::time::Instant;
 
 use p2pchat_core::{
-    COOKIE_EPOCH, COOKIE_LEN, ChatMsg, ClientMsg, Cookie, Cursor, DecodeError, Entry,
-    FRAME_HEADER_LEN, FrameDecoder, GET_COOKIE_LEN, HEADER_LEN, KEY_LEN, MAGIC, MAX_DATAGRAM_LEN,
-    MAX_FRAME_LEN, MAX_KEY_LEN, MAX_NAME_LEN, MAX_TEXT_LEN, PROTOCOL_VERSION, PublicKey,
-    REGISTRY_VERSION, REPLY_BIT, RefuseReason, RequestId, Seq, ServerMsg, UserName, body_len,
-    decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
-    write_frame,
+    CHAT_VERSION, COOKIE_EPOCH, COOKIE_LEN, ChatConfig, ChatMsg, ChatRole, ChatSession, ChatSetup,
+    ClientMsg, Cookie, Cursor, DecodeError, Entry, FRAME_HEADER_LEN, FrameDecoder, GET_COOKIE_LEN,
+    HEADER_LEN, KEY_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_KEY_LEN, MAX_NAME_LEN,
+    MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey, PublicKey, REGISTRY_VERSION, REKEY_INTERVAL,
+    REPLY_BIT, RefuseReason, RequestId, Seq, ServerMsg, TAG_LEN, UserName, body_len, decode_chat,
+    decode_reply, decode_request, encode_chat, encode_reply, encode_request, write_frame,
 };
 use serde::Serialize;
 
@@ -47,7 +48,11 @@ const CHALLENGE_LEN: usize = 26;
 enum Example {
     Request(RequestId, ClientMsg),
     Reply(RequestId, ServerMsg),
-    Frame(ChatMsg),
+    /// A frame of the worked chat run: a preamble, a handshake message or a
+    /// sealed message, length prefix included.
+    Chat(Vec<u8>),
+    /// A chat message's plaintext, as it is sealed.
+    Plain(ChatMsg),
 }
 
 impl Example {
@@ -57,11 +62,8 @@ impl Example {
         match self {
             Example::Request(id, msg) => encode_request(*id, msg),
             Example::Reply(id, msg) => encode_reply(*id, msg),
-            Example::Frame(msg) => {
-                let mut out = Vec::new();
-                write_frame(&mut out, &encode_chat(msg));
-                out
-            }
+            Example::Chat(frame) => frame.clone(),
+            Example::Plain(msg) => encode_chat(msg),
         }
     }
 
@@ -70,7 +72,8 @@ impl Example {
         let wire = self.wire();
         match self {
             Example::Request(..) | Example::Reply(..) => wire[HEADER_LEN..].to_vec(),
-            Example::Frame(_) => wire[FRAME_HEADER_LEN..].to_vec(),
+            Example::Chat(_) => wire[FRAME_HEADER_LEN..].to_vec(),
+            Example::Plain(_) => wire,
         }
     }
 
@@ -83,23 +86,26 @@ impl Example {
             Example::Reply(id, msg) => {
                 assert_eq!(decode_reply(wire), Ok((*id, msg.clone())));
             }
-            Example::Frame(msg) => {
+            Example::Chat(frame) => {
+                // One whole frame; what it means is checked by
+                // `the_worked_chat_runs`.
                 let mut d = FrameDecoder::new();
                 d.push(wire);
                 let payload = d.next_frame().expect("example frame is valid");
-                let payload = payload.expect("example frame is complete");
+                assert_eq!(payload.expect("example frame is complete"), frame[FRAME_HEADER_LEN..]);
                 assert_eq!(d.buffered(), 0);
-                assert_eq!(decode_chat(&payload), Ok(msg.clone()));
             }
+            Example::Plain(msg) => assert_eq!(decode_chat(wire), Ok(msg.clone())),
         }
     }
 
-    /// The enum and variant name this example shows.
-    fn variant(&self) -> (&'static str, &'static str) {
+    /// The enum and variant name this example shows, if it shows one.
+    fn variant(&self) -> Option<(&'static str, &'static str)> {
         match self {
-            Example::Request(_, m) => ("ClientMsg", client_variant(m)),
-            Example::Reply(_, m) => ("ServerMsg", server_variant(m)),
-            Example::Frame(m) => ("ChatMsg", chat_variant(m)),
+            Example::Request(_, m) => Some(("ClientMsg", client_variant(m))),
+            Example::Reply(_, m) => Some(("ServerMsg", server_variant(m))),
+            Example::Chat(_) => None,
+            Example::Plain(m) => Some(("ChatMsg", chat_variant(m))),
         }
     }
 }
@@ -180,8 +186,8 @@ fn zoe() -> Entry {
 
 /// Every worked example in `docs/PROTOCOL.md`, in document order.
 fn examples() -> Vec<Example> {
-    use Example::{Frame, Reply, Request};
-    vec![
+    use Example::{Chat, Plain, Reply, Request};
+    let mut all = vec![
         Request(id(1), ClientMsg::GetCookie { padding: vec![0; 53] }),
         Request(
             id(2),
@@ -201,14 +207,108 @@ fn examples() -> Vec<Example> {
         Reply(id(3), ServerMsg::ListPage { entries: vec![nil(), zoe()], next: None }),
         Reply(id(4), ServerMsg::Found { entry: Some(nil()) }),
         Reply(id(5), ServerMsg::LoggedOut),
-        Frame(ChatMsg::Hello { version: 1, name: "Mert".into() }),
-        Frame(ChatMsg::Text { seq: Seq(1), text: "günaydın".into() }),
-        Frame(ChatMsg::Ack { upto: Seq(1) }),
-        Frame(ChatMsg::Ping),
-        Frame(ChatMsg::Pong),
-        Frame(ChatMsg::Goodbye),
+    ];
+    let chat = worked_chat();
+    let ([caller_preamble, message_1, message_3, hello], [callee_preamble, message_2]) = chat;
+    all.extend(
+        [caller_preamble, callee_preamble, message_1, message_2, message_3, hello].map(Chat),
+    );
+    all.extend([
+        Plain(ChatMsg::Hello { version: CHAT_VERSION, name: "Mert".into() }),
+        Plain(ChatMsg::Text { seq: Seq(1), text: "günaydın".into() }),
+        Plain(ChatMsg::Ack { upto: Seq(1) }),
+        Plain(ChatMsg::Ping),
+        Plain(ChatMsg::Pong),
+        Plain(ChatMsg::Goodbye),
         Reply(id(7), ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion }),
-    ]
+    ]);
+    all
+}
+
+/// The private keys and handshake seeds of the worked chat: Mert calls John.
+const MERT: ([u8; 32], [u8; 32]) = ([0x11; 32], [0x33; 32]);
+const JOHN: ([u8; 32], [u8; 32]) = ([0x22; 32], [0x44; 32]);
+
+fn mert(now: Instant) -> ChatSession {
+    let role = ChatRole::Caller {
+        callee: name("John"),
+        callee_key: PrivateKey::from_bytes(JOHN.0).public_key(),
+    };
+    let setup =
+        ChatSetup { name: name("Mert"), key: PrivateKey::from_bytes(MERT.0), role, seed: MERT.1 };
+    ChatSession::new(now, setup, ChatConfig::default())
+}
+
+fn john(now: Instant) -> ChatSession {
+    let setup = ChatSetup {
+        name: name("John"),
+        key: PrivateKey::from_bytes(JOHN.0),
+        role: ChatRole::Callee,
+        seed: JOHN.1,
+    };
+    ChatSession::new(now, setup, ChatConfig::default())
+}
+
+/// The frames of the worked chat: the caller's (preamble, message 1,
+/// message 3, sealed Hello) and the callee's (preamble, message 2).
+fn worked_chat() -> ([Vec<u8>; 4], [Vec<u8>; 2]) {
+    let now = Instant::now();
+    let (mut mert, mut john) = (mert(now), john(now));
+    let take = |s: &mut ChatSession| {
+        let bytes = s.pending_output().to_vec();
+        s.consume(bytes.len());
+        let mut d = FrameDecoder::new();
+        d.push(&bytes);
+        let mut frames = Vec::new();
+        while let Some(payload) = d.next_frame().expect("valid frames") {
+            let mut frame = Vec::new();
+            write_frame(&mut frame, &payload);
+            frames.push(frame);
+        }
+        frames
+    };
+    let mert_1 = take(&mut mert);
+    let john_1 = take(&mut john);
+    john.handle_input(now, &mert_1.concat()).expect("a valid call");
+    let john_2 = take(&mut john);
+    mert.handle_input(now, &[john_1.concat(), john_2.concat()].concat()).expect("a valid answer");
+    let mert_2 = take(&mut mert);
+    let caller: [Vec<u8>; 4] = [mert_1, mert_2].concat().try_into().expect("four frames");
+    let callee: [Vec<u8>; 2] = [john_1, john_2].concat().try_into().expect("two frames");
+    (caller, callee)
+}
+
+/// The document's frames, fed to fresh sessions with the documented keys,
+/// make a chat: each side proves its key, and John hears Mert's `Hello`.
+#[test]
+fn the_worked_chat_runs() {
+    let now = Instant::now();
+    let blocks = doc_hex_blocks();
+    let start = examples().iter().position(|e| matches!(e, Example::Chat(_))).expect("chat");
+    let [pre_c, pre_j, m1, m2, m3, hello] = std::array::from_fn(|i| blocks[start + i].clone());
+    let mut john = john(now);
+    john.handle_input(now, &[pre_c, m1, m3, hello].concat()).expect("the caller's frames");
+    let events: Vec<_> = std::iter::from_fn(|| john.poll_event()).collect();
+    let mert_key = PrivateKey::from_bytes(MERT.0).public_key();
+    assert_eq!(
+        events,
+        [
+            p2pchat_core::ChatEvent::Authenticated { peer: name("Mert"), key: mert_key },
+            p2pchat_core::ChatEvent::Connected { peer: name("Mert") },
+        ]
+    );
+    let mut mert = mert(now);
+    mert.handle_input(now, &[pre_j, m2].concat()).expect("the callee's frames");
+    let john_key = PrivateKey::from_bytes(JOHN.0).public_key();
+    assert_eq!(
+        mert.poll_event(),
+        Some(p2pchat_core::ChatEvent::Authenticated { peer: name("John"), key: john_key })
+    );
+    // The keys as the document abbreviates them: first four, last three bytes.
+    let short = |k: PublicKey| format!("`{} … {}`", hex(&k.0[..4]), hex(&k.0[29..]));
+    assert_doc_has(&format!("Mert's public key is {}", short(mert_key)));
+    assert_doc_has(&short(john_key));
+    assert_doc_has(&format!("fingerprint `{}`", mert_key.fingerprint()));
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -274,7 +374,7 @@ fn examples_decode_back() {
 
 #[test]
 fn every_variant_has_an_example() {
-    let covered: BTreeSet<_> = examples().iter().map(Example::variant).collect();
+    let covered: BTreeSet<_> = examples().iter().filter_map(Example::variant).collect();
     let all: BTreeSet<_> = ALL_VARIANTS.iter().copied().collect();
     assert_eq!(covered, all);
 }
@@ -282,7 +382,7 @@ fn every_variant_has_an_example() {
 #[test]
 fn variant_index_tables_match() {
     for example in examples() {
-        let (_, variant) = example.variant();
+        let Some((_, variant)) = example.variant() else { continue };
         let index = example.body()[0];
         assert_doc_has(&format!("| `{index:02x}` | `{variant}` |"));
     }
@@ -518,7 +618,7 @@ fn constants_table_matches() {
         format!("| `MAGIC` | `{}` (\"p2pc\") |", hex(&MAGIC)),
         format!("| `REGISTRY_VERSION` | {REGISTRY_VERSION} |"),
         format!("| `REPLY_BIT` | `{REPLY_BIT:02x}` |"),
-        format!("| `PROTOCOL_VERSION` | {PROTOCOL_VERSION} |"),
+        format!("| `CHAT_VERSION` | {CHAT_VERSION} |"),
         format!("| `HEADER_LEN` | {HEADER_LEN} |"),
         format!("| `MAX_DATAGRAM_LEN` | {MAX_DATAGRAM_LEN} |"),
         format!("| `COOKIE_LEN` | {COOKIE_LEN} |"),
@@ -529,6 +629,9 @@ fn constants_table_matches() {
         format!("| `MAX_KEY_LEN` | {MAX_KEY_LEN} |"),
         format!("| `FRAME_HEADER_LEN` | {FRAME_HEADER_LEN} |"),
         format!("| `MAX_FRAME_LEN` | {MAX_FRAME_LEN} |"),
+        format!("| `TAG_LEN` | {TAG_LEN} |"),
+        format!("| `MAX_PLAINTEXT_LEN` | {MAX_PLAINTEXT_LEN} |"),
+        format!("| `REKEY_INTERVAL` | {REKEY_INTERVAL} |"),
         format!("| `MAX_TEXT_LEN` | {MAX_TEXT_LEN} |"),
     ];
     for row in &rows {
