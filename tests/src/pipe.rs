@@ -349,6 +349,21 @@ impl Pipe {
         }
     }
 
+    /// A middleman slips `bytes` into the stream `side` reads, ahead of
+    /// anything still in flight: they are fed to its session at once.
+    /// Returns what `handle_input` said.
+    pub fn inject(&mut self, side: Side, bytes: &[u8]) -> Result<(), ChatError> {
+        let now = self.now;
+        let end = &mut self.ends[side.index()];
+        end.received.extend_from_slice(bytes);
+        let result = end.session.handle_input(now, bytes);
+        if let Err(e) = &result {
+            end.error.get_or_insert(e.clone());
+        }
+        self.drain_events(side);
+        result
+    }
+
     /// Does one thing, chosen by the RNG among what can be done now: a write,
     /// a read, an end of stream or dropping a finished socket. False if
     /// nothing can be done without the clock moving.

@@ -328,3 +328,75 @@ fn same_seed_same_trace() {
     assert_eq!(first, run(42));
     assert_ne!(first, run(43));
 }
+
+/// The connection is lost at a random point of the handshake (or, now and
+/// then, just after it): both sides end; the text queued before the
+/// handshake arrives at most once and is reported delivered only if it did.
+#[test]
+fn a_connection_lost_mid_handshake_ends_both_sides() {
+    let (mut mid_handshake, mut after) = (0, 0);
+    for seed in 0..60 {
+        let mut pipe = Pipe::with_seed(seed);
+        let early = send(&mut pipe, Side::A, "sent before the handshake");
+        // The handshake takes a few dozen steps and three trips; cut
+        // somewhere in it.
+        for _ in 0..pipe.rng().random_range(0..60) {
+            if !pipe.step() {
+                pipe.advance();
+            }
+        }
+        pipe.cut();
+        pipe.run_until_idle();
+        for side in [Side::A, Side::B] {
+            let end = pipe.end(side);
+            let (_, last) =
+                end.closed().unwrap_or_else(|| panic!("seed {seed}: {side:?} never ended"));
+            assert!(
+                matches!(
+                    last,
+                    ChatEvent::Closed {
+                        reason: CloseReason::PeerVanished | CloseReason::HandshakeTimeout
+                    }
+                ),
+                "seed {seed} {side:?}: {last:?}"
+            );
+        }
+        let (a, b) = (pipe.end(Side::A), pipe.end(Side::B));
+        let secured = |end: &p2pchat_tests::pipe::End| {
+            end.events.iter().any(|(_, e)| matches!(e, ChatEvent::Authenticated { .. }))
+        };
+        if secured(a) && secured(b) {
+            after += 1
+        } else {
+            mid_handshake += 1
+        }
+        let got = b.received_texts();
+        assert!(got.len() <= 1 && got.iter().all(|(s, _)| *s == early), "seed {seed}: {got:?}");
+        if a.delivered() == [early] {
+            assert_eq!(got.len(), 1, "seed {seed}: delivered but never received");
+        } else {
+            assert_eq!(a.undelivered(), [(early, "sent before the handshake".to_owned())]);
+        }
+    }
+    assert!(
+        mid_handshake > 10,
+        "only {mid_handshake} cuts fell inside the handshake ({after} after)"
+    );
+}
+
+/// Handshake messages replayed by a middleman (the caller's first flight
+/// sent again after the handshake) end the session: no message is taken
+/// twice and the late bytes are no sealed frame.
+#[test]
+fn a_replayed_handshake_ends_the_session() {
+    let mut pipe = Pipe::with_seed(3);
+    let sent = exchange(&mut pipe, 5);
+    pipe.run_until_quiet();
+    let first_flight = pipe.end(Side::B).received[..100].to_vec();
+    let b = &mut pipe;
+    let result = b.inject(Side::B, &first_flight);
+    assert!(result.is_err(), "a replayed handshake was taken: {result:?}");
+    let end = pipe.end(Side::B);
+    assert_eq!(end.received_texts(), sent[0], "texts arrived once, in order");
+    assert!(matches!(end.closed(), Some((_, ChatEvent::Closed { reason: CloseReason::Error(_) }))));
+}
