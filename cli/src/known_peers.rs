@@ -526,8 +526,10 @@ pub fn changed_key_warning(
         "{bar}\n\
          WARNING: THE KEY OF {upper} HAS CHANGED\n\
          {bar}\n\
-         {name} proved a different key from {before}.\n\
-         Someone may be pretending to be {name} to read or change what you write.\n\
+         The key for {name} (from the registry, or proved by a caller) is not\n\
+         {before}.\n\
+         Someone may be pretending to be {name} to read or change what you write,\n\
+         or the registry may be lying about {name}'s key.\n\
          Or {name} may have a new identity file (a new computer, a lost file).\n\
          The new key was refused.\n\
          \x20 pinned key: fingerprint {old}\n\

@@ -271,7 +271,7 @@ fn banner_lines_and_the_warning() {
     let identity = Path::new("/tmp/my ids/identity");
     let text = changed_key_warning(&name("Bob"), &key(2), &key(1), true, identity);
     assert!(text.contains("WARNING: THE KEY OF BOB HAS CHANGED"), "{text}");
-    assert!(text.contains("from the key you verified"), "{text}");
+    assert!(text.contains("is not\nthe key you verified."), "{text}");
     assert!(text.contains(&format!("pinned key: fingerprint {}", key(2).fingerprint())), "{text}");
     assert!(text.contains(&format!("key now:    fingerprint {fp}")), "{text}");
     assert!(

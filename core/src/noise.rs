@@ -15,7 +15,7 @@
 
 mod handshake;
 mod preamble;
-mod rng;
+mod resolver;
 mod transport;
 
 pub use handshake::{Handshake, HandshakeError, NOISE_PARAMS};

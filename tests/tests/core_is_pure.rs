@@ -23,6 +23,8 @@ const FORBIDDEN: &[&str] = &[
     "println!",
     "eprintln!",
     "getrandom",
+    "SystemRandom",
+    "OsRng",
     "Rc<",
     "Arc<",
     "Mutex",
@@ -30,7 +32,8 @@ const FORBIDDEN: &[&str] = &[
 
 /// The only crates the core may depend on: encoding, errors, hashing, logs,
 /// Noise (built without its OS random source, see `snow_takes_no_os_randomness`),
-/// a seedable RNG for it, and Unicode tables for user names (normalisation,
+/// a seedable RNG for it, `ring` for the AEAD (whose own `SystemRandom` the
+/// source check above forbids), and Unicode tables for user names (normalisation,
 /// case folding, UTS #39 confusables and scripts: pure functions of a string).
 const ALLOWED_DEPS: &[&str] = &[
     "serde",
@@ -40,6 +43,7 @@ const ALLOWED_DEPS: &[&str] = &[
     "tracing",
     "snow",
     "rand_chacha",
+    "ring",
     "unicode-normalization",
     "unicode-security",
     "caseless",

@@ -37,7 +37,11 @@ impl App {
                 for line in warning.lines() {
                     self.print(line.to_owned());
                 }
-                self.reprompt();
+                if self.state == State::Waiting {
+                    self.print(format!("Still waiting for a peer to connect ({BACK} cancels)..."));
+                } else {
+                    self.reprompt();
+                }
             }
             (None, _) => {}
         }

@@ -14,7 +14,7 @@
 
 use crate::key::{KEY_LEN, PrivateKey, PublicKey};
 
-use super::rng::SeededResolver;
+use super::resolver::SeededResolver;
 use super::transport::Transport;
 use super::{MAX_NOISE_MSG_LEN, TAG_LEN};
 
