@@ -315,7 +315,11 @@ impl ChatSession {
     }
 
     /// Bytes to write to the stream, oldest first.
-    pub fn pending_output(&self) -> &[u8] {
+    ///
+    /// Messages queued since the last call are sealed here, together, as
+    /// one frame (up to [`MAX_PLAINTEXT_LEN`](crate::MAX_PLAINTEXT_LEN) of
+    /// plaintext): one encryption for all the texts and acks of a turn.
+    pub fn pending_output(&mut self) -> &[u8] {
         self.wire.pending()
     }
 
@@ -327,7 +331,7 @@ impl ChatSession {
 
     /// Whether [`pending_output`](Self::pending_output) is non-empty.
     pub fn wants_write(&self) -> bool {
-        !self.wire.pending().is_empty()
+        self.wire.has_output()
     }
 
     /// Whether the driver should read from the stream: false once the session

@@ -124,6 +124,13 @@ pub fn decode_chat(payload: &[u8]) -> Result<ChatMsg, DecodeError> {
     from_exact(payload)
 }
 
+/// Decodes the chat message at the start of `bytes` (a sealed frame's
+/// plaintext holds one or more, back to back) and returns it with the bytes
+/// after it.
+pub fn decode_chat_prefix(bytes: &[u8]) -> Result<(ChatMsg, &[u8]), DecodeError> {
+    postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)
+}
+
 fn encode_datagram<T: Serialize>(version_byte: u8, id: RequestId, msg: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body_len(msg));
     out.extend_from_slice(&MAGIC);

@@ -46,7 +46,8 @@ pub use chat_session::{
 };
 pub use codec::{
     DecodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, REGISTRY_VERSION, REPLY_BIT, body_len,
-    decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
+    decode_chat, decode_chat_prefix, decode_reply, decode_request, encode_chat, encode_reply,
+    encode_request,
 };
 pub use cookie::{COOKIE_EPOCH, CookieKey};
 pub use frame::{FRAME_HEADER_LEN, FrameDecoder, FrameError, MAX_FRAME_LEN, write_frame};

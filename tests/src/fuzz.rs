@@ -351,8 +351,9 @@ pub fn chat_session(ops: &[ChatOp]) {
                     last = bytes.clone();
                 }
                 input(&mut s, &bytes);
+                let n = s.pending_output().len();
                 peer.input(s.pending_output());
-                s.consume(s.pending_output().len());
+                s.consume(n);
             }
             ChatOp::Sealed(payload) => {
                 peer.send_payload(&payload[..payload.len().min(p2pchat_core::MAX_PLAINTEXT_LEN)]);

@@ -5,7 +5,7 @@
 
 use p2pchat_core::{
     CHAT_VERSION, Call, ChatMsg, FrameDecoder, Handshake, Preamble, PrivateKey, PublicKey,
-    Transport, UserName, decode_chat, encode_chat, prologue, write_frame,
+    Transport, UserName, decode_chat_prefix, encode_chat, prologue, write_frame,
 };
 
 /// Where the scripted peer is.
@@ -143,19 +143,28 @@ impl RawPeer {
                     }
                     Err(_) => State::Broken,
                 },
-                State::Transport(mut t) => {
-                    match t.open(&frame).ok().and_then(|p| decode_chat(&p).ok()) {
-                        Some(msg) => {
-                            self.received.push(msg);
-                            State::Transport(t)
-                        }
-                        None => State::Broken,
+                State::Transport(mut t) => match t.open(&frame).ok().and_then(|p| decode_all(&p)) {
+                    Some(msgs) => {
+                        self.received.extend(msgs);
+                        State::Transport(t)
                     }
-                }
+                    None => State::Broken,
+                },
                 State::Broken => State::Broken,
             };
         }
     }
+}
+
+/// The messages of one sealed frame's plaintext: one or more, back to back.
+fn decode_all(mut plain: &[u8]) -> Option<Vec<ChatMsg>> {
+    let mut msgs = Vec::new();
+    while !plain.is_empty() {
+        let (msg, rest) = decode_chat_prefix(plain).ok()?;
+        msgs.push(msg);
+        plain = rest;
+    }
+    (!msgs.is_empty()).then_some(msgs)
 }
 
 fn seal(t: &mut Transport, out: &mut Vec<u8>, payload: &[u8]) {

@@ -475,14 +475,14 @@ impl Pipe {
     }
 
     fn write(&mut self, side: Side) {
-        let pending = self.end(side).session.pending_output().len();
+        let pending = self.ends[side.index()].session.pending_output().len();
         let room = if self.swallows(side) {
             pending
         } else {
             self.config.capacity - self.links[side.index()].len
         };
         let n = self.chunk(pending.min(room));
-        let bytes = self.end(side).session.pending_output()[..n].to_vec();
+        let bytes = self.ends[side.index()].session.pending_output()[..n].to_vec();
         self.ends[side.index()].session.consume(n);
         self.record(Action::Write { side, n });
         if !self.swallows(side) {

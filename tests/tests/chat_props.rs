@@ -43,12 +43,14 @@ fn session(now: Instant) -> ChatSession {
 /// sent, which `s` has read.
 fn bob_for(now: Instant, s: &mut ChatSession) -> (RawPeer, Vec<u8>) {
     let mut peer = RawPeer::callee(key(2), [8; 32]);
+    let n = s.pending_output().len();
     peer.input(s.pending_output());
-    s.consume(s.pending_output().len());
+    s.consume(n);
     let handshake = peer.take_output();
     s.handle_input(now, &handshake).unwrap();
+    let n = s.pending_output().len();
     peer.input(s.pending_output());
-    s.consume(s.pending_output().len());
+    s.consume(n);
     assert!(peer.is_secured());
     (peer, handshake)
 }

@@ -58,7 +58,7 @@ impl StreamCore for ChatSession {
     fn handle_eof(&mut self, now: Instant) {
         ChatSession::handle_eof(self, now);
     }
-    fn pending_output(&self) -> &[u8] {
+    fn pending_output(&mut self) -> &[u8] {
         ChatSession::pending_output(self)
     }
     fn consume(&mut self, n: usize) {

@@ -35,7 +35,7 @@ pub trait StreamCore {
     /// Tells the machine the peer closed its side or the stream broke.
     fn handle_eof(&mut self, now: Instant);
     /// Bytes waiting to be written.
-    fn pending_output(&self) -> &[u8];
+    fn pending_output(&mut self) -> &[u8];
     /// Drops the first `n` bytes of [`StreamCore::pending_output`].
     fn consume(&mut self, n: usize);
     /// Whether the machine takes more input now.
@@ -254,7 +254,7 @@ mod tests {
             self.eof = true;
             self.done = true;
         }
-        fn pending_output(&self) -> &[u8] {
+        fn pending_output(&mut self) -> &[u8] {
             &self.out
         }
         fn consume(&mut self, n: usize) {

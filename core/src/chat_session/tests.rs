@@ -48,8 +48,9 @@ impl Peer {
 
     /// Takes all of the session's pending output and opens it.
     fn read(&mut self, s: &mut ChatSession) -> Vec<ChatMsg> {
+        let n = s.pending_output().len();
         self.0.push_input(s.pending_output());
-        s.consume(s.pending_output().len());
+        s.consume(n);
         let mut out = Vec::new();
         while let Some(inbound) = self.0.next().unwrap() {
             match inbound {
@@ -588,18 +589,21 @@ fn output_backpressure() {
     // ...but a peer that pings and never reads does, eventually.
     let mut reads = 0;
     while s.wants_read() {
-        assert!(reads < CONTROL_HEADROOM, "reading never paused");
+        // Each Pong adds at least a byte (they are sealed together).
+        assert!(reads < MAX_BUFFERED_OUTPUT, "reading never paused");
         s.handle_input(now, &p.wire(&[ChatMsg::Ping])).unwrap();
         reads += 1;
     }
     assert!(reads > 1000);
     assert!(s.pending_output().len() > MAX_BUFFERED_OUTPUT);
     // Writing frees room: reading resumes at the limit...
-    s.consume(s.pending_output().len() - MAX_BUFFERED_OUTPUT);
+    let written = s.pending_output().len() - MAX_BUFFERED_OUTPUT;
+    s.consume(written);
     assert!(s.wants_read());
     assert_eq!(s.send_text(now, &max), Err(SendError::Backpressure));
     // ...and sending below the text limit.
-    s.consume(s.pending_output().len() - (limit - 2 * MAX_TEXT_LEN));
+    let written = s.pending_output().len() - (limit - 2 * MAX_TEXT_LEN);
+    s.consume(written);
     assert_eq!(s.send_text(now, &max), Ok(Seq(n as u64 + 1)));
 }
 
@@ -697,7 +701,9 @@ fn a_flipped_bit_in_any_frame_ends_the_session() {
     // build's handshakes are too slow to flip all of them.
     for byte in 0..lens.iter().sum() {
         let (mut s, mut p) = open(now);
-        let mut bytes = p.wire(&msgs);
+        // One sealed frame per message, as a sender that writes each at once.
+        let mut bytes: Vec<u8> =
+            msgs.iter().flat_map(|m| p.wire(std::slice::from_ref(m))).collect();
         bytes[byte] ^= 1 << (byte % 8);
         let starts: Vec<usize> =
             lens.iter().scan(0, |end, l| Some(std::mem::replace(end, *end + l))).collect();
@@ -766,4 +772,43 @@ fn both_sides_rekey_in_step() {
         assert_eq!(p.read(&mut s), vec![ack(i)]);
     }
     assert_eq!(events(&mut s).len() as u64, 2 * crate::noise::REKEY_INTERVAL + 3);
+}
+
+#[test]
+fn a_turns_messages_are_sealed_as_one_frame() {
+    let now = super::test_origin();
+    let (mut s, mut p) = open(now);
+    for t in ["one", "two", "three"] {
+        s.send_text(now, t).unwrap();
+    }
+    let mut frames = crate::frame::FrameDecoder::new();
+    frames.push(s.pending_output());
+    assert!(frames.next_frame().unwrap().is_some());
+    assert_eq!(frames.next_frame().unwrap(), None, "one frame for the turn");
+    assert_eq!(p.read(&mut s), vec![text(1, "one"), text(2, "two"), text(3, "three")]);
+    // Received together, they are taken one by one, in order.
+    let bytes = p.wire(&[]);
+    assert!(bytes.is_empty());
+    for m in [text(1, "a"), text(2, "b")] {
+        p.0.push(&m);
+    }
+    let both = p.wire(&[]);
+    s.handle_input(now, &both).unwrap();
+    let received: Vec<_> = events(&mut s)
+        .into_iter()
+        .filter_map(|e| match e {
+            ChatEvent::Received { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(received, ["a", "b"]);
+}
+
+#[test]
+fn an_empty_sealed_frame_is_an_error() {
+    let now = super::test_origin();
+    let (mut s, mut p) = open(now);
+    p.0.push_payload(&[]);
+    let bad = p.wire(&[]);
+    assert!(matches!(s.handle_input(now, &bad), Err(ChatError::Malformed(_))));
 }

@@ -3,13 +3,19 @@
 //!
 //! Inbound, bytes go through [`FrameDecoder`], then the Noise layer
 //! ([`crate::noise`]: the peer's preamble, the handshake, then opening each
-//! payload), then [`decode_chat`]; outbound, [`encode_chat`], sealing, then
-//! [`write_frame`]. Messages the session queues before the handshake is done
-//! wait here in clear and are sealed the moment it is; nothing leaves
-//! unencrypted but the preamble and the handshake.
+//! payload), then [`decode_chat_prefix`] for each message the plaintext
+//! holds; outbound, [`encode_chat`], sealing, then [`write_frame`].
+//! Messages the session queues before the handshake is done wait here in
+//! clear and are sealed the moment it is; nothing leaves unencrypted but the
+//! preamble and the handshake.
+//!
+//! Sealing is lazy: messages queued between two reads of the output are
+//! sealed together, as one frame, when the driver asks for the output. One
+//! encryption then covers all the texts and acks of a turn, instead of one
+//! each.
 
 use crate::chat_msg::{CHAT_VERSION, ChatMsg};
-use crate::codec::{body_len, decode_chat, encode_chat};
+use crate::codec::{body_len, decode_chat_prefix, encode_chat};
 use crate::frame::{FRAME_HEADER_LEN, FrameDecoder, write_frame};
 use crate::key::{PrivateKey, PublicKey};
 use crate::name::UserName;
@@ -90,6 +96,13 @@ pub(super) struct Wire {
     held: Vec<Vec<u8>>,
     /// Their wire size, once sealed and framed.
     held_len: usize,
+    /// Encoded messages queued since the output was last read, sealed
+    /// together when it is next read; at most [`MAX_PLAINTEXT_LEN`] bytes.
+    unsealed: Vec<u8>,
+    /// The plaintext of the last frame opened, and how much of it the
+    /// messages taken out so far used.
+    opened: Vec<u8>,
+    opened_at: usize,
     out: Vec<u8>,
     /// Bytes of `out` already written.
     start: usize,
@@ -121,6 +134,9 @@ impl Wire {
             noise,
             held: Vec::new(),
             held_len: 0,
+            unsealed: Vec::new(),
+            opened: Vec::new(),
+            opened_at: 0,
             out,
             start: 0,
         }
@@ -136,6 +152,9 @@ impl Wire {
             noise: Noise::Clear,
             held: Vec::new(),
             held_len: 0,
+            unsealed: Vec::new(),
+            opened: Vec::new(),
+            opened_at: 0,
             out: Vec::new(),
             start: 0,
         }
@@ -154,6 +173,9 @@ impl Wire {
     /// The next thing the stream gave, `Ok(None)` if only part of a frame is
     /// buffered. Handshake messages are answered here.
     pub(super) fn next(&mut self) -> Result<Option<Inbound>, ChatError> {
+        if let Some(msg) = self.next_opened()? {
+            return Ok(Some(Inbound::Msg(msg)));
+        }
         loop {
             let Some(frame) = self.frames.next_frame()? else {
                 return Ok(None);
@@ -191,40 +213,61 @@ impl Wire {
                     self.noise = Noise::Handshake { handshake, peer };
                     return Ok(None);
                 }
-                let Some((mut transport, key)) = handshake.finish() else {
+                let Some((transport, key)) = handshake.finish() else {
                     return Err(ChatError::Noise(TransportError::Decrypt));
                 };
+                self.noise = Noise::Transport(transport);
                 for payload in std::mem::take(&mut self.held) {
-                    seal_frame(&mut transport, &mut self.out, &payload);
+                    self.queue_sealed(&payload);
                 }
                 self.held_len = 0;
-                self.noise = Noise::Transport(transport);
                 Ok(Some(Inbound::Secured { name: peer, key }))
             }
             Noise::Transport(mut transport) => {
                 let plain = transport.open(frame);
                 self.noise = Noise::Transport(transport);
-                Ok(Some(Inbound::Msg(decode_chat(&plain?)?)))
+                // A sealed frame carries at least one message.
+                let plain = plain?;
+                if plain.is_empty() {
+                    return Err(ChatError::Malformed(crate::codec::DecodeError::Malformed));
+                }
+                self.opened = plain;
+                self.opened_at = 0;
+                Ok(self.next_opened()?.map(Inbound::Msg))
             }
             #[cfg(feature = "bench-cleartext")]
             Noise::Clear => {
                 self.noise = Noise::Clear;
-                Ok(Some(Inbound::Msg(decode_chat(frame)?)))
+                self.opened = frame.to_vec();
+                self.opened_at = 0;
+                Ok(self.next_opened()?.map(Inbound::Msg))
             }
             Noise::Gone => Ok(None),
         }
     }
 
-    /// Queues `msg` behind everything already queued: sealed at once if the
-    /// handshake is done, else held in clear until it is.
+    /// The next message of the plaintext opened last, if any is left.
+    fn next_opened(&mut self) -> Result<Option<ChatMsg>, ChatError> {
+        let Some(rest) = self.opened.get(self.opened_at..).filter(|r| !r.is_empty()) else {
+            return Ok(None);
+        };
+        let (msg, after) = decode_chat_prefix(rest)?;
+        self.opened_at = self.opened.len() - after.len();
+        if self.opened_at == self.opened.len() {
+            self.opened.clear();
+            self.opened_at = 0;
+        }
+        Ok(Some(msg))
+    }
+
+    /// Queues `msg` behind everything already queued: sealed with the rest
+    /// of the turn's messages if the handshake is done, else held in clear
+    /// until it is.
     pub(super) fn push(&mut self, msg: &ChatMsg) {
         let payload = encode_chat(msg);
         debug_assert!(payload.len() <= MAX_PLAINTEXT_LEN);
-        self.reclaim();
         match &mut self.noise {
-            Noise::Transport(transport) => {
-                seal_frame(transport, &mut self.out, &payload);
-            }
+            Noise::Transport(_) => self.queue_sealed(&payload),
             Noise::CallerPreamble { .. }
             | Noise::CalleePreamble { .. }
             | Noise::Handshake { .. } => {
@@ -232,15 +275,43 @@ impl Wire {
                 self.held.push(payload);
             }
             #[cfg(feature = "bench-cleartext")]
-            Noise::Clear => write_frame(&mut self.out, &payload),
+            Noise::Clear => self.queue_sealed(&payload),
             Noise::Gone => {}
         }
+    }
+
+    /// Adds an encoded message to the next sealed frame, sealing the one
+    /// under way first if it would grow past a Noise message.
+    fn queue_sealed(&mut self, payload: &[u8]) {
+        if self.unsealed.len() + payload.len() > MAX_PLAINTEXT_LEN {
+            self.seal();
+        }
+        self.unsealed.extend_from_slice(payload);
+    }
+
+    /// Seals what is queued as one frame.
+    fn seal(&mut self) {
+        if self.unsealed.is_empty() {
+            return;
+        }
+        self.reclaim();
+        match &mut self.noise {
+            Noise::Transport(transport) => seal_frame(transport, &mut self.out, &self.unsealed),
+            #[cfg(feature = "bench-cleartext")]
+            Noise::Clear => write_frame(&mut self.out, &self.unsealed),
+            Noise::CallerPreamble { .. }
+            | Noise::CalleePreamble { .. }
+            | Noise::Handshake { .. }
+            | Noise::Gone => {}
+        }
+        self.unsealed.clear();
     }
 
     /// Seals `payload` as it is, whatever it holds: tests send what no
     /// honest peer would.
     #[cfg(test)]
     pub(super) fn push_payload(&mut self, payload: &[u8]) {
+        self.seal();
         if let Noise::Transport(transport) = &mut self.noise {
             seal_frame(transport, &mut self.out, payload);
         }
@@ -260,14 +331,26 @@ impl Wire {
         }
     }
 
-    /// Bytes waiting to be written.
-    pub(super) fn pending(&self) -> &[u8] {
+    /// Bytes waiting to be written, with what was queued since the last
+    /// call sealed now.
+    pub(super) fn pending(&mut self) -> &[u8] {
+        self.seal();
         &self.out[self.start..]
     }
 
-    /// Bytes waiting to be written, and those held for the handshake.
+    /// Whether anything waits to be written (sealed or not yet).
+    pub(super) fn has_output(&self) -> bool {
+        self.out.len() > self.start || !self.unsealed.is_empty()
+    }
+
+    /// Bytes waiting to be written (what waits to be sealed counted as
+    /// sealed), and those held for the handshake.
     pub(super) fn len(&self) -> usize {
-        self.out.len() - self.start + self.held_len
+        let unsealed = match self.unsealed.len() {
+            0 => 0,
+            n => FRAME_HEADER_LEN + n + TAG_LEN,
+        };
+        self.out.len() - self.start + unsealed + self.held_len
     }
 
     /// Marks the first `n` pending bytes as written; more than there are
@@ -280,9 +363,11 @@ impl Wire {
         }
     }
 
-    /// Drops everything received and its memory, and the keys.
+    /// Drops everything received and its memory.
     pub(super) fn clear_input(&mut self) {
         self.frames = FrameDecoder::new();
+        self.opened = Vec::new();
+        self.opened_at = 0;
     }
 
     /// Drops everything not yet written, and its memory.
@@ -291,10 +376,13 @@ impl Wire {
         self.start = 0;
         self.held = Vec::new();
         self.held_len = 0;
+        self.unsealed = Vec::new();
     }
 
-    /// Forgets the keys: nothing more is sealed or opened.
+    /// Seals what is queued, then forgets the keys: nothing more is sealed
+    /// or opened.
     pub(super) fn forget_keys(&mut self) {
+        self.seal();
         self.noise = Noise::Gone;
     }
 }

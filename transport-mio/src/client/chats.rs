@@ -81,7 +81,7 @@ impl StreamCore for Gated<'_> {
     fn handle_eof(&mut self, now: Instant) {
         self.session.handle_eof(now);
     }
-    fn pending_output(&self) -> &[u8] {
+    fn pending_output(&mut self) -> &[u8] {
         self.session.pending_output()
     }
     fn consume(&mut self, n: usize) {
