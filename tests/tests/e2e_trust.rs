@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{
-    Proc, call, call_waiting, identity_file, listed_chat_addr, logged_in_client, public_key,
+    LINE_TIMEOUT, Proc, call, call_waiting, identity_file, listed_chat_addr, logged_in_client, public_key,
     run_as, say_and_leave, server, temp_dir,
 };
 use p2pchat_core::{
@@ -290,7 +290,12 @@ fn a_stranger_claiming_a_name_is_dropped_without_a_word() {
 /// Reads the warning lines up to the `p2pchat trust` command; returns the
 /// command's arguments after `p2pchat`.
 fn expect_warning(p: &mut Proc, peer: &str, new_fingerprint: &str) -> Vec<String> {
-    p.expect(&format!("WARNING: THE KEY OF {} HAS CHANGED", peer.to_uppercase()));
+    let warning = format!("WARNING: THE KEY OF {} HAS CHANGED", peer.to_uppercase());
+    p.expect_with(&warning, LINE_TIMEOUT, |l| {
+        assert!(!l.contains(&format!("Chat with {peer} started")), "chat started: {l}");
+        assert!(!l.starts_with(&format!("Connecting to {peer}")), "no warning: {l}");
+        l == warning
+    });
     p.expect("The new key was refused.");
     p.expect("pinned key: fingerprint");
     let now = p.expect("key now:");
@@ -467,7 +472,8 @@ fn a_man_in_the_middle_is_caught_on_both_sides() {
     ann.send("Bob");
     let connecting = ann.expect("Connecting to Bob at");
     assert!(connecting.contains(&format!(":{middle_port},")), "{connecting}");
-    let error = ann.expect("error:");
+    ann.expect("Waiting for Bob to accept...");
+    let error = ann.expect_with("the next line", LINE_TIMEOUT, |_| true);
     assert_eq!(
         error,
         "error: the chat at Bob's address proved another key than the registry lists for \
