@@ -18,8 +18,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{
-    LINE_TIMEOUT, Proc, call, call_waiting, identity_file, listed_chat_addr, logged_in_client, public_key,
-    run_as, say_and_leave, server, temp_dir,
+    LINE_TIMEOUT, Proc, call, call_waiting, identity_file, listed_chat_addr, logged_in_client,
+    public_key, run_as, say_and_leave, server, temp_dir,
 };
 use p2pchat_core::{
     CHAT_VERSION, Call, ChatMsg, FrameDecoder, Preamble, PrivateKey, PublicKey, Seq, ServerMsg,
