@@ -376,7 +376,7 @@ pub fn call_waiting(caller: &mut Proc, callee: &mut Proc) -> (String, String) {
     let started = callee.expect(&format!("Chat with {} started", caller.label));
     assert_eq!(
         callee.lines_since(mark),
-        [started.clone()],
+        std::slice::from_ref(&started),
         "{}: lines before the chat started",
         callee.label
     );
