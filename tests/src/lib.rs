@@ -7,6 +7,9 @@
 //!   points, with the same virtual clock.
 //! - [`noise_peer`]: a scripted chat peer that does the handshake right and
 //!   then seals anything, to reach a session's logic past its encryption.
+//! - [`raw_conn`]: a [`noise_peer::RawPeer`] driven over a real TCP stream.
+//! - [`registry_proxy`]: a UDP proxy in front of the registry that records
+//!   requests and may rewrite replies (a lying registry).
 //! - [`fuzz`]: what the cargo-fuzz targets in `fuzz/` run; the test suite
 //!   runs it too.
 
@@ -14,3 +17,5 @@ pub mod fuzz;
 pub mod net;
 pub mod noise_peer;
 pub mod pipe;
+pub mod raw_conn;
+pub mod registry_proxy;

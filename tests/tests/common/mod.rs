@@ -283,3 +283,114 @@ pub fn history(dir: &Path, name: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// The configuration directory [`Proc::spawn`] gives the process labelled
+/// `label` (its `XDG_CONFIG_HOME`).
+pub fn config_dir(cwd: &Path, label: &str) -> PathBuf {
+    cwd.join(format!("config-{label}"))
+}
+
+/// The identity file of the client labelled `label`.
+pub fn identity_file(cwd: &Path, label: &str) -> PathBuf {
+    config_dir(cwd, label).join("p2pchat/identity")
+}
+
+/// The public key in the identity file of the client labelled `label`
+/// (docs/IDENTITY.md: the `public` line, 64 hex digits).
+pub fn public_key(cwd: &Path, label: &str) -> p2pchat_core::PublicKey {
+    let path = identity_file(cwd, label);
+    let text = std::fs::read_to_string(&path).expect("identity file");
+    let hex = text
+        .lines()
+        .find_map(|l| l.strip_prefix("public "))
+        .unwrap_or_else(|| panic!("no public line in {}", path.display()));
+    assert_eq!(hex.len(), 64, "{hex:?}");
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digit");
+    }
+    p2pchat_core::PublicKey(key)
+}
+
+/// Runs `p2pchat args…` to completion as the user labelled `label` (with its
+/// configuration directory), for `whoami`, `trust` and `forget`.
+pub fn run_as(cwd: &Path, label: &str, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .env("XDG_CONFIG_HOME", config_dir(cwd, label))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run p2pchat")
+}
+
+/// The chat address `p2pchat list` prints for `name`.
+pub fn listed_chat_addr(server: SocketAddr, name: &str) -> SocketAddr {
+    let out = Command::new(binary())
+        .args(["list", "--server", &server.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run p2pchat list");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("UTF-8 list");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in `p2pchat list`: {text:?}"))
+        .parse()
+        .expect("chat address")
+}
+
+impl Proc {
+    /// How many lines were read so far: a mark for [`Proc::lines_since`].
+    pub fn mark(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// The lines read since `mark`.
+    pub fn lines_since(&self, mark: usize) -> &[String] {
+        &self.seen[mark..]
+    }
+}
+
+/// `callee` waits (2) and `caller` calls it (1, then the name); returns the
+/// caller's `Connecting to …` line and the callee's `Chat with … started`
+/// line once both see the chat start. The callee's only line between its
+/// waiting and the chat is checked to be that start: nothing else (no
+/// stranger, no request) reached its screen.
+pub fn call(caller: &mut Proc, callee: &mut Proc) -> (String, String) {
+    callee.send("2");
+    callee.expect("Waiting for a peer to connect");
+    call_waiting(caller, callee)
+}
+
+/// [`call`] when `callee` already waits.
+pub fn call_waiting(caller: &mut Proc, callee: &mut Proc) -> (String, String) {
+    let mark = callee.mark();
+    caller.send("1");
+    caller.expect("Peer username:");
+    caller.send(&callee.label.clone());
+    let connecting = caller.expect(&format!("Connecting to {}", callee.label));
+    caller.expect(&format!("Chat with {} started", callee.label));
+    let started = callee.expect(&format!("Chat with {} started", caller.label));
+    assert_eq!(
+        callee.lines_since(mark),
+        std::slice::from_ref(&started),
+        "{}: lines before the chat started",
+        callee.label
+    );
+    (connecting, started)
+}
+
+/// In a chat between `a` and `b`: `a` sends `text`, `b` sees it, and `a`
+/// ends the chat; both are back at the menu.
+pub fn say_and_leave(a: &mut Proc, b: &mut Proc, text: &str) {
+    a.send(text);
+    b.expect(&format!("] {}: {text}", a.label));
+    a.send("/back");
+    a.expect(&format!("Chat with {} ended: you left the chat.", b.label));
+    a.expect("Enter choice:");
+    b.expect(&format!("Chat with {} ended: {} left the chat.", a.label, a.label));
+    b.expect("Enter choice:");
+}

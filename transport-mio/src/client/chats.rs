@@ -72,10 +72,13 @@ struct Held {
 struct Gated<'a> {
     session: &'a mut ChatSession,
     open: bool,
+    /// Whether any bytes arrived.
+    heard: bool,
 }
 
 impl StreamCore for Gated<'_> {
     fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+        self.heard |= !bytes.is_empty();
         StreamCore::handle_input(self.session, now, bytes);
     }
     fn handle_eof(&mut self, now: Instant) {
@@ -96,18 +99,20 @@ impl StreamCore for Gated<'_> {
 }
 
 /// Moves bytes on a chat that is not the active one; a stream that ended or
-/// failed is closed and its session told.
-pub(super) fn pump_gated(chat: &mut Chat, open: bool, now: Instant, registry: &Registry) {
-    if let Some(conn) = chat.conn.as_mut() {
-        let mut gated = Gated { session: &mut chat.session, open };
-        match conn.pump(&mut gated, now) {
-            Ok(StreamState::Connecting | StreamState::Open) => {}
-            Ok(StreamState::Done) | Err(_) => {
-                chat.close_conn(registry);
-                chat.session.handle_eof(now);
-            }
+/// failed is closed and its session told. Returns whether any bytes arrived.
+pub(super) fn pump_gated(chat: &mut Chat, open: bool, now: Instant, registry: &Registry) -> bool {
+    let Some(conn) = chat.conn.as_mut() else { return false };
+    let mut gated = Gated { session: &mut chat.session, open, heard: false };
+    let state = conn.pump(&mut gated, now);
+    let heard = gated.heard;
+    match state {
+        Ok(StreamState::Connecting | StreamState::Open) => {}
+        Ok(StreamState::Done) | Err(_) => {
+            chat.close_conn(registry);
+            chat.session.handle_eof(now);
         }
     }
+    heard
 }
 
 /// The active chat, the incoming ones, the held one, and the next stream
@@ -254,7 +259,7 @@ impl Chats {
         }
         if let Some(held) = self.held.as_mut() {
             let open = held.events.len() < MAX_HELD_EVENTS;
-            pump_gated(&mut held.chat, open, now, registry);
+            let _ = pump_gated(&mut held.chat, open, now, registry);
         }
         self.incoming.pump(now, registry);
     }
@@ -427,9 +432,17 @@ impl Chats {
                 Ok(conn) => {
                     tracing::debug!(%from, "admitting an incoming connection");
                     let session = self.session(now, me, ChatRole::Callee);
-                    let chat =
+                    let mut chat =
                         Chat { conn: Some(conn), session, blocked: None, connect_deadline: None };
-                    if let Some(mut dropped) = self.incoming.admit(chat) {
+                    // Read what has arrived before admitting: a stranger's
+                    // reset is seen here and costs no place, and a caller
+                    // who has spoken is not the first to be evicted.
+                    let heard = pump_gated(&mut chat, true, now, registry);
+                    if chat.conn.is_none() {
+                        tracing::debug!(%from, "an incoming connection ended before admission");
+                        continue;
+                    }
+                    if let Some(mut dropped) = self.incoming.admit(chat, heard) {
                         dropped.close_conn(registry);
                     }
                 }

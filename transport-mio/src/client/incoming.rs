@@ -15,10 +15,11 @@ use p2pchat_core::{ChatEvent, Entry, PublicKey, UserName};
 use super::chats::{Chat, pump_gated};
 
 /// Most incoming connections admitted at once while they prove who they
-/// are. When all are taken, a new connection evicts the oldest one still in
-/// its handshake (a real caller finishes it within a round trip, so the
-/// oldest is the likeliest stranger); if every one is past its handshake,
-/// the new one is refused.
+/// are. When all are taken, a new connection evicts the oldest one that
+/// has sent nothing yet, else the oldest one still in its handshake (a real
+/// caller speaks at once and finishes within a round trip, so these are the
+/// likeliest strangers); if every one is past its handshake, the new one is
+/// refused.
 pub const MAX_INCOMING: usize = 8;
 
 /// How long the registry may take to confirm a caller's key before the
@@ -32,6 +33,8 @@ const MAX_PENDING_EVENTS: usize = 64;
 pub(super) struct Incoming {
     pub(super) chat: Chat,
     stage: Stage,
+    /// Whether the caller has sent anything.
+    heard: bool,
     /// Its events so far, for when the user accepts it.
     pub(super) events: VecDeque<(ChatEvent, SystemTime)>,
 }
@@ -60,23 +63,25 @@ pub(super) struct Admission {
 impl Admission {
     /// Admits `chat` (a callee session on a fresh connection). Returns the
     /// connection it displaced or refused, for the caller to close.
-    pub(super) fn admit(&mut self, chat: Chat) -> Option<Chat> {
+    /// `heard` says whether it has sent anything yet.
+    pub(super) fn admit(&mut self, chat: Chat, heard: bool) -> Option<Chat> {
+        let new = Incoming { chat, stage: Stage::Handshake, heard, events: VecDeque::new() };
         if self.waiting.len() < MAX_INCOMING {
-            self.waiting.push(Incoming { chat, stage: Stage::Handshake, events: VecDeque::new() });
+            self.waiting.push(new);
             return None;
         }
-        match self.waiting.iter().position(|i| matches!(i.stage, Stage::Handshake)) {
+        let in_handshake = |i: &Incoming| matches!(i.stage, Stage::Handshake);
+        let victim = (self.waiting.iter())
+            .position(|i| in_handshake(i) && !i.heard)
+            .or_else(|| self.waiting.iter().position(in_handshake));
+        match victim {
             Some(oldest) => {
                 let evicted = self.waiting.remove(oldest);
                 tracing::debug!("evicted an incoming connection still in its handshake");
-                self.waiting.push(Incoming {
-                    chat,
-                    stage: Stage::Handshake,
-                    events: VecDeque::new(),
-                });
+                self.waiting.push(new);
                 Some(evicted.chat)
             }
-            None => Some(chat),
+            None => Some(new.chat),
         }
     }
 
@@ -103,7 +108,7 @@ impl Admission {
     pub(super) fn pump(&mut self, now: Instant, registry: &Registry) {
         for incoming in &mut self.waiting {
             let open = incoming.events.len() < MAX_PENDING_EVENTS;
-            pump_gated(&mut incoming.chat, open, now, registry);
+            incoming.heard |= pump_gated(&mut incoming.chat, open, now, registry);
         }
     }
 
