@@ -45,4 +45,22 @@ pub enum ChatMsg {
     Pong,
     /// The sender ends the session; nothing follows it.
     Goodbye,
+    /// The callee's answer instead of its `Hello`: the call is not taken,
+    /// and nothing follows.
+    Decline {
+        /// Why.
+        reason: DeclineReason,
+    },
+}
+
+/// Why a callee did not take a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeclineReason {
+    /// The user said no.
+    Declined,
+    /// The user already has a call waiting for an answer.
+    Busy,
+    /// Both users called each other at once; the other call is the one
+    /// that goes on (see docs/PROTOCOL.md §9.7).
+    Crossed,
 }

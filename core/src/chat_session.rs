@@ -14,7 +14,7 @@ mod wire;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::chat_msg::{CHAT_VERSION, ChatMsg, MAX_TEXT_LEN, Seq};
+use crate::chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq};
 use crate::key::PublicKey;
 use crate::name::UserName;
 
@@ -125,6 +125,8 @@ pub struct ChatSession {
     secured: Option<(UserName, PublicKey)>,
     /// Whether our `Hello` is queued (the callee's waits for `accept`).
     hello_sent: bool,
+    /// Whether we placed the call (only a callee may decline it).
+    caller: bool,
     /// The name from the peer's `Hello`, once it arrived.
     peer: Option<UserName>,
     wire: Wire,
@@ -187,6 +189,7 @@ impl ChatSession {
             local,
             secured: None,
             hello_sent: false,
+            caller,
             peer: None,
             wire: Wire::new(setup),
             events: VecDeque::new(),
@@ -247,6 +250,28 @@ impl ChatSession {
         if self.phase == Phase::Open && !self.hello_sent {
             self.send_hello();
         }
+    }
+
+    /// The callee's application does not take the call: a `Decline` goes
+    /// out in place of our `Hello`, and the session ends
+    /// ([`CloseReason::LocalClose`]) once it is written. Does nothing for a
+    /// caller, after [`accept`](Self::accept), or once closing. Before the
+    /// handshake is done nothing can be sent: the session just ends, and the
+    /// caller sees the connection close.
+    pub fn decline(&mut self, now: Instant, reason: DeclineReason) {
+        let _ = now;
+        if self.phase == Phase::Open && !self.hello_sent && !self.caller {
+            self.wire.push(&ChatMsg::Decline { reason });
+            self.finish(CloseReason::LocalClose, Output::Keep);
+        }
+    }
+
+    /// Ends the session at once, sending nothing more: for a call given up
+    /// before it started (the user cancelled it). Texts not acknowledged are
+    /// `Undelivered`; the peer sees the connection close.
+    pub fn abort(&mut self, now: Instant) {
+        let _ = now;
+        self.finish(CloseReason::LocalClose, Output::Discard);
     }
 
     fn send_hello(&mut self) {
@@ -484,8 +509,16 @@ impl ChatSession {
     }
 
     fn handle_msg(&mut self, msg: ChatMsg) -> Result<(), ChatError> {
-        if self.peer.is_none() && !matches!(msg, ChatMsg::Hello { .. }) {
-            return Err(ChatError::ExpectedHello);
+        match (&msg, self.peer.is_none()) {
+            (ChatMsg::Hello { .. }, _) => {}
+            (ChatMsg::Decline { reason }, true) if self.caller => {
+                // The callee answered no: nothing we queued reaches anyone.
+                self.finish(CloseReason::Declined(*reason), Output::Discard);
+                return Ok(());
+            }
+            (ChatMsg::Decline { .. }, _) => return Err(ChatError::UnexpectedDecline),
+            (_, true) => return Err(ChatError::ExpectedHello),
+            (_, false) => {}
         }
         match msg {
             ChatMsg::Hello { version, name } => {
@@ -551,6 +584,8 @@ impl ChatSession {
                 Phase::Closing { .. } | Phase::Finished => {}
             },
             ChatMsg::Pong => {}
+            // Handled above: only a caller's first message can be one.
+            ChatMsg::Decline { .. } => return Err(ChatError::UnexpectedDecline),
             ChatMsg::Goodbye => match self.phase {
                 Phase::Open => {
                     self.queue_replies();

@@ -38,7 +38,7 @@ mod registry_msg;
 mod registry_server;
 mod transmit;
 
-pub use chat_msg::{CHAT_VERSION, ChatMsg, MAX_TEXT_LEN, Seq};
+pub use chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq};
 pub use chat_session::{
     CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, ChatError, ChatEvent, ChatRole, ChatSession,
     ChatSetup, CloseReason, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_BUFFERED_OUTPUT, MAX_UNACKED,

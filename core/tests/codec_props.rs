@@ -5,10 +5,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use p2pchat_core::{
-    ChatMsg, ClientMsg, Cookie, Cursor, DecodeError, Entry, FrameDecoder, FrameError, HEADER_LEN,
-    MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_NAME_LEN, PublicKey, REGISTRY_VERSION, REPLY_BIT,
-    RefuseReason, RequestId, Seq, ServerMsg, UserName, body_len, decode_chat, decode_reply,
-    decode_request, encode_chat, encode_reply, encode_request, write_frame,
+    ChatMsg, ClientMsg, Cookie, Cursor, DeclineReason, DecodeError, Entry, FrameDecoder,
+    FrameError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_NAME_LEN, PublicKey,
+    REGISTRY_VERSION, REPLY_BIT, RefuseReason, RequestId, Seq, ServerMsg, UserName, body_len,
+    decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
+    write_frame,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -111,6 +112,12 @@ fn chat_msg() -> impl Strategy<Value = ChatMsg> {
         Just(ChatMsg::Ping),
         Just(ChatMsg::Pong),
         Just(ChatMsg::Goodbye),
+        prop_oneof![
+            Just(DeclineReason::Declined),
+            Just(DeclineReason::Busy),
+            Just(DeclineReason::Crossed)
+        ]
+        .prop_map(|reason| ChatMsg::Decline { reason }),
     ]
 }
 

@@ -13,11 +13,12 @@ use std::time::Instant;
 
 use p2pchat_core::{
     CHAT_VERSION, COOKIE_EPOCH, COOKIE_LEN, ChatConfig, ChatMsg, ChatRole, ChatSession, ChatSetup,
-    ClientMsg, Cookie, Cursor, DecodeError, Entry, FRAME_HEADER_LEN, FrameDecoder, GET_COOKIE_LEN,
-    HEADER_LEN, KEY_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_KEY_LEN, MAX_NAME_LEN,
-    MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey, PublicKey, REGISTRY_VERSION, REKEY_INTERVAL,
-    REPLY_BIT, RefuseReason, RequestId, Seq, ServerMsg, TAG_LEN, UserName, body_len, decode_chat,
-    decode_reply, decode_request, encode_chat, encode_reply, encode_request, write_frame,
+    ClientMsg, Cookie, Cursor, DeclineReason, DecodeError, Entry, FRAME_HEADER_LEN, FrameDecoder,
+    GET_COOKIE_LEN, HEADER_LEN, KEY_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_KEY_LEN,
+    MAX_NAME_LEN, MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey, PublicKey, REGISTRY_VERSION,
+    REKEY_INTERVAL, REPLY_BIT, RefuseReason, RequestId, Seq, ServerMsg, TAG_LEN, UserName,
+    body_len, decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
+    write_frame,
 };
 use serde::Serialize;
 
@@ -141,6 +142,7 @@ fn chat_variant(m: &ChatMsg) -> &'static str {
         ChatMsg::Ping => "Ping",
         ChatMsg::Pong => "Pong",
         ChatMsg::Goodbye => "Goodbye",
+        ChatMsg::Decline { .. } => "Decline",
     }
 }
 
@@ -158,6 +160,7 @@ const ALL_VARIANTS: &[(&str, &str)] = &[
     ("ServerMsg", "LoggedOut"),
     ("ChatMsg", "Hello"),
     ("ChatMsg", "Text"),
+    ("ChatMsg", "Decline"),
     ("ChatMsg", "Ack"),
     ("ChatMsg", "Ping"),
     ("ChatMsg", "Pong"),
@@ -220,6 +223,7 @@ fn examples() -> Vec<Example> {
         Plain(ChatMsg::Ping),
         Plain(ChatMsg::Pong),
         Plain(ChatMsg::Goodbye),
+        Plain(ChatMsg::Decline { reason: DeclineReason::Busy }),
         Reply(id(7), ServerMsg::Refused { reason: RefuseReason::UnsupportedVersion }),
     ]);
     all
@@ -394,6 +398,10 @@ fn variant_index_tables_match() {
         RefuseReason::TooManyFromAddress,
     ];
     for reason in reasons {
+        let bytes = encode(&reason);
+        assert_doc_has(&format!("| `{}` | `{reason:?}` |", hex(&bytes)));
+    }
+    for reason in [DeclineReason::Declined, DeclineReason::Busy, DeclineReason::Crossed] {
         let bytes = encode(&reason);
         assert_doc_has(&format!("| `{}` | `{reason:?}` |", hex(&bytes)));
     }

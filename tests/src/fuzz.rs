@@ -301,6 +301,10 @@ pub enum ChatOp {
     Consume(u16),
     /// Time passes, in tenths of a second.
     Wait(u16),
+    /// The user declines the call (0: no, 1: busy, else: crossed).
+    Decline(u8),
+    /// The user gives the call up at once.
+    Abort,
 }
 
 /// Runs `ops` against a chat session and checks its promises: no panic, an
@@ -366,6 +370,15 @@ pub fn chat_session(ops: &[ChatOp]) {
             }
             ChatOp::Replay => input(&mut s, &last.clone()),
             ChatOp::Accept => s.accept(now),
+            ChatOp::Decline(n) => {
+                let reason = match n {
+                    0 => p2pchat_core::DeclineReason::Declined,
+                    1 => p2pchat_core::DeclineReason::Busy,
+                    _ => p2pchat_core::DeclineReason::Crossed,
+                };
+                s.decline(now, reason);
+            }
+            ChatOp::Abort => s.abort(now),
             ChatOp::Send(text) => {
                 if let Ok(seq) = s.send_text(now, text) {
                     assert!(sent.insert(seq), "a sequence number was used twice");

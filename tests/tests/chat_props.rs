@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use p2pchat_core::{
     CHAT_VERSION, ChatConfig, ChatError, ChatEvent, ChatMsg, ChatRole, ChatSession, ChatSetup,
-    CloseReason, MAX_BUFFERED_OUTPUT, PrivateKey, Seq, UserName,
+    CloseReason, DeclineReason, MAX_BUFFERED_OUTPUT, PrivateKey, Seq, UserName,
 };
 use p2pchat_tests::noise_peer::RawPeer;
 use proptest::prelude::*;
@@ -78,6 +78,12 @@ fn any_msg() -> impl Strategy<Value = ChatMsg> {
         Just(ChatMsg::Ping),
         Just(ChatMsg::Pong),
         Just(ChatMsg::Goodbye),
+        prop_oneof![
+            Just(DeclineReason::Declined),
+            Just(DeclineReason::Busy),
+            Just(DeclineReason::Crossed)
+        ]
+        .prop_map(|reason| ChatMsg::Decline { reason }),
     ]
 }
 
@@ -160,7 +166,8 @@ fn run(chunks: &[&[u8]]) -> Outcome {
             | ChatMsg::Text { .. }
             | ChatMsg::Ping
             | ChatMsg::Pong
-            | ChatMsg::Goodbye) => sent.push(msg),
+            | ChatMsg::Goodbye
+            | ChatMsg::Decline { .. }) => sent.push(msg),
         }
     }
     Outcome {

@@ -31,7 +31,8 @@ fn acked_to(pipe: &Pipe, side: Side) -> Seq {
             | ChatMsg::Text { .. }
             | ChatMsg::Ping
             | ChatMsg::Pong
-            | ChatMsg::Goodbye => None,
+            | ChatMsg::Goodbye
+            | ChatMsg::Decline { .. } => None,
         })
         .max()
         .unwrap_or(Seq(0))

@@ -1,7 +1,7 @@
 //! What the app shows: prompts, the list, the menu, and the wording of a
 //! chat's end.
 
-use p2pchat_core::{CloseReason, Entry, UserName};
+use p2pchat_core::{CloseReason, DeclineReason, Entry, UserName};
 
 use super::{Action, App, EXIT_OK, State};
 
@@ -73,6 +73,13 @@ pub(super) fn close_reason(reason: &CloseReason, peer: &UserName) -> String {
         CloseReason::PeerSilent => format!("{peer} stopped answering"),
         CloseReason::HandshakeTimeout => {
             format!("{peer} did not finish the encrypted handshake in time")
+        }
+        CloseReason::Declined(DeclineReason::Declined) => format!("{peer} declined the chat"),
+        CloseReason::Declined(DeclineReason::Busy) => {
+            format!("{peer} is busy (another call is waiting for an answer)")
+        }
+        CloseReason::Declined(DeclineReason::Crossed) => {
+            format!("{peer} called you at the same time; that call goes on")
         }
         CloseReason::Error(e) => format!("protocol error ({e})"),
     }

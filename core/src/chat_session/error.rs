@@ -49,6 +49,9 @@ pub enum ChatError {
     /// The peer sent a second `Hello`.
     #[error("the peer sent Hello twice")]
     DuplicateHello,
+    /// A `Decline` from a caller, or after the callee's `Hello`.
+    #[error("the peer sent Decline where it may not")]
+    UnexpectedDecline,
     /// The peer sent a text longer than [`MAX_TEXT_LEN`] bytes.
     #[error("the peer sent a text longer than {MAX_TEXT_LEN} bytes")]
     TextTooLong,

@@ -1,5 +1,6 @@
 //! What a chat session reports to its driver.
 
+use crate::chat_msg::DeclineReason;
 use crate::chat_msg::Seq;
 use crate::key::PublicKey;
 use crate::name::UserName;
@@ -72,6 +73,8 @@ pub enum CloseReason {
     /// The handshake was not done within
     /// [`crate::ChatConfig::handshake_timeout`].
     HandshakeTimeout,
+    /// The callee did not take the call, and said why.
+    Declined(DeclineReason),
     /// The peer broke the protocol.
     Error(ChatError),
 }

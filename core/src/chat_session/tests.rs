@@ -812,3 +812,62 @@ fn an_empty_sealed_frame_is_an_error() {
     let bad = p.wire(&[]);
     assert!(matches!(s.handle_input(now, &bad), Err(ChatError::Malformed(_))));
 }
+
+#[test]
+fn a_callee_that_declines_ends_the_call_at_once() {
+    let now = super::test_origin();
+    for reason in [DeclineReason::Declined, DeclineReason::Busy, DeclineReason::Crossed] {
+        let mut a = alice(now, ChatConfig::default());
+        let mut b = bob(now);
+        a.send_text(now, "early").unwrap();
+        carry(now, &mut a, &mut b);
+        let _ = (events(&mut a), events(&mut b));
+        b.decline(now, reason);
+        assert!(b.wants_write(), "the Decline is written before the end");
+        assert_eq!(events(&mut b), [closed(CloseReason::LocalClose)]);
+        carry(now, &mut a, &mut b);
+        assert_eq!(
+            events(&mut a),
+            [undelivered(1, "early"), closed(CloseReason::Declined(reason))]
+        );
+        assert!(a.is_finished() && !a.wants_write());
+    }
+}
+
+#[test]
+fn decline_is_only_a_callees_first_word() {
+    let now = super::test_origin();
+    // After its Hello, a callee cannot decline.
+    let (mut s, mut p) = open(now);
+    let err = s.handle_input(now, &p.wire(&[ChatMsg::Decline { reason: DeclineReason::Busy }]));
+    assert_eq!(err, Err(ChatError::UnexpectedDecline));
+    // A caller cannot decline: the callee refuses it.
+    let mut a = alice(now, ChatConfig::default());
+    let mut b = bob(now);
+    carry(now, &mut a, &mut b);
+    a.decline(now, DeclineReason::Busy);
+    assert!(!a.is_finished(), "a caller's decline is ignored");
+    let mut p = Peer(bob_wire());
+    let mut a = alice(now, ChatConfig::default());
+    p.read(&mut a);
+    let answer = p.wire(&[]);
+    a.handle_input(now, &answer).unwrap();
+    p.read(&mut a);
+    let declined = p.wire(&[ChatMsg::Decline { reason: DeclineReason::Declined }]);
+    assert_eq!(a.handle_input(now, &declined), Ok(()), "from the callee it is an answer");
+    // An accepted callee's decline does nothing.
+    let mut b = bob(now);
+    b.accept(now);
+    b.decline(now, DeclineReason::Busy);
+    assert!(!b.is_finished());
+}
+
+#[test]
+fn abort_ends_at_once_and_sends_nothing() {
+    let now = super::test_origin();
+    let mut a = alice(now, ChatConfig::default());
+    a.send_text(now, "never").unwrap();
+    a.abort(now);
+    assert_eq!(events(&mut a), [undelivered(1, "never"), closed(CloseReason::LocalClose)]);
+    assert!(a.is_finished() && !a.wants_write());
+}
