@@ -56,7 +56,7 @@ fn registry_client_input() {
 #[test]
 fn chat_session_operation_sequences() {
     let mut steps = 0;
-    for data in inputs(4, 300) {
+    for data in inputs(4, 600) {
         let mut u = Unstructured::new(&data);
         if let Ok(ops) = Vec::<fuzz::ChatOp>::arbitrary(&mut u) {
             steps += ops.len();
