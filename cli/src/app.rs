@@ -237,6 +237,10 @@ impl App {
                 self.checking = Some(Check::Request(peer.clone()));
                 self.push(Action::CheckKey { peer, key });
             }
+            NodeEvent::MissedCall { peer, .. } => {
+                let line = format!("{peer} called, but another call was waiting: missed");
+                if self.in_chat() { self.print(line) } else { self.async_line(line) }
+            }
             NodeEvent::ChatRequestGone { peer } => {
                 if self.request.take().is_some() {
                     self.async_line(format!("{peer} withdrew the chat request"));

@@ -259,6 +259,17 @@ impl ClientNode {
         self.chats.reject_held(self.poll.registry());
     }
 
+    /// Declines the held chat request: its caller is told the user said no.
+    pub fn decline(&mut self, now: Instant) {
+        self.chats.decline_held(now);
+    }
+
+    /// Gives up the call under way, if it has not started: it ends at once
+    /// (its `Closed` event follows) and the callee sees it withdrawn.
+    pub fn cancel_call(&mut self, now: Instant) {
+        self.chats.cancel_call(now, self.poll.registry());
+    }
+
     /// Sends a text in the active chat: [`NodeEvent::Sent`] or
     /// [`NodeEvent::SendFailed`] follows. A text that finds the session full
     /// waits (and no user input is taken) until there is room.
@@ -356,7 +367,7 @@ impl ClientNode {
             // The registry's answers about callers are the admission's.
             if let ClientEvent::Found { name, entry } = &ev {
                 let registry = self.poll.registry();
-                if self.chats.verify(name, entry.as_ref(), registry, &mut self.events) {
+                if self.chats.verify(now, name, entry.as_ref(), registry, &mut self.events) {
                     continue;
                 }
             }

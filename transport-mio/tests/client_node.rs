@@ -6,121 +6,18 @@
 //! The test types into each node's input through a socket pair and waits
 //! for what the nodes report; nothing sleeps.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Instant;
 
+use common::{TIMEOUT, chat_event, start, wait_for};
 use p2pchat_core::{
-    CHAT_VERSION, ChatEvent, ClientEvent, CloseReason, CookieKey, PREAMBLE_MARKER, PrivateKey,
-    RegistryServer, ServerConfig, UserName,
+    CHAT_VERSION, ChatEvent, ClientEvent, CloseReason, CookieKey, PREAMBLE_MARKER, RegistryServer,
+    ServerConfig,
 };
-use p2pchat_transport_mio::{
-    ClientNode, InputItem, InputSource, LineSplitter, NodeConfig, NodeEvent, NodeHandler,
-    ServerLoop,
-};
-
-const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A scripted user: looks `target` up once logged in and connects; a typed
-/// `/accept` accepts the held chat, any other line is sent, the end of input
-/// closes the chat; a closed chat logs out, and logging out stops the node.
-/// Reports every event to the test.
-struct Peer {
-    target: Option<UserName>,
-    lines: LineSplitter,
-    tx: Sender<NodeEvent>,
-}
-
-impl NodeHandler for Peer {
-    type Decoder = LineSplitter;
-
-    fn decoder(&self) -> &LineSplitter {
-        &self.lines
-    }
-
-    fn decoder_mut(&mut self) -> &mut LineSplitter {
-        &mut self.lines
-    }
-
-    fn accepts(&self, _item: &InputItem) -> bool {
-        true
-    }
-
-    fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
-        match &event {
-            NodeEvent::Input(InputItem::Line(line)) if line == "/accept" => node.accept(now),
-            NodeEvent::Input(InputItem::Line(line)) => node.send_text(now, line.clone()),
-            NodeEvent::Input(InputItem::Eof) => node.close_chat(now),
-            NodeEvent::Registry(ClientEvent::LoggedIn { .. }) => {
-                if let Some(target) = &self.target {
-                    node.lookup(now, target.clone());
-                }
-            }
-            NodeEvent::Registry(ClientEvent::Found { entry: Some(entry), .. }) => {
-                node.connect(now, entry.name.clone(), entry.key, entry.chat_addr());
-            }
-            NodeEvent::Chat { event: ChatEvent::Closed { .. }, .. } => node.logout(now),
-            NodeEvent::Registry(ClientEvent::LoggedOut) => node.stop(),
-            _ => {}
-        }
-        let _ = self.tx.send(event);
-    }
-}
-
-fn name(s: &str) -> UserName {
-    UserName::new(s).unwrap()
-}
-
-/// Starts a node logged in as `me`; returns its events, the keyboard that
-/// types into it, and its thread.
-fn start(
-    me: &str,
-    target: Option<&str>,
-    server: SocketAddr,
-) -> (Receiver<NodeEvent>, UnixStream, JoinHandle<()>) {
-    let (keyboard, input) = UnixStream::pair().unwrap();
-    let (tx, rx) = channel();
-    let me = name(me);
-    let mut peer = Peer { target: target.map(name), lines: LineSplitter::new(), tx };
-    let config = NodeConfig {
-        server,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        seed: 7,
-        identity: PrivateKey::from_bytes([me.as_str().as_bytes()[0]; 32]),
-        input: InputSource::File(std::fs::File::from(std::os::fd::OwnedFd::from(input))),
-        terminal_signals: false,
-    };
-    let thread = std::thread::spawn(move || {
-        let mut node = ClientNode::new(config).unwrap();
-        assert_eq!(node.listen_addr().unwrap().ip().to_string(), "127.0.0.1");
-        node.login(Instant::now(), me);
-        node.run(&mut peer).unwrap();
-    });
-    (rx, keyboard, thread)
-}
-
-/// Waits for the first event that `pred` picks, skipping others.
-fn wait_for(rx: &Receiver<NodeEvent>, what: &str, pred: impl Fn(&NodeEvent) -> bool) -> NodeEvent {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(event) if pred(&event) => return event,
-            Ok(_) => {}
-            Err(e) => panic!("waiting for {what}: {e}"),
-        }
-    }
-}
-
-fn chat_event(event: &NodeEvent) -> Option<&ChatEvent> {
-    match event {
-        NodeEvent::Chat { event, .. } => Some(event),
-        _ => None,
-    }
-}
+use p2pchat_transport_mio::{NodeEvent, ServerLoop};
 
 #[test]
 fn two_nodes_chat_through_a_registry() {

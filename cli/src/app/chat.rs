@@ -68,6 +68,10 @@ impl App {
     }
 
     fn chat_started(&mut self, peer: UserName) {
+        // A request from the same user became this chat (calls that crossed).
+        if self.request.as_ref().is_some_and(|(r, _)| r.key() == peer.key()) {
+            self.request = None;
+        }
         if let Some(trust) = self.peer_trust.take() {
             self.print(format!("Chat with {peer} started, {trust}."));
         } else {

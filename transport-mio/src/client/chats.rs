@@ -23,6 +23,8 @@ use p2pchat_core::{
     PublicKey, SendError, UserName,
 };
 
+mod calls;
+
 use super::NodeEvent;
 use super::incoming::{Admission, Verdict};
 use crate::stream::{StreamConn, StreamCore, StreamState};
@@ -47,6 +49,8 @@ pub(super) struct Chat {
     blocked: Option<String>,
     /// Until when the connect may take.
     connect_deadline: Option<Instant>,
+    /// Whom we called (`None` for a chat we accepted).
+    callee: Option<UserName>,
 }
 
 impl Chat {
@@ -121,6 +125,10 @@ pub(super) struct Chats {
     active: Option<Chat>,
     incoming: Admission,
     held: Option<Held>,
+    /// Chats that are over but for a last word to write (a `Decline`).
+    closing: Vec<Chat>,
+    /// Our call, declined as crossed, waiting for the other's.
+    crossed: Option<calls::Crossed>,
     next_token: usize,
     /// Our long-term key, for every handshake.
     identity: PrivateKey,
@@ -132,13 +140,19 @@ impl Chats {
             active: None,
             incoming: Admission::default(),
             held: None,
+            closing: Vec::new(),
+            crossed: None,
             next_token: FIRST_STREAM,
             identity,
         }
     }
 
     fn iter(&self) -> impl Iterator<Item = &Chat> {
-        self.active.iter().chain(self.held.iter().map(|h| &h.chat)).chain(self.incoming.chats())
+        self.active
+            .iter()
+            .chain(self.held.iter().map(|h| &h.chat))
+            .chain(self.incoming.chats())
+            .chain(&self.closing)
     }
 
     fn iter_mut(&mut self) -> impl Iterator<Item = &mut Chat> {
@@ -146,6 +160,7 @@ impl Chats {
             .iter_mut()
             .chain(self.held.iter_mut().map(|h| &mut h.chat))
             .chain(self.incoming.chats_mut())
+            .chain(&mut self.closing)
     }
 
     /// Names whose registry entry must be fetched to admit a caller.
@@ -158,23 +173,15 @@ impl Chats {
     /// user's).
     pub(super) fn verify(
         &mut self,
+        now: Instant,
         name: &UserName,
         entry: Option<&Entry>,
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
     ) -> bool {
         let (waited, verdicts) = self.incoming.verify(name, entry, registry);
-        for Verdict::Verified { mut incoming, peer, key } in verdicts {
-            if self.held.is_some() {
-                // Busy: one request is already waiting for the user.
-                tracing::info!(%peer, "refused a second chat request");
-                incoming.chat.close_conn(registry);
-                continue;
-            }
-            // The caller's Hello (Connected) is the request itself.
-            incoming.events.retain(|(e, _)| !matches!(e, ChatEvent::Connected { .. }));
-            out.push_back(NodeEvent::ChatRequest { peer: peer.clone(), key });
-            self.held = Some(Held { chat: incoming.chat, peer, events: incoming.events });
+        for Verdict::Verified { incoming, peer, key } in verdicts {
+            self.admit_verified(now, *incoming, peer, key, out);
         }
         waited
     }
@@ -193,7 +200,7 @@ impl Chats {
     pub(super) fn deadline(&self) -> Option<Instant> {
         self.iter()
             .flat_map(|c| [c.session.poll_timeout(), c.connect_deadline])
-            .chain([self.incoming.deadline()])
+            .chain([self.incoming.deadline(), self.crossed.as_ref().map(|c| c.deadline())])
             .flatten()
             .min()
     }
@@ -216,6 +223,7 @@ impl Chats {
                 chat.session.handle_timeout(now);
             }
         }
+        self.expire_crossed(now, out);
         let connect_expired =
             |c: &Chat| c.conn.is_some() && c.connect_deadline.is_some_and(|t| t <= now);
         if self.active.as_ref().is_some_and(connect_expired) {
@@ -262,6 +270,7 @@ impl Chats {
             let _ = pump_gated(&mut held.chat, open, now, registry);
         }
         self.incoming.pump(now, registry);
+        self.pump_closing(now, registry);
     }
 
     /// Takes the sessions' events: the active chat's are reported, the held
@@ -276,10 +285,16 @@ impl Chats {
         out: &mut VecDeque<NodeEvent>,
     ) {
         self.incoming.collect(now, at, registry);
-        if let Some(chat) = self.active.as_mut() {
-            while let Some(event) = chat.session.poll_event() {
+        let events: Vec<ChatEvent> = match self.active.as_mut() {
+            Some(chat) => std::iter::from_fn(|| chat.session.poll_event()).collect(),
+            None => Vec::new(),
+        };
+        if let Some(events) = self.crossed_decline(now, events, out) {
+            for event in events {
                 out.push_back(NodeEvent::Chat { event, at });
             }
+        }
+        if let Some(chat) = self.active.as_mut() {
             if chat.session.is_finished() && chat.conn.is_none() {
                 self.active = None;
             } else if chat.session.is_finished() && chat.session.pending_output().is_empty() {
@@ -342,7 +357,10 @@ impl Chats {
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
     ) {
-        let role = ChatRole::Caller { callee: peer, callee_key: peer_key };
+        if self.take_held_from(now, &peer, out) {
+            return;
+        }
+        let role = ChatRole::Caller { callee: peer.clone(), callee_key: peer_key };
         let mut session = self.session(now, me, role);
         let token = self.token();
         let conn = match StreamConn::connect(addr, registry, token) {
@@ -359,7 +377,8 @@ impl Chats {
             }
         }
         let connect_deadline = conn.as_ref().map(|_| now + CONNECT_TIMEOUT);
-        self.active = Some(Chat { conn, session, blocked: None, connect_deadline });
+        self.active =
+            Some(Chat { conn, session, blocked: None, connect_deadline, callee: Some(peer) });
     }
 
     /// A session of ours, with fresh randomness for its handshake.
@@ -432,8 +451,13 @@ impl Chats {
                 Ok(conn) => {
                     tracing::debug!(%from, "admitting an incoming connection");
                     let session = self.session(now, me, ChatRole::Callee);
-                    let mut chat =
-                        Chat { conn: Some(conn), session, blocked: None, connect_deadline: None };
+                    let mut chat = Chat {
+                        conn: Some(conn),
+                        session,
+                        blocked: None,
+                        connect_deadline: None,
+                        callee: None,
+                    };
                     // Read what has arrived before admitting: a stranger's
                     // reset is seen here and costs no place, and a caller
                     // who has spoken is not the first to be evicted.

@@ -44,6 +44,14 @@ pub enum NodeEvent {
         /// The key it proved: the one the registry lists for `peer`.
         key: PublicKey,
     },
+    /// A caller proved its key while another request was waiting for the
+    /// user: it was told the user is busy. The user may want to call back.
+    MissedCall {
+        /// Who called.
+        peer: UserName,
+        /// The key it proved (the one the registry lists for `peer`).
+        key: PublicKey,
+    },
     /// The held chat request went away before it was accepted.
     ChatRequestGone {
         /// Who had asked.

@@ -1,0 +1,268 @@
+//! What happens to a call besides being held and accepted: declined by the
+//! user, declined for them (busy, or crossed with their own call to the
+//! same person), or given up by the caller; and the chats that only have a
+//! last word to write before they close.
+//!
+//! **Crossed calls.** When two users call each other, each side sees its
+//! own call and the other's. Exactly one goes on: the call of the user
+//! whose public key sorts first. The other side declines the losing call
+//! (`Crossed`) and takes the winning one as if its user had accepted it;
+//! texts typed into the losing call go into the winning one. Each side
+//! reaches the same answer whatever arrives first: a call declined as
+//! crossed waits (up to [`VERIFY_TIMEOUT`]) for the other's call to be
+//! proved, and calling someone whose request is held takes that request.
+
+use std::collections::VecDeque;
+use std::time::{Instant, SystemTime};
+
+use mio::Registry;
+use p2pchat_core::{ChatEvent, CloseReason, DeclineReason, PublicKey, SendError, Seq, UserName};
+
+use super::super::NodeEvent;
+use super::super::incoming::{Incoming, VERIFY_TIMEOUT};
+use super::{Chat, Chats, Held, pump_gated};
+
+/// Our call, declined as crossed, waiting for the other's call to arrive.
+pub(in crate::client) struct Crossed {
+    peer: UserName,
+    /// When to give up waiting and report the call declined.
+    until: Instant,
+    /// Texts typed into our call, for the other one: those the session
+    /// took, with their numbers, and one waiting for room, if any.
+    texts: Vec<(Seq, String)>,
+    blocked: Option<String>,
+}
+
+impl Crossed {
+    pub(in crate::client) fn deadline(&self) -> Instant {
+        self.until
+    }
+
+    /// The texts to send in the call that goes on, in the order typed.
+    fn into_texts(self) -> Vec<String> {
+        self.texts.into_iter().map(|(_, t)| t).chain(self.blocked).collect()
+    }
+}
+
+impl Chats {
+    /// A caller proved its key: hold it for the user, or answer for them.
+    pub(in crate::client) fn admit_verified(
+        &mut self,
+        now: Instant,
+        mut incoming: Incoming,
+        peer: UserName,
+        key: PublicKey,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        if self.crossed.as_ref().is_some_and(|c| c.peer.key() == peer.key()) {
+            let texts = self.crossed.take().map(Crossed::into_texts).unwrap_or_default();
+            tracing::debug!(%peer, "crossed calls: theirs arrived, and goes on");
+            self.take_call(now, incoming.chat, incoming.events, texts, out);
+            return;
+        }
+        if self.calling(&peer) {
+            // Both called each other. Keep exactly one chat: the call of the
+            // user whose key sorts first. Both sides decide the same.
+            if self.identity.public_key() < key {
+                tracing::debug!(%peer, "crossed calls: ours goes on");
+                self.decline(now, incoming.chat, DeclineReason::Crossed);
+            } else {
+                tracing::debug!(%peer, "crossed calls: theirs goes on");
+                self.take_crossed(now, incoming, out);
+            }
+            return;
+        }
+        if self.held.is_some() {
+            // One request already waits for the user: this one is told the
+            // user is busy, and the user hears of it.
+            tracing::info!(%peer, "a second caller while one waits: busy");
+            self.decline(now, incoming.chat, DeclineReason::Busy);
+            out.push_back(NodeEvent::MissedCall { peer, key });
+            return;
+        }
+        // The caller's Hello (Connected) is the request itself.
+        incoming.events.retain(|(e, _)| !matches!(e, ChatEvent::Connected { .. }));
+        out.push_back(NodeEvent::ChatRequest { peer: peer.clone(), key });
+        self.held = Some(Held { chat: incoming.chat, peer, events: incoming.events });
+    }
+
+    /// Whether our active chat is a call to `peer` that has not started
+    /// (it may have just ended, declined as crossed, with its events not
+    /// yet collected).
+    fn calling(&self, peer: &UserName) -> bool {
+        self.active.as_ref().is_some_and(|chat| {
+            chat.callee.as_ref().is_some_and(|callee| callee.key() == peer.key())
+                && chat.session.peer_name().is_none()
+        })
+    }
+
+    /// Their call goes on instead of ours: ours is dropped without a word
+    /// to the user (its events are not reported), theirs accepted at once
+    /// and made the active chat, which the user sees start.
+    fn take_crossed(&mut self, now: Instant, incoming: Incoming, out: &mut VecDeque<NodeEvent>) {
+        let mut texts = Vec::new();
+        if let Some(mut ours) = self.active.take() {
+            ours.session.abort(now);
+            texts = undelivered(&mut ours).into_iter().map(|(_, t)| t).collect();
+            texts.extend(ours.blocked.take());
+            self.closing.push(ours);
+        }
+        self.take_call(now, incoming.chat, incoming.events, texts, out);
+    }
+
+    /// Makes `chat`, a call to us, the active chat, accepted: its events so
+    /// far are reported, and `texts` sent in it.
+    fn take_call(
+        &mut self,
+        now: Instant,
+        mut chat: Chat,
+        events: VecDeque<(ChatEvent, SystemTime)>,
+        texts: Vec<String>,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        chat.session.accept(now);
+        for (event, at) in events {
+            out.push_back(NodeEvent::Chat { event, at });
+        }
+        for text in texts {
+            match chat.session.send_text(now, &text) {
+                Ok(_) => {}
+                Err(SendError::Backpressure) => chat.blocked = Some(text),
+                Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
+            }
+        }
+        self.active = Some(chat);
+    }
+
+    /// Calling `peer`, whose own call is held: that call is taken instead,
+    /// and the user sees the chat start. Returns whether it was.
+    pub(in crate::client) fn take_held_from(
+        &mut self,
+        now: Instant,
+        peer: &UserName,
+        out: &mut VecDeque<NodeEvent>,
+    ) -> bool {
+        if !self.held.as_ref().is_some_and(|h| h.peer.key() == peer.key()) {
+            return false;
+        }
+        let Some(held) = self.held.take() else { return false };
+        let mut events = held.events;
+        events.push_front((ChatEvent::Connected { peer: held.peer }, SystemTime::now()));
+        self.take_call(now, held.chat, events, Vec::new(), out);
+        true
+    }
+
+    /// The active call's events, unless it was declined as crossed: then
+    /// nothing is reported yet, and the other call is awaited (or taken, if
+    /// it is held already).
+    pub(in crate::client) fn crossed_decline(
+        &mut self,
+        now: Instant,
+        events: Vec<ChatEvent>,
+        out: &mut VecDeque<NodeEvent>,
+    ) -> Option<Vec<ChatEvent>> {
+        let crossed = events.iter().any(|e| {
+            matches!(e, ChatEvent::Closed { reason: CloseReason::Declined(DeclineReason::Crossed) })
+        });
+        let peer = self.active.as_ref().and_then(|c| c.callee.clone());
+        let (true, Some(peer)) = (crossed, peer) else { return Some(events) };
+        let texts: Vec<(Seq, String)> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                ChatEvent::Undelivered { seq, text } => Some((seq, text)),
+                _ => None,
+            })
+            .collect();
+        let mut blocked = None;
+        if let Some(mut ours) = self.active.take() {
+            blocked = ours.blocked.take();
+            self.closing.push(ours);
+        }
+        let crossed = Crossed { peer, until: now + VERIFY_TIMEOUT, texts, blocked };
+        if self.held.as_ref().is_some_and(|h| h.peer.key() == crossed.peer.key()) {
+            if let Some(held) = self.held.take() {
+                let mut events = held.events;
+                events.push_front((ChatEvent::Connected { peer: held.peer }, SystemTime::now()));
+                self.take_call(now, held.chat, events, crossed.into_texts(), out);
+            }
+        } else {
+            self.crossed = Some(crossed);
+        }
+        None
+    }
+
+    /// The other side of a crossed call never came: the user hears that its
+    /// call was declined, with its texts undelivered.
+    pub(in crate::client) fn expire_crossed(
+        &mut self,
+        now: Instant,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        if !self.crossed.as_ref().is_some_and(|c| c.until <= now) {
+            return;
+        }
+        let Some(crossed) = self.crossed.take() else { return };
+        let at = SystemTime::now();
+        for (seq, text) in crossed.texts {
+            out.push_back(NodeEvent::Chat { event: ChatEvent::Undelivered { seq, text }, at });
+        }
+        if let Some(text) = crossed.blocked {
+            out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed });
+        }
+        let reason = CloseReason::Declined(DeclineReason::Crossed);
+        out.push_back(NodeEvent::Chat { event: ChatEvent::Closed { reason }, at });
+    }
+
+    /// Declines `chat`'s call; it closes once the `Decline` is written.
+    fn decline(&mut self, now: Instant, mut chat: Chat, reason: DeclineReason) {
+        chat.session.decline(now, reason);
+        while chat.session.poll_event().is_some() {}
+        self.closing.push(chat);
+    }
+
+    /// The user does not take the held request: its caller is told.
+    pub(in crate::client) fn decline_held(&mut self, now: Instant) {
+        if let Some(held) = self.held.take() {
+            self.decline(now, held.chat, DeclineReason::Declined);
+        }
+    }
+
+    /// The user gives up the call under way (not yet started): it ends at
+    /// once, and the callee sees the connection close. Its events
+    /// (`Undelivered`, `Closed`) are reported as usual.
+    pub(in crate::client) fn cancel_call(&mut self, now: Instant, registry: &Registry) {
+        if let Some(chat) = self.active.as_mut() {
+            if chat.session.peer_name().is_none() {
+                chat.session.abort(now);
+                chat.close_conn(registry);
+                chat.connect_deadline = None;
+            }
+        }
+    }
+
+    /// Writes the last words of the chats that are closing, and closes
+    /// those done.
+    pub(in crate::client) fn pump_closing(&mut self, now: Instant, registry: &Registry) {
+        for chat in &mut self.closing {
+            let _ = pump_gated(chat, false, now, registry);
+        }
+        self.closing.retain_mut(|chat| {
+            let done = chat.conn.is_none() || chat.session.pending_output().is_empty();
+            if done {
+                chat.close_conn(registry);
+            }
+            !done
+        });
+    }
+}
+
+/// The texts `chat`'s session reports undelivered; its other events are
+/// dropped.
+fn undelivered(chat: &mut Chat) -> Vec<(Seq, String)> {
+    std::iter::from_fn(|| chat.session.poll_event())
+        .filter_map(|e| match e {
+            ChatEvent::Undelivered { seq, text } => Some((seq, text)),
+            _ => None,
+        })
+        .collect()
+}
