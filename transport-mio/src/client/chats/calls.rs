@@ -142,7 +142,7 @@ impl Chats {
         peer: &UserName,
         out: &mut VecDeque<NodeEvent>,
     ) -> bool {
-        if !self.held.as_ref().is_some_and(|h| h.peer.key() == peer.key()) {
+        if self.held.as_ref().is_none_or(|h| h.peer.key() != peer.key()) {
             return false;
         }
         let Some(held) = self.held.take() else { return false };
@@ -198,7 +198,7 @@ impl Chats {
         now: Instant,
         out: &mut VecDeque<NodeEvent>,
     ) {
-        if !self.crossed.as_ref().is_some_and(|c| c.until <= now) {
+        if self.crossed.as_ref().is_none_or(|c| c.until > now) {
             return;
         }
         let Some(crossed) = self.crossed.take() else { return };
