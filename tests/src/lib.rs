@@ -7,10 +7,13 @@
 //!   points, with the same virtual clock.
 //! - [`noise_peer`]: a scripted chat peer that does the handshake right and
 //!   then seals anything, to reach a session's logic past its encryption.
+//! - [`netns`]: real network paths for end-to-end tests: network
+//!   namespaces joined by veth pairs, with loss from nftables.
 //! - [`fuzz`]: what the cargo-fuzz targets in `fuzz/` run; the test suite
 //!   runs it too.
 
 pub mod fuzz;
 pub mod net;
+pub mod netns;
 pub mod noise_peer;
 pub mod pipe;
