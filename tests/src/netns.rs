@@ -252,10 +252,7 @@ impl Net {
             run(&["ip", "-n", &ns, "addr", "add", &cidr(addr, host_octet(addr)), "dev", "eth0"]);
             run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
             run(&["ip", "-n", &ns, "route", "add", "default", "via", &gateway]);
-            if h.loss_in > 0 || h.loss_out > 0 {
-                let rules = loss_rules(h.loss_in, h.loss_out);
-                nft(&ns, &rules);
-            }
+            nft(&ns, &loss_rules(h.loss_in, h.loss_out));
             net.hosts.insert(h.name.clone(), NetHost { ns, addr });
         }
         net
@@ -264,6 +261,14 @@ impl Net {
     /// The host called `name`; panics if the topology has none.
     pub fn host(&self, name: &str) -> &NetHost {
         self.hosts.get(name).unwrap_or_else(|| panic!("no host {name} in the topology"))
+    }
+
+    /// Changes host `name`'s loss: `loss_in` percent of the UDP and TCP
+    /// packets it receives and `loss_out` percent of those it sends are
+    /// dropped from now on (100 cuts it off).
+    pub fn set_loss(&self, name: &str, loss_in: u8, loss_out: u8) {
+        assert!(loss_in <= 100 && loss_out <= 100, "host {name}: loss over 100%");
+        nft(&self.host(name).ns, &loss_rules(loss_in, loss_out));
     }
 
     /// How many packets the loss rules of host `name` have dropped so far
@@ -288,23 +293,32 @@ impl Net {
 }
 
 /// The nftables ruleset for a host's loss: a random `percent` of UDP and of
-/// TCP packets dropped on the way in and on the way out (loopback spared).
+/// TCP packets dropped on the way in and on the way out (loopback spared),
+/// each rule with a counter for [`Net::dropped`].
 fn loss_rules(loss_in: u8, loss_out: u8) -> String {
     let chain = |name: &str, hook: &str, iface: &str, percent: u8| {
         let mut c =
             format!("  chain {name} {{\n    type filter hook {hook} priority 0; policy accept;\n");
         if percent > 0 {
+            // `numgen random mod 100` is 0-99: 100% needs no draw.
+            let draw = if percent >= 100 {
+                String::new()
+            } else {
+                format!(" numgen random mod 100 < {percent}")
+            };
             for proto in ["udp", "tcp"] {
                 c.push_str(&format!(
-                    "    {iface} != \"lo\" meta l4proto {proto} numgen random mod 100 < {percent} counter drop\n"
+                    "    {iface} != \"lo\" meta l4proto {proto}{draw} counter drop\n"
                 ));
             }
         }
         c.push_str("  }\n");
         c
     };
+    // Declaring the table, then deleting it, makes the load replace any
+    // earlier rules in one transaction.
     format!(
-        "table inet p2pchat_loss {{\n{}{}}}\n",
+        "table inet p2pchat_loss\ndelete table inet p2pchat_loss\ntable inet p2pchat_loss {{\n{}{}}}\n",
         chain("input", "input", "iifname", loss_in),
         chain("output", "output", "oifname", loss_out)
     )
