@@ -76,6 +76,9 @@ pub enum Action {
     Send(String),
     /// End the active chat politely.
     CloseChat,
+    /// End the active chat politely once the peer has acknowledged every
+    /// text (the input ended), or once acknowledgements stop coming.
+    FinishChat,
     /// Log out of the registry.
     Logout,
     /// Append a line to the history file.
@@ -155,6 +158,11 @@ pub struct App {
     peer_trust: Option<String>,
     /// The user's input has ended: log out when back at the menu.
     input_ended: bool,
+    /// The active chat's peer sent its `Hello` (the chat started).
+    chat_connected: bool,
+    /// The active chat's texts the peer did not acknowledge, reported when
+    /// it ends (its reason says whether the peer may have seen them).
+    unconfirmed: Vec<String>,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
     /// "Still trying to reach the registry" was shown, and the registry has
@@ -174,6 +182,8 @@ impl App {
             checking: None,
             peer_trust: None,
             input_ended: false,
+            chat_connected: false,
+            unconfirmed: Vec::new(),
             said_still_trying: false,
             connect_error: None,
             actions: VecDeque::new(),
@@ -300,7 +310,7 @@ impl App {
                 self.exit(EXIT_OK);
             }
             State::Menu | State::AskPeer => self.logout(EXIT_OK),
-            State::Connecting { .. } | State::Chat { .. } => self.end_chat(),
+            State::Connecting { .. } | State::Chat { .. } => self.finish_chat(),
             // Not accepted in these states; nothing to do if it happens.
             State::Waiting
             | State::LoggingIn

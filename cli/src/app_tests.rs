@@ -271,18 +271,43 @@ fn chat_shows_records_and_ends_with_back() {
     assert_eq!(line(&mut app, "hello"), vec![Action::Send("hello".into())]);
     assert_eq!(line(&mut app, " /back "), vec![Action::CloseChat]);
     assert!(!app.accepts(&InputItem::Line("3".into())), "closing: the menu is not back yet");
+    // Reported with the end: our linger ran out, so Bob may have seen it.
     let a = feed(&mut app, chat_ev(ChatEvent::Undelivered { seq: Seq(1), text: "hello".into() }));
+    assert_eq!(a, vec![]);
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
+    assert_eq!(
+        printed(&a)[..2],
+        [
+            "warning: not acknowledged by Bob (it may have been seen): hello",
+            "Chat with Bob ended: you left the chat."
+        ]
+    );
+    assert_eq!(
+        a[1],
+        Action::Record {
+            direction: Direction::Unacknowledged,
+            peer: name("Bob"),
+            text: "hello".into()
+        }
+    );
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+}
+
+#[test]
+fn texts_after_the_peers_goodbye_are_not_delivered() {
+    let mut app = chatting();
+    assert_eq!(line(&mut app, "late"), vec![Action::Send("late".into())]);
+    feed(&mut app, chat_ev(ChatEvent::Undelivered { seq: Seq(1), text: "late".into() }));
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
+    assert_eq!(printed(&a)[0], "warning: not delivered to Bob: late");
     assert_eq!(
         a[1],
         Action::Record {
             direction: Direction::Undelivered,
             peer: name("Bob"),
-            text: "hello".into()
+            text: "late".into()
         }
     );
-    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
-    assert_eq!(printed(&a)[0], "Chat with Bob ended: you left the chat.");
-    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
 }
 
 #[test]
@@ -353,7 +378,7 @@ fn waiting_takes_only_back_and_accepts_at_once() {
 fn end_of_input_finishes_the_chat_then_logs_out() {
     let mut app = chatting();
     let a = feed(&mut app, NodeEvent::Input(InputItem::Eof));
-    assert_eq!(a, vec![Action::CloseChat]);
+    assert_eq!(a, vec![Action::FinishChat]);
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
     assert_eq!(a.last(), Some(&Action::Logout));
     let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));

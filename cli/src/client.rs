@@ -157,6 +157,7 @@ impl Client {
             Action::Reject => node.reject(),
             Action::Send(text) => node.send_text(now, text),
             Action::CloseChat => node.close_chat(now),
+            Action::FinishChat => node.finish_chat(now),
             Action::Record { direction, peer, text } => {
                 let at = OffsetDateTime::now_utc();
                 if let Err(e) = self.history.record(at, direction, &peer, &text) {

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Fields are separated by one space: the time (RFC 3339, UTC), the
-//! direction (`sent`, `received`, `undelivered`), the peer's name (which never
+//! direction (`sent`, `received`, `undelivered`, `unacknowledged`), the
+//! peer's name (which never
 //! holds white space) and the text, escaped so that one message is always one
 //! line (see [`escape`]). `docs/HISTORY.md` is the reference.
 
@@ -33,9 +34,15 @@ pub enum Direction {
     Sent,
     /// The peer sent it.
     Received,
-    /// We sent it and the peer never acknowledged it (it also has a `sent`
-    /// line).
+    /// We sent it and it certainly did not reach the peer's screen: the
+    /// peer said `Goodbye` first (acknowledging all it had shown), or the
+    /// chat never started. It also has a `sent` line.
     Undelivered,
+    /// We sent it and the peer never acknowledged it before the chat ended
+    /// abruptly (connection lost, silence, an error, or our wait for the
+    /// acknowledgement ran out): the peer may have seen it. It also has a
+    /// `sent` line.
+    Unacknowledged,
 }
 
 impl fmt::Display for Direction {
@@ -44,6 +51,7 @@ impl fmt::Display for Direction {
             Direction::Sent => "sent",
             Direction::Received => "received",
             Direction::Undelivered => "undelivered",
+            Direction::Unacknowledged => "unacknowledged",
         })
     }
 }
@@ -229,6 +237,10 @@ mod tests {
         assert_eq!(
             format_line(at, Direction::Received, &peer, "hi\nthere"),
             "2023-11-14T22:13:20.000Z received Mert hi\\nthere"
+        );
+        assert_eq!(
+            format_line(at, Direction::Unacknowledged, &peer, "maybe"),
+            "2023-11-14T22:13:20.000Z unacknowledged Mert maybe"
         );
     }
 

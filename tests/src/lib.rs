@@ -10,11 +10,14 @@
 //! - [`raw_conn`]: a [`noise_peer::RawPeer`] driven over a real TCP stream.
 //! - [`registry_proxy`]: a UDP proxy in front of the registry that records
 //!   requests and may rewrite replies (a lying registry).
+//! - [`netns`]: real network paths for end-to-end tests: network
+//!   namespaces joined by veth pairs, with loss from nftables.
 //! - [`fuzz`]: what the cargo-fuzz targets in `fuzz/` run; the test suite
 //!   runs it too.
 
 pub mod fuzz;
 pub mod net;
+pub mod netns;
 pub mod noise_peer;
 pub mod pipe;
 pub mod raw_conn;

@@ -22,7 +22,7 @@ use crate::input::{InputDecoder as _, UserInput};
 use crate::udp::UdpDriver;
 use chats::Chats;
 
-pub use chats::{CONNECT_TIMEOUT, MAX_HELD_EVENTS};
+pub use chats::{CONNECT_TIMEOUT, FINISH_STALL_LIMIT, MAX_HELD_EVENTS};
 pub use handler::{NodeEvent, NodeHandler};
 pub use incoming::{MAX_INCOMING, VERIFY_TIMEOUT};
 
@@ -275,6 +275,15 @@ impl ClientNode {
     /// waits (and no user input is taken) until there is room.
     pub fn send_text(&mut self, now: Instant, text: String) {
         self.chats.send_text(now, text, &mut self.events);
+    }
+
+    /// Ends the active chat politely once the peer has acknowledged every
+    /// text sent in it, or once [`FINISH_STALL_LIMIT`] passes without an
+    /// acknowledgement advancing (then as [`ClientNode::close_chat`]). The
+    /// chat goes on meanwhile. For the end of a script: its last texts may
+    /// wait out a TCP retransmission stall.
+    pub fn finish_chat(&mut self, now: Instant) {
+        self.chats.finish(now);
     }
 
     /// Ends the active chat politely; its `Closed` event follows.

@@ -72,6 +72,7 @@ impl App {
         if self.request.as_ref().is_some_and(|(r, _)| r.key() == peer.key()) {
             self.request = None;
         }
+        self.chat_connected = true;
         if let Some(trust) = self.peer_trust.take() {
             self.print(format!("Chat with {peer} started, {trust}."));
         } else {
@@ -88,6 +89,16 @@ impl App {
         }
     }
 
+    /// The input ended in a chat: it ends once the peer has acknowledged
+    /// our texts (or acknowledgements stop coming); the peer's texts are
+    /// still shown meanwhile.
+    pub(super) fn finish_chat(&mut self) {
+        if let Some(peer) = self.chat_peer() {
+            self.state = State::Closing { peer };
+            self.push(Action::FinishChat);
+        }
+    }
+
     /// An event of the active chat; `clock` is when it happened.
     pub(super) fn chat(&mut self, event: ChatEvent, clock: &str) {
         match event {
@@ -97,6 +108,8 @@ impl App {
             ChatEvent::Connected { peer } => {
                 if let State::Connecting { .. } = &self.state {
                     self.chat_started(peer);
+                } else {
+                    self.chat_connected = true;
                 }
             }
             ChatEvent::Received { text, .. } => {
@@ -105,19 +118,46 @@ impl App {
                 self.push(Action::Record { direction: Direction::Received, peer, text });
             }
             ChatEvent::Delivered { .. } => {}
-            ChatEvent::Undelivered { text, .. } => {
-                let Some(peer) = self.chat_peer() else { return };
-                self.print(format!(
-                    "warning: not delivered to {peer}: {}",
-                    escape_for_display(&text)
-                ));
-                self.push(Action::Record { direction: Direction::Undelivered, peer, text });
-            }
+            // Reported with the chat's end, whose reason tells whether the
+            // peer may have seen it.
+            ChatEvent::Undelivered { text, .. } => self.unconfirmed.push(text),
             ChatEvent::Closed { reason } => self.chat_closed(reason),
         }
     }
 
+    /// Reports the texts the peer did not acknowledge: certainly not
+    /// delivered if the peer said `Goodbye` first (it acknowledged all it
+    /// showed) or never sent its `Hello` (nothing but ours went out); else
+    /// the peer may have seen them.
+    fn report_unconfirmed(&mut self, reason: &CloseReason) {
+        let texts = std::mem::take(&mut self.unconfirmed);
+        let connected = std::mem::replace(&mut self.chat_connected, false);
+        let Some(peer) = self.chat_peer() else { return };
+        let certain = !connected || *reason == CloseReason::PeerClose;
+        for text in texts {
+            let shown = escape_for_display(&text);
+            if certain {
+                self.print(format!("warning: not delivered to {peer}: {shown}"));
+                self.push(Action::Record {
+                    direction: Direction::Undelivered,
+                    peer: peer.clone(),
+                    text,
+                });
+            } else {
+                self.print(format!(
+                    "warning: not acknowledged by {peer} (it may have been seen): {shown}"
+                ));
+                self.push(Action::Record {
+                    direction: Direction::Unacknowledged,
+                    peer: peer.clone(),
+                    text,
+                });
+            }
+        }
+    }
+
     fn chat_closed(&mut self, reason: CloseReason) {
+        self.report_unconfirmed(&reason);
         let state = std::mem::replace(&mut self.state, State::Menu);
         let connect_error = self.connect_error.take();
         match state {

@@ -66,8 +66,20 @@ pub struct Proc {
 impl Proc {
     /// Starts `p2pchat args…` with `stdin` (piped if `None`).
     pub fn spawn(label: &str, args: &[&str], stdin: Option<Stdio>, cwd: &Path) -> Proc {
+        Self::spawn_with(Command::new(binary()), label, args, stdin, cwd)
+    }
+
+    /// Like [`Proc::spawn`], with `cmd` standing for the binary (for
+    /// instance `ip netns exec NS <binary>`).
+    pub fn spawn_with(
+        mut cmd: Command,
+        label: &str,
+        args: &[&str],
+        stdin: Option<Stdio>,
+        cwd: &Path,
+    ) -> Proc {
         let piped = stdin.is_none();
-        let mut child = Command::new(binary())
+        let mut child = cmd
             .args(args)
             .current_dir(cwd)
             .stdin(stdin.unwrap_or_else(Stdio::piped))
@@ -120,6 +132,25 @@ impl Proc {
                 )
             }
         }
+    }
+
+    /// The lines printed within `window` from now (fewer if the output
+    /// ends): for checking that something is *not* printed meanwhile.
+    pub fn lines_for(&mut self, window: Duration) -> Vec<String> {
+        let deadline = Instant::now() + window;
+        let mut lines = Vec::new();
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    lines.push(line);
+                }
+                Err(RecvTimeoutError::Disconnected) => self.eof = true,
+                Err(RecvTimeoutError::Timeout) => break,
+            }
+        }
+        lines
     }
 
     /// Reads lines until one satisfies `pred`; returns it.
@@ -276,7 +307,7 @@ pub fn history(dir: &Path, name: &str) -> Vec<(String, String, String)> {
                 "bad time in {line:?}"
             );
             assert!(
-                ["sent", "received", "undelivered"].contains(&dir),
+                ["sent", "received", "undelivered", "unacknowledged"].contains(&dir),
                 "bad direction in {line:?}"
             );
             (dir.to_owned(), peer.to_owned(), msg.to_owned())

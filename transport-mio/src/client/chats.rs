@@ -20,7 +20,7 @@ use mio::net::TcpListener;
 use mio::{Registry, Token};
 use p2pchat_core::{
     ChatConfig, ChatEvent, ChatRole, ChatSession, ChatSetup, CloseReason, Entry, PrivateKey,
-    PublicKey, SendError, UserName,
+    PublicKey, SendError, Seq, UserName,
 };
 
 mod calls;
@@ -40,6 +40,15 @@ pub const MAX_HELD_EVENTS: usize = 256;
 /// Chat streams get tokens from here on, one new token per stream.
 const FIRST_STREAM: usize = 16;
 
+/// After [`Chats::finish`], how long the active chat may go without any
+/// acknowledgement advancing before it is closed anyway (and its
+/// unacknowledged texts reported). Longer than a TCP retransmission stall
+/// under heavy loss (retransmissions back off 0.2, 0.4, 0.8, … s), and
+/// twice the session's idle timeout, so that while the peer is alive
+/// (the session's keepalive ends a silent chat after 30 s) and acks keep
+/// coming, the wait goes on.
+pub const FINISH_STALL_LIMIT: Duration = Duration::from_secs(60);
+
 /// A chat stream and its session.
 pub(super) struct Chat {
     conn: Option<StreamConn>,
@@ -51,9 +60,60 @@ pub(super) struct Chat {
     connect_deadline: Option<Instant>,
     /// Whom we called (`None` for a chat we accepted).
     callee: Option<UserName>,
+    /// The highest sequence number `send_text` returned.
+    sent: u64,
+    /// The highest sequence number the peer acknowledged.
+    acked: u64,
+    /// Set by [`Chats::finish`]: close once every text is acknowledged, or
+    /// at this instant (moved on by every acknowledgement).
+    finish_by: Option<Instant>,
 }
 
 impl Chat {
+    fn new(
+        conn: Option<StreamConn>,
+        session: ChatSession,
+        connect_deadline: Option<Instant>,
+    ) -> Self {
+        Chat {
+            conn,
+            session,
+            blocked: None,
+            connect_deadline,
+            callee: None,
+            sent: 0,
+            acked: 0,
+            finish_by: None,
+        }
+    }
+
+    /// Notes a text the session took.
+    fn sent(&mut self, seq: Seq) {
+        self.sent = self.sent.max(seq.0);
+    }
+
+    /// Notes what the session reported; while finishing, an
+    /// acknowledgement is progress.
+    fn saw(&mut self, event: &ChatEvent, now: Instant) {
+        if let ChatEvent::Delivered { seq } = event {
+            self.acked = self.acked.max(seq.0);
+            if self.finish_by.is_some() {
+                self.finish_by = Some(now.checked_add(FINISH_STALL_LIMIT).unwrap_or(now));
+            }
+        }
+    }
+
+    /// While finishing: closes the session once nothing is left to
+    /// acknowledge (and no text waits for room), or when the wait stalled.
+    fn finish_if_done(&mut self, now: Instant) {
+        let Some(by) = self.finish_by else { return };
+        let done = self.blocked.is_none() && self.acked >= self.sent;
+        if done || by <= now || self.session.is_finished() {
+            self.finish_by = None;
+            self.session.close(now);
+        }
+    }
+
     /// Closes the stream, if it is still open.
     pub(super) fn close_conn(&mut self, registry: &Registry) {
         if let Some(conn) = self.conn.take() {
@@ -199,7 +259,7 @@ impl Chats {
     /// The earliest deadline of the sessions and of the active connect.
     pub(super) fn deadline(&self) -> Option<Instant> {
         self.iter()
-            .flat_map(|c| [c.session.poll_timeout(), c.connect_deadline])
+            .flat_map(|c| [c.session.poll_timeout(), c.connect_deadline, c.finish_by])
             .chain([self.incoming.deadline(), self.crossed.as_ref().map(|c| c.deadline())])
             .flatten()
             .min()
@@ -222,6 +282,7 @@ impl Chats {
             if chat.session.poll_timeout().is_some_and(|t| t <= now) {
                 chat.session.handle_timeout(now);
             }
+            chat.finish_if_done(now);
         }
         self.expire_crossed(now, out);
         let connect_expired =
@@ -259,7 +320,10 @@ impl Chats {
             }
             if let Some(text) = chat.blocked.take() {
                 match chat.session.send_text(now, &text) {
-                    Ok(_) => out.push_back(NodeEvent::Sent { text }),
+                    Ok(seq) => {
+                        chat.sent(seq);
+                        out.push_back(NodeEvent::Sent { text });
+                    }
                     Err(SendError::Backpressure) => chat.blocked = Some(text),
                     Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
                 }
@@ -285,16 +349,20 @@ impl Chats {
         out: &mut VecDeque<NodeEvent>,
     ) {
         self.incoming.collect(now, at, registry);
-        let events: Vec<ChatEvent> = match self.active.as_mut() {
-            Some(chat) => std::iter::from_fn(|| chat.session.poll_event()).collect(),
-            None => Vec::new(),
-        };
+        let mut events = Vec::new();
+        if let Some(chat) = self.active.as_mut() {
+            while let Some(event) = chat.session.poll_event() {
+                chat.saw(&event, now);
+                events.push(event);
+            }
+        }
         if let Some(events) = self.crossed_decline(now, events, out) {
             for event in events {
                 out.push_back(NodeEvent::Chat { event, at });
             }
         }
         if let Some(chat) = self.active.as_mut() {
+            chat.finish_if_done(now);
             if chat.session.is_finished() && chat.conn.is_none() {
                 self.active = None;
             } else if chat.session.is_finished() && chat.session.pending_output().is_empty() {
@@ -377,8 +445,9 @@ impl Chats {
             }
         }
         let connect_deadline = conn.as_ref().map(|_| now + CONNECT_TIMEOUT);
-        self.active =
-            Some(Chat { conn, session, blocked: None, connect_deadline, callee: Some(peer) });
+        let mut chat = Chat::new(conn, session, connect_deadline);
+        chat.callee = Some(peer);
+        self.active = Some(chat);
     }
 
     /// A session of ours, with fresh randomness for its handshake.
@@ -451,13 +520,7 @@ impl Chats {
                 Ok(conn) => {
                     tracing::debug!(%from, "admitting an incoming connection");
                     let session = self.session(now, me, ChatRole::Callee);
-                    let mut chat = Chat {
-                        conn: Some(conn),
-                        session,
-                        blocked: None,
-                        connect_deadline: None,
-                        callee: None,
-                    };
+                    let mut chat = Chat::new(Some(conn), session, None);
                     // Read what has arrived before admitting: a stranger's
                     // reset is seen here and costs no place, and a caller
                     // who has spoken is not the first to be evicted.
@@ -480,11 +543,29 @@ impl Chats {
     pub(super) fn send_text(&mut self, now: Instant, text: String, out: &mut VecDeque<NodeEvent>) {
         match self.active.as_mut() {
             Some(chat) => match chat.session.send_text(now, &text) {
-                Ok(_) => out.push_back(NodeEvent::Sent { text }),
+                Ok(seq) => {
+                    chat.sent(seq);
+                    out.push_back(NodeEvent::Sent { text });
+                }
                 Err(SendError::Backpressure) => chat.blocked = Some(text),
                 Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
             },
             None => out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed }),
+        }
+    }
+
+    /// Ends the active chat once the peer has acknowledged every text we
+    /// sent (a blocked text is sent first), or once
+    /// [`FINISH_STALL_LIMIT`] passes without an acknowledgement advancing;
+    /// then as [`Chats::close`]. Meanwhile the chat goes on as before: the
+    /// peer's texts are shown and acknowledged, and the session's
+    /// keepalive ends it if the peer goes silent.
+    pub(super) fn finish(&mut self, now: Instant) {
+        if let Some(chat) = self.active.as_mut() {
+            if chat.finish_by.is_none() {
+                chat.finish_by = Some(now.checked_add(FINISH_STALL_LIMIT).unwrap_or(now));
+            }
+            chat.finish_if_done(now);
         }
     }
 

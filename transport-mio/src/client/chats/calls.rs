@@ -126,7 +126,7 @@ impl Chats {
         }
         for text in texts {
             match chat.session.send_text(now, &text) {
-                Ok(_) => {}
+                Ok(seq) => chat.sent(seq),
                 Err(SendError::Backpressure) => chat.blocked = Some(text),
                 Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
             }
