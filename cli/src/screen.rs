@@ -238,6 +238,10 @@ impl Screen {
                     changed = false;
                 }
                 Echo::End => {
+                    // The line as it was left (Ctrl-U before Ctrl-D).
+                    if std::mem::take(&mut changed) {
+                        self.redraw_into(&mut out);
+                    }
                     if self.prompt.take().is_some() {
                         out.push('\n');
                     }
