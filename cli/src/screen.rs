@@ -15,7 +15,15 @@
 //! An input area taller than the screen cannot be erased whole (its top
 //! has scrolled away), so it shows at most the screen's height less one row,
 //! the rows around the cursor.
+//!
+//! A resize is the one change that cannot be undone row by row: most
+//! terminals (tmux, VTE, kitty, iTerm2) rewrap what they show when they
+//! narrow, others (xterm, the Linux console) cut it, and nothing tells which.
+//! So after a resize the screen is repainted from what the client printed
+//! last (the last [`MAX_KEPT_LINES`] lines, at most [`MAX_KEPT_BYTES`]),
+//! with the input area below: the same on every terminal.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 
 use crate::line_editor::{Echo, LineEditor};
@@ -26,6 +34,16 @@ mod wrap;
 /// Goes to the start of the cursor's row and erases from there to the end
 /// of the screen.
 pub const ERASE: &str = "\r\x1b[J";
+
+/// Goes to the top left corner and erases the screen.
+const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
+
+/// Most lines kept to repaint the screen after a resize: a taller screen
+/// is repainted from its bottom up to these.
+pub const MAX_KEPT_LINES: usize = 256;
+
+/// Most bytes the kept lines hold together; of a longer line, its end.
+pub const MAX_KEPT_BYTES: usize = 256 * 1024;
 
 /// Columns assumed when the terminal does not tell its size.
 pub const DEFAULT_COLS: u16 = 80;
@@ -47,6 +65,9 @@ pub struct Screen {
     shown: Option<usize>,
     /// The first row of the input's layout that is on screen.
     top: usize,
+    /// The last lines printed above the input area, oldest first.
+    kept: VecDeque<String>,
+    kept_bytes: usize,
 }
 
 impl Default for Screen {
@@ -65,6 +86,8 @@ impl Screen {
             rows: 0,
             shown: None,
             top: 0,
+            kept: VecDeque::new(),
+            kept_bytes: 0,
         };
         s.set_size(cols, rows);
         s
@@ -82,8 +105,25 @@ impl Screen {
         self.erase(&mut out);
         out.push_str(text);
         out.push('\n');
+        self.keep(text);
         self.draw_current(&mut out);
         out
+    }
+
+    /// Remembers a line printed, to repaint the screen after a resize.
+    fn keep(&mut self, text: &str) {
+        for line in text.split('\n') {
+            let mut from = line.len().saturating_sub(MAX_KEPT_BYTES);
+            while !line.is_char_boundary(from) {
+                from += 1;
+            }
+            self.kept.push_back(line[from..].to_owned());
+            self.kept_bytes += line.len() - from;
+            while self.kept.len() > MAX_KEPT_LINES || self.kept_bytes > MAX_KEPT_BYTES {
+                let Some(old) = self.kept.pop_front() else { break };
+                self.kept_bytes -= old.len();
+            }
+        }
     }
 
     /// Opens `prompt` on the input area.
@@ -121,12 +161,42 @@ impl Screen {
         out
     }
 
-    /// The terminal has a new size: the input area is drawn again for it.
-    /// (A terminal that rewraps its rows when it narrows may leave some of
-    /// the old ones above.)
+    /// The terminal has a new size: if there is an input area, the screen
+    /// is repainted for the new size (see the module documentation).
     pub fn resize(&mut self, cols: u16, rows: u16) -> String {
         self.set_size(cols, rows);
-        self.redraw()
+        let mut out = String::new();
+        if !self.input_shown() {
+            return out;
+        }
+        out.push_str(CLEAR_SCREEN);
+        self.shown = None;
+        // The lines that fit above the input area, newest last.
+        let input_rows = {
+            let mut text = self.prompt.clone().unwrap_or_default();
+            let cursor = text.len() + self.keys.cursor();
+            text.push_str(self.keys.line());
+            wrap::layout(&text, self.cols, cursor).rows.len()
+        };
+        let mut room = self.rows.saturating_sub(input_rows.min(self.rows.saturating_sub(1).max(1)));
+        let mut first = self.kept.len();
+        for line in self.kept.iter().rev() {
+            let layout = wrap::layout(line, self.cols, line.len());
+            // The last row is where the next line would start.
+            let rows = if layout.cursor.1 == 0 { layout.rows.len() - 1 } else { layout.rows.len() };
+            let rows = rows.max(1);
+            if rows > room {
+                break;
+            }
+            room -= rows;
+            first -= 1;
+        }
+        for line in self.kept.range(first..) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        self.draw_current(&mut out);
+        out
     }
 
     /// Draws the input area again (Ctrl-L, after a stop).
@@ -233,6 +303,7 @@ impl Screen {
                     text.push_str(&line);
                     self.draw(&mut out, &text, text.len());
                     out.push('\n');
+                    self.keep(&text);
                     self.shown = None;
                     self.top = 0;
                     changed = false;
@@ -242,8 +313,9 @@ impl Screen {
                     if std::mem::take(&mut changed) {
                         self.redraw_into(&mut out);
                     }
-                    if self.prompt.take().is_some() {
+                    if let Some(prompt) = self.prompt.take() {
                         out.push('\n');
+                        self.keep(&prompt);
                     }
                     self.shown = None;
                 }

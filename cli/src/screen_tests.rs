@@ -102,13 +102,26 @@ fn a_wrapped_input_is_erased_from_its_first_row() {
 }
 
 #[test]
-fn a_resize_draws_the_input_again_for_the_new_width() {
+fn a_resize_repaints_the_screen_for_the_new_width() {
+    const CLS: &str = "\x1b[H\x1b[2J";
     let mut s = Screen::new(10, 24);
     let _ = s.keys(b"abcdefghijklmnopqrstuvwxy");
-    assert_eq!(s.resize(20, 24), format!("\x1b[2A{E}abcdefghijklmnopqrst\r\nuvwxy"));
-    assert_eq!(s.resize(0, 0), format!("\x1b[1A{E}abcdefghijklmnopqrstuvwxy"));
+    assert_eq!(s.resize(20, 24), format!("{CLS}abcdefghijklmnopqrst\r\nuvwxy"));
+    // Lines printed meanwhile are repainted above it, as many as fit.
+    let _ = s.line("one");
+    let _ = s.line("a line of twenty-five chars");
+    let _ = s.keys(b"\r");
+    let _ = s.keys(b"typed");
+    // 4 rows: the input's, the committed line's two, and one left for the
+    // line of 27 (two rows wide): it is left out, and so is `one` before it.
+    assert_eq!(s.resize(20, 4), format!("{CLS}abcdefghijklmnopqrstuvwxy\ntyped"));
+    assert_eq!(
+        s.resize(20, 5),
+        format!("{CLS}a line of twenty-five chars\nabcdefghijklmnopqrstuvwxy\ntyped")
+    );
     // Nothing typed, no prompt: nothing to draw.
     let mut s = Screen::new(10, 24);
+    let _ = s.line("one");
     assert_eq!(s.resize(20, 24), "");
 }
 
