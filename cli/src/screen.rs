@@ -176,7 +176,7 @@ impl Screen {
             let mut text = self.prompt.clone().unwrap_or_default();
             let cursor = text.len() + self.keys.cursor();
             text.push_str(self.keys.line());
-            wrap::layout(&text, self.cols, cursor).rows.len()
+            wrap::layout_around(&text, self.cols, cursor).1.rows.len()
         };
         let mut room = self.rows.saturating_sub(input_rows.min(self.rows.saturating_sub(1).max(1)));
         let mut first = self.kept.len();
@@ -256,7 +256,8 @@ impl Screen {
 
     /// Draws `text` with the cursor before its byte `cursor`.
     fn draw(&mut self, out: &mut String, text: &str, cursor: usize) {
-        let layout = wrap::layout(text, self.cols, cursor);
+        let (offset, layout) = wrap::layout_around(text, self.cols, cursor);
+        let (text, cursor) = (&text[offset..], cursor - offset);
         let (row, col) = layout.cursor;
         let total = layout.rows.len();
         let fit = self.rows.saturating_sub(1).max(1);

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use unicode_segmentation::UnicodeSegmentation as _;
+use unicode_segmentation::{GraphemeCursor, UnicodeSegmentation as _};
 use unicode_width::UnicodeWidthStr as _;
 
 /// `text` cut into rows.
@@ -18,6 +18,52 @@ pub struct Layout {
     pub rows: Vec<Range<usize>>,
     /// The row and column of the cursor.
     pub cursor: (usize, usize),
+}
+
+/// Most bytes of a long text laid out: the part around the cursor. Keeps
+/// the cost of drawing a huge line (a long paste) bounded, whatever its
+/// length; the screen shows far less than this.
+pub const MAX_LAYOUT_BYTES: usize = 64 * 1024;
+
+/// Lays out the part of `text` around `cursor`, at most
+/// [`MAX_LAYOUT_BYTES`] of it: the whole text if it is that short. Returns
+/// where that part starts in `text` and its layout (ranges and cursor
+/// relative to that start). The part starts at a multiple of half the bound
+/// (then the next grapheme boundary), so that its rows stay put while the
+/// user types on.
+pub fn layout_around(text: &str, width: usize, cursor: usize) -> (usize, Layout) {
+    if text.len() <= MAX_LAYOUT_BYTES {
+        return (0, layout(text, width, cursor));
+    }
+    let half = MAX_LAYOUT_BYTES / 2;
+    let start = boundary_after(text, cursor.saturating_sub(half) / half * half).min(cursor);
+    let end = boundary_before(text, (start + MAX_LAYOUT_BYTES).min(text.len())).max(cursor);
+    (start, layout(&text[start..end], width, cursor - start))
+}
+
+/// The first grapheme boundary at or after `at`.
+fn boundary_after(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    let mut g = GraphemeCursor::new(at, text.len(), true);
+    match g.is_boundary(text, 0) {
+        Ok(true) => at,
+        // The whole text is the one chunk: no more context is asked for.
+        _ => g.next_boundary(text, 0).ok().flatten().unwrap_or(text.len()),
+    }
+}
+
+/// The last grapheme boundary at or before `at`.
+fn boundary_before(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut g = GraphemeCursor::new(at, text.len(), true);
+    match g.is_boundary(text, 0) {
+        Ok(true) => at,
+        _ => g.prev_boundary(text, 0).ok().flatten().unwrap_or(0),
+    }
 }
 
 /// Lays `text` out in rows of `width` columns (at least 1), with the cursor
@@ -97,6 +143,24 @@ mod tests {
         // Narrower than one wide character: one per row.
         let t = "\u{4f60}\u{597d}";
         assert_eq!(rows(t, &layout(t, 1, 0)), ["\u{4f60}", "\u{597d}", ""]);
+    }
+
+    #[test]
+    fn a_long_text_is_laid_out_around_the_cursor() {
+        let t = "\u{4f60}".repeat(MAX_LAYOUT_BYTES); // 3 bytes each
+        let (start, l) = layout_around(&t, 10, t.len());
+        assert!(start > 0 && t.len() - start <= MAX_LAYOUT_BYTES, "{start}");
+        assert_eq!(start % 3, 0);
+        assert_eq!(start + l.rows.last().expect("rows").end, t.len());
+        // Near the start: from the start.
+        let (start, l) = layout_around(&t, 10, 30);
+        assert_eq!(start, 0);
+        assert_eq!(l.cursor, (2, 0));
+        // Typing on does not move the part until half the bound is passed.
+        let half = MAX_LAYOUT_BYTES / 2;
+        let at = |c: usize| layout_around(&t, 10, c / 3 * 3).0;
+        assert_eq!(at(3 * half + 3), at(4 * half - 3));
+        assert!(at(4 * half + 3) > at(4 * half - 3));
     }
 
     #[test]
