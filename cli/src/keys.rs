@@ -175,10 +175,8 @@ impl KeyDecoder {
                         if n < MAX_ESCAPE_LEN { Escape::Csi(n + 1) } else { Escape::None };
                     match b {
                         b'0'..=b'9' if !self.param_done => {
-                            self.param = self
-                                .param
-                                .saturating_mul(10)
-                                .saturating_add(u32::from(b - b'0'));
+                            self.param =
+                                self.param.saturating_mul(10).saturating_add(u32::from(b - b'0'));
                         }
                         _ => self.param_done = true,
                     }

@@ -51,14 +51,7 @@ fn enter_finishes_a_line() {
     assert_eq!(items, vec![line("hi"), line("yo"), line("a"), line("b"), line("")]);
     assert_eq!(
         echo,
-        vec![
-            commit("hi"),
-            commit("yo"),
-            commit("a"),
-            commit("b"),
-            commit(""),
-            Echo::Changed,
-        ]
+        vec![commit("hi"), commit("yo"), commit("a"), commit("b"), commit(""), Echo::Changed,]
     );
     assert_eq!(rest, "c");
 }
@@ -252,14 +245,8 @@ fn ctrl_l_redraws() {
 fn other_escape_sequences_are_swallowed() {
     // F5, a modified arrow (taken as the arrow), Alt+x, ESC ESC [C (an
     // arrow), F1, Insert.
-    let (items, _, _) = typed(&[
-        b"a\x1b[15~b\x1b[1;5Dc",
-        b"\x1bxd\x1b\x1b[Ce\x1bOP",
-        b"\x1b",
-        b"[",
-        b"2",
-        b"~f\n",
-    ]);
+    let (items, _, _) =
+        typed(&[b"a\x1b[15~b\x1b[1;5Dc", b"\x1bxd\x1b\x1b[Ce\x1bOP", b"\x1b", b"[", b"2", b"~f\n"]);
     assert_eq!(items, vec![line("acdbef")]);
     // ESC then Enter (or Backspace): the control key still counts.
     let (items, _, _) = typed(&[b"ab\x1b\x7f\x1b\n"]);

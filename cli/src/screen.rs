@@ -278,8 +278,8 @@ impl Screen {
         // From the end of the last row shown to the cursor.
         let last = shown.len() - 1;
         let row = row - self.top;
-        let end_col = layout.rows[self.top + last].end;
-        if row != last || end_col != cursor {
+        let row_end = layout.rows[self.top + last].end;
+        if row != last || row_end != cursor {
             if row < last {
                 let _ = write!(out, "\x1b[{}A", last - row);
             }

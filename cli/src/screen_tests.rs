@@ -86,10 +86,7 @@ fn a_wrapped_input_is_erased_from_its_first_row() {
     // `> ` and 25 letters: rows of 10, 10 and 7, the cursor on the third.
     let typed = "abcdefghijklmnopqrstuvwxy";
     assert_eq!(s.keys(typed.as_bytes()), format!("{E}> abcdefgh\r\nijklmnopqr\r\nstuvwxy"));
-    assert_eq!(
-        s.line("msg"),
-        format!("\x1b[2A{E}msg\n> abcdefgh\r\nijklmnopqr\r\nstuvwxy")
-    );
+    assert_eq!(s.line("msg"), format!("\x1b[2A{E}msg\n> abcdefgh\r\nijklmnopqr\r\nstuvwxy"));
     // Home: the cursor goes up to the first row, after the prompt.
     let home = s.keys(b"\x01");
     assert!(home.ends_with("stuvwxy\x1b[2A\r\x1b[2C"), "{home:?}");
@@ -148,4 +145,3 @@ fn a_full_line_rings_the_bell_and_says_so() {
     assert!(out.starts_with('\x07'), "{out:?}");
     assert!(out.contains("2 more bytes typed or pasted were left out]\n"), "{out:?}");
 }
-

@@ -292,4 +292,3 @@ pub fn chat_pair(test: &str) -> (std::path::PathBuf, Proc, std::net::SocketAddr,
     ann.expect("Chat with Bob started");
     (dir, srv, addr, ann, bob)
 }
-
