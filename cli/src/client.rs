@@ -130,6 +130,11 @@ impl NodeHandler for Client {
     fn resume(&mut self) {
         self.term.resume();
     }
+
+    /// The terminal changed size: the input line is drawn again for it.
+    fn resize(&mut self) {
+        self.term.resize();
+    }
 }
 
 impl Client {

@@ -1,113 +1,121 @@
 //! A line editor for a terminal in non-canonical, no-echo mode, as a pure
 //! state machine: keys in, finished lines and what to draw out. It does no
 //! I/O; [`crate::term::Term`] feeds it what standard input reads and draws
-//! its [`Echo`]es.
+//! the line again whenever it says so.
 //!
-//! Keys: printable characters (UTF-8, possibly split across reads) are added
-//! at the end of the line; Enter (`\r` or `\n`, `\r\n` counting once)
-//! finishes it; Backspace (`0x7f` or `0x08`) deletes the last character;
-//! Ctrl-U clears the line; Ctrl-W deletes the last word; Ctrl-D on an empty
-//! line ends the input (and is ignored otherwise); Ctrl-L redraws the line.
-//! Escape sequences (arrow keys, function keys, Alt+key) are swallowed; other
+//! The line is edited by grapheme cluster (what the user sees as one
+//! character: `é` written as `e` and a combining accent, a flag, an emoji
+//! with joiners such as 👩‍👩‍👧), at a cursor:
+//!
+//! | keys | what they do |
+//! | --- | --- |
+//! | printable characters | inserted at the cursor (UTF-8, possibly split across reads) |
+//! | Tab | inserts [`TAB_SPACES`] spaces |
+//! | Enter (`\r`, `\n`, `\r\n` once) | finishes the line, wherever the cursor is |
+//! | Left, Right (Ctrl-B, Ctrl-F) | move by one grapheme cluster |
+//! | Home, End (Ctrl-A, Ctrl-E) | move to the start, the end |
+//! | Backspace, Delete | delete the grapheme cluster before, under the cursor |
+//! | Up, Down (Ctrl-P, Ctrl-N) | recall earlier lines, the last [`MAX_HISTORY`] |
+//! | Ctrl-U, Ctrl-K | delete before, after the cursor |
+//! | Ctrl-W | deletes the word before the cursor |
+//! | Ctrl-D | on an empty line ends the input; otherwise deletes under the cursor |
+//! | Ctrl-L | draws the line again |
+//!
+//! Other escape sequences (function keys, Alt+key) are swallowed; other
 //! control bytes and invalid UTF-8 are ignored. A line holds at most
-//! [`MAX_LINE_LEN`] bytes: characters beyond are refused with a bell.
+//! [`MAX_INPUT_LEN`] bytes, far more than one chat message
+//! ([`MAX_TEXT_LEN`](p2pchat_core::MAX_TEXT_LEN)): it is handed on whole,
+//! for the application to send in pieces. What does not fit is refused
+//! with a bell and a notice saying how much was left out: nothing is cut
+//! silently.
 //!
-//! The cursor is always at the end of the line. A line is only ever taken
-//! with Enter: a half-typed line is dropped when the input ends.
+//! A line is only ever taken with Enter: a half-typed line is dropped when
+//! the input ends.
 
 use std::collections::VecDeque;
 
-use p2pchat_transport_mio::{InputDecoder, InputItem, MAX_LINE_LEN};
+use p2pchat_transport_mio::{InputDecoder, InputItem};
+use unicode_segmentation::GraphemeCursor;
+
+#[path = "keys.rs"]
+mod keys;
+
+use keys::{Key, KeyDecoder};
 
 /// Most finished lines kept waiting for the application. While fewer wait,
 /// the editor asks for more input, so that what the user types ahead is
 /// shown at once; past that the terminal's own buffer holds the rest.
 pub const MAX_TYPED_AHEAD: usize = 16;
 
-/// Longest escape sequence swallowed, in bytes after `ESC [`; a longer one
-/// is dropped as garbage and what follows is read as keys again.
-pub const MAX_ESCAPE_LEN: usize = 32;
+/// Longest line, in bytes (1 MiB: over 260,000 characters of any kind, a
+/// million of ASCII). Far above one chat message: a long paste is handed on
+/// whole. Bounds the editor's memory with [`MAX_TYPED_AHEAD`] and
+/// [`MAX_HISTORY_BYTES`].
+pub const MAX_INPUT_LEN: usize = 1024 * 1024;
 
-const BACKSPACE: u8 = 0x08;
-const CTRL_D: u8 = 0x04;
-const CTRL_L: u8 = 0x0c;
-const CTRL_U: u8 = 0x15;
-const CTRL_W: u8 = 0x17;
-const ESC: u8 = 0x1b;
-const DELETE: u8 = 0x7f;
+/// Most earlier lines that Up recalls.
+pub const MAX_HISTORY: usize = 100;
 
-/// What to draw after keys were pushed, in order. The input line is the
-/// current prompt followed by [`LineEditor::line`], with the cursor at its
-/// end.
+/// Most bytes the recalled lines hold together; the oldest go first.
+pub const MAX_HISTORY_BYTES: usize = 4 * MAX_INPUT_LEN;
+
+/// Spaces that Tab inserts.
+pub const TAB_SPACES: usize = 4;
+
+/// What to draw after keys were pushed, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Echo {
-    /// Characters added at the end of the line: print them.
-    Insert(String),
-    /// The line is now this text: redraw the input line whole.
-    Redraw(String),
-    /// Enter: the finished line stays on screen as shown; move to a new line,
-    /// where the next input line starts (without a prompt).
-    Commit,
+    /// The line or the cursor changed: draw the input line again (from
+    /// [`LineEditor::line`] and [`LineEditor::cursor`]).
+    Changed,
+    /// Enter finished this line: it stays on screen as typed, with the
+    /// cursor after it; the next input line starts below (without a prompt).
+    Commit(String),
     /// The input ended (Ctrl-D on an empty line): the input line, empty but
     /// for its prompt, stays as shown; nothing more is typed.
     End,
     /// A key was refused (the line is full): ring the bell.
     Bell,
-}
-
-/// Where the editor is in an escape sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Escape {
-    /// Not in one.
-    None,
-    /// After `ESC`.
-    Started,
-    /// After `ESC [`, with this many bytes since.
-    Csi(usize),
-    /// After `ESC O`: one more byte.
-    Ss3,
+    /// A line to print above the input line.
+    Notice(String),
 }
 
 /// The line editor. See the module documentation.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct LineEditor {
     line: String,
-    /// The bytes of a character not complete yet.
-    utf8: Vec<u8>,
-    /// How many bytes the character in `utf8` has in all.
-    utf8_len: usize,
-    escape: Escape,
-    /// The last key was `\r`: a `\n` right after it is the same Enter.
-    after_cr: bool,
+    /// Where the cursor is in `line`: a byte index on a grapheme boundary.
+    cursor: usize,
+    keys: KeyDecoder,
+    /// Characters read but not inserted yet: a paste goes in at once.
+    typed: String,
+    /// Bytes refused since the last push because the line was full.
+    refused: usize,
+    /// Lines finished with Enter, oldest first.
+    history: VecDeque<String>,
+    history_bytes: usize,
+    /// While recalling: which line of `history` is shown, and the line that
+    /// was being typed before Up.
+    recall: Option<(usize, String)>,
     items: VecDeque<InputItem>,
     echo: VecDeque<Echo>,
     ended: bool,
 }
 
-impl Default for LineEditor {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl LineEditor {
     /// An empty line.
     pub fn new() -> Self {
-        Self {
-            line: String::new(),
-            utf8: Vec::with_capacity(4),
-            utf8_len: 0,
-            escape: Escape::None,
-            after_cr: false,
-            items: VecDeque::new(),
-            echo: VecDeque::new(),
-            ended: false,
-        }
+        Self::default()
     }
 
     /// What is typed so far of the current line.
     pub fn line(&self) -> &str {
         &self.line
+    }
+
+    /// The cursor: a byte index into [`LineEditor::line`].
+    pub fn cursor(&self) -> usize {
+        self.cursor
     }
 
     /// The next thing to draw, in order. Drain after every push: the queue
@@ -121,9 +129,24 @@ impl LineEditor {
     pub fn push(&mut self, bytes: &[u8]) {
         for &b in bytes {
             if self.ended {
-                return;
+                break;
             }
-            self.key_byte(b);
+            match self.keys.byte(b) {
+                Some(Key::Char(c)) => self.typed.push(c),
+                Some(key) => {
+                    self.flush_typed();
+                    self.key(key);
+                }
+                None => {}
+            }
+        }
+        self.flush_typed();
+        if self.refused > 0 {
+            let refused = std::mem::take(&mut self.refused);
+            self.echo.push_back(Echo::Notice(format!(
+                "[the line is full ({MAX_INPUT_LEN} bytes at most): {refused} more bytes \
+                 typed or pasted were left out]"
+            )));
         }
     }
 
@@ -135,148 +158,166 @@ impl LineEditor {
         }
     }
 
-    fn key_byte(&mut self, b: u8) {
-        let after_cr = std::mem::replace(&mut self.after_cr, false);
-        if self.escape != Escape::None && self.escape_byte(b) {
-            return;
-        }
-        if self.utf8_len > 0 {
-            if b & 0xc0 == 0x80 {
-                self.utf8.push(b);
-                if self.utf8.len() == self.utf8_len {
-                    self.utf8_len = 0;
-                    // Overlong forms and surrogates are refused here.
-                    let c = std::str::from_utf8(&self.utf8).ok().and_then(|s| s.chars().next());
-                    self.utf8.clear();
-                    if let Some(c) = c {
-                        self.insert(c);
-                    }
-                }
-                return;
+    fn key(&mut self, key: Key) {
+        match key {
+            Key::Char(c) => self.typed.push(c),
+            Key::Enter => self.enter(),
+            Key::Tab => self.insert(&" ".repeat(TAB_SPACES)),
+            Key::Backspace => self.delete(self.prev(), self.cursor),
+            Key::Ctrl(b'd') if self.line.is_empty() => self.end(),
+            Key::Delete | Key::Ctrl(b'd') => self.delete(self.cursor, self.next()),
+            Key::Left | Key::Ctrl(b'b') => self.move_to(self.prev()),
+            Key::Right | Key::Ctrl(b'f') => self.move_to(self.next()),
+            Key::Home | Key::Ctrl(b'a') => self.move_to(0),
+            Key::End | Key::Ctrl(b'e') => self.move_to(self.line.len()),
+            Key::Up | Key::Ctrl(b'p') => self.recall_older(),
+            Key::Down | Key::Ctrl(b'n') => self.recall_newer(),
+            Key::Ctrl(b'u') => self.delete(0, self.cursor),
+            Key::Ctrl(b'k') => self.delete(self.cursor, self.line.len()),
+            Key::Ctrl(b'w') => {
+                let before = &self.line[..self.cursor];
+                let word = before.trim_end().trim_end_matches(|c: char| !c.is_whitespace());
+                self.delete(word.len(), self.cursor);
             }
-            // Not a continuation byte: the character was cut; drop it and
-            // read this byte afresh.
-            self.utf8.clear();
-            self.utf8_len = 0;
-        }
-        match b {
-            b'\r' => {
-                self.after_cr = true;
-                self.enter();
-            }
-            b'\n' if after_cr => {}
-            b'\n' => self.enter(),
-            DELETE | BACKSPACE => {
-                let kept = self.line.char_indices().next_back().map_or(0, |(i, _)| i);
-                self.truncate(kept);
-            }
-            CTRL_U => self.truncate(0),
-            CTRL_W => {
-                let word = self.line.trim_end().trim_end_matches(|c: char| !c.is_whitespace());
-                self.truncate(word.len());
-            }
-            CTRL_D if self.line.is_empty() => self.end(),
-            CTRL_L => self.redraw(),
-            ESC => self.escape = Escape::Started,
-            0x20..=0x7e => self.insert(char::from(b)),
-            0xc2..=0xdf => self.start_char(b, 2),
-            0xe0..=0xef => self.start_char(b, 3),
-            0xf0..=0xf4 => self.start_char(b, 4),
-            // Other control bytes (Tab, Ctrl-A, ...) and bytes that cannot
-            // start a UTF-8 character.
-            _ => {}
+            Key::Ctrl(b'l') => self.changed(),
+            // Ctrl-S, Ctrl-Q and the other control keys do nothing.
+            Key::Ctrl(_) => {}
         }
     }
 
-    /// Takes `b` as part of an escape sequence if it is one; `false` if the
-    /// sequence is over and `b` is a key of its own.
-    fn escape_byte(&mut self, b: u8) -> bool {
-        let is_control = b < 0x20 || b == DELETE;
-        match self.escape {
-            Escape::None => return false,
-            Escape::Started if is_control && b != ESC => self.escape = Escape::None,
-            Escape::Started => {
-                self.escape = match b {
-                    b'[' => Escape::Csi(0),
-                    b'O' => Escape::Ss3,
-                    ESC => Escape::Started,
-                    // Alt+key: the key is swallowed with the ESC.
-                    _ => Escape::None,
-                };
-                return true;
-            }
-            Escape::Csi(n) => match b {
-                // Parameter and intermediate bytes; too many end it.
-                0x20..=0x3f => {
-                    self.escape =
-                        if n < MAX_ESCAPE_LEN { Escape::Csi(n + 1) } else { Escape::None };
-                    return true;
-                }
-                // The final byte.
-                0x40..=0x7e => {
-                    self.escape = Escape::None;
-                    return true;
-                }
-                _ => self.escape = Escape::None,
-            },
-            Escape::Ss3 => {
-                self.escape = Escape::None;
-                return !is_control;
-            }
+    /// Inserts what was typed since the last other key.
+    fn flush_typed(&mut self) {
+        if !self.typed.is_empty() {
+            let typed = std::mem::take(&mut self.typed);
+            self.insert(&typed);
         }
-        false
     }
 
-    fn start_char(&mut self, b: u8, len: usize) {
-        self.utf8.push(b);
-        self.utf8_len = len;
-    }
-
-    fn insert(&mut self, c: char) {
-        if c.is_control() {
-            return;
+    fn insert(&mut self, s: &str) {
+        let room = MAX_INPUT_LEN - self.line.len();
+        let mut fits = s.len().min(room);
+        while !s.is_char_boundary(fits) {
+            fits -= 1;
         }
-        if self.line.len() + c.len_utf8() > MAX_LINE_LEN {
+        if fits < s.len() {
+            self.refused += s.len() - fits;
             if !self.echo.contains(&Echo::Bell) {
                 self.echo.push_back(Echo::Bell);
             }
+        }
+        if fits > 0 {
+            self.line.insert_str(self.cursor, &s[..fits]);
+            self.cursor += fits;
+            // A combining mark may have joined the grapheme before it.
+            self.cursor = self.boundary_at_or_after(self.cursor);
+            self.changed();
+        }
+    }
+
+    /// Deletes `from..to` (grapheme boundaries) and leaves the cursor there.
+    fn delete(&mut self, from: usize, to: usize) {
+        if from < to {
+            self.line.replace_range(from..to, "");
+            self.cursor = from;
+            self.changed();
+        }
+    }
+
+    fn move_to(&mut self, at: usize) {
+        if at != self.cursor {
+            self.cursor = at;
+            self.changed();
+        }
+    }
+
+    /// The grapheme boundary before the cursor (the cursor at the start).
+    fn prev(&self) -> usize {
+        let mut g = GraphemeCursor::new(self.cursor, self.line.len(), true);
+        // Whole line as one chunk: no more context is ever asked for.
+        g.prev_boundary(&self.line, 0).ok().flatten().unwrap_or(0)
+    }
+
+    /// The grapheme boundary after the cursor (the cursor at the end).
+    fn next(&self) -> usize {
+        let mut g = GraphemeCursor::new(self.cursor, self.line.len(), true);
+        g.next_boundary(&self.line, 0).ok().flatten().unwrap_or(self.line.len())
+    }
+
+    fn boundary_at_or_after(&self, at: usize) -> usize {
+        let mut g = GraphemeCursor::new(at, self.line.len(), true);
+        match g.is_boundary(&self.line, 0) {
+            Ok(true) => at,
+            _ => g.next_boundary(&self.line, 0).ok().flatten().unwrap_or(self.line.len()),
+        }
+    }
+
+    fn recall_older(&mut self) {
+        let index = match &self.recall {
+            Some((0, _)) => return,
+            Some((i, _)) => i - 1,
+            None if self.history.is_empty() => return,
+            None => {
+                let draft = std::mem::take(&mut self.line);
+                self.recall = Some((self.history.len(), draft));
+                self.history.len() - 1
+            }
+        };
+        if let Some((i, _)) = &mut self.recall {
+            *i = index;
+        }
+        self.line.clone_from(&self.history[index]);
+        self.cursor = self.line.len();
+        self.changed();
+    }
+
+    fn recall_newer(&mut self) {
+        let Some((index, draft)) = self.recall.take() else { return };
+        if index + 1 < self.history.len() {
+            self.line.clone_from(&self.history[index + 1]);
+            self.recall = Some((index + 1, draft));
+        } else {
+            self.line = draft;
+        }
+        self.cursor = self.line.len();
+        self.changed();
+    }
+
+    fn remember(&mut self, line: &str) {
+        if line.trim().is_empty() || self.history.back().is_some_and(|last| last == line) {
             return;
         }
-        self.line.push(c);
-        match self.echo.back_mut() {
-            Some(Echo::Insert(s) | Echo::Redraw(s)) => s.push(c),
-            _ => self.echo.push_back(Echo::Insert(c.to_string())),
+        self.history.push_back(line.to_owned());
+        self.history_bytes += line.len();
+        while self.history.len() > MAX_HISTORY || self.history_bytes > MAX_HISTORY_BYTES {
+            let Some(old) = self.history.pop_front() else { break };
+            self.history_bytes -= old.len();
         }
     }
 
-    /// Keeps the first `len` bytes of the line (a character boundary).
-    fn truncate(&mut self, len: usize) {
-        if len < self.line.len() {
-            self.line.truncate(len);
-            self.redraw();
+    fn changed(&mut self) {
+        if self.echo.back() != Some(&Echo::Changed) {
+            self.echo.push_back(Echo::Changed);
         }
-    }
-
-    fn redraw(&mut self) {
-        // What is drawn since the last line end is replaced, so the queue
-        // holds at most one copy of the line.
-        while matches!(self.echo.back(), Some(Echo::Insert(_) | Echo::Redraw(_))) {
-            self.echo.pop_back();
-        }
-        self.echo.push_back(Echo::Redraw(self.line.clone()));
     }
 
     fn enter(&mut self) {
         let line = std::mem::take(&mut self.line);
+        self.cursor = 0;
+        self.recall = None;
+        self.remember(&line);
+        // What was drawn of this line is replaced by the commit.
+        if self.echo.back() == Some(&Echo::Changed) {
+            self.echo.pop_back();
+        }
+        self.echo.push_back(Echo::Commit(line.clone()));
         self.items.push_back(InputItem::Line(line));
-        self.echo.push_back(Echo::Commit);
     }
 
     fn end(&mut self) {
         self.line.clear();
-        self.utf8.clear();
-        self.utf8_len = 0;
-        self.escape = Escape::None;
+        self.cursor = 0;
+        self.typed.clear();
+        self.keys.reset();
         self.ended = true;
         self.items.push_back(InputItem::Eof);
         self.echo.push_back(Echo::End);

@@ -4,12 +4,8 @@ fn line(s: &str) -> InputItem {
     InputItem::Line(s.to_owned())
 }
 
-fn ins(s: &str) -> Echo {
-    Echo::Insert(s.to_owned())
-}
-
-fn redraw(s: &str) -> Echo {
-    Echo::Redraw(s.to_owned())
+fn commit(s: &str) -> Echo {
+    Echo::Commit(s.to_owned())
 }
 
 /// Pushes `chunks` one by one; returns the finished items and the echo.
@@ -28,34 +24,44 @@ fn typed(chunks: &[&[u8]]) -> (Vec<InputItem>, Vec<Echo>, String) {
     (items, echo, ed.line().to_owned())
 }
 
+/// The line with `|` at the cursor.
+fn shown(ed: &LineEditor) -> String {
+    let mut s = ed.line().to_owned();
+    s.insert(ed.cursor(), '|');
+    s
+}
+
+fn after(keys: &[&[u8]]) -> String {
+    let mut ed = LineEditor::new();
+    let _ = run(&mut ed, keys);
+    shown(&ed)
+}
+
+const LEFT: &[u8] = b"\x1b[D";
+const RIGHT: &[u8] = b"\x1b[C";
+const UP: &[u8] = b"\x1b[A";
+const DOWN: &[u8] = b"\x1b[B";
+const BS: &[u8] = b"\x7f";
+const DEL: &[u8] = b"\x1b[3~";
+const FAMILY: &str = "\u{1f469}\u{200d}\u{1f469}\u{200d}\u{1f467}";
+
 #[test]
 fn enter_finishes_a_line() {
     let (items, echo, rest) = typed(&[b"hi\n", b"yo\r", b"\n", b"a\r\nb\r\rc"]);
     assert_eq!(items, vec![line("hi"), line("yo"), line("a"), line("b"), line("")]);
     assert_eq!(
         echo,
-        vec![
-            ins("hi"),
-            Echo::Commit,
-            ins("yo"),
-            Echo::Commit,
-            ins("a"),
-            Echo::Commit,
-            ins("b"),
-            Echo::Commit,
-            Echo::Commit,
-            ins("c"),
-        ]
+        vec![commit("hi"), commit("yo"), commit("a"), commit("b"), commit(""), Echo::Changed,]
     );
     assert_eq!(rest, "c");
 }
 
 #[test]
 fn echo_of_one_read_is_coalesced() {
-    let (items, echo, rest) = typed(&[b"half a li"]);
+    let (items, echo, rest) = typed(&[b"half a li", b"\x7f\x7fne"]);
     assert!(items.is_empty());
-    assert_eq!(echo, vec![ins("half a li")]);
-    assert_eq!(rest, "half a li");
+    assert_eq!(echo, vec![Echo::Changed, Echo::Changed]);
+    assert_eq!(rest, "half a ne");
 }
 
 #[test]
@@ -69,9 +75,8 @@ fn utf8_split_across_reads() {
     }
     // One byte at a time.
     let bytes: Vec<&[u8]> = s.chunks(1).collect();
-    let (_, echo, rest) = typed(&bytes);
+    let (_, _, rest) = typed(&bytes);
     assert_eq!(rest, "h\u{e9}\u{20ac}\u{1f600}!");
-    assert_eq!(echo, vec![ins("h"), ins("\u{e9}"), ins("\u{20ac}"), ins("\u{1f600}"), ins("!")]);
 }
 
 #[test]
@@ -79,47 +84,123 @@ fn invalid_utf8_and_controls_are_ignored() {
     // A lone continuation byte, a cut character, an overlong `/`, a
     // surrogate, bytes that never start a character, C0 and C1 controls.
     let (items, _, _) =
-        typed(&[b"a\x80b\xe2\x82c\xc0\xafd\xed\xa0\x80e\xff\xf8f\t\x01\x07\xc2\x85g\n"]);
+        typed(&[b"a\x80b\xe2\x82c\xc0\xafd\xed\xa0\x80e\xff\xf8f\x07\x13\x11\xc2\x85g\n"]);
     assert_eq!(items, vec![line("abcdefg")]);
 }
 
 #[test]
-fn backspace_deletes_one_character() {
-    let (items, echo, _) = typed(&[b"ab\xe2\x82\xac", b"\x7f", b"\x08", b"\x7f\x7f\x7fz\n"]);
-    assert_eq!(items, vec![line("z")]);
-    assert_eq!(
-        echo,
-        vec![
-            ins("ab\u{20ac}"),
-            redraw("ab"),
-            redraw("a"),
-            // Three deletes (the last on an empty line) and an insert, in one
-            // read: one redraw.
-            redraw("z"),
-            Echo::Commit,
-        ]
-    );
+fn backspace_and_delete_take_a_whole_grapheme() {
+    // An emoji with joiners, `e` with a combining accent, a flag.
+    let line = format!("a{FAMILY}e\u{301}\u{1f1eb}\u{1f1f7}");
+    let keys = line.as_bytes();
+    assert_eq!(after(&[keys, BS]), format!("a{FAMILY}e\u{301}|"));
+    assert_eq!(after(&[keys, BS, BS]), format!("a{FAMILY}|"));
+    assert_eq!(after(&[keys, BS, BS, BS]), "a|");
+    assert_eq!(after(&[keys, b"\x01", RIGHT, DEL]), format!("a|e\u{301}\u{1f1eb}\u{1f1f7}"));
+    assert_eq!(after(&[keys, LEFT, LEFT, b"\x04"]), format!("a{FAMILY}|\u{1f1eb}\u{1f1f7}"));
     // Nothing to delete: nothing to draw.
-    let (_, echo, _) = typed(&[b"\x7f"]);
+    let (_, echo, _) = typed(&[BS, DEL]);
     assert!(echo.is_empty());
 }
 
 #[test]
-fn ctrl_u_clears_and_ctrl_w_deletes_a_word() {
-    let (items, echo, _) = typed(&[b"hello world", b"\x15", b"x\n"]);
-    assert_eq!(items, vec![line("x")]);
-    assert_eq!(echo, vec![ins("hello world"), redraw(""), ins("x"), Echo::Commit]);
+fn the_cursor_moves_by_grapheme_and_keys_go_in_at_it() {
+    let word = format!("x{FAMILY}\u{4f60}y");
+    let keys = word.as_bytes();
+    assert_eq!(after(&[keys, LEFT]), format!("x{FAMILY}\u{4f60}|y"));
+    assert_eq!(after(&[keys, LEFT, LEFT, LEFT]), format!("x|{FAMILY}\u{4f60}y"));
+    assert_eq!(after(&[keys, b"\x1b[H", RIGHT, RIGHT]), format!("x{FAMILY}|\u{4f60}y"));
+    // Past either end: it stays.
+    assert_eq!(after(&[keys, b"\x1bOH", LEFT]), format!("|{word}"));
+    assert_eq!(after(&[keys, RIGHT]), format!("{word}|"));
+    // Home and End in their other spellings, Ctrl-A, Ctrl-E, Ctrl-B, Ctrl-F.
+    assert_eq!(after(&[b"abc", b"\x1b[1~", b"\x1b[F"]), "abc|");
+    assert_eq!(after(&[b"abc", b"\x1b[7~"]), "|abc");
+    assert_eq!(after(&[b"abc", b"\x1b[4~", b"\x01"]), "|abc");
+    assert_eq!(after(&[b"abc", b"\x01\x05"]), "abc|");
+    assert_eq!(after(&[b"abc", b"\x02\x02\x06"]), "ab|c");
+    // Typed in the middle; Enter takes the whole line.
+    let (items, _, _) = typed(&[b"helo", LEFT, b"l", b"\x01>\r"]);
+    assert_eq!(items, vec![line(">hello")]);
+    // A combining mark typed after a letter joins it: the cursor stays after.
+    assert_eq!(after(&[b"ab", LEFT, "\u{301}".as_bytes()]), "a\u{301}|b");
+    // Movement that changes nothing draws nothing.
+    let (_, echo, _) = typed(&[LEFT, b"\x05"]);
+    assert!(echo.is_empty());
+}
 
+#[test]
+fn ctrl_u_ctrl_k_and_ctrl_w_delete_around_the_cursor() {
+    assert_eq!(after(&[b"hello world", b"\x15"]), "|");
+    assert_eq!(after(&[b"hello world", LEFT, LEFT, b"\x15"]), "|ld");
+    assert_eq!(after(&[b"hello world", LEFT, LEFT, b"\x0b"]), "hello wor|");
     let mut ed = LineEditor::new();
-    let (_, echo) = run(&mut ed, &[b"one two  three  ", b"\x17"]);
-    assert_eq!(ed.line(), "one two  ");
-    assert_eq!(echo.last(), Some(&redraw("one two  ")));
+    let _ = run(&mut ed, &[b"one two  three  ", b"\x17"]);
+    assert_eq!(shown(&ed), "one two  |");
     let _ = run(&mut ed, &[b"\x17"]);
     assert_eq!(ed.line(), "one ");
     let _ = run(&mut ed, &[b"\x17\x17"]);
     assert_eq!(ed.line(), "");
     let (_, echo) = run(&mut ed, &[b"\x17"]);
     assert!(echo.is_empty());
+    assert_eq!(after(&[b"one two", LEFT, b"\x17"]), "one |o");
+}
+
+#[test]
+fn tab_inserts_spaces() {
+    assert_eq!(after(&[b"a\tb"]), format!("a{}b|", " ".repeat(TAB_SPACES)));
+}
+
+#[test]
+fn up_and_down_recall_earlier_lines() {
+    let mut ed = LineEditor::new();
+    let _ = run(&mut ed, &[b"first\r", b"second\r", b"second\r", b"   \r", b"draft"]);
+    let _ = run(&mut ed, &[UP]);
+    assert_eq!(shown(&ed), "second|");
+    // The same line twice and a blank one are remembered once, not at all.
+    let _ = run(&mut ed, &[UP]);
+    assert_eq!(shown(&ed), "first|");
+    let (_, echo) = run(&mut ed, &[UP]);
+    assert_eq!(shown(&ed), "first|");
+    assert!(echo.is_empty());
+    let _ = run(&mut ed, &[DOWN]);
+    assert_eq!(shown(&ed), "second|");
+    // Below the newest: the line typed before.
+    let _ = run(&mut ed, &[DOWN]);
+    assert_eq!(shown(&ed), "draft|");
+    let (_, echo) = run(&mut ed, &[DOWN]);
+    assert!(echo.is_empty());
+    // A recalled line is edited and sent like a typed one.
+    let (items, _) = run(&mut ed, &[b"\x15", b"\x10", b"!\r"]);
+    assert_eq!(items, vec![line("second!")]);
+    let _ = run(&mut ed, &[UP]);
+    assert_eq!(ed.line(), "second!");
+    // Nothing typed yet: nothing to recall.
+    let (_, echo, _) = typed(&[UP, DOWN]);
+    assert!(echo.is_empty());
+}
+
+#[test]
+fn the_history_is_bounded() {
+    let mut ed = LineEditor::new();
+    for i in 0..MAX_HISTORY + 10 {
+        ed.push(format!("line {i}\r").as_bytes());
+    }
+    for _ in 0..MAX_HISTORY + 10 {
+        ed.push(UP);
+    }
+    assert_eq!(ed.line(), "line 10");
+    assert_eq!(ed.history.len(), MAX_HISTORY);
+    // By bytes too.
+    let mut ed = LineEditor::new();
+    let big = "b".repeat(MAX_INPUT_LEN);
+    for _ in 0..6 {
+        ed.push(big.as_bytes());
+        ed.push(b"x\r");
+        ed.push(b"\r");
+    }
+    assert!(ed.history_bytes <= MAX_HISTORY_BYTES);
+    assert!(ed.history.len() < 6);
 }
 
 #[test]
@@ -127,11 +208,11 @@ fn ctrl_d_ends_only_an_empty_line() {
     let mut ed = LineEditor::new();
     let (items, echo) = run(&mut ed, &[b"abc\x04"]);
     assert!(items.is_empty());
-    assert_eq!(echo, vec![ins("abc")]);
+    assert_eq!(echo, vec![Echo::Changed]);
     assert!(!ed.ended() && ed.wants_input());
     let (items, echo) = run(&mut ed, &[b"\n\x04more\n"]);
     assert_eq!(items, vec![line("abc"), InputItem::Eof]);
-    assert_eq!(echo, vec![Echo::Commit, Echo::End]);
+    assert_eq!(echo, vec![commit("abc"), Echo::End]);
     assert!(ed.ended() && !ed.wants_input());
     // Nothing after the end.
     let (items, echo) = run(&mut ed, &[b"x\n"]);
@@ -154,57 +235,65 @@ fn end_of_file_drops_an_unfinished_line() {
 
 #[test]
 fn ctrl_l_redraws() {
-    let (_, echo, _) = typed(&[b"ab", b"\x0c"]);
-    assert_eq!(echo, vec![ins("ab"), redraw("ab")]);
+    let mut ed = LineEditor::new();
+    let _ = run(&mut ed, &[b"ab"]);
+    let (_, echo) = run(&mut ed, &[b"\x0c"]);
+    assert_eq!(echo, vec![Echo::Changed]);
 }
 
 #[test]
-fn escape_sequences_are_swallowed() {
-    // Arrows (CSI and SS3), Delete, F5, a modified arrow, Alt+x, ESC ESC [A.
-    let (items, echo, _) = typed(&[
-        b"a\x1b[A\x1b[B\x1bOC\x1b[3~b",
-        b"\x1b[15~\x1b[1;5D\x1bxc\x1b\x1b[Ad",
-        b"\x1b",
-        b"[",
-        b"2",
-        b"~e\n",
-    ]);
-    assert_eq!(items, vec![line("abcde")]);
-    assert!(
-        echo.iter().all(|e| !matches!(e, Echo::Insert(s) | Echo::Redraw(s) if s.contains('[')))
-    );
+fn other_escape_sequences_are_swallowed() {
+    // F5, a modified arrow (taken as the arrow), Alt+x, ESC ESC [C (an
+    // arrow), F1, Insert.
+    let (items, _, _) =
+        typed(&[b"a\x1b[15~b\x1b[1;5Dc", b"\x1bxd\x1b\x1b[Ce\x1bOP", b"\x1b", b"[", b"2", b"~f\n"]);
+    assert_eq!(items, vec![line("acdbef")]);
     // ESC then Enter (or Backspace): the control key still counts.
     let (items, _, _) = typed(&[b"ab\x1b\x7f\x1b\n"]);
     assert_eq!(items, vec![line("a")]);
     // A CSI cut by a control byte: the control byte counts.
     let (items, _, _) = typed(&[b"x\x1b[12\ny\n"]);
     assert_eq!(items, vec![line("x"), line("y")]);
-    // An endless sequence is dropped after MAX_ESCAPE_LEN bytes.
+    // An endless sequence is dropped after keys::MAX_ESCAPE_LEN bytes.
     let mut junk = b"\x1b[".to_vec();
-    junk.extend(std::iter::repeat_n(b'1', MAX_ESCAPE_LEN + 1));
+    junk.extend(std::iter::repeat_n(b'1', keys::MAX_ESCAPE_LEN + 1));
     junk.extend_from_slice(b"ok\n");
     let (items, _, _) = typed(&[&junk]);
     assert_eq!(items, vec![line("ok")]);
 }
 
 #[test]
-fn the_line_is_bounded() {
+fn a_long_paste_is_handed_on_whole() {
+    // 70,000 characters, far over one message, in terminal-sized reads.
+    let paste: String = (0..70_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
     let mut ed = LineEditor::new();
-    let (_, echo) = run(&mut ed, &[&[b'a'; MAX_LINE_LEN - 1]]);
-    assert_eq!(echo.len(), 1);
+    let mut chunks: Vec<&[u8]> = paste.as_bytes().chunks(4096).collect();
+    chunks.push(b"\r");
+    let (items, echo) = run(&mut ed, &chunks);
+    assert_eq!(items, vec![line(&paste)]);
+    assert!(!echo.contains(&Echo::Bell));
+}
+
+#[test]
+fn the_line_is_bounded_and_says_what_it_left_out() {
+    let mut ed = LineEditor::new();
+    let (_, echo) = run(&mut ed, &[&vec![b'a'; MAX_INPUT_LEN - 1]]);
+    assert_eq!(echo, vec![Echo::Changed]);
     // A two-byte character does not fit in the last byte; a one-byte one does.
     let (_, echo) = run(&mut ed, &["\u{e9}".as_bytes()]);
-    assert_eq!(echo, vec![Echo::Bell]);
+    assert_eq!(echo[0], Echo::Bell);
+    assert!(matches!(&echo[1], Echo::Notice(n) if n.contains(": 2 more bytes")), "{echo:?}");
     let (_, echo) = run(&mut ed, &[b"bcdefgh"]);
-    assert_eq!(echo, vec![ins("b"), Echo::Bell]);
-    assert_eq!(ed.line().len(), MAX_LINE_LEN);
+    assert_eq!(echo[..2], [Echo::Bell, Echo::Changed]);
+    assert!(matches!(&echo[2], Echo::Notice(n) if n.contains(": 6 more bytes")), "{echo:?}");
+    assert_eq!(ed.line().len(), MAX_INPUT_LEN);
     // Lots more: memory and echo stay bounded.
     for _ in 0..100 {
         let (_, echo) = run(&mut ed, &[&[b'z'; 8192]]);
-        assert_eq!(echo, vec![Echo::Bell]);
+        assert_eq!(echo.len(), 2);
     }
     let (items, _) = run(&mut ed, &[b"\x7fy\n"]);
-    let mut want = "a".repeat(MAX_LINE_LEN - 1);
+    let mut want = "a".repeat(MAX_INPUT_LEN - 1);
     want.push('y');
     assert_eq!(items, vec![line(&want)]);
 }
@@ -219,13 +308,4 @@ fn typed_ahead_lines_are_bounded() {
     assert!(!ed.wants_input());
     assert_eq!(ed.pop(), Some(line("x")));
     assert!(ed.wants_input());
-}
-
-#[test]
-fn backspaces_in_one_read_keep_one_copy_of_the_line() {
-    let mut ed = LineEditor::new();
-    ed.push(&[b'q'; MAX_LINE_LEN]);
-    ed.push(&[DELETE; 4000]);
-    let echo: Vec<Echo> = std::iter::from_fn(|| ed.poll_echo()).collect();
-    assert_eq!(echo, vec![Echo::Redraw("q".repeat(MAX_LINE_LEN - 4000))]);
 }

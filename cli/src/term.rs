@@ -14,16 +14,17 @@
 //!
 //! - **Line editor**, when standard input and standard output are both
 //!   terminals: the terminal is put in non-canonical, no-echo mode
-//!   ([`RawMode`]) and a [`LineEditor`] takes the keys. The last screen line
-//!   is the *input line*: the open prompt, if any, and what the user has
-//!   typed so far. A line printed at any time (a received message, a
-//!   notice) erases the input line, is printed, and the input line is drawn
-//!   again below it, so what the user types is never cut. On Enter the
-//!   finished line stays on screen as typed and the prompt is closed. Keys
-//!   are read and echoed while the application is busy (typed ahead): a
-//!   prompt shown after a line was typed ahead goes when the line is taken.
-//!   On exit the input line is erased and the terminal settings are
-//!   restored.
+//!   ([`RawMode`]) and a [`LineEditor`](crate::line_editor::LineEditor) takes the keys. The bottom of the
+//!   screen is the *input area*: the open prompt, if any, and what the user
+//!   has typed so far, wrapped to the terminal's width (read at start and
+//!   again on SIGWINCH, [`Term::resize`]). A line printed at any time (a
+//!   received message, a notice) takes the input area's place, and the
+//!   input area is drawn again below it, so what the user types is never
+//!   cut and never left behind in pieces. On Enter the finished line stays
+//!   on screen as typed and the prompt is closed. Keys are read and echoed
+//!   while the application is busy (typed ahead): a prompt shown after a
+//!   line was typed ahead goes when the line is taken. On exit the input
+//!   area is erased and the terminal settings are restored.
 //! - **Canonical terminal**, when standard input is a terminal but output is
 //!   not (or the terminal cannot be set): the terminal echoes; a prompt
 //!   stays on its line (`Enter choice: ` and the cursor after it), and a
@@ -39,11 +40,12 @@ use p2pchat_transport_mio::{
     EXIT_DRAIN_TIMEOUT, InputDecoder, InputItem, LineSplitter, MAX_PENDING_OUTPUT, UserOutput,
 };
 
-use crate::line_editor::{Echo, LineEditor};
 use crate::raw_mode::RawMode;
 
-/// Erases the screen line the cursor is on and goes to its start.
-const ERASE_LINE: &str = "\r\x1b[K";
+#[path = "screen.rs"]
+mod screen;
+
+use screen::Screen;
 
 /// Standard output with prompt handling, and the decoder of standard input.
 #[derive(Debug)]
@@ -61,7 +63,7 @@ enum Mode {
     Lines { interactive: bool, prompt_open: bool, lines: LineSplitter },
     /// Our line editor on a raw terminal; `raw` restores the terminal when
     /// dropped (after `Term`'s own `drop`).
-    Editor { screen: Screen, raw: RawMode },
+    Editor { screen: Box<Screen>, raw: RawMode },
 }
 
 impl Term {
@@ -83,7 +85,10 @@ impl Term {
             return Self::new(interactive);
         }
         match RawMode::stdin() {
-            Ok(raw) => Self::with_mode(Mode::Editor { screen: Screen::default(), raw }),
+            Ok(raw) => {
+                let (cols, rows) = size();
+                Self::with_mode(Mode::Editor { screen: Box::new(Screen::new(cols, rows)), raw })
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot set up the terminal; using its line mode");
                 Self::new(interactive)
@@ -158,10 +163,9 @@ impl Term {
     /// the terminal set back as it was, for the shell. What waits to be shown
     /// is written first, waiting at most [`EXIT_DRAIN_TIMEOUT`] for it.
     pub fn suspend(&mut self) {
-        if let Mode::Editor { screen, .. } = &self.mode {
-            if screen.input_shown() {
-                self.write_out(ERASE_LINE);
-            }
+        if let Mode::Editor { screen, .. } = &mut self.mode {
+            let out = screen.hide();
+            self.write_out(&out);
         }
         self.out.drain(Instant::now() + EXIT_DRAIN_TIMEOUT);
         if let Mode::Editor { raw, .. } = &self.mode {
@@ -178,10 +182,17 @@ impl Term {
             if let Err(e) = raw.reapply() {
                 tracing::warn!(error = %e, "cannot set up the terminal again");
             }
-            let mut out = String::new();
-            if screen.input_shown() {
-                screen.draw_input(&mut out, screen.keys.line());
-            }
+            let out = screen.redraw();
+            self.write_out(&out);
+        }
+    }
+
+    /// The terminal changed size (SIGWINCH): the input area is drawn again
+    /// for the new width.
+    pub fn resize(&mut self) {
+        if let Mode::Editor { screen, .. } = &mut self.mode {
+            let (cols, rows) = size();
+            let out = screen.resize(cols, rows);
             self.write_out(&out);
         }
     }
@@ -279,100 +290,12 @@ impl InputDecoder for Term {
     }
 }
 
-/// The bottom of a raw terminal: lines printed above the *input line*, which
-/// is the open prompt and what is typed. Pure: each method returns the bytes
-/// to write.
-#[derive(Debug, Default)]
-struct Screen {
-    keys: LineEditor,
-    /// The open prompt, with its trailing space.
-    prompt: Option<String>,
-}
-
-impl Screen {
-    /// Prints `text` above the input line.
-    fn line(&mut self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len() + 16);
-        out.push_str(ERASE_LINE);
-        out.push_str(text);
-        out.push('\n');
-        if self.input_shown() {
-            self.draw_input(&mut out, self.keys.line());
-        }
-        out
-    }
-
-    /// Opens `prompt` on the input line.
-    fn prompt(&mut self, prompt: &str) -> String {
-        let prompt = format!("{prompt} ");
-        let mut out = String::new();
-        // Already shown as asked: nothing to draw.
-        if self.prompt.as_ref() != Some(&prompt) {
-            self.prompt = Some(prompt);
-            self.draw_input(&mut out, self.keys.line());
-        }
-        out
-    }
-
-    /// Feeds keys to the editor; returns their echo.
-    fn keys(&mut self, bytes: &[u8]) -> String {
-        self.keys.push(bytes);
-        self.echo()
-    }
-
-    /// The keyboard is gone.
-    fn keys_ended(&mut self) -> String {
-        self.keys.push_eof();
-        self.echo()
-    }
-
-    /// The application took a finished line. Enter closed the prompt it
-    /// was typed at; a prompt open now came after the line was typed ahead,
-    /// and asked for the line just taken: it goes.
-    fn taken(&mut self) -> String {
-        let mut out = String::new();
-        if self.prompt.take().is_some() {
-            self.draw_input(&mut out, self.keys.line());
-        }
-        out
-    }
-
-    /// Erases the input line, if anything is on it.
-    fn clear(&mut self) -> String {
-        let shown = self.input_shown();
-        self.prompt = None;
-        if shown { ERASE_LINE.to_owned() } else { String::new() }
-    }
-
-    fn input_shown(&self) -> bool {
-        self.prompt.is_some() || !self.keys.line().is_empty()
-    }
-
-    fn draw_input(&self, out: &mut String, typed: &str) {
-        out.push_str(ERASE_LINE);
-        out.push_str(self.prompt.as_deref().unwrap_or(""));
-        out.push_str(typed);
-    }
-
-    fn echo(&mut self) -> String {
-        let mut out = String::new();
-        while let Some(echo) = self.keys.poll_echo() {
-            match echo {
-                Echo::Insert(s) => out.push_str(&s),
-                Echo::Redraw(typed) => self.draw_input(&mut out, &typed),
-                Echo::Commit => {
-                    out.push('\n');
-                    self.prompt = None;
-                }
-                Echo::End => {
-                    if self.prompt.take().is_some() {
-                        out.push('\n');
-                    }
-                }
-                Echo::Bell => out.push('\x07'),
-            }
-        }
-        out
+/// The size of the terminal on standard output, in columns and rows; 0 if
+/// it does not tell.
+fn size() -> (u16, u16) {
+    match rustix::termios::tcgetwinsize(io::stdout()) {
+        Ok(size) => (size.ws_col, size.ws_row),
+        Err(_) => (0, 0),
     }
 }
 

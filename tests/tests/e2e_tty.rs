@@ -6,239 +6,19 @@
 //! not keep the client from answering its peer or from ending on a signal.
 
 mod common;
+mod tty;
 
-use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::io::Write as _;
+use std::process::Command;
 
-use common::{LINE_TIMEOUT, Proc, history, logged_in_client, server, temp_dir};
+use common::{history, logged_in_client, server, temp_dir};
 use p2pchat_core::MAX_UNACKED;
-use rustix::fs::{Mode, OFlags};
-use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
-use rustix::termios::{InputModes, LocalModes, QueueSelector, tcflush, tcgetattr};
+use rustix::termios::{QueueSelector, tcflush};
+use tty::{EXIT_DEADLINE, TtyClient, chat_pair};
 
 /// Erases the screen line: what the client writes before a line printed
 /// over the input line.
-const ERASE: &str = "\r\x1b[K";
-
-/// How long a client may take to exit after a signal. The goal is well
-/// under a second; the bound is generous so that a loaded machine does not
-/// fail the test, and the tests print the time measured.
-const EXIT_DEADLINE: Duration = Duration::from_secs(5);
-
-/// Whether the test reads what the client shows; see
-/// [`TtyClient::stop_reading`].
-#[derive(Default)]
-struct Gate {
-    closed: Mutex<bool>,
-    opened: Condvar,
-}
-
-/// A client on a pseudo-terminal.
-struct TtyClient {
-    child: Option<Child>,
-    pid: u32,
-    /// The terminal side, kept to look at its settings.
-    tty: OwnedFd,
-    /// The keyboard and screen side.
-    keys: std::fs::File,
-    screen: Receiver<Vec<u8>>,
-    /// Everything shown so far.
-    seen: String,
-    /// How much of `seen` was matched already.
-    matched: usize,
-    gate: Arc<Gate>,
-}
-
-impl TtyClient {
-    fn spawn(name: &str, server: std::net::SocketAddr, dir: &Path) -> TtyClient {
-        let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
-        grantpt(&controller).expect("grantpt");
-        unlockpt(&controller).expect("unlockpt");
-        let path = ptsname(&controller, Vec::new()).expect("ptsname");
-        let open_tty = || {
-            rustix::fs::open(path.as_c_str(), OFlags::RDWR | OFlags::NOCTTY, Mode::empty())
-                .expect("open the terminal")
-        };
-        let tty = open_tty();
-        let fresh = tcgetattr(&tty).expect("tcgetattr").local_modes;
-        assert!(fresh.contains(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG));
-        let listen = std::net::SocketAddr::new(server.ip(), 0).to_string();
-        let history = format!("{name}.txt");
-        let child = Command::new(common::binary())
-            .args(["client", "--name", name, "--server", &server.to_string()])
-            .args(["--listen", &listen, "--history", &history])
-            .current_dir(dir)
-            .stdin(Stdio::from(open_tty()))
-            .stdout(Stdio::from(open_tty()))
-            .stderr(Stdio::from(open_tty()))
-            .env("RUST_LOG", "warn")
-            .env("XDG_CONFIG_HOME", dir.join(format!("config-{name}")))
-            .spawn()
-            .expect("spawn p2pchat");
-        let keys = std::fs::File::from(controller);
-        let mut reader = keys.try_clone().expect("clone the controller");
-        let (tx, screen) = channel();
-        let gate = Arc::new(Gate::default());
-        let reader_gate = Arc::clone(&gate);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                {
-                    let mut closed = reader_gate.closed.lock().expect("gate");
-                    while *closed {
-                        closed = reader_gate.opened.wait(closed).expect("gate");
-                    }
-                }
-                // Ends with an error once the test drops its side.
-                let Ok(n @ 1..) = reader.read(&mut buf) else { break };
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        let pid = child.id();
-        TtyClient {
-            child: Some(child),
-            pid,
-            tty,
-            keys,
-            screen,
-            seen: String::new(),
-            matched: 0,
-            gate,
-        }
-    }
-
-    /// Stops reading the screen, like a terminal that no longer draws: the
-    /// client's output piles up in the terminal's buffers until they are
-    /// full. (A read under way still ends with one more chunk.)
-    fn stop_reading(&self) {
-        *self.gate.closed.lock().expect("gate") = true;
-    }
-
-    fn resume_reading(&self) {
-        *self.gate.closed.lock().expect("gate") = false;
-        self.gate.opened.notify_all();
-    }
-
-    fn type_keys(&mut self, keys: &str) {
-        self.keys.write_all(keys.as_bytes()).expect("type");
-    }
-
-    /// Waits until the screen shows `needle` after what was matched before;
-    /// returns what was shown up to its end.
-    fn expect(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + LINE_TIMEOUT;
-        loop {
-            if let Some(i) = self.seen[self.matched..].find(needle) {
-                let end = self.matched + i + needle.len();
-                let shown = self.seen[self.matched..end].to_owned();
-                self.matched = end;
-                return shown;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.screen.recv_timeout(left) {
-                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
-                Err(_) => {
-                    panic!("waited for {needle:?}; the screen ended with:\n{:?}", self.tail())
-                }
-            }
-        }
-    }
-
-    /// The end of what was shown, for failure messages.
-    fn tail(&self) -> &str {
-        let mut start = self.seen.len().saturating_sub(2000);
-        while !self.seen.is_char_boundary(start) {
-            start += 1;
-        }
-        &self.seen[start..]
-    }
-
-    fn modes(&self) -> LocalModes {
-        tcgetattr(&self.tty).expect("tcgetattr").local_modes
-    }
-
-    fn input_modes(&self) -> InputModes {
-        tcgetattr(&self.tty).expect("tcgetattr").input_modes
-    }
-
-    fn assert_raw(&self) {
-        let modes = self.modes();
-        assert!(!modes.intersects(LocalModes::ICANON | LocalModes::ECHO), "{modes:?}");
-        assert!(modes.contains(LocalModes::ISIG), "{modes:?}");
-        // Ctrl-S and Ctrl-Q are keys, not flow control that stops the screen.
-        let input = self.input_modes();
-        assert!(!input.contains(InputModes::IXON), "{input:?}");
-    }
-
-    fn assert_restored(&self) {
-        let modes = self.modes();
-        assert!(
-            modes.contains(LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG),
-            "{modes:?}"
-        );
-        let input = self.input_modes();
-        assert!(input.contains(InputModes::IXON), "{input:?}");
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    /// Waits for the client to exit, for at most `LINE_TIMEOUT`.
-    fn wait_exit(&mut self) -> ExitStatus {
-        self.wait_exit_within(LINE_TIMEOUT)
-    }
-
-    /// Waits for the client to exit, for at most `timeout`.
-    fn wait_exit_within(&mut self, timeout: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("waited for once");
-        let (tx, exited) = channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        match exited.recv_timeout(timeout) {
-            Ok(status) => status.expect("wait"),
-            Err(_) => {
-                let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
-                panic!("did not exit within {timeout:?}; the screen ended with:\n{:?}", self.tail())
-            }
-        }
-    }
-
-    /// Sends `sig` and waits for the client to exit successfully within
-    /// [`EXIT_DEADLINE`]; returns how long it took.
-    fn signal_and_wait(&mut self, sig: &str) -> Duration {
-        let start = Instant::now();
-        self.signal(sig);
-        let status = self.wait_exit_within(EXIT_DEADLINE);
-        let took = start.elapsed();
-        eprintln!("exited {took:?} after SIG{sig}");
-        assert!(status.success(), "SIG{sig}: {status:?}");
-        took
-    }
-}
-
-impl Drop for TtyClient {
-    fn drop(&mut self) {
-        self.resume_reading();
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+const ERASE: &str = "\r\x1b[J";
 
 #[test]
 fn ctrl_d_at_the_menu_logs_out_and_restores_the_terminal() {
@@ -292,7 +72,7 @@ fn a_message_does_not_cut_the_line_being_typed() {
     let shown = ann.expect("interrupting you\r\n");
     assert!(shown.starts_with(ERASE), "{shown:?}");
     assert!(shown.contains("Bob: interrupting you"), "{shown:?}");
-    ann.expect(&format!("{ERASE}I am typing half a li"));
+    ann.expect("I am typing half a li");
     // Backspace (a whole character), then the end of the line.
     ann.type_keys("\u{e9}\x7fne\r");
     ann.expect("ne\r\n");
@@ -304,22 +84,6 @@ fn a_message_does_not_cut_the_line_being_typed() {
     ann.expect("Logged out.");
     assert!(ann.wait_exit().success());
     ann.assert_restored();
-}
-
-/// Ann on a terminal and Bob on pipes, chatting.
-fn chat_pair(test: &str) -> (std::path::PathBuf, Proc, std::net::SocketAddr, TtyClient, Proc) {
-    let dir = temp_dir(test);
-    let (srv, addr) = server("127.0.0.1:0", 60, &dir);
-    let mut ann = TtyClient::spawn("Ann", addr, &dir);
-    ann.expect("Enter choice: ");
-    ann.type_keys("2\r");
-    ann.expect("Waiting for a peer");
-    let mut bob = logged_in_client("Bob", addr, &dir);
-    bob.send("1");
-    bob.send("Ann");
-    bob.expect("Chat with Ann started");
-    ann.expect("Chat with Bob started");
-    (dir, srv, addr, ann, bob)
 }
 
 /// The names `p2pchat list` prints.

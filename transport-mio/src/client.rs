@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use p2pchat_core::{ClientEvent, PrivateKey, PublicKey, RegistryClient, UserName};
-use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP};
+use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP, SIGWINCH};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::input::{InputDecoder as _, UserInput};
@@ -70,7 +70,8 @@ pub struct NodeConfig {
     /// Whether the user's terminal is in a mode that the default actions of
     /// job control would leave broken (a raw terminal): SIGQUIT and SIGHUP
     /// then end the client like SIGINT, and SIGTSTP and SIGCONT go through
-    /// [`NodeHandler::suspend`] and [`NodeHandler::resume`].
+    /// [`NodeHandler::suspend`] and [`NodeHandler::resume`], SIGWINCH
+    /// through [`NodeHandler::resize`].
     pub terminal_signals: bool,
 }
 
@@ -187,7 +188,7 @@ impl ClientNode {
         // raw; a hangup likewise: both end the client like SIGINT. Ctrl-Z
         // stops the process once the handler has restored the terminal.
         let mut signals = if config.terminal_signals {
-            Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP, SIGCONT])?
+            Signals::new([SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGTSTP, SIGCONT, SIGWINCH])?
         } else {
             Signals::new([SIGINT, SIGTERM])?
         };
@@ -354,6 +355,7 @@ impl ClientNode {
                                     stop_process();
                                 }
                                 SIGCONT => handler.resume(),
+                                SIGWINCH => handler.resize(),
                                 _ => self.events.push_back(NodeEvent::Signal(signal)),
                             }
                         }

@@ -110,4 +110,8 @@ pub trait NodeHandler {
 
     /// The process continues after a stop (SIGCONT).
     fn resume(&mut self) {}
+
+    /// The terminal changed size (SIGWINCH, with
+    /// [`NodeConfig::terminal_signals`](super::NodeConfig::terminal_signals)).
+    fn resize(&mut self) {}
 }
