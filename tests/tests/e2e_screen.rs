@@ -7,8 +7,7 @@
 mod common;
 mod tty;
 
-use common::{logged_in_client, server, temp_dir};
-use tty::TtyClient;
+use tty::{TtyClient, chat_pair_sized};
 
 const ROWS: u16 = 16;
 const COLS: u16 = 40;
@@ -62,19 +61,9 @@ fn check_screen(term: &vt100::Parser, typed: &str, messages: &[&str]) {
 
 #[test]
 fn a_long_typed_line_survives_messages_and_a_resize() {
-    let dir = temp_dir("screen-wrap");
-    let (_srv, addr) = server("127.0.0.1:0", 60, &dir);
-    let mut ann = TtyClient::spawn_sized("Ann", addr, &dir, COLS, ROWS);
+    let (_dir, _srv, _addr, mut ann, mut bob) = chat_pair_sized("screen-wrap", COLS, ROWS);
     let mut term = vt100::Parser::new(ROWS, COLS, 0);
     let mut fed = 0;
-    ann.expect("Enter choice: ");
-    ann.type_keys("2\r");
-    ann.expect("Waiting for a peer");
-    let mut bob = logged_in_client("Bob", addr, &dir);
-    bob.send("1");
-    bob.send("Ann");
-    bob.expect("Chat with Ann started");
-    ann.expect("Chat with Bob started");
     ann.expect("/back ends the chat.");
 
     // Two and a half times the width, ending in a word found once.

@@ -54,17 +54,7 @@ fn a_signal_exit_restores_the_terminal() {
 
 #[test]
 fn a_message_does_not_cut_the_line_being_typed() {
-    let dir = temp_dir("tty-chat");
-    let (_srv, addr) = server("127.0.0.1:0", 60, &dir);
-    let mut ann = TtyClient::spawn("Ann", addr, &dir);
-    ann.expect("Enter choice: ");
-    ann.type_keys("2\r");
-    ann.expect("Waiting for a peer");
-    let mut bob = logged_in_client("Bob", addr, &dir);
-    bob.send("1");
-    bob.send("Ann");
-    bob.expect("Chat with Ann started");
-    ann.expect("Chat with Bob started");
+    let (_dir, _srv, _addr, mut ann, mut bob) = chat_pair("tty-chat");
 
     ann.type_keys("I am typing half a li");
     ann.expect("half a li");
