@@ -17,16 +17,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use p2pchat_core::{Entry, PublicKey, UserName};
-use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN, NodeEvent};
+use p2pchat_transport_mio::NodeEvent;
 use time::UtcOffset;
 
-use crate::history::{Direction, escape_for_display};
+use crate::history::Direction;
 
 mod chat;
+mod input;
 mod registry;
 mod screen;
 
-use screen::truncate;
+pub use input::Scope;
 
 /// The line that ends the current chat (and cancels waiting for one).
 pub const BACK: &str = "/back";
@@ -157,6 +158,12 @@ pub struct App {
     input_ended: bool,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
+    /// The number of the current (or last) call; see [`Scope`].
+    calls: u64,
+    /// The last call whose chat started, and with whom.
+    last_chat: Option<(u64, UserName)>,
+    /// Lines typed while waiting for a chat, sent when it starts.
+    held: Vec<String>,
     /// "Still trying to reach the registry" was shown, and the registry has
     /// not answered since.
     said_still_trying: bool,
@@ -176,6 +183,9 @@ impl App {
             input_ended: false,
             said_still_trying: false,
             connect_error: None,
+            calls: 0,
+            last_chat: None,
+            held: Vec::new(),
             actions: VecDeque::new(),
         }
     }
@@ -194,26 +204,12 @@ impl App {
         self.actions.pop_front()
     }
 
-    /// Whether the app can act on `item` now. The loop keeps it (and stops
-    /// reading more input) until the answer is yes.
-    pub fn accepts(&self, item: &InputItem) -> bool {
-        match &self.state {
-            State::AskName
-            | State::Menu
-            | State::AskPeer
-            | State::Connecting { .. }
-            | State::Chat { .. } => true,
-            // Waiting: only a `/back` first in line cancels; anything else
-            // is for the chat that is awaited.
-            State::Waiting => matches!(item, InputItem::Line(l) if l.trim() == BACK),
-            State::LoggingIn
-            | State::FirstList
-            | State::Refreshing
-            | State::LookingUp { .. }
-            | State::Closing { .. }
-            | State::LoggingOut { .. }
-            | State::Done => false,
-        }
+    /// Whether the app can act on `item` now, for input without a scope
+    /// (see [`App::accepts_from`]). The loop keeps it (and stops reading
+    /// more input) until the answer is yes.
+    #[cfg(test)]
+    pub fn accepts(&self, item: &p2pchat_transport_mio::InputItem) -> bool {
+        self.accepts_from(item, None)
     }
 
     /// Whether the active chat exists in the loop's view (connecting, open
@@ -225,7 +221,7 @@ impl App {
     /// Feeds one input.
     pub fn handle(&mut self, input: NodeEvent) {
         match input {
-            NodeEvent::Input(item) => self.user(item),
+            NodeEvent::Input(item) => self.typed(item, None),
             NodeEvent::Signal(_) => self.signal(),
             NodeEvent::Registry(ev) => self.registry(ev),
             NodeEvent::Chat { event, at } => {
@@ -248,126 +244,6 @@ impl App {
                 }
             }
             NodeEvent::SendFailed { text, reason } => self.send_failed(&text, reason),
-        }
-    }
-
-    // ----- user input -----
-
-    fn user(&mut self, item: InputItem) {
-        let line = match item {
-            InputItem::Line(line) => line,
-            InputItem::TooLong => {
-                self.print(format!("error: line longer than {MAX_LINE_LEN} bytes ignored"));
-                self.reprompt();
-                return;
-            }
-            InputItem::Eof => return self.input_end(),
-        };
-        match self.state.clone() {
-            State::AskName => self.name_line(&line),
-            State::Menu => self.menu_line(line.trim()),
-            State::AskPeer => self.peer_line(line.trim()),
-            State::Connecting { .. } | State::Chat { .. } => {
-                if line.trim() == BACK {
-                    self.end_chat();
-                } else {
-                    self.push(Action::Send(line));
-                }
-            }
-            State::Waiting => {
-                self.print("Stopped waiting.".to_owned());
-                self.menu();
-            }
-            State::LoggingIn
-            | State::FirstList
-            | State::Refreshing
-            | State::LookingUp { .. }
-            | State::Closing { .. }
-            | State::LoggingOut { .. }
-            | State::Done => {}
-        }
-    }
-
-    fn input_end(&mut self) {
-        self.input_ended = true;
-        match self.state.clone() {
-            State::AskName => {
-                self.print("Input ended before a name was given.".to_owned());
-                self.exit(EXIT_OK);
-            }
-            State::Menu | State::AskPeer => self.logout(EXIT_OK),
-            State::Connecting { .. } | State::Chat { .. } => self.end_chat(),
-            // Not accepted in these states; nothing to do if it happens.
-            State::Waiting
-            | State::LoggingIn
-            | State::FirstList
-            | State::Refreshing
-            | State::LookingUp { .. }
-            | State::Closing { .. }
-            | State::LoggingOut { .. }
-            | State::Done => {}
-        }
-    }
-
-    fn name_line(&mut self, line: &str) {
-        match UserName::new(line.trim()) {
-            Ok(name) => self.login(name),
-            Err(e) => {
-                self.print(format!("error: invalid name: {e}"));
-                self.ask_name();
-            }
-        }
-    }
-
-    fn menu_line(&mut self, choice: &str) {
-        match choice {
-            "1" => {
-                self.state = State::AskPeer;
-                self.push(Action::Prompt("Peer username:".to_owned()));
-            }
-            "2" => {
-                if let Some((peer, trust)) = self.request.take() {
-                    self.peer_trust = Some(trust);
-                    self.accept(peer);
-                } else {
-                    self.state = State::Waiting;
-                    self.print(format!("Waiting for a peer to connect ({BACK} cancels)..."));
-                }
-            }
-            "3" => self.logout(EXIT_OK),
-            "4" => {
-                self.state = State::Refreshing;
-                self.push(Action::Refresh);
-            }
-            "" => self.reprompt(),
-            other => {
-                let shown = escape_for_display(other);
-                self.print(format!(
-                    "error: unknown choice '{}': enter 1, 2, 3 or 4",
-                    truncate(&shown, 20)
-                ));
-                self.reprompt();
-            }
-        }
-    }
-
-    fn peer_line(&mut self, line: &str) {
-        if line.is_empty() || line == BACK {
-            return self.menu();
-        }
-        match UserName::new(line) {
-            Ok(peer) if self.me.as_ref().is_some_and(|me| me.key() == peer.key()) => {
-                self.print("error: you cannot chat with yourself".to_owned());
-                self.menu();
-            }
-            Ok(peer) => {
-                self.state = State::LookingUp { peer: peer.clone() };
-                self.push(Action::Lookup(peer));
-            }
-            Err(e) => {
-                self.print(format!("error: invalid user name: {e}"));
-                self.menu();
-            }
         }
     }
 

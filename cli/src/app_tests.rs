@@ -3,6 +3,7 @@ use p2pchat_core::{
     ChatEvent, ClientEvent, CloseReason, Entry, MAX_TEXT_LEN, Operation, PrivateKey, PublicKey,
     RefuseReason, SendError, Seq,
 };
+use p2pchat_transport_mio::MAX_LINE_LEN;
 use std::time::Duration;
 
 fn name(s: &str) -> UserName {
@@ -448,4 +449,84 @@ fn still_trying_is_said_once_until_the_registry_answers() {
     // Keepalives run unseen; a later wait the user sees is said again.
     assert!(printed(&feed(&mut app, still(Operation::Keepalive))).is_empty());
     assert_eq!(printed(&feed(&mut app, still(Operation::List))), vec![line]);
+}
+
+/// `s` typed at a terminal, its first key pressed in `origin`.
+fn typed(app: &mut App, s: &str, origin: Scope) -> Vec<Action> {
+    let item = InputItem::Line(s.to_owned());
+    assert!(app.accepts_from(&item, Some(origin)), "app must accept {s:?} now");
+    app.typed(item, Some(origin));
+    drain(app)
+}
+
+#[test]
+fn a_chat_reply_finished_after_the_chat_ended_is_not_a_menu_choice() {
+    let mut app = chatting();
+    let in_chat = app.scope();
+    assert!(matches!(in_chat, Scope::Call(_)));
+    // `3` typed as a reply; Bob leaves; then Enter.
+    feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
+    assert_eq!(app.scope(), Scope::Menu);
+    let a = typed(&mut app, "3", in_chat);
+    assert!(!a.contains(&Action::Logout), "{a:?}");
+    assert_eq!(printed(&a), vec!["Not sent: the chat with Bob ended before you pressed Enter: 3"]);
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    // A `/back` that came too late did what it asked: nothing to say.
+    assert_eq!(typed(&mut app, "/back", in_chat), vec![Action::Prompt("Enter choice:".into())]);
+    // A line begun at the menu is a choice.
+    assert_eq!(typed(&mut app, "3", Scope::Menu), vec![Action::Logout]);
+}
+
+#[test]
+fn a_line_typed_while_a_call_is_set_up_goes_to_its_chat_or_nowhere() {
+    // Typed during the lookup: sent once connecting.
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Bob");
+    let call = app.scope();
+    assert!(!app.accepts_from(&InputItem::Line("hi".into()), Some(call)));
+    found_and_trusted(&mut app, "Bob");
+    assert_eq!(typed(&mut app, "hi", call), vec![Action::Send("hi".into())]);
+    // Typed during a lookup that fails: not run at the menu.
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Zed");
+    let call = app.scope();
+    feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    let a = typed(&mut app, "3", call);
+    assert_eq!(printed(&a), vec!["Not sent: the chat did not start: 3"]);
+    assert!(!a.contains(&Action::Logout));
+}
+
+#[test]
+fn lines_typed_while_waiting_are_held_for_the_chat_and_back_still_works() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    assert_eq!(typed(&mut app, "early", wait), vec![]);
+    let a = request(&mut app, "Bob");
+    assert_eq!(a[0], Action::Accept);
+    assert_eq!(a.last(), Some(&Action::Send("early".into())));
+    // Cancelled: a held line is shown back, and /back behind it works.
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    typed(&mut app, "3", wait);
+    let a = typed(&mut app, "/back", wait);
+    assert_eq!(printed(&a)[..2], ["Stopped waiting.", "Not sent: the chat did not start: 3"]);
+    assert!(!a.contains(&Action::Logout));
+    assert_eq!(app.scope(), Scope::Menu);
+}
+
+#[test]
+fn a_terminal_end_of_input_while_waiting_stops_the_wait_and_logs_out() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    assert!(!app.accepts(&InputItem::Eof), "a script's end waits for the chat");
+    assert!(app.accepts_from(&InputItem::Eof, Some(wait)));
+    app.typed(InputItem::Eof, Some(wait));
+    let a = drain(&mut app);
+    assert_eq!(printed(&a)[0], "Stopped waiting.");
+    assert_eq!(a.last(), Some(&Action::Logout));
 }

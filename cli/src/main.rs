@@ -15,6 +15,7 @@ mod line_editor;
 mod private_file;
 mod raw_mode;
 mod term;
+mod typed;
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};

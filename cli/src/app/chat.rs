@@ -74,7 +74,9 @@ impl App {
             self.print(format!("Chat with {peer} started."));
         }
         self.print(format!("Type a message and press Enter; {BACK} ends the chat."));
+        self.last_chat = Some((self.calls, peer.clone()));
         self.state = State::Chat { peer };
+        self.send_held();
     }
 
     pub(super) fn end_chat(&mut self) {
