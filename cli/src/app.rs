@@ -31,6 +31,10 @@ pub use input::Scope;
 
 /// The line that ends the current chat (and cancels waiting for one).
 pub const BACK: &str = "/back";
+/// The line that shows the commands.
+pub const HELP: &str = "/help";
+/// The line that leaves the chat, logs out and exits.
+pub const QUIT: &str = "/quit";
 
 /// Exit status: everything went as asked.
 pub const EXIT_OK: i32 = 0;
@@ -156,6 +160,8 @@ pub struct App {
     peer_trust: Option<String>,
     /// The user's input has ended: log out when back at the menu.
     input_ended: bool,
+    /// The user asked to log out and exit (`/quit`) once the chat is over.
+    quit: bool,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
     /// The number of the current (or last) call; see [`Scope`].
@@ -181,6 +187,7 @@ impl App {
             checking: None,
             peer_trust: None,
             input_ended: false,
+            quit: false,
             said_still_trying: false,
             connect_error: None,
             calls: 0,

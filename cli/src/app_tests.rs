@@ -3,7 +3,7 @@ use p2pchat_core::{
     ChatEvent, ClientEvent, CloseReason, Entry, MAX_TEXT_LEN, Operation, PrivateKey, PublicKey,
     RefuseReason, SendError, Seq,
 };
-use p2pchat_transport_mio::MAX_LINE_LEN;
+use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN};
 use std::time::Duration;
 
 fn name(s: &str) -> UserName {
@@ -527,6 +527,44 @@ fn a_terminal_end_of_input_while_waiting_stops_the_wait_and_logs_out() {
     assert!(app.accepts_from(&InputItem::Eof, Some(wait)));
     app.typed(InputItem::Eof, Some(wait));
     let a = drain(&mut app);
+    assert_eq!(printed(&a)[0], "Stopped waiting.");
+    assert_eq!(a.last(), Some(&Action::Logout));
+}
+
+#[test]
+fn commands_in_a_chat_never_reach_the_peer() {
+    let mut app = chatting();
+    let a = line(&mut app, "/help");
+    assert!(!a.iter().any(|a| matches!(a, Action::Send(_))), "{a:?}");
+    assert!(printed(&a).iter().any(|l| l.starts_with("/quit ")), "{a:?}");
+    let a = line(&mut app, " /bakc now");
+    assert_eq!(
+        printed(&a),
+        vec![
+            "error: unknown command '/bakc' (not sent): /help lists the commands; start with // \
+             to send a text that starts with /"
+        ]
+    );
+    assert_eq!(a.len(), 1);
+    assert_eq!(line(&mut app, "//x"), vec![Action::Send("/x".into())]);
+    assert_eq!(line(&mut app, "  //back"), vec![Action::Send("/back".into())]);
+    for text in ["/", "/ ok", ":-/", "/3 apples", "a /back"] {
+        assert_eq!(line(&mut app, text), vec![Action::Send(text.into())]);
+    }
+    // /quit: the chat ends, then the client logs out and exits.
+    assert_eq!(line(&mut app, "/quit"), vec![Action::CloseChat]);
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
+    assert_eq!(a.last(), Some(&Action::Logout));
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
+    assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
+}
+
+#[test]
+fn quit_while_waiting_logs_out() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    let a = typed(&mut app, "/quit", wait);
     assert_eq!(printed(&a)[0], "Stopped waiting.");
     assert_eq!(a.last(), Some(&Action::Logout));
 }

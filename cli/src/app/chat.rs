@@ -157,7 +157,7 @@ impl App {
                 return;
             }
         }
-        if self.input_ended {
+        if self.input_ended || self.quit {
             self.logout(EXIT_OK);
         } else {
             self.menu();

@@ -15,7 +15,7 @@ use p2pchat_core::UserName;
 use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN};
 
 use super::screen::truncate;
-use super::{Action, App, BACK, EXIT_OK, State};
+use super::{Action, App, BACK, EXIT_OK, HELP, QUIT, State};
 use crate::history::escape_for_display;
 
 /// Where the user was when they began typing a line.
@@ -102,13 +102,19 @@ impl App {
             State::Menu => self.menu_line(line.trim()),
             State::AskPeer => self.peer_line(line.trim()),
             State::Connecting { .. } | State::Chat { .. } => self.chat_line(line),
-            State::Waiting => {
-                if line.trim() == BACK || origin.is_none() {
+            State::Waiting => match line.trim() {
+                BACK => self.stop_waiting(),
+                _ if origin.is_none() => self.stop_waiting(),
+                QUIT => {
+                    self.quit = true;
                     self.stop_waiting();
-                } else {
-                    self.held.push(line);
                 }
-            }
+                HELP => self.print(format!(
+                    "Waiting for a peer to connect: {BACK} or Ctrl-D stops waiting, {QUIT} logs \
+                     out and exits; what you type meanwhile is sent when the chat starts."
+                )),
+                _ => self.held.push(line),
+            },
             State::LoggingIn
             | State::FirstList
             | State::Refreshing
@@ -144,12 +150,36 @@ impl App {
         self.menu();
     }
 
-    /// A line in a chat (or one being set up).
+    /// A line in a chat (or one being set up): a command, or a text to
+    /// send. Commands never reach the peer.
     fn chat_line(&mut self, line: String) {
-        if line.trim() == BACK {
-            self.end_chat();
-        } else {
-            self.push(Action::Send(line));
+        match chat_command(&line) {
+            ChatLine::Text(text) => self.push(Action::Send(text.to_owned())),
+            ChatLine::Back => self.end_chat(),
+            ChatLine::Quit => {
+                self.quit = true;
+                self.end_chat();
+            }
+            ChatLine::Help => self.chat_help(),
+            ChatLine::Unknown(word) => {
+                let shown = truncate(&escape_for_display(word), 20);
+                self.print(format!(
+                    "error: unknown command '{shown}' (not sent): {HELP} lists the commands; \
+                     start with // to send a text that starts with /"
+                ));
+            }
+        }
+    }
+
+    fn chat_help(&mut self) {
+        for line in [
+            format!("{BACK}  ends the chat and returns to the menu"),
+            format!("{QUIT}  ends the chat, logs out and exits"),
+            format!("{HELP}  shows this"),
+            "//text sends /text (a text that starts with /)".to_owned(),
+            "Anything else is sent as you typed it.".to_owned(),
+        ] {
+            self.print(line);
         }
     }
 
@@ -250,5 +280,39 @@ impl App {
                 self.menu();
             }
         }
+    }
+}
+
+/// What a line typed in a chat is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChatLine<'a> {
+    /// A text to send (a leading `//` sent as `/`).
+    Text(&'a str),
+    Back,
+    Quit,
+    Help,
+    /// `/word` that is no command: a typo, never sent.
+    Unknown(&'a str),
+}
+
+/// A line is a command when it starts, after blanks, with `/` and a
+/// letter; `//` escapes a text's leading `/`; anything else is a text,
+/// sent as typed (`/`, `/ ok`, `:-/` included).
+fn chat_command(line: &str) -> ChatLine<'_> {
+    let trimmed = line.trim();
+    if trimmed.starts_with("//") {
+        return ChatLine::Text(&line.trim_start()[1..]);
+    }
+    let Some(rest) = trimmed.strip_prefix('/') else { return ChatLine::Text(line) };
+    if !rest.starts_with(|c: char| c.is_alphabetic()) {
+        return ChatLine::Text(line);
+    }
+    // A command's first word decides; what follows it is ignored.
+    let word = trimmed.split_whitespace().next().unwrap_or(trimmed);
+    match word {
+        BACK => ChatLine::Back,
+        QUIT => ChatLine::Quit,
+        HELP => ChatLine::Help,
+        _ => ChatLine::Unknown(word),
     }
 }

@@ -21,7 +21,7 @@ impl App {
 
     pub(super) fn menu(&mut self) {
         self.state = State::Menu;
-        if self.input_ended {
+        if self.input_ended || self.quit {
             return self.logout(EXIT_OK);
         }
         for line in [
