@@ -15,12 +15,13 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use p2pchat_core::{Entry, PublicKey, UserName};
 use p2pchat_transport_mio::NodeEvent;
 use time::UtcOffset;
 
-use crate::history::Direction;
+use crate::history::{Direction, escape_for_display};
 
 mod chat;
 mod input;
@@ -85,7 +86,10 @@ pub enum Action {
     Logout,
     /// Append a line to the history file.
     Record {
-        /// Sent, received or undelivered.
+        /// When, as the screen shows it too.
+        at: SystemTime,
+        /// What happened: a text sent, received, not delivered, a chat's
+        /// start or end.
         direction: Direction,
         /// The other side.
         peer: UserName,
@@ -164,6 +168,8 @@ pub struct App {
     quit: bool,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
+    /// The wall-clock time of the input being handled (see [`App::tick`]).
+    now: SystemTime,
     /// The number of the current (or last) call; see [`Scope`].
     calls: u64,
     /// The last call whose chat started, and with whom.
@@ -190,6 +196,7 @@ impl App {
             quit: false,
             said_still_trying: false,
             connect_error: None,
+            now: SystemTime::UNIX_EPOCH,
             calls: 0,
             last_chat: None,
             held: Vec::new(),
@@ -203,6 +210,12 @@ impl App {
             Some(name) => self.login(name),
             None => self.ask_name(),
         }
+    }
+
+    /// The wall-clock time of the inputs that follow (a chat event carries
+    /// its own): what the screen's `HH:MM:SS` and the history show.
+    pub fn tick(&mut self, now: SystemTime) {
+        self.now = now;
     }
 
     /// The next action, in order.
@@ -232,8 +245,8 @@ impl App {
             NodeEvent::Signal(_) => self.signal(),
             NodeEvent::Registry(ev) => self.registry(ev),
             NodeEvent::Chat { event, at } => {
-                let clock = screen::clock(at, self.config.utc_offset);
-                self.chat(event, &clock);
+                self.now = at;
+                self.chat(event);
             }
             NodeEvent::ConnectFailed { reason } => self.connect_error = Some(reason),
             NodeEvent::ChatRequest { peer, key } => {
@@ -247,7 +260,8 @@ impl App {
             }
             NodeEvent::Sent { text } => {
                 if let Some(peer) = self.chat_peer() {
-                    self.push(Action::Record { direction: Direction::Sent, peer, text });
+                    self.print(format!("[{}] you: {}", self.clock(), escape_for_display(&text)));
+                    self.record(Direction::Sent, peer, text);
                 }
             }
             NodeEvent::SendFailed { text, reason } => self.send_failed(&text, reason),
@@ -293,6 +307,15 @@ impl App {
     fn exit(&mut self, code: i32) {
         self.state = State::Done;
         self.push(Action::Exit(code));
+    }
+
+    fn record(&mut self, direction: Direction, peer: UserName, text: String) {
+        self.push(Action::Record { at: self.now, direction, peer, text });
+    }
+
+    /// The time of the input being handled, `HH:MM:SS` in local time.
+    fn clock(&self) -> String {
+        screen::clock(self.now, self.config.utc_offset)
     }
 
     fn push(&mut self, action: Action) {

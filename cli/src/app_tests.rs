@@ -15,7 +15,8 @@ fn config(n: Option<&str>) -> AppConfig {
         name: n.map(name),
         server: "127.0.0.1:5000".parse().unwrap(),
         history: PathBuf::from("messages.txt"),
-        utc_offset: time::UtcOffset::UTC,
+        // The epoch shows as 12:34:56 in this zone.
+        utc_offset: time::UtcOffset::from_hms(12, 34, 56).unwrap(),
     }
 }
 
@@ -56,7 +57,11 @@ fn drain(app: &mut App) -> Vec<Action> {
     std::iter::from_fn(|| app.poll_action()).collect()
 }
 
+/// When every test input happens: 12:34:56 in the tests' time zone.
+const T: std::time::SystemTime = std::time::UNIX_EPOCH;
+
 fn feed(app: &mut App, input: NodeEvent) -> Vec<Action> {
+    app.tick(T);
     app.handle(input);
     drain(app)
 }
@@ -95,8 +100,7 @@ fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
 
 /// A chat event at 12:34:56 UTC (the tests' time zone).
 fn chat_ev(event: ChatEvent) -> NodeEvent {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs(12 * 3600 + 34 * 60 + 56);
-    NodeEvent::Chat { event, at }
+    NodeEvent::Chat { event, at: T }
 }
 
 /// Ann connects to Bob and the chat is up.
@@ -124,7 +128,13 @@ fn chatting() -> App {
     );
     assert_eq!(printed(&a)[0], format!("Connecting to Bob at 127.0.0.1:7000, {TRUSTED}"));
     let a = feed(&mut app, chat_ev(ChatEvent::Connected { peer: name("Bob") }));
-    assert_eq!(printed(&a)[0], format!("Chat with Bob started, {TRUSTED}."));
+    assert_eq!(printed(&a)[0], format!("[12:34:56] Chat with Bob started, {TRUSTED}."));
+    assert!(a.contains(&Action::Record {
+        at: T,
+        direction: Direction::Started,
+        peer: name("Bob"),
+        text: "Ann".into()
+    }));
     app
 }
 
@@ -245,7 +255,8 @@ fn lines_typed_while_connecting_are_sent() {
     let a = feed(&mut app, NodeEvent::Sent { text: "early".into() });
     assert_eq!(
         a,
-        vec![Action::Record {
+        vec![Action::Print("[12:34:56] you: early".into()), Action::Record {
+            at: T,
             direction: Direction::Sent,
             peer: name("Bob"),
             text: "early".into()
@@ -263,6 +274,7 @@ fn chat_shows_records_and_ends_with_back() {
         vec![
             Action::Print("[12:34:56] Bob: hi\\u{1b}[2J".into()),
             Action::Record {
+            at: T,
                 direction: Direction::Received,
                 peer: name("Bob"),
                 text: "hi\u{1b}[2J".into()
@@ -276,13 +288,23 @@ fn chat_shows_records_and_ends_with_back() {
     assert_eq!(
         a[1],
         Action::Record {
+            at: T,
             direction: Direction::Undelivered,
             peer: name("Bob"),
             text: "hello".into()
         }
     );
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
-    assert_eq!(printed(&a)[0], "Chat with Bob ended: you left the chat.");
+    assert_eq!(printed(&a)[0], "[12:34:56] Chat with Bob ended: you left the chat.");
+    assert_eq!(
+        a[1],
+        Action::Record {
+            at: T,
+            direction: Direction::Ended,
+            peer: name("Bob"),
+            text: "you left the chat".into()
+        }
+    );
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
 }
 
@@ -290,7 +312,7 @@ fn chat_shows_records_and_ends_with_back() {
 fn peer_leaving_returns_to_menu() {
     let mut app = chatting();
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
-    assert_eq!(printed(&a)[0], "Chat with Bob ended: Bob left the chat.");
+    assert_eq!(printed(&a)[0], "[12:34:56] Chat with Bob ended: Bob left the chat.");
     assert!(app.accepts(&InputItem::Line("1".into())));
 }
 
@@ -387,6 +409,15 @@ fn oversize_send_is_reported() {
     assert!(printed(&a)[0].starts_with(&format!(
         "error: message not sent (the message is longer than {MAX_TEXT_LEN} bytes)"
     )));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Record {
+            at: T,
+            direction: Direction::Failed,
+            peer: name("Bob"),
+            text: "x".repeat(5000)
+        })
+    );
 }
 
 #[test]
@@ -455,6 +486,7 @@ fn still_trying_is_said_once_until_the_registry_answers() {
 fn typed(app: &mut App, s: &str, origin: Scope) -> Vec<Action> {
     let item = InputItem::Line(s.to_owned());
     assert!(app.accepts_from(&item, Some(origin)), "app must accept {s:?} now");
+    app.tick(T);
     app.typed(item, Some(origin));
     drain(app)
 }

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context as _;
 use p2pchat_core::{PublicKey, UserName};
@@ -69,7 +69,9 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         identity_path: opts.identity.path().to_owned(),
         known_peers: opts.identity.known_peers_path(),
         exit: None,
+        utc_offset: offset,
     };
+    client.app.tick(SystemTime::now());
     client.app.start();
     client.run_actions(Instant::now(), &mut node);
     client.keyboard.set_scope(client.app.scope(), client.app.waiting());
@@ -94,6 +96,8 @@ struct Client {
     known_peers: PathBuf,
     /// The status of [`Action::Exit`], once the app asked.
     exit: Option<i32>,
+    /// The local time zone's offset, for the history's times.
+    utc_offset: UtcOffset,
 }
 
 impl NodeHandler for Client {
@@ -117,6 +121,7 @@ impl NodeHandler for Client {
 
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
         tracing::trace!(?event, "app input");
+        self.app.tick(SystemTime::now());
         match event {
             NodeEvent::Input(item) => {
                 self.term().input_taken();
@@ -169,8 +174,8 @@ impl Client {
             Action::Reject => node.reject(),
             Action::Send(text) => node.send_text(now, text),
             Action::CloseChat => node.close_chat(now),
-            Action::Record { direction, peer, text } => {
-                let at = OffsetDateTime::now_utc();
+            Action::Record { at, direction, peer, text } => {
+                let at = OffsetDateTime::from(at).to_offset(self.utc_offset);
                 if let Err(e) = self.history.record(at, direction, &peer, &text) {
                     if !self.history_failed {
                         self.history_failed = true;

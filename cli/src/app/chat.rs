@@ -5,7 +5,7 @@ use p2pchat_core::{
 };
 
 use super::screen::{close_reason, truncate};
-use super::{Action, App, BACK, Check, EXIT_OK, KeyCheck, State};
+use super::{Action, App, BACK, Check, EXIT_OK, HELP, KeyCheck, State};
 use crate::history::{Direction, escape_for_display};
 
 impl App {
@@ -68,12 +68,17 @@ impl App {
     }
 
     fn chat_started(&mut self, peer: UserName) {
+        let clock = self.clock();
         if let Some(trust) = self.peer_trust.take() {
-            self.print(format!("Chat with {peer} started, {trust}."));
+            self.print(format!("[{clock}] Chat with {peer} started, {trust}."));
         } else {
-            self.print(format!("Chat with {peer} started."));
+            self.print(format!("[{clock}] Chat with {peer} started."));
         }
-        self.print(format!("Type a message and press Enter; {BACK} ends the chat."));
+        self.print(format!(
+            "Type a message and press Enter; {BACK} ends the chat, {HELP} lists the commands."
+        ));
+        let me = self.me.as_ref().map(ToString::to_string).unwrap_or_default();
+        self.record(Direction::Started, peer.clone(), me);
         self.last_chat = Some((self.calls, peer.clone()));
         self.state = State::Chat { peer };
         self.send_held();
@@ -87,7 +92,8 @@ impl App {
     }
 
     /// An event of the active chat; `clock` is when it happened.
-    pub(super) fn chat(&mut self, event: ChatEvent, clock: &str) {
+    pub(super) fn chat(&mut self, event: ChatEvent) {
+        let clock = self.clock();
         match event {
             // The key was judged before connecting; the handshake proved it.
             ChatEvent::Authenticated { .. } => {}
@@ -100,7 +106,7 @@ impl App {
             ChatEvent::Received { text, .. } => {
                 let Some(peer) = self.chat_peer() else { return };
                 self.print(format!("[{clock}] {peer}: {}", escape_for_display(&text)));
-                self.push(Action::Record { direction: Direction::Received, peer, text });
+                self.record(Direction::Received, peer, text);
             }
             ChatEvent::Delivered { .. } => {}
             ChatEvent::Undelivered { text, .. } => {
@@ -109,7 +115,7 @@ impl App {
                     "warning: not delivered to {peer}: {}",
                     escape_for_display(&text)
                 ));
-                self.push(Action::Record { direction: Direction::Undelivered, peer, text });
+                self.record(Direction::Undelivered, peer, text);
             }
             ChatEvent::Closed { reason } => self.chat_closed(reason),
         }
@@ -146,7 +152,9 @@ impl App {
                 self.print(format!("error: {why}"));
             }
             State::Chat { peer } | State::Closing { peer } => {
-                self.print(format!("Chat with {peer} ended: {}.", close_reason(&reason, &peer)));
+                let why = close_reason(&reason, &peer);
+                self.print(format!("[{}] Chat with {peer} ended: {why}.", self.clock()));
+                self.record(Direction::Ended, peer, why);
             }
             State::LoggingOut { .. } | State::Done => {
                 self.state = state;
@@ -182,5 +190,8 @@ impl App {
         };
         let shown = escape_for_display(text);
         self.print(format!("error: message not sent ({why}): {}", truncate(&shown, 60)));
+        if let Some(peer) = self.chat_peer() {
+            self.record(Direction::Failed, peer, text.to_owned());
+        }
     }
 }
