@@ -154,6 +154,7 @@ fn first_screen_is_list_and_menu() {
             "- Enter [3] to logout",
             "- Enter [4] to refresh online user list",
             "- /back command is closing the active chat session and enabling the menu",
+            "- Enter ? or /help to show these commands again",
             "**** Your messages automatically saved into [messages.txt] file",
         ]
     );
@@ -212,7 +213,10 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
 fn menu_choices() {
     let (mut app, _) = logged_in(vec![]);
     let a = line(&mut app, "9");
-    assert_eq!(printed(&a), vec!["error: unknown choice '9': enter 1, 2, 3 or 4"]);
+    assert_eq!(
+        printed(&a),
+        vec!["error: unknown choice '9': enter 1, 2, 3 or 4 (? shows the commands)"]
+    );
     assert_eq!(line(&mut app, "4"), vec![Action::Refresh]);
     assert!(!app.accepts(&InputItem::Line("3".into())));
     let a =
@@ -599,4 +603,46 @@ fn quit_while_waiting_logs_out() {
     let a = typed(&mut app, "/quit", wait);
     assert_eq!(printed(&a)[0], "Stopped waiting.");
     assert_eq!(a.last(), Some(&Action::Logout));
+}
+
+const COMMANDS: &str = "-----[COMMANDS]-----";
+
+#[test]
+fn the_menu_is_quiet_but_at_the_start_on_request_and_after_a_chat() {
+    let (mut app, a) = logged_in(vec![]);
+    assert!(printed(&a).contains(&COMMANDS.to_owned()), "at the start");
+    // An error, a refresh, a failed lookup: the prompt only.
+    let a = line(&mut app, "9");
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[1], Action::Prompt("Enter choice:".into()));
+    line(&mut app, "4");
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::List { entries: vec![] }));
+    assert!(!printed(&a).contains(&COMMANDS.to_owned()), "{a:?}");
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    line(&mut app, "1");
+    line(&mut app, "Zed");
+    let a =
+        feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    assert_eq!(
+        a,
+        vec![
+            Action::Print("error: no user named 'Zed' is online".into()),
+            Action::Prompt("Enter choice:".into())
+        ]
+    );
+    line(&mut app, "2");
+    let a = line(&mut app, "/back");
+    assert_eq!(a, vec![Action::Print("Stopped waiting.".into()), Action::Prompt("Enter choice:".into())]);
+    // Asked for.
+    for ask in ["?", "/help", " ? "] {
+        let a = line(&mut app, ask);
+        assert_eq!(printed(&a)[0], COMMANDS);
+        assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    }
+    // After a chat.
+    let mut app = chatting();
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
+    assert!(printed(&a).contains(&COMMANDS.to_owned()), "{a:?}");
+    // /quit at the menu logs out.
+    assert_eq!(line(&mut app, "/quit"), vec![Action::Logout]);
 }

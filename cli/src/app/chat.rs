@@ -5,7 +5,7 @@ use p2pchat_core::{
 };
 
 use super::screen::{close_reason, truncate};
-use super::{Action, App, BACK, Check, EXIT_OK, HELP, KeyCheck, State};
+use super::{Action, App, BACK, Check, HELP, KeyCheck, State};
 use crate::history::{Direction, escape_for_display};
 
 impl App {
@@ -165,11 +165,7 @@ impl App {
                 return;
             }
         }
-        if self.input_ended || self.quit {
-            self.logout(EXIT_OK);
-        } else {
-            self.menu();
-        }
+        self.menu_with_commands();
     }
 
     pub(super) fn chat_peer(&self) -> Option<UserName> {

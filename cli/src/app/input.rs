@@ -250,10 +250,12 @@ impl App {
                 self.push(Action::Refresh);
             }
             "" => self.reprompt(),
+            "?" | HELP => self.menu_with_commands(),
+            QUIT => self.logout(EXIT_OK),
             other => {
                 let shown = escape_for_display(other);
                 self.print(format!(
-                    "error: unknown choice '{}': enter 1, 2, 3 or 4",
+                    "error: unknown choice '{}': enter 1, 2, 3 or 4 (? shows the commands)",
                     truncate(&shown, 20)
                 ));
                 self.reprompt();

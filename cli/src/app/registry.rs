@@ -22,9 +22,16 @@ impl App {
             }
             ClientEvent::Refused { op, reason } => self.refused(op, reason),
             ClientEvent::List { entries } => {
-                if matches!(self.state, State::FirstList | State::Refreshing) {
-                    self.print_list(&entries);
-                    self.menu();
+                match self.state {
+                    State::FirstList => {
+                        self.print_list(&entries);
+                        self.menu_with_commands();
+                    }
+                    State::Refreshing => {
+                        self.print_list(&entries);
+                        self.menu();
+                    }
+                    _ => {}
                 }
             }
             ClientEvent::Found { name, entry } => {
