@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use p2pchat_core::{Entry, PublicKey, UserName};
 use p2pchat_transport_mio::NodeEvent;
@@ -176,6 +176,11 @@ pub struct App {
     last_chat: Option<(u64, UserName)>,
     /// Lines typed while waiting for a chat, sent when it starts.
     held: Vec<String>,
+    /// When the process was last continued after a stop (Ctrl-Z), and how
+    /// long it had been stopped.
+    resumed: Option<(SystemTime, Duration)>,
+    /// "Connecting to the registry" was shown.
+    said_connecting: bool,
     /// "Still trying to reach the registry" was shown, and the registry has
     /// not answered since.
     said_still_trying: bool,
@@ -200,6 +205,8 @@ impl App {
             calls: 0,
             last_chat: None,
             held: Vec::new(),
+            resumed: None,
+            said_connecting: false,
             actions: VecDeque::new(),
         }
     }
@@ -216,6 +223,13 @@ impl App {
     /// its own): what the screen's `HH:MM:SS` and the history show.
     pub fn tick(&mut self, now: SystemTime) {
         self.now = now;
+    }
+
+    /// The process was continued at `now` after being stopped (Ctrl-Z) for
+    /// `stopped_for`: a chat that times out right after is blamed on the
+    /// stop, not on the peer.
+    pub fn resumed(&mut self, now: SystemTime, stopped_for: Duration) {
+        self.resumed = Some((now, stopped_for));
     }
 
     /// The next action, in order.
@@ -294,6 +308,10 @@ impl App {
     // ----- transitions -----
 
     fn login(&mut self, name: UserName) {
+        if !std::mem::replace(&mut self.said_connecting, true) {
+            let server = self.config.server;
+            self.print(format!("Connecting to the registry at {server}…"));
+        }
         self.me = Some(name.clone());
         self.state = State::LoggingIn;
         self.push(Action::Login(name));

@@ -85,7 +85,13 @@ fn printed(actions: &[Action]) -> Vec<String> {
 fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
     let mut app = App::new(config(Some("Ann")));
     app.start();
-    assert_eq!(drain(&mut app), vec![Action::Login(name("Ann"))]);
+    assert_eq!(
+        drain(&mut app),
+        vec![
+            Action::Print("Connecting to the registry at 127.0.0.1:5000…".into()),
+            Action::Login(name("Ann"))
+        ]
+    );
     let a = feed(
         &mut app,
         NodeEvent::Registry(ClientEvent::LoggedIn {
@@ -169,7 +175,13 @@ fn asks_for_a_name_until_one_is_taken() {
     let a = line(&mut app, "two words");
     assert!(printed(&a)[0].starts_with("error: invalid name"));
     assert_eq!(a.last(), Some(&Action::Prompt("Enter your username:".into())));
-    assert_eq!(line(&mut app, " Mert "), vec![Action::Login(name("Mert"))]);
+    assert_eq!(
+        line(&mut app, " Mert "),
+        vec![
+            Action::Print("Connecting to the registry at 127.0.0.1:5000…".into()),
+            Action::Login(name("Mert"))
+        ]
+    );
     assert!(!app.accepts(&InputItem::Line("x".into())), "no input while logging in");
     let a = feed(
         &mut app,
@@ -203,7 +215,11 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
     assert_eq!(
         a,
         vec![
-            Action::Print("error: the registry at 127.0.0.1:5000 is unreachable".into()),
+            Action::Print(
+                "error: the registry at 127.0.0.1:5000 is unreachable: is p2pchat server running \
+                 there?"
+                    .into()
+            ),
             Action::Exit(EXIT_ERROR)
         ]
     );
@@ -645,4 +661,21 @@ fn the_menu_is_quiet_but_at_the_start_on_request_and_after_a_chat() {
     assert!(printed(&a).contains(&COMMANDS.to_owned()), "{a:?}");
     // /quit at the menu logs out.
     assert_eq!(line(&mut app, "/quit"), vec![Action::Logout]);
+}
+
+#[test]
+fn a_chat_that_timed_out_while_stopped_blames_the_stop() {
+    let mut app = chatting();
+    app.resumed(T, Duration::from_secs(95));
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerSilent }));
+    assert_eq!(
+        printed(&a)[0],
+        "[12:34:56] Chat with Bob ended: this client was stopped (Ctrl-Z) for 95 s, longer than \
+         a chat waits for an answer."
+    );
+    // Long after the stop, the peer is to blame again.
+    let mut app = chatting();
+    app.resumed(T - Duration::from_secs(60), Duration::from_secs(95));
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerSilent }));
+    assert_eq!(printed(&a)[0], "[12:34:56] Chat with Bob ended: Bob stopped answering.");
 }

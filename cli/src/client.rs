@@ -70,6 +70,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         known_peers: opts.identity.known_peers_path(),
         exit: None,
         utc_offset: offset,
+        stopped_at: None,
     };
     client.app.tick(SystemTime::now());
     client.app.start();
@@ -98,6 +99,8 @@ struct Client {
     exit: Option<i32>,
     /// The local time zone's offset, for the history's times.
     utc_offset: UtcOffset,
+    /// When the process was stopped (Ctrl-Z), until it continues.
+    stopped_at: Option<SystemTime>,
 }
 
 impl NodeHandler for Client {
@@ -121,6 +124,9 @@ impl NodeHandler for Client {
 
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
         tracing::trace!(?event, "app input");
+        // The node may fire the timers that ran out while the process was
+        // stopped before it reads the SIGCONT: any event means it runs.
+        self.continued();
         self.app.tick(SystemTime::now());
         match event {
             NodeEvent::Input(item) => {
@@ -136,16 +142,28 @@ impl NodeHandler for Client {
 
     /// Ctrl-Z: the terminal is restored while the process is stopped.
     fn suspend(&mut self) {
+        self.stopped_at = Some(SystemTime::now());
         self.term().suspend();
     }
 
-    /// `fg`: the terminal is set up again.
+    /// `fg`: the terminal is set up again, and the app told how long the
+    /// process was stopped.
     fn resume(&mut self) {
         self.term().resume();
+        self.continued();
     }
 }
 
 impl Client {
+    /// The process runs again after a stop: the app is told how long it
+    /// was stopped (once).
+    fn continued(&mut self) {
+        if let Some(at) = self.stopped_at.take() {
+            let now = SystemTime::now();
+            self.app.resumed(now, now.duration_since(at).unwrap_or_default());
+        }
+    }
+
     fn term(&mut self) -> &mut Term {
         self.keyboard.inner_mut()
     }

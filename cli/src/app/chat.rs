@@ -4,7 +4,14 @@ use p2pchat_core::{
     ChatError, ChatEvent, CloseReason, HandshakeError, MAX_TEXT_LEN, SendError, UserName,
 };
 
+use std::time::Duration;
+
 use super::screen::{close_reason, truncate};
+
+/// How soon after the process is continued (after Ctrl-Z) a chat that
+/// times out or breaks is blamed on the stop: its timers ran out while it
+/// was stopped, and they fire, or the peer's refusal arrives, at once.
+pub const RESUME_GRACE: Duration = Duration::from_secs(5);
 use super::{Action, App, BACK, Check, HELP, KeyCheck, State};
 use crate::history::{Direction, escape_for_display};
 
@@ -152,7 +159,16 @@ impl App {
                 self.print(format!("error: {why}"));
             }
             State::Chat { peer } | State::Closing { peer } => {
-                let why = close_reason(&reason, &peer);
+                let why = match (&reason, self.stopped_for()) {
+                    (CloseReason::PeerSilent | CloseReason::PeerVanished, Some(stopped)) => {
+                        format!(
+                            "this client was stopped (Ctrl-Z) for {} s, longer than a chat \
+                             waits for an answer",
+                            stopped.as_secs()
+                        )
+                    }
+                    _ => close_reason(&reason, &peer),
+                };
                 self.print(format!("[{}] Chat with {peer} ended: {why}.", self.clock()));
                 self.record(Direction::Ended, peer, why);
             }
@@ -166,6 +182,14 @@ impl App {
             }
         }
         self.menu_with_commands();
+    }
+
+    /// How long the process was stopped, if it was continued just now
+    /// (within [`RESUME_GRACE`] of the event being handled).
+    fn stopped_for(&self) -> Option<Duration> {
+        let (at, stopped) = self.resumed?;
+        let since = self.now.duration_since(at).unwrap_or_default();
+        (since <= RESUME_GRACE).then_some(stopped)
     }
 
     pub(super) fn chat_peer(&self) -> Option<UserName> {

@@ -114,7 +114,10 @@ impl App {
         match op {
             Operation::Login => {
                 if self.state == State::LoggingIn {
-                    self.print(format!("error: the registry at {server} is unreachable"));
+                    self.print(format!(
+                        "error: the registry at {server} is unreachable: is p2pchat server \
+                         running there?"
+                    ));
                     self.exit(EXIT_ERROR);
                 }
             }
