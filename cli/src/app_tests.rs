@@ -275,12 +275,15 @@ fn lines_typed_while_connecting_are_sent() {
     let a = feed(&mut app, NodeEvent::Sent { text: "early".into() });
     assert_eq!(
         a,
-        vec![Action::Print("[12:34:56] you: early".into()), Action::Record {
-            at: T,
-            direction: Direction::Sent,
-            peer: name("Bob"),
-            text: "early".into()
-        }]
+        vec![
+            Action::Print("[12:34:56] you: early".into()),
+            Action::Record {
+                at: T,
+                direction: Direction::Sent,
+                peer: name("Bob"),
+                text: "early".into()
+            }
+        ]
     );
 }
 
@@ -294,7 +297,7 @@ fn chat_shows_records_and_ends_with_back() {
         vec![
             Action::Print("[12:34:56] Bob: hi\\u{1b}[2J".into()),
             Action::Record {
-            at: T,
+                at: T,
                 direction: Direction::Received,
                 peer: name("Bob"),
                 text: "hi\u{1b}[2J".into()
@@ -648,7 +651,10 @@ fn the_menu_is_quiet_but_at_the_start_on_request_and_after_a_chat() {
     );
     line(&mut app, "2");
     let a = line(&mut app, "/back");
-    assert_eq!(a, vec![Action::Print("Stopped waiting.".into()), Action::Prompt("Enter choice:".into())]);
+    assert_eq!(
+        a,
+        vec![Action::Print("Stopped waiting.".into()), Action::Prompt("Enter choice:".into())]
+    );
     // Asked for.
     for ask in ["?", "/help", " ? "] {
         let a = line(&mut app, ask);

@@ -43,10 +43,8 @@ pub fn parse_server(s: &str) -> Result<SocketAddr, String> {
         Some(_) => return Err(format!("'{s}' is not HOST, HOST:PORT, IP or IP:PORT")),
         None => format!("{s}:{DEFAULT_PORT}"),
     };
-    let addrs: Vec<SocketAddr> = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve '{s}': {e}"))?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        with_port.to_socket_addrs().map_err(|e| format!("cannot resolve '{s}': {e}"))?.collect();
     addrs
         .iter()
         .find(|a| a.is_ipv4())

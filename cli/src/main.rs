@@ -177,7 +177,10 @@ fn settings() -> anyhow::Result<config::Config> {
 }
 
 /// `--server`, else the configuration file's, else 127.0.0.1:5000.
-fn server_or_config(flag: Option<SocketAddr>, config: &config::Config) -> anyhow::Result<SocketAddr> {
+fn server_or_config(
+    flag: Option<SocketAddr>,
+    config: &config::Config,
+) -> anyhow::Result<SocketAddr> {
     match (flag, &config.server) {
         (Some(addr), _) => Ok(addr),
         (None, Some(s)) => parse_server(s).map_err(anyhow::Error::msg),

@@ -66,12 +66,8 @@ fn server_by_host_name_and_without_port() {
         );
         return;
     }
-    let mut srv = Proc::spawn(
-        "server",
-        &["server", "--bind", "127.0.0.1:5000"],
-        Some(Stdio::null()),
-        &dir,
-    );
+    let mut srv =
+        Proc::spawn("server", &["server", "--bind", "127.0.0.1:5000"], Some(Stdio::null()), &dir);
     let Some(first) = srv.next_line(Duration::from_secs(10)) else {
         eprintln!("127.0.0.1:5000 was taken before the server could bind it; not checked");
         return;

@@ -62,22 +62,14 @@ impl TtyClient {
         let (tx, screen) = channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            loop {
-                // Ends with an error once the test drops its side.
-                let Ok(n @ 1..) = reader.read(&mut buf) else { break };
+            // Ends with an error once the test drops its side.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
                 if tx.send(buf[..n].to_vec()).is_err() {
                     break;
                 }
             }
         });
-        TtyClient {
-            child: Some(child),
-            tty,
-            keys,
-            screen,
-            seen: String::new(),
-            matched: 0,
-        }
+        TtyClient { child: Some(child), tty, keys, screen, seen: String::new(), matched: 0 }
     }
 
     fn type_keys(&mut self, keys: &str) {

@@ -21,19 +21,17 @@ impl App {
                 }
             }
             ClientEvent::Refused { op, reason } => self.refused(op, reason),
-            ClientEvent::List { entries } => {
-                match self.state {
-                    State::FirstList => {
-                        self.print_list(&entries);
-                        self.menu_with_commands();
-                    }
-                    State::Refreshing => {
-                        self.print_list(&entries);
-                        self.menu();
-                    }
-                    _ => {}
+            ClientEvent::List { entries } => match self.state {
+                State::FirstList => {
+                    self.print_list(&entries);
+                    self.menu_with_commands();
                 }
-            }
+                State::Refreshing => {
+                    self.print_list(&entries);
+                    self.menu();
+                }
+                _ => {}
+            },
             ClientEvent::Found { name, entry } => {
                 let State::LookingUp { peer } = &self.state else {
                     return;
