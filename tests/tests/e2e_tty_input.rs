@@ -143,6 +143,9 @@ fn a_reply_finished_after_the_peer_left_does_not_log_out() {
     bob.expect("Chat with Ann started");
     ann.expect("Chat with Bob started");
 
+    // Past the banner (its fingerprint has digits), nothing more is shown
+    // until Ann types.
+    ann.expect("/help lists the commands.\r\n");
     // Ann starts a reply, `3`; Bob leaves before she presses Enter.
     ann.type_keys("3");
     ann.expect("3");
