@@ -15,21 +15,27 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use p2pchat_core::{Entry, PublicKey, UserName};
-use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN, NodeEvent};
+use p2pchat_transport_mio::NodeEvent;
 use time::UtcOffset;
 
 use crate::history::{Direction, escape_for_display};
 
 mod chat;
+mod input;
 mod registry;
 mod screen;
 
-use screen::truncate;
+pub use input::Scope;
 
 /// The line that ends the current chat (and cancels waiting for one).
 pub const BACK: &str = "/back";
+/// The line that shows the commands.
+pub const HELP: &str = "/help";
+/// The line that leaves the chat, logs out and exits.
+pub const QUIT: &str = "/quit";
 
 /// Exit status: everything went as asked.
 pub const EXIT_OK: i32 = 0;
@@ -83,7 +89,10 @@ pub enum Action {
     Logout,
     /// Append a line to the history file.
     Record {
-        /// Sent, received or undelivered.
+        /// When, as the screen shows it too.
+        at: SystemTime,
+        /// What happened: a text sent, received, not delivered, a chat's
+        /// start or end.
         direction: Direction,
         /// The other side.
         peer: UserName,
@@ -163,8 +172,23 @@ pub struct App {
     /// The active chat's texts the peer did not acknowledge, reported when
     /// it ends (its reason says whether the peer may have seen them).
     unconfirmed: Vec<String>,
+    /// The user asked to log out and exit (`/quit`) once the chat is over.
+    quit: bool,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
+    /// The wall-clock time of the input being handled (see [`App::tick`]).
+    now: SystemTime,
+    /// The number of the current (or last) call; see [`Scope`].
+    calls: u64,
+    /// The last call whose chat started, and with whom.
+    last_chat: Option<(u64, UserName)>,
+    /// Lines typed while waiting for a chat, sent when it starts.
+    held: Vec<String>,
+    /// When the process was last continued after a stop (Ctrl-Z), and how
+    /// long it had been stopped.
+    resumed: Option<(SystemTime, Duration)>,
+    /// "Connecting to the registry" was shown.
+    said_connecting: bool,
     /// "Still trying to reach the registry" was shown, and the registry has
     /// not answered since.
     said_still_trying: bool,
@@ -184,8 +208,15 @@ impl App {
             input_ended: false,
             chat_connected: false,
             unconfirmed: Vec::new(),
+            quit: false,
             said_still_trying: false,
             connect_error: None,
+            now: SystemTime::UNIX_EPOCH,
+            calls: 0,
+            last_chat: None,
+            held: Vec::new(),
+            resumed: None,
+            said_connecting: false,
             actions: VecDeque::new(),
         }
     }
@@ -198,32 +229,31 @@ impl App {
         }
     }
 
+    /// The wall-clock time of the inputs that follow (a chat event carries
+    /// its own): what the screen's `HH:MM:SS` and the history show.
+    pub fn tick(&mut self, now: SystemTime) {
+        self.now = now;
+    }
+
+    /// The process was continued at `now` after being stopped (Ctrl-Z) for
+    /// `stopped_for`: a chat that times out right after is blamed on the
+    /// stop, not on the peer.
+    pub fn resumed(&mut self, now: SystemTime, stopped_for: Duration) {
+        self.resumed = Some((now, stopped_for));
+    }
+
     /// The next action, in order.
     #[must_use]
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
-    /// Whether the app can act on `item` now. The loop keeps it (and stops
-    /// reading more input) until the answer is yes.
-    pub fn accepts(&self, item: &InputItem) -> bool {
-        match &self.state {
-            State::AskName
-            | State::Menu
-            | State::AskPeer
-            | State::Connecting { .. }
-            | State::Chat { .. } => true,
-            // Waiting: only a `/back` first in line cancels; anything else
-            // is for the chat that is awaited.
-            State::Waiting => matches!(item, InputItem::Line(l) if l.trim() == BACK),
-            State::LoggingIn
-            | State::FirstList
-            | State::Refreshing
-            | State::LookingUp { .. }
-            | State::Closing { .. }
-            | State::LoggingOut { .. }
-            | State::Done => false,
-        }
+    /// Whether the app can act on `item` now, for input without a scope
+    /// (see [`App::accepts_from`]). The loop keeps it (and stops reading
+    /// more input) until the answer is yes.
+    #[cfg(test)]
+    pub fn accepts(&self, item: &p2pchat_transport_mio::InputItem) -> bool {
+        self.accepts_from(item, None)
     }
 
     /// Whether the active chat exists in the loop's view (connecting, open
@@ -235,12 +265,12 @@ impl App {
     /// Feeds one input.
     pub fn handle(&mut self, input: NodeEvent) {
         match input {
-            NodeEvent::Input(item) => self.user(item),
+            NodeEvent::Input(item) => self.typed(item, None),
             NodeEvent::Signal(_) => self.signal(),
             NodeEvent::Registry(ev) => self.registry(ev),
             NodeEvent::Chat { event, at } => {
-                let clock = screen::clock(at, self.config.utc_offset);
-                self.chat(event, &clock);
+                self.now = at;
+                self.chat(event);
             }
             NodeEvent::ConnectFailed { reason } => self.connect_error = Some(reason),
             NodeEvent::ChatRequest { peer, key } => {
@@ -258,130 +288,11 @@ impl App {
             }
             NodeEvent::Sent { text } => {
                 if let Some(peer) = self.chat_peer() {
-                    self.push(Action::Record { direction: Direction::Sent, peer, text });
+                    self.print(format!("[{}] you: {}", self.clock(), escape_for_display(&text)));
+                    self.record(Direction::Sent, peer, text);
                 }
             }
             NodeEvent::SendFailed { text, reason } => self.send_failed(&text, reason),
-        }
-    }
-
-    // ----- user input -----
-
-    fn user(&mut self, item: InputItem) {
-        let line = match item {
-            InputItem::Line(line) => line,
-            InputItem::TooLong => {
-                self.print(format!("error: line longer than {MAX_LINE_LEN} bytes ignored"));
-                self.reprompt();
-                return;
-            }
-            InputItem::Eof => return self.input_end(),
-        };
-        match self.state.clone() {
-            State::AskName => self.name_line(&line),
-            State::Menu => self.menu_line(line.trim()),
-            State::AskPeer => self.peer_line(line.trim()),
-            State::Connecting { .. } | State::Chat { .. } => {
-                if line.trim() == BACK {
-                    self.end_chat();
-                } else {
-                    self.push(Action::Send(line));
-                }
-            }
-            State::Waiting => {
-                self.print("Stopped waiting.".to_owned());
-                self.menu();
-            }
-            State::LoggingIn
-            | State::FirstList
-            | State::Refreshing
-            | State::LookingUp { .. }
-            | State::Closing { .. }
-            | State::LoggingOut { .. }
-            | State::Done => {}
-        }
-    }
-
-    fn input_end(&mut self) {
-        self.input_ended = true;
-        match self.state.clone() {
-            State::AskName => {
-                self.print("Input ended before a name was given.".to_owned());
-                self.exit(EXIT_OK);
-            }
-            State::Menu | State::AskPeer => self.logout(EXIT_OK),
-            State::Connecting { .. } | State::Chat { .. } => self.finish_chat(),
-            // Not accepted in these states; nothing to do if it happens.
-            State::Waiting
-            | State::LoggingIn
-            | State::FirstList
-            | State::Refreshing
-            | State::LookingUp { .. }
-            | State::Closing { .. }
-            | State::LoggingOut { .. }
-            | State::Done => {}
-        }
-    }
-
-    fn name_line(&mut self, line: &str) {
-        match UserName::new(line.trim()) {
-            Ok(name) => self.login(name),
-            Err(e) => {
-                self.print(format!("error: invalid name: {e}"));
-                self.ask_name();
-            }
-        }
-    }
-
-    fn menu_line(&mut self, choice: &str) {
-        match choice {
-            "1" => {
-                self.state = State::AskPeer;
-                self.push(Action::Prompt("Peer username:".to_owned()));
-            }
-            "2" => {
-                if let Some((peer, trust)) = self.request.take() {
-                    self.peer_trust = Some(trust);
-                    self.accept(peer);
-                } else {
-                    self.state = State::Waiting;
-                    self.print(format!("Waiting for a peer to connect ({BACK} cancels)..."));
-                }
-            }
-            "3" => self.logout(EXIT_OK),
-            "4" => {
-                self.state = State::Refreshing;
-                self.push(Action::Refresh);
-            }
-            "" => self.reprompt(),
-            other => {
-                let shown = escape_for_display(other);
-                self.print(format!(
-                    "error: unknown choice '{}': enter 1, 2, 3 or 4",
-                    truncate(&shown, 20)
-                ));
-                self.reprompt();
-            }
-        }
-    }
-
-    fn peer_line(&mut self, line: &str) {
-        if line.is_empty() || line == BACK {
-            return self.menu();
-        }
-        match UserName::new(line) {
-            Ok(peer) if self.me.as_ref().is_some_and(|me| me.key() == peer.key()) => {
-                self.print("error: you cannot chat with yourself".to_owned());
-                self.menu();
-            }
-            Ok(peer) => {
-                self.state = State::LookingUp { peer: peer.clone() };
-                self.push(Action::Lookup(peer));
-            }
-            Err(e) => {
-                self.print(format!("error: invalid user name: {e}"));
-                self.menu();
-            }
         }
     }
 
@@ -411,6 +322,10 @@ impl App {
     // ----- transitions -----
 
     fn login(&mut self, name: UserName) {
+        if !std::mem::replace(&mut self.said_connecting, true) {
+            let server = self.config.server;
+            self.print(format!("Connecting to the registry at {server}…"));
+        }
         self.me = Some(name.clone());
         self.state = State::LoggingIn;
         self.push(Action::Login(name));
@@ -424,6 +339,15 @@ impl App {
     fn exit(&mut self, code: i32) {
         self.state = State::Done;
         self.push(Action::Exit(code));
+    }
+
+    fn record(&mut self, direction: Direction, peer: UserName, text: String) {
+        self.push(Action::Record { at: self.now, direction, peer, text });
+    }
+
+    /// The time of the input being handled, `HH:MM:SS` in local time.
+    fn clock(&self) -> String {
+        screen::clock(self.now, self.config.utc_offset)
     }
 
     fn push(&mut self, action: Action) {

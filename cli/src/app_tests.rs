@@ -3,6 +3,7 @@ use p2pchat_core::{
     ChatEvent, ClientEvent, CloseReason, Entry, MAX_TEXT_LEN, Operation, PrivateKey, PublicKey,
     RefuseReason, SendError, Seq,
 };
+use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN};
 use std::time::Duration;
 
 fn name(s: &str) -> UserName {
@@ -14,7 +15,8 @@ fn config(n: Option<&str>) -> AppConfig {
         name: n.map(name),
         server: "127.0.0.1:5000".parse().unwrap(),
         history: PathBuf::from("messages.txt"),
-        utc_offset: time::UtcOffset::UTC,
+        // The epoch shows as 12:34:56 in this zone.
+        utc_offset: time::UtcOffset::from_hms(12, 34, 56).unwrap(),
     }
 }
 
@@ -55,7 +57,11 @@ fn drain(app: &mut App) -> Vec<Action> {
     std::iter::from_fn(|| app.poll_action()).collect()
 }
 
+/// When every test input happens: 12:34:56 in the tests' time zone.
+const T: std::time::SystemTime = std::time::UNIX_EPOCH;
+
 fn feed(app: &mut App, input: NodeEvent) -> Vec<Action> {
+    app.tick(T);
     app.handle(input);
     drain(app)
 }
@@ -79,7 +85,13 @@ fn printed(actions: &[Action]) -> Vec<String> {
 fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
     let mut app = App::new(config(Some("Ann")));
     app.start();
-    assert_eq!(drain(&mut app), vec![Action::Login(name("Ann"))]);
+    assert_eq!(
+        drain(&mut app),
+        vec![
+            Action::Print("Connecting to the registry at 127.0.0.1:5000…".into()),
+            Action::Login(name("Ann"))
+        ]
+    );
     let a = feed(
         &mut app,
         NodeEvent::Registry(ClientEvent::LoggedIn {
@@ -94,8 +106,7 @@ fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
 
 /// A chat event at 12:34:56 UTC (the tests' time zone).
 fn chat_ev(event: ChatEvent) -> NodeEvent {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs(12 * 3600 + 34 * 60 + 56);
-    NodeEvent::Chat { event, at }
+    NodeEvent::Chat { event, at: T }
 }
 
 /// Ann connects to Bob and the chat is up.
@@ -123,7 +134,13 @@ fn chatting() -> App {
     );
     assert_eq!(printed(&a)[0], format!("Connecting to Bob at 127.0.0.1:7000, {TRUSTED}"));
     let a = feed(&mut app, chat_ev(ChatEvent::Connected { peer: name("Bob") }));
-    assert_eq!(printed(&a)[0], format!("Chat with Bob started, {TRUSTED}."));
+    assert_eq!(printed(&a)[0], format!("[12:34:56] Chat with Bob started, {TRUSTED}."));
+    assert!(a.contains(&Action::Record {
+        at: T,
+        direction: Direction::Started,
+        peer: name("Bob"),
+        text: "Ann".into()
+    }));
     app
 }
 
@@ -143,6 +160,7 @@ fn first_screen_is_list_and_menu() {
             "- Enter [3] to logout",
             "- Enter [4] to refresh online user list",
             "- /back command is closing the active chat session and enabling the menu",
+            "- Enter ? or /help to show these commands again",
             "**** Your messages automatically saved into [messages.txt] file",
         ]
     );
@@ -157,7 +175,13 @@ fn asks_for_a_name_until_one_is_taken() {
     let a = line(&mut app, "two words");
     assert!(printed(&a)[0].starts_with("error: invalid name"));
     assert_eq!(a.last(), Some(&Action::Prompt("Enter your username:".into())));
-    assert_eq!(line(&mut app, " Mert "), vec![Action::Login(name("Mert"))]);
+    assert_eq!(
+        line(&mut app, " Mert "),
+        vec![
+            Action::Print("Connecting to the registry at 127.0.0.1:5000…".into()),
+            Action::Login(name("Mert"))
+        ]
+    );
     assert!(!app.accepts(&InputItem::Line("x".into())), "no input while logging in");
     let a = feed(
         &mut app,
@@ -191,7 +215,11 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
     assert_eq!(
         a,
         vec![
-            Action::Print("error: the registry at 127.0.0.1:5000 is unreachable".into()),
+            Action::Print(
+                "error: the registry at 127.0.0.1:5000 is unreachable: is p2pchat server running \
+                 there?"
+                    .into()
+            ),
             Action::Exit(EXIT_ERROR)
         ]
     );
@@ -201,7 +229,10 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
 fn menu_choices() {
     let (mut app, _) = logged_in(vec![]);
     let a = line(&mut app, "9");
-    assert_eq!(printed(&a), vec!["error: unknown choice '9': enter 1, 2, 3 or 4"]);
+    assert_eq!(
+        printed(&a),
+        vec!["error: unknown choice '9': enter 1, 2, 3 or 4 (? shows the commands)"]
+    );
     assert_eq!(line(&mut app, "4"), vec![Action::Refresh]);
     assert!(!app.accepts(&InputItem::Line("3".into())));
     let a =
@@ -244,11 +275,15 @@ fn lines_typed_while_connecting_are_sent() {
     let a = feed(&mut app, NodeEvent::Sent { text: "early".into() });
     assert_eq!(
         a,
-        vec![Action::Record {
-            direction: Direction::Sent,
-            peer: name("Bob"),
-            text: "early".into()
-        }]
+        vec![
+            Action::Print("[12:34:56] you: early".into()),
+            Action::Record {
+                at: T,
+                direction: Direction::Sent,
+                peer: name("Bob"),
+                text: "early".into()
+            }
+        ]
     );
 }
 
@@ -262,6 +297,7 @@ fn chat_shows_records_and_ends_with_back() {
         vec![
             Action::Print("[12:34:56] Bob: hi\\u{1b}[2J".into()),
             Action::Record {
+                at: T,
                 direction: Direction::Received,
                 peer: name("Bob"),
                 text: "hi\u{1b}[2J".into()
@@ -279,15 +315,25 @@ fn chat_shows_records_and_ends_with_back() {
         printed(&a)[..2],
         [
             "warning: not acknowledged by Bob (it may have been seen): hello",
-            "Chat with Bob ended: you left the chat."
+            "[12:34:56] Chat with Bob ended: you left the chat."
         ]
     );
     assert_eq!(
         a[1],
         Action::Record {
+            at: T,
             direction: Direction::Unacknowledged,
             peer: name("Bob"),
             text: "hello".into()
+        }
+    );
+    assert_eq!(
+        a[3],
+        Action::Record {
+            at: T,
+            direction: Direction::Ended,
+            peer: name("Bob"),
+            text: "you left the chat".into()
         }
     );
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
@@ -303,6 +349,7 @@ fn texts_after_the_peers_goodbye_are_not_delivered() {
     assert_eq!(
         a[1],
         Action::Record {
+            at: T,
             direction: Direction::Undelivered,
             peer: name("Bob"),
             text: "late".into()
@@ -314,7 +361,7 @@ fn texts_after_the_peers_goodbye_are_not_delivered() {
 fn peer_leaving_returns_to_menu() {
     let mut app = chatting();
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
-    assert_eq!(printed(&a)[0], "Chat with Bob ended: Bob left the chat.");
+    assert_eq!(printed(&a)[0], "[12:34:56] Chat with Bob ended: Bob left the chat.");
     assert!(app.accepts(&InputItem::Line("1".into())));
 }
 
@@ -411,6 +458,15 @@ fn oversize_send_is_reported() {
     assert!(printed(&a)[0].starts_with(&format!(
         "error: message not sent (the message is longer than {MAX_TEXT_LEN} bytes)"
     )));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Record {
+            at: T,
+            direction: Direction::Failed,
+            peer: name("Bob"),
+            text: "x".repeat(5000)
+        })
+    );
 }
 
 #[test]
@@ -473,4 +529,185 @@ fn still_trying_is_said_once_until_the_registry_answers() {
     // Keepalives run unseen; a later wait the user sees is said again.
     assert!(printed(&feed(&mut app, still(Operation::Keepalive))).is_empty());
     assert_eq!(printed(&feed(&mut app, still(Operation::List))), vec![line]);
+}
+
+/// `s` typed at a terminal, its first key pressed in `origin`.
+fn typed(app: &mut App, s: &str, origin: Scope) -> Vec<Action> {
+    let item = InputItem::Line(s.to_owned());
+    assert!(app.accepts_from(&item, Some(origin)), "app must accept {s:?} now");
+    app.tick(T);
+    app.typed(item, Some(origin));
+    drain(app)
+}
+
+#[test]
+fn a_chat_reply_finished_after_the_chat_ended_is_not_a_menu_choice() {
+    let mut app = chatting();
+    let in_chat = app.scope();
+    assert!(matches!(in_chat, Scope::Call(_)));
+    // `3` typed as a reply; Bob leaves; then Enter.
+    feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
+    assert_eq!(app.scope(), Scope::Menu);
+    let a = typed(&mut app, "3", in_chat);
+    assert!(!a.contains(&Action::Logout), "{a:?}");
+    assert_eq!(printed(&a), vec!["Not sent: the chat with Bob ended before you pressed Enter: 3"]);
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    // A `/back` that came too late did what it asked: nothing to say.
+    assert_eq!(typed(&mut app, "/back", in_chat), vec![Action::Prompt("Enter choice:".into())]);
+    // A line begun at the menu is a choice.
+    assert_eq!(typed(&mut app, "3", Scope::Menu), vec![Action::Logout]);
+}
+
+#[test]
+fn a_line_typed_while_a_call_is_set_up_goes_to_its_chat_or_nowhere() {
+    // Typed during the lookup: sent once connecting.
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Bob");
+    let call = app.scope();
+    assert!(!app.accepts_from(&InputItem::Line("hi".into()), Some(call)));
+    found_and_trusted(&mut app, "Bob");
+    assert_eq!(typed(&mut app, "hi", call), vec![Action::Send("hi".into())]);
+    // Typed during a lookup that fails: not run at the menu.
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Zed");
+    let call = app.scope();
+    feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    let a = typed(&mut app, "3", call);
+    assert_eq!(printed(&a), vec!["Not sent: the chat did not start: 3"]);
+    assert!(!a.contains(&Action::Logout));
+}
+
+#[test]
+fn lines_typed_while_waiting_are_held_for_the_chat_and_back_still_works() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    assert_eq!(typed(&mut app, "early", wait), vec![]);
+    let a = request(&mut app, "Bob");
+    assert_eq!(a[0], Action::Accept);
+    assert_eq!(a.last(), Some(&Action::Send("early".into())));
+    // Cancelled: a held line is shown back, and /back behind it works.
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    typed(&mut app, "3", wait);
+    let a = typed(&mut app, "/back", wait);
+    assert_eq!(printed(&a)[..2], ["Stopped waiting.", "Not sent: the chat did not start: 3"]);
+    assert!(!a.contains(&Action::Logout));
+    assert_eq!(app.scope(), Scope::Menu);
+}
+
+#[test]
+fn a_terminal_end_of_input_while_waiting_stops_the_wait_and_logs_out() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    assert!(!app.accepts(&InputItem::Eof), "a script's end waits for the chat");
+    assert!(app.accepts_from(&InputItem::Eof, Some(wait)));
+    app.typed(InputItem::Eof, Some(wait));
+    let a = drain(&mut app);
+    assert_eq!(printed(&a)[0], "Stopped waiting.");
+    assert_eq!(a.last(), Some(&Action::Logout));
+}
+
+#[test]
+fn commands_in_a_chat_never_reach_the_peer() {
+    let mut app = chatting();
+    let a = line(&mut app, "/help");
+    assert!(!a.iter().any(|a| matches!(a, Action::Send(_))), "{a:?}");
+    assert!(printed(&a).iter().any(|l| l.starts_with("/quit ")), "{a:?}");
+    let a = line(&mut app, " /bakc now");
+    assert_eq!(
+        printed(&a),
+        vec![
+            "error: unknown command '/bakc' (not sent): /help lists the commands; start with // \
+             to send a text that starts with /"
+        ]
+    );
+    assert_eq!(a.len(), 1);
+    assert_eq!(line(&mut app, "//x"), vec![Action::Send("/x".into())]);
+    assert_eq!(line(&mut app, "  //back"), vec![Action::Send("/back".into())]);
+    for text in ["/", "/ ok", ":-/", "/3 apples", "a /back"] {
+        assert_eq!(line(&mut app, text), vec![Action::Send(text.into())]);
+    }
+    // /quit: the chat ends, then the client logs out and exits.
+    assert_eq!(line(&mut app, "/quit"), vec![Action::CloseChat]);
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
+    assert_eq!(a.last(), Some(&Action::Logout));
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
+    assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
+}
+
+#[test]
+fn quit_while_waiting_logs_out() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "2");
+    let wait = app.scope();
+    let a = typed(&mut app, "/quit", wait);
+    assert_eq!(printed(&a)[0], "Stopped waiting.");
+    assert_eq!(a.last(), Some(&Action::Logout));
+}
+
+const COMMANDS: &str = "-----[COMMANDS]-----";
+
+#[test]
+fn the_menu_is_quiet_but_at_the_start_on_request_and_after_a_chat() {
+    let (mut app, a) = logged_in(vec![]);
+    assert!(printed(&a).contains(&COMMANDS.to_owned()), "at the start");
+    // An error, a refresh, a failed lookup: the prompt only.
+    let a = line(&mut app, "9");
+    assert_eq!(a.len(), 2);
+    assert_eq!(a[1], Action::Prompt("Enter choice:".into()));
+    line(&mut app, "4");
+    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::List { entries: vec![] }));
+    assert!(!printed(&a).contains(&COMMANDS.to_owned()), "{a:?}");
+    assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    line(&mut app, "1");
+    line(&mut app, "Zed");
+    let a =
+        feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    assert_eq!(
+        a,
+        vec![
+            Action::Print("error: no user named 'Zed' is online".into()),
+            Action::Prompt("Enter choice:".into())
+        ]
+    );
+    line(&mut app, "2");
+    let a = line(&mut app, "/back");
+    assert_eq!(
+        a,
+        vec![Action::Print("Stopped waiting.".into()), Action::Prompt("Enter choice:".into())]
+    );
+    // Asked for.
+    for ask in ["?", "/help", " ? "] {
+        let a = line(&mut app, ask);
+        assert_eq!(printed(&a)[0], COMMANDS);
+        assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
+    }
+    // After a chat.
+    let mut app = chatting();
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
+    assert!(printed(&a).contains(&COMMANDS.to_owned()), "{a:?}");
+    // /quit at the menu logs out.
+    assert_eq!(line(&mut app, "/quit"), vec![Action::Logout]);
+}
+
+#[test]
+fn a_chat_that_timed_out_while_stopped_blames_the_stop() {
+    let mut app = chatting();
+    app.resumed(T, Duration::from_secs(95));
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerSilent }));
+    assert_eq!(
+        printed(&a)[0],
+        "[12:34:56] Chat with Bob ended: this client was stopped (Ctrl-Z) for 95 s, longer than \
+         a chat waits for an answer."
+    );
+    // Long after the stop, the peer is to blame again.
+    let mut app = chatting();
+    app.resumed(T - Duration::from_secs(60), Duration::from_secs(95));
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerSilent }));
+    assert_eq!(printed(&a)[0], "[12:34:56] Chat with Bob ended: Bob stopped answering.");
 }

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context as _;
 use p2pchat_core::{PublicKey, UserName};
@@ -19,6 +19,7 @@ use crate::history::History;
 use crate::identity::Identity;
 use crate::known_peers::{KnownPeers, PeerStatus, changed_key_warning, describe};
 use crate::term::Term;
+use crate::typed::Typed;
 
 /// What the client needs to start.
 #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
     })?;
     // From here on the terminal may be raw: `term` puts it back when dropped,
     // on every return, `?` included, and when a panic unwinds.
-    let term = Term::stdio(interactive);
+    let term = Typed::new(Term::stdio(interactive), Term::wants_editor(interactive));
     let app = App::new(AppConfig {
         name: opts.name,
         server: opts.server,
@@ -62,15 +63,19 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
     });
     let mut client = Client {
         app,
-        term,
+        keyboard: term,
         history,
         history_failed: false,
         identity_path: opts.identity.path().to_owned(),
         known_peers: opts.identity.known_peers_path(),
         exit: None,
+        utc_offset: offset,
+        stopped_at: None,
     };
+    client.app.tick(SystemTime::now());
     client.app.start();
     client.run_actions(Instant::now(), &mut node);
+    client.keyboard.set_scope(client.app.scope(), client.app.waiting());
     let result = node.run(&mut client);
     // The sockets close before the terminal is set back.
     drop(node);
@@ -82,7 +87,8 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
 /// the app's actions, on the node or on the terminal and the history file.
 struct Client {
     app: App,
-    term: Term,
+    /// The terminal, whose input lines carry the scope they were typed in.
+    keyboard: Typed<Term>,
     history: History,
     history_failed: bool,
     /// The identity file in use, for the command a key warning names.
@@ -91,53 +97,82 @@ struct Client {
     known_peers: PathBuf,
     /// The status of [`Action::Exit`], once the app asked.
     exit: Option<i32>,
+    /// The local time zone's offset, for the history's times.
+    utc_offset: UtcOffset,
+    /// When the process was stopped (Ctrl-Z), until it continues.
+    stopped_at: Option<SystemTime>,
 }
 
 impl NodeHandler for Client {
-    type Decoder = Term;
+    type Decoder = Typed<Term>;
 
-    fn decoder(&self) -> &Term {
-        &self.term
+    fn decoder(&self) -> &Typed<Term> {
+        &self.keyboard
     }
 
-    fn decoder_mut(&mut self) -> &mut Term {
-        &mut self.term
+    fn decoder_mut(&mut self) -> &mut Typed<Term> {
+        &mut self.keyboard
     }
 
     fn accepts(&self, item: &InputItem) -> bool {
-        self.app.accepts(item)
+        self.app.accepts_from(item, self.keyboard.peek_scope())
     }
 
     fn output(&mut self) -> Option<&mut UserOutput> {
-        Some(self.term.output())
+        Some(self.term().output())
     }
 
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
-        if let NodeEvent::Input(_) = event {
-            self.term.input_taken();
-        }
         tracing::trace!(?event, "app input");
-        self.app.handle(event);
+        // The node may fire the timers that ran out while the process was
+        // stopped before it reads the SIGCONT: any event means it runs.
+        self.continued();
+        self.app.tick(SystemTime::now());
+        match event {
+            NodeEvent::Input(item) => {
+                self.term().input_taken();
+                let origin = self.keyboard.popped_scope();
+                self.app.typed(item, origin);
+            }
+            event => self.app.handle(event),
+        }
         self.run_actions(now, node);
+        self.keyboard.set_scope(self.app.scope(), self.app.waiting());
     }
 
     /// Ctrl-Z: the terminal is restored while the process is stopped.
     fn suspend(&mut self) {
-        self.term.suspend();
+        self.stopped_at = Some(SystemTime::now());
+        self.term().suspend();
     }
 
-    /// `fg`: the terminal is set up again.
+    /// `fg`: the terminal is set up again, and the app told how long the
+    /// process was stopped.
     fn resume(&mut self) {
-        self.term.resume();
+        self.term().resume();
+        self.continued();
     }
 
     /// The terminal changed size: the input line is drawn again for it.
     fn resize(&mut self) {
-        self.term.resize();
+        self.term().resize();
     }
 }
 
 impl Client {
+    /// The process runs again after a stop: the app is told how long it
+    /// was stopped (once).
+    fn continued(&mut self) {
+        if let Some(at) = self.stopped_at.take() {
+            let now = SystemTime::now();
+            self.app.resumed(now, now.duration_since(at).unwrap_or_default());
+        }
+    }
+
+    fn term(&mut self) -> &mut Term {
+        self.keyboard.inner_mut()
+    }
+
     fn run_actions(&mut self, now: Instant, node: &mut ClientNode) {
         while let Some(action) = self.app.poll_action() {
             self.act(action, now, node);
@@ -147,8 +182,8 @@ impl Client {
     fn act(&mut self, action: Action, now: Instant, node: &mut ClientNode) {
         tracing::trace!(?action, "app action");
         match action {
-            Action::Print(line) => self.term.line(&line),
-            Action::Prompt(p) => self.term.prompt(&p),
+            Action::Print(line) => self.term().line(&line),
+            Action::Prompt(p) => self.term().prompt(&p),
             Action::Login(name) => node.login(now, name),
             Action::Refresh => node.refresh_list(now),
             Action::Lookup(name) => node.lookup(now, name),
@@ -163,12 +198,12 @@ impl Client {
             Action::Send(text) => node.send_text(now, text),
             Action::CloseChat => node.close_chat(now),
             Action::FinishChat => node.finish_chat(now),
-            Action::Record { direction, peer, text } => {
-                let at = OffsetDateTime::now_utc();
+            Action::Record { at, direction, peer, text } => {
+                let at = OffsetDateTime::from(at).to_offset(self.utc_offset);
                 if let Err(e) = self.history.record(at, direction, &peer, &text) {
                     if !self.history_failed {
                         self.history_failed = true;
-                        self.term.line(&format!("warning: cannot write the history file: {e}"));
+                        self.term().line(&format!("warning: cannot write the history file: {e}"));
                     }
                 }
             }

@@ -1,16 +1,20 @@
-//! The history file: one line per message, appended and flushed as written.
+//! The history file: one line per message or chat event, appended and
+//! flushed as written.
 //!
 //! ```text
-//! 2026-03-01T12:34:56.789Z sent Mert hello there
-//! 2026-03-01T12:34:57.012Z received Mert hi!\nsecond line
-//! 2026-03-01T12:35:02.345Z undelivered Mert are you there?
+//! 2026-03-01T13:34:50.001+01:00 started Mert Ann
+//! 2026-03-01T13:34:56.789+01:00 sent Mert hello there
+//! 2026-03-01T13:34:57.012+01:00 received Mert hi!\nsecond line
+//! 2026-03-01T13:35:02.345+01:00 undelivered Mert are you there?
+//! 2026-03-01T13:35:03.000+01:00 ended Mert Mert left the chat
 //! ```
 //!
-//! Fields are separated by one space: the time (RFC 3339, UTC), the
-//! direction (`sent`, `received`, `undelivered`, `unacknowledged`), the
-//! peer's name (which never
-//! holds white space) and the text, escaped so that one message is always one
-//! line (see [`escape`]). `docs/HISTORY.md` is the reference.
+//! Fields are separated by one space: the time (RFC 3339 in local time with
+//! its UTC offset), the kind (`sent`, `received`, `undelivered`,
+//! `unacknowledged`, `failed`, `started`, `ended`), the peer's name (which
+//! never holds white space) and the text, escaped so that one message is
+//! always one line (see [`escape`]). `docs/HISTORY.md` is the reference
+//! (format version 2).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -23,11 +27,14 @@ use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
-/// RFC 3339 in UTC with milliseconds: `2026-03-01T12:34:56.789Z`.
-const TIME_FORMAT: &[BorrowedFormatItem<'_>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+/// RFC 3339 with milliseconds and the UTC offset of the time given:
+/// `2026-03-01T13:34:56.789+01:00`.
+const TIME_FORMAT: &[BorrowedFormatItem<'_>] = format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
+);
 
-/// Which way a message went.
+/// What a history line records: which way a message went, or a chat's
+/// start or end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     /// We handed it to the chat session.
@@ -43,6 +50,12 @@ pub enum Direction {
     /// acknowledgement ran out): the peer may have seen it. It also has a
     /// `sent` line.
     Unacknowledged,
+    /// The chat refused it (too long, the chat closed): it was never sent.
+    Failed,
+    /// A chat with the peer started; the text is our own name in it.
+    Started,
+    /// The chat with the peer ended; the text says why.
+    Ended,
 }
 
 impl fmt::Display for Direction {
@@ -52,6 +65,9 @@ impl fmt::Display for Direction {
             Direction::Received => "received",
             Direction::Undelivered => "undelivered",
             Direction::Unacknowledged => "unacknowledged",
+            Direction::Failed => "failed",
+            Direction::Started => "started",
+            Direction::Ended => "ended",
         })
     }
 }
@@ -122,17 +138,15 @@ pub fn unescape(line: &str) -> Option<String> {
     Some(out)
 }
 
-/// One history line, without its line end.
+/// One history line, without its line end; the time is written with the
+/// offset `at` has (the local one, as the screen shows it).
 pub fn format_line(
     at: OffsetDateTime,
     direction: Direction,
     peer: &UserName,
     text: &str,
 ) -> String {
-    let at = at
-        .to_offset(time::UtcOffset::UTC)
-        .format(TIME_FORMAT)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string());
+    let at = at.format(TIME_FORMAT).unwrap_or_else(|_| at.unix_timestamp().to_string());
     format!("{at} {direction} {peer} {}", escape(text))
 }
 
@@ -236,11 +250,16 @@ mod tests {
         let peer = UserName::new("Mert").unwrap();
         assert_eq!(
             format_line(at, Direction::Received, &peer, "hi\nthere"),
-            "2023-11-14T22:13:20.000Z received Mert hi\\nthere"
+            "2023-11-14T22:13:20.000+00:00 received Mert hi\\nthere"
+        );
+        let local = at.to_offset(time::UtcOffset::from_hms(-3, -30, 0).unwrap());
+        assert_eq!(
+            format_line(local, Direction::Started, &peer, "Ann"),
+            "2023-11-14T18:43:20.000-03:30 started Mert Ann"
         );
         assert_eq!(
             format_line(at, Direction::Unacknowledged, &peer, "maybe"),
-            "2023-11-14T22:13:20.000Z unacknowledged Mert maybe"
+            "2023-11-14T22:13:20.000+00:00 unacknowledged Mert maybe"
         );
     }
 
@@ -261,7 +280,8 @@ mod tests {
         assert_eq!(mode & 0o777, HISTORY_MODE, "only the owner may read the history");
         assert_eq!(
             text,
-            "1970-01-01T00:00:00.000Z sent Bob one\n1970-01-01T00:00:00.000Z undelivered Bob two\\nlines\n"
+            "1970-01-01T00:00:00.000+00:00 sent Bob one\n\
+             1970-01-01T00:00:00.000+00:00 undelivered Bob two\\nlines\n"
         );
     }
 }

@@ -6,6 +6,7 @@
 
 mod app;
 mod client;
+mod config;
 mod history;
 // Parts of these APIs (the chat-time checks and warnings) wait for the Noise
 // chats to call them.
@@ -17,6 +18,7 @@ mod raw_mode;
 #[allow(dead_code, reason = "for the app to send a long typed line as several messages")]
 mod split;
 mod term;
+mod typed;
 
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -30,10 +32,11 @@ use p2pchat_core::{
     UserName,
 };
 use p2pchat_transport_mio::{
-    SERVER_SOCKET_BUFFER, ServerLoop, fetch_list, local_addr_for, size_buffers,
+    ListError, SERVER_SOCKET_BUFFER, ServerLoop, fetch_list, local_addr_for, size_buffers,
 };
 
 use crate::client::{ClientOptions, random_u64};
+use crate::config::parse_server;
 use crate::identity::{Created, Identity, identity_path};
 use crate::known_peers::{KnownPeers, TrustOutcome, describe, known_peers_path};
 
@@ -44,10 +47,20 @@ Exit status:
      file error
   2  usage error: bad arguments";
 
+const CONFIG_HELP: &str = "\
+Settings: $XDG_CONFIG_HOME/p2pchat/config.toml (else ~/.config/p2pchat/config.toml)
+may set server = \"HOST[:PORT]\", name = \"NAME\" and history = \"PATH\"; flags win.
+
+Exit status:
+  0  success (including a clean stop on SIGINT/SIGTERM)
+  1  runtime error: registry unreachable or refusing, name refused, socket or
+     file error
+  2  usage error: bad arguments";
+
 /// Peer-to-peer chat: a registry server keeps the list of who is online,
 /// clients chat directly over TCP.
 #[derive(Debug, Parser)]
-#[command(name = "p2pchat", version, after_help = EXIT_CODES)]
+#[command(name = "p2pchat", version, after_help = CONFIG_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,21 +87,23 @@ enum Command {
     /// Log in and chat, from the menu.
     #[command(after_help = EXIT_CODES)]
     Client {
-        /// User name (1-32 bytes, no spaces or control characters); asked
-        /// for when absent.
+        /// User name (1-32 bytes, no spaces or control characters). Default:
+        /// `name` in the configuration file, else asked for.
         #[arg(long, value_name = "NAME")]
         name: Option<UserName>,
-        /// The registry server's address.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000", value_parser = parse_addr)]
-        server: SocketAddr,
+        /// The registry server: HOST or IP, with :PORT unless it is 5000.
+        /// Default: `server` in the configuration file, else 127.0.0.1:5000.
+        #[arg(long, value_name = "ADDR", value_parser = parse_server)]
+        server: Option<SocketAddr>,
         /// Where to take chats (TCP). Default: loopback when the server is
         /// on loopback, else every address of the server's IP family; on a
         /// port the OS picks.
         #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
         listen: Option<SocketAddr>,
-        /// File the messages are appended to.
-        #[arg(long, value_name = "PATH", default_value = "messages.txt")]
-        history: PathBuf,
+        /// File the messages are appended to. Default: `history` in the
+        /// configuration file, else messages.txt.
+        #[arg(long, value_name = "PATH")]
+        history: Option<PathBuf>,
         /// Identity file (created on first use). Default:
         /// $XDG_CONFIG_HOME/p2pchat/identity, else ~/.config/p2pchat/identity.
         #[arg(long, value_name = "PATH")]
@@ -97,9 +112,10 @@ enum Command {
     /// Print the online users, one `name address:port` per line.
     #[command(after_help = EXIT_CODES)]
     List {
-        /// The registry server's address.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000", value_parser = parse_addr)]
-        server: SocketAddr,
+        /// The registry server: HOST or IP, with :PORT unless it is 5000.
+        /// Default: `server` in the configuration file, else 127.0.0.1:5000.
+        #[arg(long, value_name = "ADDR", value_parser = parse_server)]
+        server: Option<SocketAddr>,
     },
     /// Print your fingerprint, for others to compare (creates your identity
     /// on first use).
@@ -124,6 +140,14 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         identity: Option<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    /// to standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output, for `man -l -`.
+    Man,
     /// Forget every key known for NAME; the next key seen is pinned anew.
     #[command(after_help = EXIT_CODES)]
     Forget {
@@ -147,6 +171,25 @@ fn parse_addr(s: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{s} resolves to no address"))
 }
 
+/// The configuration file's settings (empty when there is no file, or no
+/// home directory to look in).
+fn settings() -> anyhow::Result<config::Config> {
+    let Ok(identity) = identity_path(None) else { return Ok(config::Config::default()) };
+    config::Config::load(&config::config_path(&identity)).map_err(anyhow::Error::msg)
+}
+
+/// `--server`, else the configuration file's, else 127.0.0.1:5000.
+fn server_or_config(
+    flag: Option<SocketAddr>,
+    config: &config::Config,
+) -> anyhow::Result<SocketAddr> {
+    match (flag, &config.server) {
+        (Some(addr), _) => Ok(addr),
+        (None, Some(s)) => parse_server(s).map_err(anyhow::Error::msg),
+        (None, None) => Ok(SocketAddr::from(([127, 0, 0, 1], config::DEFAULT_PORT))),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -160,13 +203,37 @@ fn main() -> ExitCode {
         Command::Server { bind, lease, max_users, max_per_address } => {
             server(bind, lease, max_users, max_per_address)
         }
-        Command::Client { name, server, listen, history, identity } => load_identity(identity)
-            .and_then(|identity| {
+        Command::Client { name, server, listen, history, identity } => {
+            settings().and_then(|config| {
+                let server = server_or_config(server, &config)?;
+                let name = match (name, config.name) {
+                    (Some(n), _) => Some(n),
+                    // Checked when the file was read.
+                    (None, Some(n)) => UserName::new(&n).ok(),
+                    (None, None) => None,
+                };
+                let history = history.or(config.history).unwrap_or_else(|| "messages.txt".into());
+                let identity = load_identity(identity)?;
                 let listen = listen.unwrap_or_else(|| local_addr_for(server));
                 let interactive = std::io::stdin().is_terminal();
                 client::run(ClientOptions { name, server, listen, history, identity }, interactive)
-            }),
-        Command::List { server } => list(server),
+            })
+        }
+        Command::List { server } => {
+            settings().and_then(|config| list(server_or_config(server, &config)?))
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "p2pchat", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            use clap::CommandFactory as _;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map(|()| 0)
+                .map_err(anyhow::Error::from)
+        }
         Command::Whoami { identity } => whoami(identity),
         Command::Trust { name, fingerprint, identity } => trust(&name, &fingerprint, identity),
         Command::Forget { name, identity } => forget(&name, identity),
@@ -179,6 +246,12 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The time at the start of each server log line: RFC 3339, local time
+/// with its UTC offset, to the second.
+const LOG_TIME: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+);
 
 fn println_flush(line: &str) {
     let mut out = std::io::stdout().lock();
@@ -194,6 +267,8 @@ fn server(
     max_per_address: u32,
 ) -> anyhow::Result<i32> {
     use anyhow::Context as _;
+    // Read while the process has one thread.
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let socket = UdpSocket::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
     let addr = socket.local_addr()?;
     let buffers = size_buffers(&socket, SERVER_SOCKET_BUFFER)?;
@@ -213,13 +288,15 @@ fn server(
     server.stop_on_signals()?;
     println_flush(&format!("Server listening on {addr}"));
     server.run(|event| {
+        let at = time::OffsetDateTime::now_utc().to_offset(offset);
+        let at = at.format(LOG_TIME).unwrap_or_else(|_| at.unix_timestamp().to_string());
         let line = match event {
             ServerEvent::LoggedIn { name, addr } => format!("[{name}] logged in from {addr}"),
             ServerEvent::LoggedOut { name, .. } => format!("[{name}] logged out"),
             ServerEvent::TimedOut { name, .. } => format!("[{name}] timed out"),
             ServerEvent::Roamed { name, from, to } => format!("[{name}] moved from {from} to {to}"),
         };
-        println_flush(&line);
+        println_flush(&format!("{at} {line}"));
     })?;
     tracing::info!("server stopped");
     Ok(0)
@@ -228,7 +305,16 @@ fn server(
 fn list(server: SocketAddr) -> anyhow::Result<i32> {
     let entries = fetch_list(server, random_u64(), || {
         eprintln!("Still trying to reach the registry at {server}…");
+    })
+    .map_err(|e| match e {
+        ListError::Unreachable(_) => {
+            anyhow::anyhow!("{e}: is p2pchat server running there?")
+        }
+        e => e.into(),
     })?;
+    if entries.is_empty() {
+        eprintln!("(nobody is online)");
+    }
     let mut out = String::new();
     for e in entries {
         out.push_str(&format!("{} {}\n", e.name, e.chat_addr()));

@@ -4,8 +4,15 @@ use p2pchat_core::{
     ChatError, ChatEvent, CloseReason, HandshakeError, MAX_TEXT_LEN, SendError, UserName,
 };
 
+use std::time::Duration;
+
 use super::screen::{close_reason, truncate};
-use super::{Action, App, BACK, Check, EXIT_OK, KeyCheck, State};
+
+/// How soon after the process is continued (after Ctrl-Z) a chat that
+/// times out or breaks is blamed on the stop: its timers ran out while it
+/// was stopped, and they fire, or the peer's refusal arrives, at once.
+pub const RESUME_GRACE: Duration = Duration::from_secs(5);
+use super::{Action, App, BACK, Check, HELP, KeyCheck, State};
 use crate::history::{Direction, escape_for_display};
 
 impl App {
@@ -73,13 +80,20 @@ impl App {
             self.request = None;
         }
         self.chat_connected = true;
+        let clock = self.clock();
         if let Some(trust) = self.peer_trust.take() {
-            self.print(format!("Chat with {peer} started, {trust}."));
+            self.print(format!("[{clock}] Chat with {peer} started, {trust}."));
         } else {
-            self.print(format!("Chat with {peer} started."));
+            self.print(format!("[{clock}] Chat with {peer} started."));
         }
-        self.print(format!("Type a message and press Enter; {BACK} ends the chat."));
+        self.print(format!(
+            "Type a message and press Enter; {BACK} ends the chat, {HELP} lists the commands."
+        ));
+        let me = self.me.as_ref().map(ToString::to_string).unwrap_or_default();
+        self.record(Direction::Started, peer.clone(), me);
+        self.last_chat = Some((self.calls, peer.clone()));
         self.state = State::Chat { peer };
+        self.send_held();
     }
 
     pub(super) fn end_chat(&mut self) {
@@ -100,7 +114,8 @@ impl App {
     }
 
     /// An event of the active chat; `clock` is when it happened.
-    pub(super) fn chat(&mut self, event: ChatEvent, clock: &str) {
+    pub(super) fn chat(&mut self, event: ChatEvent) {
+        let clock = self.clock();
         match event {
             // The key was judged before connecting; the handshake proved it.
             ChatEvent::Authenticated { .. } => {}
@@ -115,7 +130,7 @@ impl App {
             ChatEvent::Received { text, .. } => {
                 let Some(peer) = self.chat_peer() else { return };
                 self.print(format!("[{clock}] {peer}: {}", escape_for_display(&text)));
-                self.push(Action::Record { direction: Direction::Received, peer, text });
+                self.record(Direction::Received, peer, text);
             }
             ChatEvent::Delivered { .. } => {}
             // Reported with the chat's end, whose reason tells whether the
@@ -138,20 +153,12 @@ impl App {
             let shown = escape_for_display(&text);
             if certain {
                 self.print(format!("warning: not delivered to {peer}: {shown}"));
-                self.push(Action::Record {
-                    direction: Direction::Undelivered,
-                    peer: peer.clone(),
-                    text,
-                });
+                self.record(Direction::Undelivered, peer.clone(), text);
             } else {
                 self.print(format!(
                     "warning: not acknowledged by {peer} (it may have been seen): {shown}"
                 ));
-                self.push(Action::Record {
-                    direction: Direction::Unacknowledged,
-                    peer: peer.clone(),
-                    text,
-                });
+                self.record(Direction::Unacknowledged, peer.clone(), text);
             }
         }
     }
@@ -188,7 +195,18 @@ impl App {
                 self.print(format!("error: {why}"));
             }
             State::Chat { peer } | State::Closing { peer } => {
-                self.print(format!("Chat with {peer} ended: {}.", close_reason(&reason, &peer)));
+                let why = match (&reason, self.stopped_for()) {
+                    (CloseReason::PeerSilent | CloseReason::PeerVanished, Some(stopped)) => {
+                        format!(
+                            "this client was stopped (Ctrl-Z) for {} s, longer than a chat \
+                             waits for an answer",
+                            stopped.as_secs()
+                        )
+                    }
+                    _ => close_reason(&reason, &peer),
+                };
+                self.print(format!("[{}] Chat with {peer} ended: {why}.", self.clock()));
+                self.record(Direction::Ended, peer, why);
             }
             State::LoggingOut { .. } | State::Done => {
                 self.state = state;
@@ -199,11 +217,15 @@ impl App {
                 return;
             }
         }
-        if self.input_ended {
-            self.logout(EXIT_OK);
-        } else {
-            self.menu();
-        }
+        self.menu_with_commands();
+    }
+
+    /// How long the process was stopped, if it was continued just now
+    /// (within [`RESUME_GRACE`] of the event being handled).
+    fn stopped_for(&self) -> Option<Duration> {
+        let (at, stopped) = self.resumed?;
+        let since = self.now.duration_since(at).unwrap_or_default();
+        (since <= RESUME_GRACE).then_some(stopped)
     }
 
     pub(super) fn chat_peer(&self) -> Option<UserName> {
@@ -224,5 +246,8 @@ impl App {
         };
         let shown = escape_for_display(text);
         self.print(format!("error: message not sent ({why}): {}", truncate(&shown, 60)));
+        if let Some(peer) = self.chat_peer() {
+            self.record(Direction::Failed, peer, text.to_owned());
+        }
     }
 }

@@ -21,12 +21,17 @@ impl App {
                 }
             }
             ClientEvent::Refused { op, reason } => self.refused(op, reason),
-            ClientEvent::List { entries } => {
-                if matches!(self.state, State::FirstList | State::Refreshing) {
+            ClientEvent::List { entries } => match self.state {
+                State::FirstList => {
+                    self.print_list(&entries);
+                    self.menu_with_commands();
+                }
+                State::Refreshing => {
                     self.print_list(&entries);
                     self.menu();
                 }
-            }
+                _ => {}
+            },
             ClientEvent::Found { name, entry } => {
                 let State::LookingUp { peer } = &self.state else {
                     return;
@@ -107,7 +112,10 @@ impl App {
         match op {
             Operation::Login => {
                 if self.state == State::LoggingIn {
-                    self.print(format!("error: the registry at {server} is unreachable"));
+                    self.print(format!(
+                        "error: the registry at {server} is unreachable: is p2pchat server \
+                         running there?"
+                    ));
                     self.exit(EXIT_ERROR);
                 }
             }

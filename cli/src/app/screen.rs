@@ -19,11 +19,27 @@ impl App {
         self.print("-----".to_owned());
     }
 
+    /// Back to the menu, quietly: only its prompt.
     pub(super) fn menu(&mut self) {
         self.state = State::Menu;
-        if self.input_ended {
+        if self.input_ended || self.quit {
             return self.logout(EXIT_OK);
         }
+        self.reprompt();
+    }
+
+    /// Back to the menu with the full list of commands: at the start, when
+    /// a chat ends, and when asked (`?`, `/help`).
+    pub(super) fn menu_with_commands(&mut self) {
+        self.state = State::Menu;
+        if self.input_ended || self.quit {
+            return self.logout(EXIT_OK);
+        }
+        self.print_commands();
+        self.reprompt();
+    }
+
+    pub(super) fn print_commands(&mut self) {
         for line in [
             "-----[COMMANDS]-----",
             "- Enter [1] to connect to peer",
@@ -31,6 +47,7 @@ impl App {
             "- Enter [3] to logout",
             "- Enter [4] to refresh online user list",
             "- /back command is closing the active chat session and enabling the menu",
+            "- Enter ? or /help to show these commands again",
         ] {
             self.print(line.to_owned());
         }
@@ -38,7 +55,6 @@ impl App {
             "**** Your messages automatically saved into [{}] file",
             self.config.history.display()
         ));
-        self.reprompt();
     }
 
     /// Shows the current state's prompt again, if it has one.

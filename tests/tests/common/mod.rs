@@ -290,9 +290,20 @@ pub fn logged_in_client(name: &str, server: SocketAddr, cwd: &Path) -> Proc {
     c
 }
 
-/// The history file of client `name` in `dir`, one entry per line, each
-/// checked against the documented format: `TIME DIRECTION PEER TEXT`.
+/// The messages in the history file of client `name` in `dir`, one entry
+/// per line: every line is checked against the documented format
+/// (`TIME KIND PEER TEXT`, docs/HISTORY.md), and the chat's `started` and
+/// `ended` lines are left out (see [`history_events`]).
 pub fn history(dir: &Path, name: &str) -> Vec<(String, String, String)> {
+    history_events(dir, name)
+        .into_iter()
+        .filter(|(kind, _, _)| !["started", "ended"].contains(&kind.as_str()))
+        .collect()
+}
+
+/// Every line of the history file of client `name` in `dir`, checked
+/// against the documented format: `(KIND, PEER, TEXT)`.
+pub fn history_events(dir: &Path, name: &str) -> Vec<(String, String, String)> {
     let text = std::fs::read_to_string(dir.join(format!("{name}.txt"))).expect("history file");
     text.lines()
         .map(|line| {
@@ -302,13 +313,20 @@ pub fn history(dir: &Path, name: &str) -> Vec<(String, String, String)> {
             else {
                 panic!("malformed history line {line:?}");
             };
+            // RFC 3339 with milliseconds and an offset: `…T12:34:56.789+01:00`.
+            let offset = &time[time.len().saturating_sub(6)..];
             assert!(
-                time.len() == 24 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+                time.len() == 29
+                    && time.as_bytes()[10] == b'T'
+                    && time.as_bytes()[19] == b'.'
+                    && (offset.starts_with('+') || offset.starts_with('-'))
+                    && offset.as_bytes()[3] == b':',
                 "bad time in {line:?}"
             );
             assert!(
-                ["sent", "received", "undelivered", "unacknowledged"].contains(&dir),
-                "bad direction in {line:?}"
+                ["sent", "received", "undelivered", "unacknowledged", "failed", "started", "ended"]
+                    .contains(&dir),
+                "bad kind in {line:?}"
             );
             (dir.to_owned(), peer.to_owned(), msg.to_owned())
         })
