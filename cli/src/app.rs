@@ -30,6 +30,9 @@ mod screen;
 
 pub use input::Scope;
 
+/// Most missed callers remembered during one chat, to list after it.
+pub const MAX_MISSED_SHOWN: usize = 16;
+
 /// The line that ends the current chat (and cancels waiting for one).
 pub const BACK: &str = "/back";
 /// The line that shows the commands.
@@ -78,6 +81,10 @@ pub enum Action {
     Accept,
     /// Close the held chat request unanswered.
     Reject,
+    /// Tell the held request's caller that the user said no.
+    Decline,
+    /// Give up the call under way (not yet started); its end follows.
+    CancelCall,
     /// Send a text in the active chat.
     Send(String),
     /// End the active chat politely.
@@ -176,6 +183,10 @@ pub struct App {
     quit: bool,
     /// Why the active chat's connect failed, if it did.
     connect_error: Option<String>,
+    /// The user cancelled the call under way: its end says so.
+    cancelled: bool,
+    /// Callers turned away as busy during the chat, listed after it.
+    missed: Vec<UserName>,
     /// The wall-clock time of the input being handled (see [`App::tick`]).
     now: SystemTime,
     /// The number of the current (or last) call; see [`Scope`].
@@ -211,6 +222,8 @@ impl App {
             quit: false,
             said_still_trying: false,
             connect_error: None,
+            cancelled: false,
+            missed: Vec::new(),
             now: SystemTime::UNIX_EPOCH,
             calls: 0,
             last_chat: None,
@@ -279,7 +292,14 @@ impl App {
             }
             NodeEvent::MissedCall { peer, .. } => {
                 let line = format!("{peer} called, but another call was waiting: missed");
-                if self.in_chat() { self.print(line) } else { self.async_line(line) }
+                if self.in_chat() {
+                    self.print(line);
+                    if self.missed.len() < MAX_MISSED_SHOWN {
+                        self.missed.push(peer);
+                    }
+                } else {
+                    self.async_line(line);
+                }
             }
             NodeEvent::ChatRequestGone { peer } => {
                 if self.request.take().is_some() {

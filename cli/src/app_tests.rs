@@ -383,7 +383,9 @@ fn request_at_menu_waits_for_2() {
     assert_eq!(
         a,
         vec![
-            Action::Print(format!("Bob wants to chat, {TRUSTED}: enter 2 to accept")),
+            Action::Print(format!(
+                "Bob wants to chat, {TRUSTED}: enter 2 (or y) to accept, n to decline"
+            )),
             Action::Prompt("Enter choice:".into())
         ]
     );
@@ -710,4 +712,67 @@ fn a_chat_that_timed_out_while_stopped_blames_the_stop() {
     app.resumed(T - Duration::from_secs(60), Duration::from_secs(95));
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerSilent }));
     assert_eq!(printed(&a)[0], "[12:34:56] Chat with Bob ended: Bob stopped answering.");
+}
+
+#[test]
+fn a_request_is_declined_with_n_and_accepted_with_y() {
+    let (mut app, _) = logged_in(vec![]);
+    request(&mut app, "Bob");
+    let a = line(&mut app, "n");
+    assert_eq!(a[0], Action::Decline);
+    assert_eq!(printed(&a), ["Declined the chat with Bob."]);
+    // Nothing is held any more: n is no choice now.
+    let a = line(&mut app, "n");
+    assert!(printed(&a)[0].starts_with("error: unknown choice 'n'"), "{a:?}");
+    request(&mut app, "Bob");
+    assert_eq!(line(&mut app, "y")[0], Action::Accept);
+    assert!(app.in_chat());
+}
+
+#[test]
+fn back_at_the_terminal_cancels_a_call_at_once() {
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Bob");
+    found_and_trusted(&mut app, "Bob");
+    let scope = app.scope();
+    assert_eq!(typed(&mut app, "/back", scope), vec![Action::CancelCall]);
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
+    assert_eq!(printed(&a)[0], "Call to Bob cancelled.");
+    // A script's /back waits for the chat instead (it closes it once started).
+    let (mut app, _) = logged_in(vec![]);
+    line(&mut app, "1");
+    line(&mut app, "Bob");
+    found_and_trusted(&mut app, "Bob");
+    assert_eq!(line(&mut app, "/back"), vec![Action::CloseChat]);
+}
+
+#[test]
+fn a_line_longer_than_a_message_goes_as_several() {
+    let mut app = chatting();
+    let long = "ab".repeat(MAX_TEXT_LEN);
+    let a = line(&mut app, &long);
+    let sent: Vec<String> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|t| t.len() <= MAX_TEXT_LEN));
+    assert_eq!(sent.concat(), long);
+    assert_eq!(
+        printed(&a),
+        [format!("(a long line: sent as 2 messages of at most {MAX_TEXT_LEN} bytes)")]
+    );
+}
+
+#[test]
+fn calls_missed_in_a_chat_are_listed_after_it() {
+    let mut app = chatting();
+    let a = feed(&mut app, NodeEvent::MissedCall { peer: name("Cid"), key: key_of("Cid") });
+    assert_eq!(printed(&a), ["Cid called, but another call was waiting: missed"]);
+    let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
+    assert!(printed(&a).contains(&"Missed calls during the chat: Cid".to_owned()), "{a:?}");
 }

@@ -195,6 +195,8 @@ impl Client {
             Action::Connect { peer, key, addr } => node.connect(now, peer, key, addr),
             Action::Accept => node.accept(now),
             Action::Reject => node.reject(),
+            Action::Decline => node.decline(now),
+            Action::CancelCall => node.cancel_call(now),
             Action::Send(text) => node.send_text(now, text),
             Action::CloseChat => node.close_chat(now),
             Action::FinishChat => node.finish_chat(now),

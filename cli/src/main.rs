@@ -15,7 +15,6 @@ mod known_peers;
 mod line_editor;
 mod private_file;
 mod raw_mode;
-#[allow(dead_code, reason = "for the app to send a long typed line as several messages")]
 mod split;
 mod term;
 mod typed;

@@ -61,9 +61,9 @@ impl App {
             return self.accept(peer);
         }
         let line = if self.in_chat() {
-            format!("{peer} wants to chat, {trust}: enter 2 at the menu to accept")
+            format!("{peer} wants to chat, {trust}: enter 2 (or y) at the menu to accept")
         } else {
-            format!("{peer} wants to chat, {trust}: enter 2 to accept")
+            format!("{peer} wants to chat, {trust}: enter 2 (or y) to accept, n to decline")
         };
         self.request = Some((peer, trust));
         if self.in_chat() { self.print(line) } else { self.async_line(line) }
@@ -169,6 +169,7 @@ impl App {
         let connect_error = self.connect_error.take();
         match state {
             State::Connecting { peer } => {
+                let cancelled = std::mem::take(&mut self.cancelled);
                 let why = match (connect_error, reason) {
                     (Some(e), _) => format!("could not connect to {peer}: {e}"),
                     (None, CloseReason::PeerVanished) => {
@@ -192,7 +193,11 @@ impl App {
                         format!("the chat with {peer} did not start: {}", close_reason(&r, &peer))
                     }
                 };
-                self.print(format!("error: {why}"));
+                if cancelled {
+                    self.print(format!("Call to {peer} cancelled."));
+                } else {
+                    self.print(format!("error: {why}"));
+                }
             }
             State::Chat { peer } | State::Closing { peer } => {
                 let why = match (&reason, self.stopped_for()) {

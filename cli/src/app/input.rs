@@ -11,12 +11,13 @@
 //! script piped in) keeps the order-only rule: each line waits for the
 //! state that can take it.
 
-use p2pchat_core::UserName;
+use p2pchat_core::{MAX_TEXT_LEN, UserName};
 use p2pchat_transport_mio::{InputItem, MAX_LINE_LEN};
 
 use super::screen::truncate;
 use super::{Action, App, BACK, EXIT_OK, HELP, QUIT, State};
 use crate::history::escape_for_display;
+use crate::split::split_for_sending;
 
 /// Where the user was when they began typing a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +102,7 @@ impl App {
             State::AskName => self.name_line(&line),
             State::Menu => self.menu_line(line.trim()),
             State::AskPeer => self.peer_line(line.trim()),
-            State::Connecting { .. } | State::Chat { .. } => self.chat_line(line),
+            State::Connecting { .. } | State::Chat { .. } => self.chat_line(line, origin.is_some()),
             State::Waiting => match line.trim() {
                 BACK => self.stop_waiting(),
                 _ if origin.is_none() => self.stop_waiting(),
@@ -152,9 +153,26 @@ impl App {
 
     /// A line in a chat (or one being set up): a command, or a text to
     /// send. Commands never reach the peer.
-    fn chat_line(&mut self, line: String) {
+    /// `at_terminal`: typed at the terminal (a script's lines wait for the
+    /// chat instead: its `/back` closes the chat once it has started).
+    fn chat_line(&mut self, line: String, at_terminal: bool) {
         match chat_command(&line) {
-            ChatLine::Text(text) => self.push(Action::Send(text.to_owned())),
+            ChatLine::Text(text) => {
+                let pieces = split_for_sending(text);
+                if pieces.len() > 1 {
+                    self.print(format!(
+                        "(a long line: sent as {} messages of at most {MAX_TEXT_LEN} bytes)",
+                        pieces.len()
+                    ));
+                }
+                for piece in pieces {
+                    self.push(Action::Send(piece));
+                }
+            }
+            ChatLine::Back if at_terminal && matches!(self.state, State::Connecting { .. }) => {
+                self.cancelled = true;
+                self.push(Action::CancelCall);
+            }
             ChatLine::Back => self.end_chat(),
             ChatLine::Quit => {
                 self.quit = true;
@@ -186,7 +204,7 @@ impl App {
     /// The chat awaited started: the lines typed meanwhile go now.
     pub(super) fn send_held(&mut self) {
         for line in std::mem::take(&mut self.held) {
-            self.chat_line(line);
+            self.chat_line(line, true);
         }
     }
 
@@ -236,7 +254,14 @@ impl App {
                 self.state = State::AskPeer;
                 self.push(Action::Prompt("Peer username:".to_owned()));
             }
-            "2" => {
+            "n" | "N" if self.request.is_some() => {
+                if let Some((peer, _)) = self.request.take() {
+                    self.push(Action::Decline);
+                    self.print(format!("Declined the chat with {peer}."));
+                }
+                self.reprompt();
+            }
+            "2" | "y" | "Y" => {
                 self.new_call();
                 if let Some((peer, trust)) = self.request.take() {
                     self.peer_trust = Some(trust);

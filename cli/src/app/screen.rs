@@ -35,6 +35,11 @@ impl App {
         if self.input_ended || self.quit {
             return self.logout(EXIT_OK);
         }
+        let missed = std::mem::take(&mut self.missed);
+        if !missed.is_empty() {
+            let names: Vec<&str> = missed.iter().map(UserName::as_str).collect();
+            self.print(format!("Missed calls during the chat: {}", names.join(", ")));
+        }
         self.print_commands();
         self.reprompt();
     }
