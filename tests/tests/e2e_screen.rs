@@ -64,7 +64,7 @@ fn a_long_typed_line_survives_messages_and_a_resize() {
     let (_dir, _srv, _addr, mut ann, mut bob) = chat_pair_sized("screen-wrap", COLS, ROWS);
     let mut term = vt100::Parser::new(ROWS, COLS, 0);
     let mut fed = 0;
-    ann.expect("/back ends the chat.");
+    ann.expect("/back ends the chat");
 
     // Two and a half times the width, ending in a word found once.
     let words: String = (0..24).map(|i| format!("w{i:02} ")).collect();

@@ -34,7 +34,7 @@ fn scripted_chat(
     }
     if !bob_waits {
         // Bob is at the menu: the request is announced and held until 2.
-        let request = bob.expect(": enter 2 to accept");
+        let request = bob.expect(": enter 2 (or y) to accept");
         assert!(request.starts_with("Ann wants to chat, fingerprint "), "{request}");
         assert!(request.contains("(new, now pinned)"), "{request}");
         bob.send("2");
