@@ -26,6 +26,7 @@ use p2pchat_core::{UserName, is_default_ignorable};
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
+use unicode_segmentation::UnicodeSegmentation;
 
 /// RFC 3339 with milliseconds and the UTC offset of the time given:
 /// `2026-03-01T13:34:56.789+01:00`.
@@ -81,24 +82,39 @@ impl fmt::Display for Direction {
 /// and [`unescape`] undoes it.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control()
-                || c == '\u{2028}'
-                || c == '\u{2029}'
-                || is_default_ignorable(c) =>
-            {
-                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+    for cluster in text.graphemes(true) {
+        let last = cluster.chars().count() - 1;
+        for (i, c) in cluster.chars().enumerate() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                // Inside one grapheme cluster a joiner joins (an emoji ZWJ
+                // sequence such as 👩‍👩‍👧, an Indic conjunct) and a variation
+                // selector picks how the character before it looks: neither
+                // hides nor reorders anything, so both are kept.
+                ZWJ if i < last => out.push(c),
+                VS15 | VS16 if i > 0 => out.push(c),
+                c if c.is_control()
+                    || c == '\u{2028}'
+                    || c == '\u{2029}'
+                    || is_default_ignorable(c) =>
+                {
+                    out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+                }
+                c => out.push(c),
             }
-            c => out.push(c),
         }
     }
     out
 }
+
+/// ZERO WIDTH JOINER.
+const ZWJ: char = '\u{200d}';
+/// VARIATION SELECTOR-15 (text presentation) and -16 (emoji presentation).
+const VS15: char = '\u{fe0e}';
+const VS16: char = '\u{fe0f}';
 
 /// Escapes a peer's text (or the user's own input) for the terminal exactly
 /// as [`escape`] does for the history: a peer cannot move the cursor, clear
@@ -212,7 +228,16 @@ mod tests {
         let all: String = (0u32..=0x10_ffff).filter_map(char::from_u32).collect();
         let e = escape(&all);
         assert!(!e.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']));
-        assert!(!e.chars().any(|c| c.is_control() || is_default_ignorable(c)), "an invisible");
+        assert!(!e.chars().any(char::is_control), "a control character");
+        // Invisible characters only as joiners and variation selectors
+        // inside a cluster, where they hide nothing.
+        for cluster in e.graphemes(true) {
+            let last = cluster.chars().count() - 1;
+            for (i, c) in cluster.chars().enumerate() {
+                let joining = (c == ZWJ && i < last) || (matches!(c, VS15 | VS16) && i > 0);
+                assert!(!is_default_ignorable(c) || joining, "an invisible {c:?} in {cluster:?}");
+            }
+        }
         assert_eq!(unescape(&e), Some(all));
     }
 
@@ -226,7 +251,8 @@ mod tests {
             ("lrm\u{200e} rlm\u{200f} alm\u{61c}", "lrm\\u{200e} rlm\\u{200f} alm\\u{61c}"),
             ("soft\u{ad}hyphen", "soft\\u{ad}hyphen"),
             ("filler\u{3164}", "filler\\u{3164}"),
-            ("heart\u{2764}\u{fe0f}", "heart\u{2764}\\u{fe0f}"),
+            // Alone, a variation selector or a joiner is shown.
+            ("\u{fe0f}start", "\\u{fe0f}start"),
             ("tag\u{e0041}", "tag\\u{e0041}"),
         ];
         for (raw, escaped) in cases {
@@ -234,6 +260,19 @@ mod tests {
             assert_eq!(escape_for_display(raw), escaped, "{raw:?}");
             assert_eq!(unescape(escaped).as_deref(), Some(raw));
         }
+    }
+
+    #[test]
+    fn emoji_sequences_stay_whole() {
+        // Joiners and variation selectors inside one grapheme cluster are
+        // kept: a family, a red heart, a rainbow flag.
+        for kept in ["👩\u{200d}👩\u{200d}👧", "heart\u{2764}\u{fe0f}", "🏳\u{fe0f}\u{200d}🌈"]
+        {
+            assert_eq!(escape(kept), kept);
+            assert_eq!(unescape(kept).as_deref(), Some(kept));
+        }
+        // A joiner at a cluster's end joins nothing: shown.
+        assert_eq!(escape("👩\u{200d} x"), "👩\\u{200d} x");
     }
 
     #[test]

@@ -166,6 +166,8 @@ impl App {
     fn chat_closed(&mut self, reason: CloseReason) {
         self.report_unconfirmed(&reason);
         let state = std::mem::replace(&mut self.state, State::Menu);
+        // A call that never started is no chat that ended: a quiet prompt.
+        let started = !matches!(state, State::Connecting { .. });
         let connect_error = self.connect_error.take();
         match state {
             State::Connecting { peer } => {
@@ -222,7 +224,11 @@ impl App {
                 return;
             }
         }
-        self.menu_with_commands();
+        if started {
+            self.menu_with_commands();
+        } else {
+            self.menu();
+        }
     }
 
     /// How long the process was stopped, if it was continued just now
