@@ -290,7 +290,9 @@ fn server(
         let at = time::OffsetDateTime::now_utc().to_offset(offset);
         let at = at.format(LOG_TIME).unwrap_or_else(|_| at.unix_timestamp().to_string());
         let line = match event {
-            ServerEvent::LoggedIn { name, addr } => format!("[{name}] logged in from {addr}"),
+            ServerEvent::LoggedIn { name, addr, chat_addr } => {
+                format!("[{name}] logged in from {addr}, takes chats at {chat_addr}")
+            }
             ServerEvent::LoggedOut { name, .. } => format!("[{name}] logged out"),
             ServerEvent::TimedOut { name, .. } => format!("[{name}] timed out"),
             ServerEvent::Roamed { name, from, to } => format!("[{name}] moved from {from} to {to}"),

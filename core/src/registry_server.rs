@@ -65,6 +65,9 @@ pub enum ServerEvent {
         name: UserName,
         /// The address its datagrams come from.
         addr: SocketAddr,
+        /// Where it takes chats: the address's IP and its chat port, as the
+        /// list shows it.
+        chat_addr: SocketAddr,
     },
     /// A user left the list by logging out, or by logging in under another
     /// name from the same address.
@@ -340,7 +343,12 @@ impl RegistryServer {
             match roams_from {
                 Some(_) => self.remove(&key, Removal::Roamed { name: name.clone(), to: from }),
                 None => {
-                    self.events.push_back(ServerEvent::LoggedIn { name: name.clone(), addr: from })
+                    let chat_addr = SocketAddr::new(from.ip(), chat_port);
+                    self.events.push_back(ServerEvent::LoggedIn {
+                        name: name.clone(),
+                        addr: from,
+                        chat_addr,
+                    });
                 }
             }
             if let Some(old) = held {

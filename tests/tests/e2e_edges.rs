@@ -48,6 +48,7 @@ fn server_log_lines_carry_a_timestamp() {
     // `2026-03-01T13:34:56+01:00 [Ann] logged in from …`
     let (at, rest) = line.split_once(' ').unwrap();
     assert!(rest.starts_with("[Ann] logged in from 127.0.0.1:"), "{line}");
+    assert!(rest.contains(", takes chats at 127.0.0.1:"), "{line}");
     let b = at.as_bytes();
     assert!(at.len() == 25 && b[10] == b'T' && b[19] == b'+' || b[19] == b'-', "{line}");
     ann.send("3");
