@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use p2pchat_core::{PublicKey, UserName};
@@ -14,7 +14,7 @@ use p2pchat_transport_mio::{
 };
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::app::{Action, App, AppConfig, EXIT_ERROR, KeyCheck};
+use crate::app::{Action, App, AppConfig, EXIT_ERROR, EXIT_OK, KeyCheck};
 use crate::history::History;
 use crate::identity::Identity;
 use crate::known_peers::{KnownPeers, PeerStatus, changed_key_warning, describe};
@@ -71,6 +71,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         exit: None,
         utc_offset: offset,
         stopped_at: None,
+        give_up_at: None,
     };
     client.app.tick(SystemTime::now());
     client.app.start();
@@ -101,7 +102,15 @@ struct Client {
     utc_offset: UtcOffset,
     /// When the process was stopped (Ctrl-Z), until it continues.
     stopped_at: Option<SystemTime>,
+    /// After Ctrl-C or SIGTERM, when to stop waiting for the registry's
+    /// answer to the logout and exit anyway.
+    give_up_at: Option<Instant>,
 }
+
+/// How long Ctrl-C or SIGTERM waits for the registry to confirm the logout
+/// before the client exits anyway (the logout was sent; if it is lost, the
+/// entry expires with its lease).
+pub const SIGNAL_LOGOUT_WAIT: Duration = Duration::from_millis(500);
 
 impl NodeHandler for Client {
     type Decoder = Typed<Term>;
@@ -128,6 +137,9 @@ impl NodeHandler for Client {
         // stopped before it reads the SIGCONT: any event means it runs.
         self.continued();
         self.app.tick(SystemTime::now());
+        if let NodeEvent::Signal(_) = event {
+            self.give_up_at.get_or_insert(now + SIGNAL_LOGOUT_WAIT);
+        }
         match event {
             NodeEvent::Input(item) => {
                 self.term().input_taken();
@@ -151,6 +163,21 @@ impl NodeHandler for Client {
     fn resume(&mut self) {
         self.term().resume();
         self.continued();
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.give_up_at.filter(|_| self.exit.is_none())
+    }
+
+    /// The registry did not confirm the logout in time after a signal: the
+    /// client exits anyway, as asked.
+    fn on_deadline(&mut self, _now: Instant, node: &mut ClientNode) {
+        self.give_up_at = None;
+        if self.exit.is_none() {
+            self.term().line("Exiting without waiting for the registry.");
+            self.exit = Some(EXIT_OK);
+            node.stop();
+        }
     }
 
     /// The terminal changed size: the input line is drawn again for it.

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{LINE_TIMEOUT, binary, logged_in_client, server, temp_dir};
+use common::{LINE_TIMEOUT, binary, client, logged_in_client, server, temp_dir};
 
 fn list_names(addr: std::net::SocketAddr) -> Vec<String> {
     let out =
@@ -133,4 +133,24 @@ fn client_without_a_server_fails_in_bounded_time() {
     let mut c = common::client("Ann", addr, &dir, None);
     c.expect(&format!("error: the registry at {addr} is unreachable"));
     assert_eq!(c.wait_exit(Duration::from_secs(5)).code(), Some(1));
+}
+
+/// Ctrl-C while the registry does not answer (the login still under way):
+/// the client sends its logout and exits within half a second, without
+/// waiting out the registry client's 30 s of retries.
+#[test]
+fn interrupted_client_does_not_wait_for_a_silent_registry() {
+    let dir = temp_dir("sigint-silent");
+    // A registry that takes datagrams and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let mut ann = client("Ann", addr, &dir, None);
+    ann.expect("Connecting to the registry at");
+    let t0 = std::time::Instant::now();
+    ann.signal("INT");
+    assert!(ann.wait_exit(Duration::from_secs(10)).success());
+    let took = t0.elapsed();
+    eprintln!("Ctrl-C with a silent registry: exited after {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(ann.seen.iter().any(|l| l == "Exiting without waiting for the registry."));
 }

@@ -306,6 +306,9 @@ impl ClientNode {
         loop {
             let now = Instant::now();
             self.fire_timers(now);
+            if handler.deadline().is_some_and(|t| t <= now) {
+                handler.on_deadline(now, self);
+            }
             for _ in 0..MAX_SETTLE_ROUNDS {
                 self.chats.pump(now, self.poll.registry(), &mut self.events);
                 self.collect_events(now);
@@ -429,8 +432,10 @@ impl ClientNode {
         if input_now || !self.events.is_empty() {
             return Some(Duration::ZERO);
         }
-        let deadline =
-            [self.chats.deadline(), self.registry.poll_timeout()].into_iter().flatten().min();
+        let deadline = [self.chats.deadline(), self.registry.poll_timeout(), handler.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
         deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 }

@@ -114,4 +114,15 @@ pub trait NodeHandler {
     /// The terminal changed size (SIGWINCH, with
     /// [`NodeConfig::terminal_signals`](super::NodeConfig::terminal_signals)).
     fn resize(&mut self) {}
+
+    /// When the handler wants [`NodeHandler::on_deadline`] called, if ever
+    /// (default: never). The node wakes for it like for its own timers.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The instant [`NodeHandler::deadline`] named has come.
+    fn on_deadline(&mut self, now: Instant, node: &mut ClientNode) {
+        let _ = (now, node);
+    }
 }
