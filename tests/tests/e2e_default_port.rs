@@ -56,7 +56,8 @@ fn a_server_without_a_port_is_port_5000() {
         "Ann.txt",
     ];
     let mut ann = Proc::spawn("Ann", &args, None, &dir);
-    ann.expect("Connecting to the registry at 127.0.0.1:5000");
+    let connecting = ann.expect_prefix("Connecting to the registry at ");
+    assert_eq!(connecting, "Connecting to the registry at 127.0.0.1:5000\u{2026}");
     ann.expect("Logged in as Ann.");
     let rows = ann.expect_list();
     assert!(rows.iter().any(|r| r.starts_with("Ann : 127.0.0.1:")), "{rows:?}");
