@@ -99,3 +99,107 @@ fn any_unicode_as_a_user_name() {
         fuzz::user_name(name);
     }
 }
+
+/// What a fuzz target does with one input.
+type Replay = fn(&[u8]);
+
+/// Every fuzz target in `fuzz/fuzz_targets/`, with what it does to one input:
+/// the same call as the target's one-liner, after the same decoding
+/// (`libfuzzer-sys` hands an `Arbitrary` argument
+/// `arbitrary_take_rest(Unstructured::new(bytes))`, and skips inputs that are
+/// shorter than its size hint or fail to decode).
+const TARGETS: &[(&str, Replay)] = &[
+    ("chat_session", |data| take_rest(data, |ops: Vec<fuzz::ChatOp>| fuzz::chat_session(&ops))),
+    ("chat_stream", fuzz::chat_stream),
+    ("datagram", fuzz::datagram),
+    ("registry_client", |data| take_rest(data, |d: Vec<Vec<u8>>| fuzz::registry_client(&d))),
+    ("registry_ops", |data| take_rest(data, |ops: Vec<fuzz::RegistryOp>| fuzz::registry(&ops))),
+    ("user_name", |data| take_rest(data, fuzz::user_name)),
+];
+
+/// Decodes `data` as `libfuzzer_sys::fuzz_target!` does and runs `f` on it.
+fn take_rest<'a, T: Arbitrary<'a>>(data: &'a [u8], f: impl FnOnce(T)) {
+    if data.len() < T::size_hint(0).0 {
+        return;
+    }
+    if let Ok(input) = T::arbitrary_take_rest(Unstructured::new(data)) {
+        f(input);
+    }
+}
+
+/// The committed corpus of `target`, sorted by file name; panics if the
+/// directory is missing or empty, so that a replay never passes vacuously.
+fn corpus(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target);
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("no corpus for fuzz target {target} at {}: {e}", dir.display()));
+    let mut files: Vec<_> = entries
+        .map(|e| e.expect("a readable directory entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "the corpus of fuzz target {target} at {} is empty", dir.display());
+    files
+}
+
+/// Runs every file of `target`'s committed corpus through the target's code,
+/// naming the file that fails.
+fn replay(target: &str) {
+    let (_, run) = TARGETS.iter().find(|(name, _)| *name == target).expect("a listed target");
+    for (path, data) in corpus(target) {
+        if std::panic::catch_unwind(|| run(&data)).is_err() {
+            panic!("fuzz target {target} fails on {}", path.display());
+        }
+    }
+}
+
+/// Every target in `fuzz/fuzz_targets/` is listed in [`TARGETS`] (so has a
+/// corpus replay below), and every listed one exists.
+#[test]
+fn every_fuzz_target_has_a_corpus_replay() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| {
+            let name = e.expect("a readable directory entry").file_name();
+            name.to_str()?.strip_suffix(".rs").map(str::to_owned)
+        })
+        .collect();
+    found.sort();
+    let listed: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(found, listed, "fuzz/fuzz_targets and TARGETS differ");
+}
+
+#[test]
+fn corpus_chat_session() {
+    replay("chat_session");
+}
+
+#[test]
+fn corpus_chat_stream() {
+    replay("chat_stream");
+}
+
+#[test]
+fn corpus_datagram() {
+    replay("datagram");
+}
+
+#[test]
+fn corpus_registry_client() {
+    replay("registry_client");
+}
+
+#[test]
+fn corpus_registry_ops() {
+    replay("registry_ops");
+}
+
+#[test]
+fn corpus_user_name() {
+    replay("user_name");
+}
