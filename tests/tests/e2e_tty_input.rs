@@ -8,21 +8,11 @@ mod common;
 mod tty;
 
 use common::{logged_in_client, server, temp_dir};
-use tty::TtyClient;
+use tty::{TtyClient, chat_pair};
 
 #[test]
 fn a_reply_finished_after_the_peer_left_does_not_log_out() {
-    let dir = temp_dir("tty-scope-reply");
-    let (_srv, addr) = server("127.0.0.1:0", 60, &dir);
-    let mut ann = TtyClient::spawn("Ann", addr, &dir);
-    ann.expect("Enter choice: ");
-    ann.type_keys("2\r");
-    ann.expect("Waiting for a peer");
-    let mut bob = logged_in_client("Bob", addr, &dir);
-    bob.send("1");
-    bob.send("Ann");
-    bob.expect("Chat with Ann started");
-    ann.expect("Chat with Bob started");
+    let (_dir, _srv, _addr, mut ann, mut bob) = chat_pair("tty-scope-reply");
 
     // Past the banner (its fingerprint has digits), nothing more is shown
     // until Ann types.
