@@ -84,12 +84,22 @@ impl Proc {
             .current_dir(cwd)
             .stdin(stdin.unwrap_or_else(Stdio::piped))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .env("RUST_LOG", "warn")
             // Each process its own identity file, never the real home's.
             .env("XDG_CONFIG_HOME", cwd.join(format!("config-{label}")))
             .spawn()
             .expect("spawn p2pchat");
+        // Its diagnostics go to the test's own output, which the harness
+        // shows only when the test fails.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let who = label.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[{who} stderr] {line}");
+            }
+        });
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = channel();
         std::thread::spawn(move || {
