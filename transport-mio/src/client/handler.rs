@@ -66,8 +66,10 @@ pub enum NodeEvent {
     SendFailed {
         /// The text.
         text: String,
-        /// Why (never `Backpressure`: the node waits that out itself, and
-        /// takes no user input meanwhile).
+        /// Why. `Backpressure` only for texts moved from a call dropped for
+        /// a crossed one, past the one that may wait for room: otherwise
+        /// the node waits backpressure out itself, and takes no user input
+        /// meanwhile.
         reason: SendError,
     },
 }

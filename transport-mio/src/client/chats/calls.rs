@@ -125,6 +125,14 @@ impl Chats {
             out.push_back(NodeEvent::Chat { event, at });
         }
         for text in texts {
+            if chat.blocked.is_some() {
+                // Only one text may wait for room; the user hears of the
+                // rest (the old call held them within the same limits, so
+                // this takes a call that was already full to the brim).
+                let reason = SendError::Backpressure;
+                out.push_back(NodeEvent::SendFailed { text, reason });
+                continue;
+            }
             match chat.session.send_text(now, &text) {
                 Ok(seq) => chat.sent(seq),
                 Err(SendError::Backpressure) => chat.blocked = Some(text),
