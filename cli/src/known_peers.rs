@@ -9,8 +9,8 @@
 //!
 //! ## File format (v1)
 //! `known_peers`, beside the identity file, mode 0600, rewritten whole and
-//! atomically under a lock (`known_peers.lock`). ASCII lines, each ending in
-//! `\n`:
+//! atomically under a lock (`known_peers.lock`). UTF-8 lines (name keys
+//! are not ASCII in general), each ending in `\n`:
 //! ```text
 //! p2pchat known peers v1
 //! <name key> pinned|verified <64 hex digits: public key>
@@ -45,8 +45,10 @@ pub const MAX_KNOWN_PEERS: usize = 4096;
 /// Most refused keys remembered per name; the oldest is dropped first.
 pub const MAX_REFUSED_PER_NAME: usize = 4;
 
-/// Longest line, in bytes, newline excluded.
-pub const MAX_LINE_LEN: usize = 256;
+/// Longest line, in bytes, newline excluded: the longest stored name key
+/// (every byte of the longest name key escaped as `%HH`), a space, the
+/// longest status word, a space and the key's 64 hex digits.
+pub const MAX_LINE_LEN: usize = 3 * p2pchat_core::MAX_KEY_LEN + 1 + "verified".len() + 1 + 64;
 
 /// Largest known-peers file read: every name with every refused key, at the
 /// longest line.

@@ -192,7 +192,12 @@ fn corrupt_lines_name_the_file_and_line() {
             3,
             "this key is listed for bob already",
         ),
-        ("long", format!("{h}\n{} pinned {k}\n", "x".repeat(200)), 2, "longer than 256 bytes"),
+        (
+            "long",
+            format!("{h}\n{} pinned {k}\n", "x".repeat(MAX_LINE_LEN)),
+            2,
+            &format!("longer than {MAX_LINE_LEN} bytes"),
+        ),
         (
             "control",
             format!("{h}\nbob pinned {k}\nb\u{7}b pinned {k}\n"),
@@ -279,4 +284,18 @@ fn banner_lines_and_the_warning() {
         "{text}"
     );
     assert!(text.ends_with("The pins are kept in /tmp/my ids/known_peers."), "{text}");
+}
+
+#[test]
+fn the_longest_name_key_is_pinned_and_read_back() {
+    // A valid 30-byte name whose key is 210 bytes (see core's names tests).
+    let long = name(&"\u{cb86}".repeat(10));
+    assert!(long.key().as_str().len() > 200);
+    let path = file("kp-longest-key");
+    assert_eq!(KnownPeers::observe(&path, &long, &key(1)).unwrap(), PeerStatus::New);
+    assert_eq!(KnownPeers::observe(&path, &long, &key(1)).unwrap(), PeerStatus::Pinned);
+    // A changed key is remembered too, and the file still reads.
+    let changed = KnownPeers::observe(&path, &long, &key(2)).unwrap();
+    assert!(matches!(changed, PeerStatus::Changed { .. }), "{changed:?}");
+    assert!(KnownPeers::load(&path).is_ok());
 }
