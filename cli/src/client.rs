@@ -138,7 +138,7 @@ impl NodeHandler for Client {
         self.continued();
         self.app.tick(SystemTime::now());
         if let NodeEvent::Signal(_) = event {
-            self.give_up_at.get_or_insert(now + SIGNAL_LOGOUT_WAIT);
+            self.give_up_at.get_or_insert(now.checked_add(SIGNAL_LOGOUT_WAIT).unwrap_or(now));
         }
         match event {
             NodeEvent::Input(item) => {

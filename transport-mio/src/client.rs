@@ -268,7 +268,7 @@ impl ClientNode {
     /// Gives up the call under way, if it has not started: it ends at once
     /// (its `Closed` event follows) and the callee sees it withdrawn.
     pub fn cancel_call(&mut self, now: Instant) {
-        self.chats.cancel_call(now, self.poll.registry());
+        self.chats.cancel_call(now, self.poll.registry(), &mut self.events);
     }
 
     /// Sends a text in the active chat: [`NodeEvent::Sent`] or

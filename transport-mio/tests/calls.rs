@@ -121,3 +121,27 @@ fn a_cancelled_call_is_withdrawn() {
     stop.stop();
     server_thread.join().unwrap();
 }
+
+/// Many texts given at once, far more than the session's output holds (a
+/// long line split into messages): every one arrives, once and in order.
+#[test]
+fn a_burst_beyond_the_output_limit_arrives_whole_and_in_order() {
+    const N: usize = 200; // 800 KB: several times the session's output bound
+    let (server, stop, server_thread) = registry();
+    let (bob, mut bob_keys, _bob_thread) = start_with("Bob", None, true, server);
+    logged_in(&bob, "Bob");
+    let (ann, mut ann_keys, _ann_thread) = start_with("Ann", Some("Bob"), true, server);
+    requested(&bob, "Bob", "Ann");
+    bob_keys.write_all(b"/accept\n").unwrap();
+    wait_for(&ann, "Ann's chat", |e| matches!(chat_event(e), Some(ChatEvent::Connected { .. })));
+    ann_keys.write_all(format!("/burst {N}\n").as_bytes()).unwrap();
+    for i in 0..N {
+        let event = wait_for(&bob, &format!("text {i}"), |e| {
+            matches!(chat_event(e), Some(ChatEvent::Received { .. }))
+        });
+        let Some(ChatEvent::Received { text, .. }) = chat_event(&event) else { unreachable!() };
+        assert!(text.starts_with(&format!("{i:04} ")), "text {i} arrived as {:?}", &text[..4]);
+    }
+    stop.stop();
+    server_thread.join().unwrap();
+}

@@ -53,13 +53,19 @@ pub const FINISH_STALL_LIMIT: Duration = Duration::from_secs(60);
 pub(super) struct Chat {
     conn: Option<StreamConn>,
     pub(super) session: ChatSession,
-    /// A text refused with `Backpressure`, sent as soon as there is room;
-    /// no more input is read meanwhile.
-    blocked: Option<String>,
+    /// Texts refused with `Backpressure` (and those given after them), sent
+    /// in order as soon as there is room; no more input is read meanwhile,
+    /// so this holds at most what one input line made (the app splits a
+    /// line of at most the editor's limit into messages).
+    blocked: VecDeque<String>,
+    /// How many texts at the front of `blocked` were reported `Sent`
+    /// already, by the call they were typed into (a crossed call's).
+    moved: usize,
     /// Until when the connect may take.
     connect_deadline: Option<Instant>,
-    /// Whom we called (`None` for a chat we accepted).
-    callee: Option<UserName>,
+    /// Whom we called, and the key we checked for them before calling
+    /// (`None` for a chat we accepted).
+    callee: Option<(UserName, PublicKey)>,
     /// The highest sequence number `send_text` returned.
     sent: u64,
     /// The highest sequence number the peer acknowledged.
@@ -78,12 +84,38 @@ impl Chat {
         Chat {
             conn,
             session,
-            blocked: None,
+            blocked: VecDeque::new(),
+            moved: 0,
             connect_deadline,
             callee: None,
             sent: 0,
             acked: 0,
             finish_by: None,
+        }
+    }
+
+    /// Hands the session the texts waiting for room, in order, until it
+    /// pushes back.
+    fn send_blocked(&mut self, now: Instant, out: &mut VecDeque<NodeEvent>) {
+        while let Some(text) = self.blocked.pop_front() {
+            let moved = self.moved > 0;
+            match self.session.send_text(now, &text) {
+                Ok(seq) => {
+                    self.sent(seq);
+                    self.moved = self.moved.saturating_sub(1);
+                    if !moved {
+                        out.push_back(NodeEvent::Sent { text });
+                    }
+                }
+                Err(SendError::Backpressure) => {
+                    self.blocked.push_front(text);
+                    return;
+                }
+                Err(reason) => {
+                    self.moved = self.moved.saturating_sub(1);
+                    out.push_back(NodeEvent::SendFailed { text, reason });
+                }
+            }
         }
     }
 
@@ -107,7 +139,7 @@ impl Chat {
     /// acknowledge (and no text waits for room), or when the wait stalled.
     fn finish_if_done(&mut self, now: Instant) {
         let Some(by) = self.finish_by else { return };
-        let done = self.blocked.is_none() && self.acked >= self.sent;
+        let done = self.blocked.is_empty() && self.acked >= self.sent;
         if done || by <= now || self.session.is_finished() {
             self.finish_by = None;
             self.session.close(now);
@@ -126,6 +158,8 @@ impl Chat {
 struct Held {
     chat: Chat,
     peer: UserName,
+    /// The key the caller proved (and the registry lists).
+    key: PublicKey,
     events: VecDeque<(ChatEvent, SystemTime)>,
 }
 
@@ -268,7 +302,7 @@ impl Chats {
     /// Whether a text of the active chat waits for room: no user input is
     /// taken meanwhile.
     pub(super) fn blocked(&self) -> bool {
-        self.active.as_ref().is_some_and(|c| c.blocked.is_some())
+        self.active.as_ref().is_some_and(|c| !c.blocked.is_empty())
     }
 
     /// Fires the sessions' due timers and the active chat's connect timeout.
@@ -318,16 +352,7 @@ impl Chats {
                     }
                 }
             }
-            if let Some(text) = chat.blocked.take() {
-                match chat.session.send_text(now, &text) {
-                    Ok(seq) => {
-                        chat.sent(seq);
-                        out.push_back(NodeEvent::Sent { text });
-                    }
-                    Err(SendError::Backpressure) => chat.blocked = Some(text),
-                    Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
-                }
-            }
+            chat.send_blocked(now, out);
         }
         if let Some(held) = self.held.as_mut() {
             let open = held.events.len() < MAX_HELD_EVENTS;
@@ -425,18 +450,33 @@ impl Chats {
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
     ) {
-        if self.take_held_from(now, &peer, out) {
+        if self.take_held_from(now, &peer, &peer_key, out) {
             return;
         }
         let role = ChatRole::Caller { callee: peer.clone(), callee_key: peer_key };
-        let mut session = self.session(now, me, role);
-        let token = self.token();
-        let conn = match StreamConn::connect(addr, registry, token) {
-            Ok(conn) => Some(conn),
+        let mut session = match self.session(now, me.clone(), role.clone()) {
+            Ok(session) => session,
             Err(e) => {
+                // A session that ends at once stands for the call, so the
+                // user hears of it as of any failed connect.
                 out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
-                session.handle_eof(now);
-                None
+                let setup = ChatSetup { name: me, key: self.identity.clone(), role, seed: [0; 32] };
+                let mut session = ChatSession::new(now, setup, ChatConfig::default());
+                session.abort(now);
+                session
+            }
+        };
+        let token = self.token();
+        let conn = if session.is_finished() {
+            None
+        } else {
+            match StreamConn::connect(addr, registry, token) {
+                Ok(conn) => Some(conn),
+                Err(e) => {
+                    out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
+                    session.handle_eof(now);
+                    None
+                }
             }
         };
         if let Some(old) = self.active.take() {
@@ -444,22 +484,23 @@ impl Chats {
                 conn.close(registry);
             }
         }
-        let connect_deadline = conn.as_ref().map(|_| now + CONNECT_TIMEOUT);
+        let connect_deadline = conn.as_ref().and_then(|_| now.checked_add(CONNECT_TIMEOUT));
         let mut chat = Chat::new(conn, session, connect_deadline);
-        chat.callee = Some(peer);
+        chat.callee = Some((peer, peer_key));
         self.active = Some(chat);
     }
 
     /// A session of ours, with fresh randomness for its handshake.
-    fn session(&self, now: Instant, me: UserName, role: ChatRole) -> ChatSession {
+    /// `Err` when the OS gives no randomness: without it the ephemeral key
+    /// would be predictable, and no chat is better than a weak one.
+    fn session(&self, now: Instant, me: UserName, role: ChatRole) -> io::Result<ChatSession> {
         let mut seed = [0; 32];
-        if let Err(e) = getrandom::fill(&mut seed) {
-            // Without randomness the ephemeral key is predictable; better no
-            // chat than a weak one: the session then fails its handshake.
+        getrandom::fill(&mut seed).map_err(|e| {
             tracing::error!(error = %e, "no randomness for a chat handshake");
-        }
+            io::Error::other(format!("no randomness for the handshake: {e}"))
+        })?;
         let setup = ChatSetup { name: me, key: self.identity.clone(), role, seed };
-        ChatSession::new(now, setup, ChatConfig::default())
+        Ok(ChatSession::new(now, setup, ChatConfig::default()))
     }
 
     /// Closes the held chat request without a word (its caller hears that
@@ -519,7 +560,10 @@ impl Chats {
             match StreamConn::accepted(stream, registry, token) {
                 Ok(conn) => {
                     tracing::debug!(%from, "admitting an incoming connection");
-                    let session = self.session(now, me, ChatRole::Callee);
+                    let Ok(session) = self.session(now, me, ChatRole::Callee) else {
+                        conn.close(registry);
+                        continue;
+                    };
                     let mut chat = Chat::new(Some(conn), session, None);
                     // Read what has arrived before admitting: a stranger's
                     // reset is seen here and costs no place, and a caller
@@ -542,14 +586,10 @@ impl Chats {
     /// waits there and is retried on every pump.
     pub(super) fn send_text(&mut self, now: Instant, text: String, out: &mut VecDeque<NodeEvent>) {
         match self.active.as_mut() {
-            Some(chat) => match chat.session.send_text(now, &text) {
-                Ok(seq) => {
-                    chat.sent(seq);
-                    out.push_back(NodeEvent::Sent { text });
-                }
-                Err(SendError::Backpressure) => chat.blocked = Some(text),
-                Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
-            },
+            Some(chat) => {
+                chat.blocked.push_back(text);
+                chat.send_blocked(now, out);
+            }
             None => out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed }),
         }
     }
@@ -572,7 +612,8 @@ impl Chats {
     /// Ends the active chat politely; a blocked text is not sent.
     pub(super) fn close(&mut self, now: Instant, out: &mut VecDeque<NodeEvent>) {
         if let Some(chat) = self.active.as_mut() {
-            if let Some(text) = chat.blocked.take() {
+            chat.moved = 0;
+            for text in chat.blocked.drain(..) {
                 out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed });
             }
             chat.session.close(now);

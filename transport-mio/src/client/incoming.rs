@@ -122,7 +122,7 @@ impl Admission {
                 match event {
                     ChatEvent::Authenticated { peer, key } => {
                         lookups.push(peer.clone());
-                        let deadline = now + VERIFY_TIMEOUT;
+                        let deadline = now.checked_add(VERIFY_TIMEOUT).unwrap_or(now);
                         incoming.stage = Stage::Verifying { peer, key, deadline };
                     }
                     ChatEvent::Closed { reason } => {

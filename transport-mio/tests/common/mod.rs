@@ -22,7 +22,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A scripted user: looks `target` up once logged in and connects; a typed
 /// `/accept` accepts the held chat, `/decline` declines it, `/cancel` gives
-/// up the call under way, `/call NAME` looks NAME up and calls; any other
+/// up the call under way, `/call NAME` looks NAME up and calls, `/burst N`
+/// sends N texts of 4,000 bytes at once; any other
 /// line is sent, the end of input closes the chat; a closed chat logs out
 /// (unless `stay` is set), and logging out stops the node. Reports every
 /// event to the test.
@@ -54,6 +55,14 @@ impl NodeHandler for Peer {
             NodeEvent::Input(InputItem::Line(line)) if line == "/accept" => node.accept(now),
             NodeEvent::Input(InputItem::Line(line)) if line == "/decline" => node.decline(now),
             NodeEvent::Input(InputItem::Line(line)) if line == "/cancel" => node.cancel_call(now),
+            NodeEvent::Input(InputItem::Line(line)) if line.starts_with("/burst ") => {
+                // N texts of 4,000 bytes in one go, as the app sends a long
+                // line split into messages: more than the session takes.
+                let n: usize = line["/burst ".len()..].parse().expect("a count");
+                for i in 0..n {
+                    node.send_text(now, format!("{i:04} {}", "x".repeat(3995)));
+                }
+            }
             NodeEvent::Input(InputItem::Line(line)) if line.starts_with("/call ") => {
                 node.lookup(now, name(&line["/call ".len()..]));
             }

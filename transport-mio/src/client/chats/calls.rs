@@ -25,12 +25,15 @@ use super::{Chat, Chats, Held, pump_gated};
 /// Our call, declined as crossed, waiting for the other's call to arrive.
 pub(in crate::client) struct Crossed {
     peer: UserName,
+    /// The key we checked for `peer` before calling: only a call proving
+    /// it is taken in our call's place.
+    key: PublicKey,
     /// When to give up waiting and report the call declined.
     until: Instant,
     /// Texts typed into our call, for the other one: those the session
-    /// took, with their numbers, and one waiting for room, if any.
+    /// took, with their numbers, and those waiting for room.
     texts: Vec<(Seq, String)>,
-    blocked: Option<String>,
+    blocked: VecDeque<String>,
 }
 
 impl Crossed {
@@ -39,9 +42,17 @@ impl Crossed {
     }
 
     /// The texts to send in the call that goes on, in the order typed.
-    fn into_texts(self) -> Vec<String> {
-        self.texts.into_iter().map(|(_, t)| t).chain(self.blocked).collect()
+    fn into_texts(self) -> Moved {
+        Moved { sent: self.texts.into_iter().map(|(_, t)| t).collect(), blocked: self.blocked }
     }
+}
+
+/// Texts typed into a call that was dropped for a crossed one: those it
+/// had taken (and reported `Sent`), then those waiting for room.
+#[derive(Default)]
+pub(in crate::client) struct Moved {
+    sent: Vec<String>,
+    blocked: VecDeque<String>,
 }
 
 impl Chats {
@@ -54,13 +65,15 @@ impl Chats {
         key: PublicKey,
         out: &mut VecDeque<NodeEvent>,
     ) {
-        if self.crossed.as_ref().is_some_and(|c| c.peer.key() == peer.key()) {
+        // A crossed call stands for ours only with the key ours was checked
+        // against; any other goes through the user's own key check.
+        if self.crossed.as_ref().is_some_and(|c| c.peer.key() == peer.key() && c.key == key) {
             let texts = self.crossed.take().map(Crossed::into_texts).unwrap_or_default();
             tracing::debug!(%peer, "crossed calls: theirs arrived, and goes on");
             self.take_call(now, incoming.chat, incoming.events, texts, out);
             return;
         }
-        if self.calling(&peer) {
+        if self.calling(&peer, &key) {
             // Both called each other. Keep exactly one chat: the call of the
             // user whose key sorts first. Both sides decide the same.
             if self.identity.public_key() < key {
@@ -83,15 +96,15 @@ impl Chats {
         // The caller's Hello (Connected) is the request itself.
         incoming.events.retain(|(e, _)| !matches!(e, ChatEvent::Connected { .. }));
         out.push_back(NodeEvent::ChatRequest { peer: peer.clone(), key });
-        self.held = Some(Held { chat: incoming.chat, peer, events: incoming.events });
+        self.held = Some(Held { chat: incoming.chat, peer, key, events: incoming.events });
     }
 
-    /// Whether our active chat is a call to `peer` that has not started
-    /// (it may have just ended, declined as crossed, with its events not
-    /// yet collected).
-    fn calling(&self, peer: &UserName) -> bool {
+    /// Whether our active chat is a call to `peer`, checked against `key`,
+    /// that has not started (it may have just ended, declined as crossed,
+    /// with its events not yet collected).
+    fn calling(&self, peer: &UserName, key: &PublicKey) -> bool {
         self.active.as_ref().is_some_and(|chat| {
-            chat.callee.as_ref().is_some_and(|callee| callee.key() == peer.key())
+            chat.callee.as_ref().is_some_and(|(callee, k)| callee.key() == peer.key() && k == key)
                 && chat.session.peer_name().is_none()
         })
     }
@@ -100,14 +113,14 @@ impl Chats {
     /// to the user (its events are not reported), theirs accepted at once
     /// and made the active chat, which the user sees start.
     fn take_crossed(&mut self, now: Instant, incoming: Incoming, out: &mut VecDeque<NodeEvent>) {
-        let mut texts = Vec::new();
+        let mut moved = Moved::default();
         if let Some(mut ours) = self.active.take() {
             ours.session.abort(now);
-            texts = undelivered(&mut ours).into_iter().map(|(_, t)| t).collect();
-            texts.extend(ours.blocked.take());
+            moved.sent = undelivered(&mut ours).into_iter().map(|(_, t)| t).collect();
+            moved.blocked = std::mem::take(&mut ours.blocked);
             self.closing.push(ours);
         }
-        self.take_call(now, incoming.chat, incoming.events, texts, out);
+        self.take_call(now, incoming.chat, incoming.events, moved, out);
     }
 
     /// Makes `chat`, a call to us, the active chat, accepted: its events so
@@ -117,46 +130,36 @@ impl Chats {
         now: Instant,
         mut chat: Chat,
         events: VecDeque<(ChatEvent, SystemTime)>,
-        texts: Vec<String>,
+        texts: Moved,
         out: &mut VecDeque<NodeEvent>,
     ) {
         chat.session.accept(now);
         for (event, at) in events {
             out.push_back(NodeEvent::Chat { event, at });
         }
-        for text in texts {
-            if chat.blocked.is_some() {
-                // Only one text may wait for room; the user hears of the
-                // rest (the old call held them within the same limits, so
-                // this takes a call that was already full to the brim).
-                let reason = SendError::Backpressure;
-                out.push_back(NodeEvent::SendFailed { text, reason });
-                continue;
-            }
-            match chat.session.send_text(now, &text) {
-                Ok(seq) => chat.sent(seq),
-                Err(SendError::Backpressure) => chat.blocked = Some(text),
-                Err(reason) => out.push_back(NodeEvent::SendFailed { text, reason }),
-            }
-        }
+        chat.moved = texts.sent.len();
+        chat.blocked = texts.sent.into_iter().chain(texts.blocked).collect();
+        chat.send_blocked(now, out);
         self.active = Some(chat);
     }
 
-    /// Calling `peer`, whose own call is held: that call is taken instead,
-    /// and the user sees the chat start. Returns whether it was.
+    /// Calling `peer` (checked against `key`), whose own call is held with
+    /// that key: that call is taken instead, and the user sees the chat
+    /// start. Returns whether it was.
     pub(in crate::client) fn take_held_from(
         &mut self,
         now: Instant,
         peer: &UserName,
+        key: &PublicKey,
         out: &mut VecDeque<NodeEvent>,
     ) -> bool {
-        if self.held.as_ref().is_none_or(|h| h.peer.key() != peer.key()) {
+        if self.held.as_ref().is_none_or(|h| h.peer.key() != peer.key() || h.key != *key) {
             return false;
         }
         let Some(held) = self.held.take() else { return false };
         let mut events = held.events;
         events.push_front((ChatEvent::Connected { peer: held.peer }, SystemTime::now()));
-        self.take_call(now, held.chat, events, Vec::new(), out);
+        self.take_call(now, held.chat, events, Moved::default(), out);
         true
     }
 
@@ -172,8 +175,8 @@ impl Chats {
         let crossed = events.iter().any(|e| {
             matches!(e, ChatEvent::Closed { reason: CloseReason::Declined(DeclineReason::Crossed) })
         });
-        let peer = self.active.as_ref().and_then(|c| c.callee.clone());
-        let (true, Some(peer)) = (crossed, peer) else { return Some(events) };
+        let callee = self.active.as_ref().and_then(|c| c.callee.clone());
+        let (true, Some((peer, key))) = (crossed, callee) else { return Some(events) };
         let texts: Vec<(Seq, String)> = events
             .into_iter()
             .filter_map(|e| match e {
@@ -181,13 +184,14 @@ impl Chats {
                 _ => None,
             })
             .collect();
-        let mut blocked = None;
+        let mut blocked = VecDeque::new();
         if let Some(mut ours) = self.active.take() {
-            blocked = ours.blocked.take();
+            blocked = std::mem::take(&mut ours.blocked);
             self.closing.push(ours);
         }
-        let crossed = Crossed { peer, until: now + VERIFY_TIMEOUT, texts, blocked };
-        if self.held.as_ref().is_some_and(|h| h.peer.key() == crossed.peer.key()) {
+        let until = now.checked_add(VERIFY_TIMEOUT).unwrap_or(now);
+        let crossed = Crossed { peer, key, until, texts, blocked };
+        if self.held.as_ref().is_some_and(|h| h.peer.key() == crossed.peer.key() && h.key == key) {
             if let Some(held) = self.held.take() {
                 let mut events = held.events;
                 events.push_front((ChatEvent::Connected { peer: held.peer }, SystemTime::now()));
@@ -209,15 +213,20 @@ impl Chats {
         if self.crossed.as_ref().is_none_or(|c| c.until > now) {
             return;
         }
+        self.end_crossed(CloseReason::Declined(DeclineReason::Crossed), out);
+    }
+
+    /// Ends the wait for a crossed call: the user hears its call ended for
+    /// `reason`, with its texts undelivered.
+    fn end_crossed(&mut self, reason: CloseReason, out: &mut VecDeque<NodeEvent>) {
         let Some(crossed) = self.crossed.take() else { return };
         let at = SystemTime::now();
         for (seq, text) in crossed.texts {
             out.push_back(NodeEvent::Chat { event: ChatEvent::Undelivered { seq, text }, at });
         }
-        if let Some(text) = crossed.blocked {
+        for text in crossed.blocked {
             out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed });
         }
-        let reason = CloseReason::Declined(DeclineReason::Crossed);
         out.push_back(NodeEvent::Chat { event: ChatEvent::Closed { reason }, at });
     }
 
@@ -238,7 +247,14 @@ impl Chats {
     /// The user gives up the call under way (not yet started): it ends at
     /// once, and the callee sees the connection close. Its events
     /// (`Undelivered`, `Closed`) are reported as usual.
-    pub(in crate::client) fn cancel_call(&mut self, now: Instant, registry: &Registry) {
+    pub(in crate::client) fn cancel_call(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        out: &mut VecDeque<NodeEvent>,
+    ) {
+        // Waiting for the other side of a crossed call is part of calling.
+        self.end_crossed(CloseReason::LocalClose, out);
         if let Some(chat) = self.active.as_mut() {
             if chat.session.peer_name().is_none() {
                 chat.session.abort(now);
