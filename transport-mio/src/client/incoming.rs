@@ -6,11 +6,11 @@
 //! the wrong key, is dropped without a word on the user's screen, and can
 //! never take the place of a real caller.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::Registry;
-use p2pchat_core::{ChatEvent, Entry, PublicKey, UserName};
+use p2pchat_core::{ChatEvent, Entry, NameKey, PublicKey, UserName};
 
 use super::chats::{Chat, pump_gated};
 
@@ -58,6 +58,10 @@ pub(super) struct Admission {
     waiting: Vec<Incoming>,
     /// Names to look up in the registry, for the node to send.
     lookups: Vec<UserName>,
+    /// Answers the node still owes the admission, per name key: each
+    /// lookup it sent for a caller is answered to it, even if that caller
+    /// has gone meanwhile, so that no such answer reaches the user.
+    owed: HashMap<NameKey, usize>,
 }
 
 impl Admission {
@@ -147,6 +151,9 @@ impl Admission {
 
     /// Names whose registry entry the node should fetch.
     pub(super) fn take_lookups(&mut self) -> Vec<UserName> {
+        for name in &self.lookups {
+            *self.owed.entry(name.key()).or_insert(0) += 1;
+        }
         std::mem::take(&mut self.lookups)
     }
 
@@ -160,6 +167,13 @@ impl Admission {
         registry: &Registry,
     ) -> (bool, Vec<Verdict>) {
         let mut waited = false;
+        if let Some(n) = self.owed.get_mut(&name.key()) {
+            *n -= 1;
+            if *n == 0 {
+                self.owed.remove(&name.key());
+            }
+            waited = true;
+        }
         let mut verdicts = Vec::new();
         let mut i = 0;
         while i < self.waiting.len() {
