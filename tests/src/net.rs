@@ -13,9 +13,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ClientEvent, CookieKey, PublicKey, RegistryClient, RegistryServer, ServerConfig, ServerEvent,
-    Transmit, UserName,
+    ClientEvent, CookieKey, GIVE_UP_AFTER, PublicKey, RegistryClient, RegistryServer, ServerConfig,
+    ServerEvent, Transmit, UserName,
 };
+
+/// Most rounds of retries [`Net::until_all`] gives an operation.
+pub const MAX_ROUNDS: usize = 20;
 
 /// The registry's address in every simulated network.
 pub const SERVER_ADDR: SocketAddr =
@@ -38,6 +41,17 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// The simulation tests' rough network: 20% loss, 5% duplication, and
+    /// delays from 5 to 80 ms, so datagrams overtake each other.
+    pub fn lossy() -> Self {
+        Self {
+            loss: 0.20,
+            duplicate: 0.05,
+            min_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(80),
+        }
+    }
+
     /// A perfect network with a fixed 10 ms delay.
     pub fn none() -> Self {
         Self {
@@ -213,6 +227,44 @@ impl Net {
             self.step();
         }
         true
+    }
+
+    /// Runs `command` on each client in `who` (all at once) until each
+    /// reports an event that `done` accepts, giving a client the command
+    /// again after it reports `Unreachable`, for at most [`MAX_ROUNDS`]
+    /// rounds. Returns each client's accepted event, in `who`'s order.
+    pub fn until_all(
+        &mut self,
+        who: &[usize],
+        command: impl Fn(&mut Net, usize),
+        done: impl Fn(&ClientEvent) -> bool,
+    ) -> Vec<ClientEvent> {
+        let mut marks: Vec<usize> = who.iter().map(|&i| self.clients[i].events.len()).collect();
+        for &i in who {
+            command(self, i);
+        }
+        let unreachable = |e: &ClientEvent| matches!(e, ClientEvent::Unreachable { .. });
+        for _round in 0..MAX_ROUNDS {
+            let finished = self.run_until(GIVE_UP_AFTER + Duration::from_secs(1), |net| {
+                who.iter().zip(&marks).all(|(&i, &m)| {
+                    net.clients[i].events[m..].iter().any(|(_, e)| done(e) || unreachable(e))
+                })
+            });
+            assert!(finished, "some client got no answer at all while trying");
+            let answer = |net: &Net, k: usize| {
+                let events = &net.clients[who[k]].events[marks[k]..];
+                events.iter().find(|(_, e)| done(e)).map(|(_, e)| e.clone())
+            };
+            let retry: Vec<usize> = (0..who.len()).filter(|&k| answer(self, k).is_none()).collect();
+            if retry.is_empty() {
+                return (0..who.len()).filter_map(|k| answer(self, k)).collect();
+            }
+            for k in retry {
+                marks[k] = self.clients[who[k]].events.len();
+                command(self, who[k]);
+            }
+        }
+        panic!("some clients never succeeded after {MAX_ROUNDS} rounds of retries");
     }
 
     /// Runs for `span` of virtual time.

@@ -22,54 +22,12 @@ const PAIRS: &[(&str, &str)] = &[
     ("mert", "rnert"),
 ];
 
-fn lossy() -> Faults {
-    Faults {
-        loss: 0.20,
-        duplicate: 0.05,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(80),
-    }
-}
-
-/// Runs `command` on each client in `who` until each reports an event that
-/// `done` accepts, retrying after `Unreachable`. Returns each one's answer.
-fn until_all(
-    net: &mut Net,
-    who: &[usize],
-    command: impl Fn(&mut Net, usize),
-    done: impl Fn(&ClientEvent) -> bool,
-) -> Vec<ClientEvent> {
-    let mut answers = Vec::new();
-    for &i in who {
-        let answer = 'retry: {
-            for _ in 0..20 {
-                let mark = net.clients[i].events.len();
-                command(net, i);
-                let answered = net.run_until(Duration::from_secs(30), |net| {
-                    net.clients[i].events[mark..]
-                        .iter()
-                        .any(|(_, e)| done(e) || matches!(e, ClientEvent::Unreachable { .. }))
-                });
-                assert!(answered, "client {i} got no answer within 30 s");
-                let found = net.clients[i].events[mark..].iter().find(|(_, e)| done(e));
-                if let Some((_, e)) = found {
-                    break 'retry e.clone();
-                }
-            }
-            panic!("client {i} never got an answer after 20 tries");
-        };
-        answers.push(answer);
-    }
-    answers
-}
-
 fn answered_login(e: &ClientEvent) -> bool {
     matches!(e, ClientEvent::LoggedIn { .. } | ClientEvent::Refused { op: Operation::Login, .. })
 }
 
 fn login(net: &mut Net, who: &[usize]) -> Vec<ClientEvent> {
-    until_all(
-        net,
+    net.until_all(
         who,
         |net, i| {
             let name = net.clients[i].name.clone();
@@ -82,7 +40,7 @@ fn login(net: &mut Net, who: &[usize]) -> Vec<ClientEvent> {
 fn scenario(seed: u64) {
     let config =
         ServerConfig { lease: Duration::from_secs(60), max_users: 100, ..ServerConfig::default() };
-    let mut net = Net::new(seed, lossy(), config, 2 * PAIRS.len());
+    let mut net = Net::new(seed, Faults::lossy(), config, 2 * PAIRS.len());
     for (k, &(first, later)) in PAIRS.iter().enumerate() {
         net.clients[2 * k].name = UserName::new(first).expect("a valid name");
         net.clients[2 * k + 1].name = UserName::new(later).expect("a valid name");
@@ -99,8 +57,7 @@ fn scenario(seed: u64) {
     }
     assert_eq!(net.server.user_count(), PAIRS.len());
 
-    until_all(
-        &mut net,
+    net.until_all(
         &firsts,
         |net, i| net.command(i, |c, now| c.logout(now)),
         |e| matches!(e, ClientEvent::LoggedOut),

@@ -16,15 +16,6 @@ use p2pchat_tests::net::{Faults, Net, SERVER_ADDR};
 const CLIENTS: usize = 200;
 const LEASE: Duration = Duration::from_secs(60);
 
-fn lossy() -> Faults {
-    Faults {
-        loss: 0.20,
-        duplicate: 0.05,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(80),
-    }
-}
-
 fn config() -> ServerConfig {
     ServerConfig {
         lease: LEASE,
@@ -37,49 +28,8 @@ fn config() -> ServerConfig {
 /// Drives every client in `who` through `command` until each reports an
 /// event that `done` accepts, retrying after `Unreachable` as an application
 /// would. Returns the events index at which each client's answer starts.
-fn until_all(
-    net: &mut Net,
-    who: &[usize],
-    command: impl Fn(&mut Net, usize),
-    done: impl Fn(&ClientEvent) -> bool,
-) {
-    let mut marks: Vec<usize> = who.iter().map(|&i| net.clients[i].events.len()).collect();
-    for &i in who {
-        command(net, i);
-    }
-    for _round in 0..20 {
-        let finished = net.run_until(GIVE_UP_AFTER + Duration::from_secs(1), |net| {
-            who.iter().zip(&marks).all(|(&i, &m)| {
-                net.clients[i].events[m..].iter().any(|(_, e)| done(e) || is_unreachable(e))
-            })
-        });
-        assert!(finished, "some client got no answer at all while trying");
-        let mut retry = Vec::new();
-        for (k, &i) in who.iter().enumerate() {
-            let answered = net.clients[i].events[marks[k]..].iter().any(|(_, e)| done(e));
-            if !answered {
-                retry.push(k);
-            }
-        }
-        if retry.is_empty() {
-            return;
-        }
-        for k in retry {
-            let i = who[k];
-            marks[k] = net.clients[i].events.len();
-            command(net, i);
-        }
-    }
-    panic!("some clients never succeeded after 20 rounds of retries");
-}
-
-fn is_unreachable(e: &ClientEvent) -> bool {
-    matches!(e, ClientEvent::Unreachable { .. })
-}
-
 fn login_all(net: &mut Net, who: &[usize]) {
-    until_all(
-        net,
+    net.until_all(
         who,
         |net, i| {
             let name = net.clients[i].name.clone();
@@ -91,26 +41,17 @@ fn login_all(net: &mut Net, who: &[usize]) {
 
 /// Every client in `who` fetches the whole list; returns each one's names.
 fn lists(net: &mut Net, who: &[usize]) -> Vec<BTreeSet<String>> {
-    let marks: Vec<usize> = who.iter().map(|&i| net.clients[i].events.len()).collect();
-    until_all(
-        net,
+    let lists = net.until_all(
         who,
         |net, i| net.command(i, |c, now| c.refresh_list(now)),
         |e| matches!(e, ClientEvent::List { .. }),
     );
-    who.iter()
-        .zip(marks)
-        .map(|(&i, m)| {
-            let list = net.clients[i].events[m..]
-                .iter()
-                .rev()
-                .find_map(|(_, e)| match e {
-                    ClientEvent::List { entries } => Some(entries),
-                    _ => None,
-                })
-                .expect("until_all saw a List");
-            let names: BTreeSet<String> = list.iter().map(|e| e.name.to_string()).collect();
-            assert_eq!(names.len(), list.len(), "a name is listed twice");
+    lists
+        .into_iter()
+        .map(|e| {
+            let ClientEvent::List { entries } = e else { unreachable!("until_all saw a List") };
+            let names: BTreeSet<String> = entries.iter().map(|e| e.name.to_string()).collect();
+            assert_eq!(names.len(), entries.len(), "a name is listed twice");
             names
         })
         .collect()
@@ -123,7 +64,7 @@ fn names(net: &Net, who: impl IntoIterator<Item = usize>) -> BTreeSet<String> {
 /// The whole story from the issue, on one seed. Returns a digest of the run
 /// so that two runs can be compared.
 fn scenario(seed: u64) -> Vec<String> {
-    let mut net = Net::new(seed, lossy(), config(), CLIENTS);
+    let mut net = Net::new(seed, Faults::lossy(), config(), CLIENTS);
     let everyone: Vec<usize> = (0..CLIENTS).collect();
 
     // 200 clients log in through 20% loss and 5% duplication.
@@ -136,8 +77,7 @@ fn scenario(seed: u64) -> Vec<String> {
     // 100 log out; the rest see exactly the other 100.
     let leaving: Vec<usize> = (0..100).collect();
     let staying: Vec<usize> = (100..CLIENTS).collect();
-    until_all(
-        &mut net,
+    net.until_all(
         &leaving,
         |net, i| net.command(i, |c, now| c.logout(now)),
         |e| matches!(e, ClientEvent::LoggedOut),
@@ -200,7 +140,7 @@ fn the_same_seed_gives_the_same_run() {
 
 #[test]
 fn keepalives_hold_the_lease_over_many_leases() {
-    let mut net = Net::new(3, lossy(), config(), 20);
+    let mut net = Net::new(3, Faults::lossy(), config(), 20);
     let everyone: Vec<usize> = (0..20).collect();
     login_all(&mut net, &everyone);
     net.run_for(LEASE * 5);
@@ -246,7 +186,7 @@ fn a_self_addressed_request_is_not_answered() {
 /// first try, because the client keeps trying for half a minute.
 #[test]
 fn thirty_percent_loss_needs_no_second_try() {
-    let heavy = Faults { loss: 0.30, ..lossy() };
+    let heavy = Faults { loss: 0.30, ..Faults::lossy() };
     let mut net = Net::new(13, heavy, config(), 50);
     for i in 0..50 {
         let name = net.clients[i].name.clone();
@@ -265,8 +205,12 @@ fn thirty_percent_loss_needs_no_second_try() {
             .all(|c| c.events.iter().any(|(_, e)| matches!(e, ClientEvent::List { .. })))
     };
     assert!(net.run_until(GIVE_UP_AFTER * 4, listed), "some list never came");
-    let unreachable =
-        net.clients.iter().flat_map(|c| &c.events).filter(|(_, e)| is_unreachable(e)).count();
+    let unreachable = net
+        .clients
+        .iter()
+        .flat_map(|c| &c.events)
+        .filter(|(_, e)| matches!(e, ClientEvent::Unreachable { .. }))
+        .count();
     assert_eq!(unreachable, 0);
 }
 
