@@ -30,20 +30,13 @@ pub(in crate::client) struct Crossed {
     key: PublicKey,
     /// When to give up waiting and report the call declined.
     until: Instant,
-    /// Texts typed into our call, for the other one: those the session
-    /// took, with their numbers, and those waiting for room.
-    texts: Vec<(Seq, String)>,
-    blocked: VecDeque<String>,
+    /// Texts typed into our call, for the other one.
+    moved: Moved,
 }
 
 impl Crossed {
     pub(in crate::client) fn deadline(&self) -> Instant {
         self.until
-    }
-
-    /// The texts to send in the call that goes on, in the order typed.
-    fn into_texts(self) -> Moved {
-        Moved { sent: self.texts.into_iter().map(|(_, t)| t).collect(), blocked: self.blocked }
     }
 }
 
@@ -51,7 +44,7 @@ impl Crossed {
 /// had taken (and reported `Sent`), then those waiting for room.
 #[derive(Default)]
 pub(in crate::client) struct Moved {
-    sent: Vec<String>,
+    sent: Vec<(Seq, String)>,
     blocked: VecDeque<String>,
 }
 
@@ -68,7 +61,7 @@ impl Chats {
         // A crossed call stands for ours only with the key ours was checked
         // against; any other goes through the user's own key check.
         if self.crossed.as_ref().is_some_and(|c| c.peer.key() == peer.key() && c.key == key) {
-            let texts = self.crossed.take().map(Crossed::into_texts).unwrap_or_default();
+            let texts = self.crossed.take().map(|c| c.moved).unwrap_or_default();
             tracing::debug!(%peer, "crossed calls: theirs arrived, and goes on");
             self.take_call(now, incoming.chat, incoming.events, texts, out);
             return;
@@ -116,7 +109,7 @@ impl Chats {
         let mut moved = Moved::default();
         if let Some(mut ours) = self.active.take() {
             ours.session.abort(now);
-            moved.sent = undelivered(&mut ours).into_iter().map(|(_, t)| t).collect();
+            moved.sent = undelivered(&mut ours);
             moved.blocked = std::mem::take(&mut ours.blocked);
             self.closing.push(ours);
         }
@@ -138,7 +131,7 @@ impl Chats {
             out.push_back(NodeEvent::Chat { event, at });
         }
         chat.moved = texts.sent.len();
-        chat.blocked = texts.sent.into_iter().chain(texts.blocked).collect();
+        chat.blocked = texts.sent.into_iter().map(|(_, t)| t).chain(texts.blocked).collect();
         chat.send_blocked(now, out);
         self.active = Some(chat);
     }
@@ -153,14 +146,26 @@ impl Chats {
         key: &PublicKey,
         out: &mut VecDeque<NodeEvent>,
     ) -> bool {
-        if self.held.as_ref().is_none_or(|h| h.peer.key() != peer.key() || h.key != *key) {
-            return false;
-        }
-        let Some(held) = self.held.take() else { return false };
+        self.take_held_with(now, peer, key, Moved::default(), out).is_ok()
+    }
+
+    /// Takes the held request as the active chat if it is `peer`'s, with
+    /// `key`, sending `texts` in it; else gives `texts` back.
+    fn take_held_with(
+        &mut self,
+        now: Instant,
+        peer: &UserName,
+        key: &PublicKey,
+        texts: Moved,
+        out: &mut VecDeque<NodeEvent>,
+    ) -> Result<(), Moved> {
+        let ours = |h: &Held| h.peer.key() == peer.key() && h.key == *key;
+        let Some(held) = self.held.take_if(|h| ours(h)) else { return Err(texts) };
         let mut events = held.events;
+        // The caller's Hello was taken as the request; it starts the chat.
         events.push_front((ChatEvent::Connected { peer: held.peer }, SystemTime::now()));
-        self.take_call(now, held.chat, events, Moved::default(), out);
-        true
+        self.take_call(now, held.chat, events, texts, out);
+        Ok(())
     }
 
     /// The active call's events, unless it was declined as crossed: then
@@ -177,28 +182,14 @@ impl Chats {
         });
         let callee = self.active.as_ref().and_then(|c| c.callee.clone());
         let (true, Some((peer, key))) = (crossed, callee) else { return Some(events) };
-        let texts: Vec<(Seq, String)> = events
-            .into_iter()
-            .filter_map(|e| match e {
-                ChatEvent::Undelivered { seq, text } => Some((seq, text)),
-                _ => None,
-            })
-            .collect();
-        let mut blocked = VecDeque::new();
+        let mut moved = Moved { sent: undelivered_of(events), blocked: VecDeque::new() };
         if let Some(mut ours) = self.active.take() {
-            blocked = std::mem::take(&mut ours.blocked);
+            moved.blocked = std::mem::take(&mut ours.blocked);
             self.closing.push(ours);
         }
-        let until = now.checked_add(VERIFY_TIMEOUT).unwrap_or(now);
-        let crossed = Crossed { peer, key, until, texts, blocked };
-        if self.held.as_ref().is_some_and(|h| h.peer.key() == crossed.peer.key() && h.key == key) {
-            if let Some(held) = self.held.take() {
-                let mut events = held.events;
-                events.push_front((ChatEvent::Connected { peer: held.peer }, SystemTime::now()));
-                self.take_call(now, held.chat, events, crossed.into_texts(), out);
-            }
-        } else {
-            self.crossed = Some(crossed);
+        if let Err(moved) = self.take_held_with(now, &peer, &key, moved, out) {
+            let until = now.checked_add(VERIFY_TIMEOUT).unwrap_or(now);
+            self.crossed = Some(Crossed { peer, key, until, moved });
         }
         None
     }
@@ -221,10 +212,10 @@ impl Chats {
     fn end_crossed(&mut self, reason: CloseReason, out: &mut VecDeque<NodeEvent>) {
         let Some(crossed) = self.crossed.take() else { return };
         let at = SystemTime::now();
-        for (seq, text) in crossed.texts {
+        for (seq, text) in crossed.moved.sent {
             out.push_back(NodeEvent::Chat { event: ChatEvent::Undelivered { seq, text }, at });
         }
-        for text in crossed.blocked {
+        for text in crossed.moved.blocked {
             out.push_back(NodeEvent::SendFailed { text, reason: SendError::Closed });
         }
         out.push_back(NodeEvent::Chat { event: ChatEvent::Closed { reason }, at });
@@ -283,7 +274,13 @@ impl Chats {
 /// The texts `chat`'s session reports undelivered; its other events are
 /// dropped.
 fn undelivered(chat: &mut Chat) -> Vec<(Seq, String)> {
-    std::iter::from_fn(|| chat.session.poll_event())
+    undelivered_of(std::iter::from_fn(|| chat.session.poll_event()))
+}
+
+/// The texts among `events` reported undelivered, with their numbers.
+fn undelivered_of(events: impl IntoIterator<Item = ChatEvent>) -> Vec<(Seq, String)> {
+    events
+        .into_iter()
         .filter_map(|e| match e {
             ChatEvent::Undelivered { seq, text } => Some((seq, text)),
             _ => None,
