@@ -454,29 +454,27 @@ impl Chats {
             return;
         }
         let role = ChatRole::Caller { callee: peer.clone(), callee_key: peer_key };
-        let mut session = match self.session(now, me.clone(), role.clone()) {
+        let mut session = match self.session(now, me, role) {
             Ok(session) => session,
             Err(e) => {
-                // A session that ends at once stands for the call, so the
-                // user hears of it as of any failed connect.
+                // The call ends before it starts: the user hears of it as of
+                // any failed connect.
                 out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
-                let setup = ChatSetup { name: me, key: self.identity.clone(), role, seed: [0; 32] };
-                let mut session = ChatSession::new(now, setup, ChatConfig::default());
-                session.abort(now);
-                session
+                let reason = CloseReason::PeerVanished;
+                out.push_back(NodeEvent::Chat {
+                    event: ChatEvent::Closed { reason },
+                    at: SystemTime::now(),
+                });
+                return;
             }
         };
         let token = self.token();
-        let conn = if session.is_finished() {
-            None
-        } else {
-            match StreamConn::connect(addr, registry, token) {
-                Ok(conn) => Some(conn),
-                Err(e) => {
-                    out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
-                    session.handle_eof(now);
-                    None
-                }
+        let conn = match StreamConn::connect(addr, registry, token) {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
+                session.handle_eof(now);
+                None
             }
         };
         if let Some(old) = self.active.take() {
