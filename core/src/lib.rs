@@ -36,6 +36,7 @@ mod noise;
 mod registry_client;
 mod registry_msg;
 mod registry_server;
+mod relay;
 mod transmit;
 
 pub use chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq};
@@ -69,5 +70,13 @@ pub use registry_msg::{
 pub use registry_server::{
     DEFAULT_LEASE, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_USERS, RegistryServer, ServerConfig,
     ServerEvent, ServerStats,
+};
+pub use relay::{
+    ConnId, DEFAULT_PAIR_BURST, DEFAULT_PAIR_RATE, DEFAULT_RELAY_CONNECTIONS,
+    DEFAULT_RELAY_PER_ADDRESS, DRAIN_TIMEOUT, MAX_RELAY_BUFFER, MAX_REMEMBERED_PAIRS, PairId,
+    REFUSAL_HEADROOM, RELAY_HELLO_LEN, RELAY_HELLO_TIMEOUT, RELAY_IDLE_TIMEOUT, RELAY_MAGIC,
+    RELAY_REPLY_LEN, RELAY_TAG_LEN, RELAY_VERSION, Relay, RelayCloseReason, RelayConfig,
+    RelayEvent, RelayHello, RelayHelloError, RelayKey, RelaySide, RelayStatus, TOKEN_LIFETIME,
+    TokenMint, UNPAIRED_TIMEOUT,
 };
 pub use transmit::Transmit;
