@@ -33,6 +33,7 @@ mod frame;
 mod key;
 mod name;
 mod noise;
+mod punch;
 mod registry_client;
 mod registry_msg;
 mod registry_server;
@@ -58,6 +59,11 @@ pub use noise::{
     Call, Handshake, HandshakeError, MAX_NOISE_MSG_LEN, MAX_PLAINTEXT_LEN, NOISE_PARAMS,
     PREAMBLE_MARKER, Preamble, PreambleError, REKEY_INTERVAL, TAG_LEN, Transport, TransportError,
     prologue,
+};
+pub use punch::{
+    ATTEMPT_RESTART, CALLEE_GRACE, Candidate, CandidateKind, LOCAL_HEAD_START, MAX_CANDIDATES,
+    MAX_TRIES, PUNCH_TIMEOUT, PathId, PathKind, Punch, PunchAction, PunchError, PunchEvent,
+    PunchRole, RETRY_DELAY,
 };
 pub use registry_client::{
     ClientEvent, GIVE_UP_AFTER, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,

@@ -7,6 +7,8 @@
 //!   points, with the same virtual clock.
 //! - [`noise_peer`]: a scripted chat peer that does the handshake right and
 //!   then seals anything, to reach a session's logic past its encryption.
+//! - [`punch_sim`]: TCP hole punching between two punch machines behind
+//!   modelled NATs, in virtual time with SYN loss.
 //! - [`raw_conn`]: a [`noise_peer::RawPeer`] driven over a real TCP stream.
 //! - [`registry_proxy`]: a UDP proxy in front of the registry that records
 //!   requests and may rewrite replies (a lying registry).
@@ -20,5 +22,6 @@ pub mod net;
 pub mod netns;
 pub mod noise_peer;
 pub mod pipe;
+pub mod punch_sim;
 pub mod raw_conn;
 pub mod registry_proxy;
