@@ -20,6 +20,8 @@
 //! - [`ServerLoop`] is the whole registry server loop; [`size_buffers`]
 //!   gives its socket room for bursts; [`fetch_list`] is one list request
 //!   from start to finish.
+//! - [`RelayLoop`] drives the chat relay (`p2pchat_core::Relay`) over a TCP
+//!   listener and its connections (not started by the server yet).
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -29,6 +31,7 @@ mod input;
 mod machines;
 mod oneshot;
 mod output;
+mod relay;
 mod server;
 mod sockbuf;
 mod stream;
@@ -41,6 +44,7 @@ pub use client::{
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use oneshot::{ListError, fetch_list, local_addr_for};
 pub use output::{EXIT_DRAIN_TIMEOUT, MAX_PENDING_OUTPUT, PIPE_BUF, UserOutput};
+pub use relay::{RELAY_READ_CHUNK, RelayLoop, RelayStopHandle};
 pub use server::{ServerLoop, StopHandle};
 pub use sockbuf::{BufferSizes, SERVER_SOCKET_BUFFER, size_buffers};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};
