@@ -14,12 +14,15 @@
 //!   requests and may rewrite replies (a lying registry).
 //! - [`netns`]: real network paths for end-to-end tests: network
 //!   namespaces joined by veth pairs, with loss from nftables.
+//! - [`netns_nat`]: home networks behind NATs (endpoint-independent,
+//!   symmetric, dropping inbound SYNs) on a public segment, in namespaces.
 //! - [`fuzz`]: what the cargo-fuzz targets in `fuzz/` run; the test suite
 //!   runs it too.
 
 pub mod fuzz;
 pub mod net;
 pub mod netns;
+pub mod netns_nat;
 pub mod noise_peer;
 pub mod pipe;
 pub mod punch_sim;

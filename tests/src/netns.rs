@@ -39,7 +39,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// What every namespace name starts with, before the pid.
-const NS_PREFIX: &str = "p2pn-";
+pub(crate) const NS_PREFIX: &str = "p2pn-";
 
 /// The documentation address ranges (RFC 5737); segments must use one.
 const DOC_RANGES: [Ipv4Addr; 3] =
@@ -52,7 +52,7 @@ const FIRST_HOST: u8 = 10;
 const MAX_HOSTS_PER_SEGMENT: usize = 240;
 
 /// Numbers the [`Net`]s of one test process.
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+pub(crate) static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A description of a topology: segments and the hosts on them.
 #[derive(Debug, Clone, Default)]
@@ -143,11 +143,29 @@ impl NetHost {
         cmd.args(["netns", "exec", &self.ns]).arg(program);
         cmd
     }
+
+    /// Runs `f` on a new thread that has entered this host's namespace, so
+    /// that the sockets it makes are the host's; panics in the thread if
+    /// the namespace cannot be entered.
+    pub fn spawn_in<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.ns);
+        std::thread::spawn(move || {
+            use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+            use std::os::fd::AsFd;
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            move_into_link_name_space(file.as_fd(), Some(LinkNameSpaceType::Network))
+                .unwrap_or_else(|e| panic!("enter {path}: {e}"));
+            f()
+        })
+    }
 }
 
 /// A namespace that is deleted when dropped.
 #[derive(Debug)]
-struct NsGuard(String);
+pub(crate) struct NsGuard(pub(crate) String);
 
 impl Drop for NsGuard {
     fn drop(&mut self) {
@@ -325,7 +343,7 @@ fn loss_rules(loss_in: u8, loss_out: u8) -> String {
 }
 
 /// Loads `rules` into namespace `ns` with `nft -f -`.
-fn nft(ns: &str, rules: &str) {
+pub(crate) fn nft(ns: &str, rules: &str) {
     use std::io::Write;
     let mut child = Command::new("ip")
         .args(["netns", "exec", ns, "nft", "-f", "-"])
@@ -345,7 +363,7 @@ fn nft(ns: &str, rules: &str) {
 
 /// Deletes namespaces of earlier test processes that are gone (killed
 /// before their guards ran).
-fn remove_stale() {
+pub(crate) fn remove_stale() {
     let Ok(out) = quiet("ip", &["netns", "list"]) else { return };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Some(name) = line.split_whitespace().next() else { continue };
@@ -374,7 +392,7 @@ fn cidr(base: Ipv4Addr, host: u8) -> String {
 }
 
 /// Runs a command; panics with its stderr if it fails.
-fn run(argv: &[&str]) {
+pub(crate) fn run(argv: &[&str]) {
     if let Err(e) = quiet(argv[0], &argv[1..]) {
         panic!("`{}` failed: {e}", argv.join(" "));
     }
@@ -382,7 +400,7 @@ fn run(argv: &[&str]) {
 
 /// Runs a command quietly; `Err` with its stderr when it cannot start or
 /// fails.
-fn quiet(program: &str, args: &[&str]) -> Result<Output, String> {
+pub(crate) fn quiet(program: &str, args: &[&str]) -> Result<Output, String> {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
