@@ -202,7 +202,10 @@ impl Net {
                 Err(e) => return Err(format!("`{tool}` is missing or broken ({e})")),
             }
         }
-        let probe = format!("{NS_PREFIX}{}-probe", std::process::id());
+        // Numbered like a topology, so that tests probing at the same time
+        // in one process do not take each other's probe for a refusal.
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let probe = format!("{NS_PREFIX}{}-{n}-probe", std::process::id());
         quiet("ip", &["netns", "add", &probe])
             .map_err(|e| format!("`ip netns add` is not allowed ({e})"))?;
         let _guard = NsGuard(probe.clone());
