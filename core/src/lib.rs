@@ -1,7 +1,9 @@
 //! # p2pchat-core
 //!
 //! The protocol of p2pchat and nothing else: the registry server, the registry
-//! client and the peer-to-peer chat session, each a pure state machine.
+//! client and the peer-to-peer chat session, each a pure state machine; and,
+//! not wired into the others yet, hole punching ([`Punch`]) and the chat
+//! relay ([`Relay`]).
 //!
 //! ## Guarantees
 //! - **No I/O.** Nothing here opens a socket, reads a clock, spawns a thread or

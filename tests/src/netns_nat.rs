@@ -251,10 +251,9 @@ impl NatNet {
                 ],
             );
             nft(&ns, &router_rules(home.kind));
-            let mut next = 0;
-            for (host, _) in topology.hosts.iter().filter(|(_, h)| *h == home.name) {
+            let members = topology.hosts.iter().filter(|(_, h)| *h == home.name);
+            for (next, (host, _)) in members.enumerate() {
                 let addr = add(home.base, 10 + checked(next));
-                next += 1;
                 let hns = format!("{prefix}{host}");
                 net.add_ns(&hns);
                 run(&["ip", "-n", &hns, "link", "set", "lo", "up"]);

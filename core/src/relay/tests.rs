@@ -366,3 +366,45 @@ proptest! {
         }
     }
 }
+
+/// The worked example of docs/PROTOCOL.md §14: relay key 00 01 … 1f, the
+/// caller's key 01 02 … 20, the callee's 21 22 … 40, nonce 7, issued 3540 s
+/// after the origin (so the expiry is 3600).
+fn doc_example() -> RelayHello {
+    let count = |first: u8| std::array::from_fn::<u8, 32, _>(|i| first + i as u8);
+    let t0 = Instant::now();
+    let mint = TokenMint::new(&RelayKey(count(0)), t0);
+    let now = t0 + Duration::from_secs(3540);
+    mint.issue(now, PublicKey(count(1)), PublicKey(count(0x21)), 7).0
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn protocol_md_has_the_worked_hello() {
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    let hello = doc_example();
+    assert_eq!(hello.pair.expiry, 3600);
+    let start = doc.find("<!-- relay-hello-example -->").expect("the example's marker");
+    let block = &doc[start..];
+    let block = &block[block.find("```text").expect("a text block") + 7..];
+    let block = &block[..block.find("```").expect("its end")];
+    let shown: Vec<u8> = block
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .flat_map(|l| l.split_whitespace())
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect();
+    assert_eq!(hex(&shown), hex(&hello.encode()));
+    assert_eq!(RelayHello::decode(&shown), Ok(hello));
+    let reply = doc[start..].contains(&format!("`{}`", hex(&RelayStatus::Paired.reply())));
+    assert!(reply, "the document shows the Paired reply");
+}
+
+#[test]
+#[ignore = "prints the example for the document"]
+fn print_doc_example() {
+    println!("{}", hex(&doc_example().encode()));
+}
