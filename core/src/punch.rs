@@ -416,5 +416,11 @@ impl Punch {
     }
 }
 
+/// The time origin of the unit tests: the only clock read, in test code.
+#[cfg(test)]
+fn test_origin() -> Instant {
+    Instant::now()
+}
+
 #[cfg(test)]
 mod tests;

@@ -253,12 +253,17 @@ impl Relay {
         self.conns.len()
     }
 
-    /// A new connection from `from`. `conn` must not be held already.
+    /// A new connection from `from`. `conn` must not be held already (an id
+    /// given twice is ignored, with a warning).
     pub fn handle_accept(&mut self, now: Instant, conn: ConnId, from: SocketAddr) {
         let ip = from.ip();
-        if self.conns.len() >= self.config.max_connections + REFUSAL_HEADROOM
-            || self.conns.contains_key(&conn)
-        {
+        if self.conns.contains_key(&conn) {
+            // A driver bug: closing either socket would be wrong, so the
+            // new one is left to the driver and the relay keeps the old.
+            tracing::warn!(?conn, "relay connection id given twice; ignored");
+            return;
+        }
+        if self.conns.len() >= self.config.max_connections + REFUSAL_HEADROOM {
             let reason = RelayCloseReason::Refused(RelayStatus::Busy);
             self.events.push_back(RelayEvent::Close { conn, reason });
             return;
@@ -546,6 +551,12 @@ impl Relay {
 fn sorted(mut ids: Vec<ConnId>) -> Vec<ConnId> {
     ids.sort_unstable();
     ids
+}
+
+/// The time origin of the unit tests: the only clock read, in test code.
+#[cfg(test)]
+fn test_origin() -> Instant {
+    Instant::now()
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ fn connects(actions: &[PunchAction]) -> Vec<SocketAddr> {
 
 #[test]
 fn local_candidates_first_then_the_observed_one() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut p = Punch::new(t0, PunchRole::Caller, &[local(1), observed(2)]).unwrap();
     assert_eq!(connects(&actions(&mut p)), vec![local(1).addr]);
     assert_eq!(p.poll_timeout(), Some(t0 + LOCAL_HEAD_START));
@@ -40,7 +40,7 @@ fn local_candidates_first_then_the_observed_one() {
 
 #[test]
 fn the_caller_keeps_the_first_connection_and_closes_the_rest() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut p = Punch::new(t0, PunchRole::Caller, &[local(1), observed(2)]).unwrap();
     p.handle_timeout(t0 + LOCAL_HEAD_START);
     let _ = actions(&mut p);
@@ -67,7 +67,7 @@ fn the_caller_keeps_the_first_connection_and_closes_the_rest() {
 
 #[test]
 fn the_callee_keeps_the_connection_the_caller_speaks_on() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut p = Punch::new(t0, PunchRole::Callee, &[local(1), observed(2)]).unwrap();
     let _ = actions(&mut p);
     p.handle_connected(t0, PathId(0));
@@ -84,7 +84,7 @@ fn the_callee_keeps_the_connection_the_caller_speaks_on() {
 
 #[test]
 fn a_failed_attempt_is_retried_a_bounded_number_of_times() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mut p = Punch::new(t0, PunchRole::Caller, &[local(1)]).unwrap();
     let mut now = t0;
     let mut tries = 0;
@@ -105,7 +105,7 @@ fn a_failed_attempt_is_retried_a_bounded_number_of_times() {
 
 #[test]
 fn nothing_in_time_means_the_relay_with_every_socket_closed() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     for (role, deadline) in [
         (PunchRole::Caller, t0 + PUNCH_TIMEOUT),
         (PunchRole::Callee, t0 + PUNCH_TIMEOUT + CALLEE_GRACE),
@@ -136,7 +136,7 @@ fn nothing_in_time_means_the_relay_with_every_socket_closed() {
 
 #[test]
 fn candidates_are_bounded() {
-    let t0 = Instant::now();
+    let t0 = test_origin();
     assert_eq!(Punch::new(t0, PunchRole::Caller, &[]).err(), Some(PunchError::NoCandidates));
     let many = vec![local(1); MAX_CANDIDATES + 1];
     assert_eq!(

@@ -25,7 +25,7 @@ fn addr(ip: u8, port: u16) -> SocketAddr {
 
 impl H {
     fn new(config: RelayConfig) -> Self {
-        let t0 = Instant::now();
+        let t0 = test_origin();
         Self {
             relay: Relay::new(&KEY, t0, config),
             mint: TokenMint::new(&KEY, t0),
@@ -287,8 +287,8 @@ fn garbage_is_refused_at_its_first_byte() {
 
 #[test]
 fn hello_round_trip_and_example() {
-    let mint = TokenMint::new(&KEY, Instant::now());
-    let (a, b) = mint.issue(Instant::now(), PublicKey([1; 32]), PublicKey([2; 32]), 5);
+    let mint = TokenMint::new(&KEY, test_origin());
+    let (a, b) = mint.issue(test_origin(), PublicKey([1; 32]), PublicKey([2; 32]), 5);
     for h in [a, b] {
         assert_eq!(RelayHello::decode(&h.encode()), Ok(h));
         assert!(mint.is_authentic(&h));
@@ -372,7 +372,7 @@ proptest! {
 /// after the origin (so the expiry is 3600).
 fn doc_example() -> RelayHello {
     let count = |first: u8| std::array::from_fn::<u8, 32, _>(|i| first + i as u8);
-    let t0 = Instant::now();
+    let t0 = test_origin();
     let mint = TokenMint::new(&RelayKey(count(0)), t0);
     let now = t0 + Duration::from_secs(3540);
     mint.issue(now, PublicKey(count(1)), PublicKey(count(0x21)), 7).0
@@ -401,10 +401,4 @@ fn protocol_md_has_the_worked_hello() {
     assert_eq!(RelayHello::decode(&shown), Ok(hello));
     let reply = doc[start..].contains(&format!("`{}`", hex(&RelayStatus::Paired.reply())));
     assert!(reply, "the document shows the Paired reply");
-}
-
-#[test]
-#[ignore = "prints the example for the document"]
-fn print_doc_example() {
-    println!("{}", hex(&doc_example().encode()));
 }
