@@ -12,170 +12,29 @@
 //! registry message carries a token (docs/PROTOCOL.md §14 is a draft).
 
 mod bucket;
+mod config;
+mod event;
 mod token;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bucket::Bucket;
+pub use config::{
+    DEFAULT_PAIR_BURST, DEFAULT_PAIR_RATE, DEFAULT_RELAY_CONNECTIONS, DEFAULT_RELAY_PER_ADDRESS,
+    DRAIN_TIMEOUT, MAX_RELAY_BUFFER, MAX_REMEMBERED_PAIRS, REFUSAL_HEADROOM, RELAY_HELLO_TIMEOUT,
+    RELAY_IDLE_TIMEOUT, RelayConfig, UNPAIRED_TIMEOUT,
+};
+pub use event::{ConnId, RelayCloseReason, RelayEvent, RelayStatus};
 pub use token::{
     PairId, RELAY_HELLO_LEN, RELAY_MAGIC, RELAY_REPLY_LEN, RELAY_TAG_LEN, RELAY_VERSION,
     RelayHello, RelayHelloError, RelayKey, RelaySide, TOKEN_LIFETIME, TokenMint,
 };
 
-/// How many connections the relay holds at once, unless configured; one
-/// beyond it is refused with [`RelayStatus::Busy`].
-pub const DEFAULT_RELAY_CONNECTIONS: usize = 1024;
-
-/// How many connections one IP address may hold at once, unless
-/// configured; one beyond it is refused with
-/// [`RelayStatus::TooManyFromAddress`]. A user needs one per relayed chat.
-pub const DEFAULT_RELAY_PER_ADDRESS: usize = 8;
-
-/// Bytes a second one pair may move (both directions together), unless
-/// configured: far beyond typing, far below what a relay's link carries.
-pub const DEFAULT_PAIR_RATE: u64 = 64 * 1024;
-
-/// Bytes a pair may move at once before the rate applies, unless
-/// configured: a chat's largest burst (a full send window of long texts)
-/// passes without waiting.
-pub const DEFAULT_PAIR_BURST: u64 = 512 * 1024;
-
-/// Refused connections held beyond the configured maximum while their
-/// refusal is written; past it a connection is closed without a reply.
-pub const REFUSAL_HEADROOM: usize = 64;
-
-/// How long a new connection has to send its whole hello.
-pub const RELAY_HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a connection with a valid hello waits for the other side.
-pub const UNPAIRED_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How long a pair may stay silent both ways before both are closed. A
-/// chat pings every 10 s, so only a dead pair gets there.
-pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Most bytes waiting to be written to one connection; reading its
-/// partner stops until it drains.
-pub const MAX_RELAY_BUFFER: usize = 64 * 1024;
-
-/// How long a closing connection may take to write what waits for it.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Most pairs remembered (until their tokens expire) to refuse a reused
-/// token; past it new pairings are refused with [`RelayStatus::Busy`].
-pub const MAX_REMEMBERED_PAIRS: usize = 4096;
-
 /// A wakeup for an empty bandwidth bucket is set for when it holds this
 /// many bytes (or its burst, if smaller).
 const BUCKET_WAKE: u64 = 4096;
-
-/// A connection, numbered by the driver; never reused while the relay
-/// holds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-/// The status byte of the relay's reply to a hello.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelayStatus {
-    /// Paired: every later byte is the other side's.
-    Paired,
-    /// The tag is not the relay's: forged or for another relay.
-    Forged,
-    /// The token expired.
-    Expired,
-    /// The token was used already (paired before, or this side is waiting
-    /// on another connection).
-    Reused,
-    /// Too many connections from this address.
-    TooManyFromAddress,
-    /// The relay is full.
-    Busy,
-    /// The hello is not well-formed.
-    Malformed,
-    /// No hello, or no partner, in time.
-    Timeout,
-}
-
-impl RelayStatus {
-    /// The byte on the wire.
-    pub fn byte(self) -> u8 {
-        match self {
-            RelayStatus::Paired => 0,
-            RelayStatus::Forged => 1,
-            RelayStatus::Expired => 2,
-            RelayStatus::Reused => 3,
-            RelayStatus::TooManyFromAddress => 4,
-            RelayStatus::Busy => 5,
-            RelayStatus::Malformed => 6,
-            RelayStatus::Timeout => 7,
-        }
-    }
-
-    /// The reply bytes carrying this status.
-    pub fn reply(self) -> [u8; RELAY_REPLY_LEN] {
-        let [a, b, c, d] = RELAY_MAGIC;
-        [a, b, c, d, self.byte()]
-    }
-}
-
-/// Why the relay closed a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelayCloseReason {
-    /// Refused with this status (written to it first).
-    Refused(RelayStatus),
-    /// It or its partner ended its stream, or its partner's socket failed.
-    Ended,
-    /// Its pair was silent for [`RELAY_IDLE_TIMEOUT`].
-    Idle,
-    /// What waited for it was not written within [`DRAIN_TIMEOUT`].
-    DrainTimeout,
-}
-
-/// What the relay reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RelayEvent {
-    /// Two connections were paired.
-    Paired {
-        /// The caller's connection.
-        caller: ConnId,
-        /// The callee's connection.
-        callee: ConnId,
-    },
-    /// The relay is done with `conn`: the driver drops its socket now. The
-    /// relay has forgotten it.
-    Close {
-        /// The connection.
-        conn: ConnId,
-        /// Why.
-        reason: RelayCloseReason,
-    },
-}
-
-/// How the relay behaves; [`Default`] gives the documented defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayConfig {
-    /// [`DEFAULT_RELAY_CONNECTIONS`].
-    pub max_connections: usize,
-    /// [`DEFAULT_RELAY_PER_ADDRESS`].
-    pub max_per_address: usize,
-    /// [`DEFAULT_PAIR_RATE`].
-    pub pair_rate: u64,
-    /// [`DEFAULT_PAIR_BURST`].
-    pub pair_burst: u64,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        Self {
-            max_connections: DEFAULT_RELAY_CONNECTIONS,
-            max_per_address: DEFAULT_RELAY_PER_ADDRESS,
-            pair_rate: DEFAULT_PAIR_RATE,
-            pair_burst: DEFAULT_PAIR_BURST,
-        }
-    }
-}
 
 #[derive(Debug)]
 enum State {

@@ -5,6 +5,7 @@
 use super::*;
 use crate::key::PublicKey;
 use proptest::prelude::*;
+use std::time::Duration;
 
 const KEY: RelayKey = RelayKey([9; 32]);
 
