@@ -1,0 +1,72 @@
+//! CPU pinning and memory figures of processes, through `/proc` and
+//! `sched_setaffinity` (no `unsafe`: rustix does the system calls).
+
+use anyhow::Context as _;
+use rustix::process::Pid;
+use rustix::thread::{CpuSet, sched_setaffinity};
+
+/// The CPU the measured server (or echo server) runs on.
+pub const SERVER_CPU: usize = 0;
+
+/// The CPU the load generator runs on.
+pub const LOAD_CPU: usize = 1;
+
+/// Pins the calling thread (and the threads it starts afterwards) to `cpu`.
+/// On a machine without that CPU the thread runs unpinned, with a note on
+/// stderr.
+pub fn pin_self(cpu: usize) {
+    pin(None, cpu);
+}
+
+/// Pins the process `pid` (its main thread, and the threads it starts
+/// afterwards) to `cpu`.
+pub fn pin_pid(pid: u32, cpu: usize) {
+    let pid = i32::try_from(pid).ok().and_then(Pid::from_raw);
+    match pid {
+        Some(pid) => pin(Some(pid), cpu),
+        None => eprintln!("note: cannot pin pid {pid:?}: not a process id"),
+    }
+}
+
+fn pin(pid: Option<Pid>, cpu: usize) {
+    if cpu >= CpuSet::MAX_CPU {
+        eprintln!("note: CPU {cpu} is out of range; running unpinned");
+        return;
+    }
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    if let Err(e) = sched_setaffinity(pid, &set) {
+        eprintln!("note: cannot pin to CPU {cpu}: {e}; running unpinned");
+    }
+}
+
+/// The resident set size of process `pid`, in bytes (`VmRSS` in
+/// `/proc/PID/status`).
+pub fn vm_rss(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .with_context(|| format!("no VmRSS line in {path}"))?;
+    let kib: u64 = line
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("bad VmRSS line in {path}: {line}"))?;
+    Ok(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_rss_is_read_and_plausible() {
+        let rss = vm_rss(std::process::id()).expect("own /proc status");
+        // A running test binary holds at least its code and stack, and far
+        // less than a terabyte.
+        assert!(rss > 100 * 1024 && rss < (1 << 40), "rss {rss}");
+    }
+}
