@@ -17,10 +17,14 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::batch_io::Batch;
 use crate::loadgen_hist::Histogram;
+use crate::pin;
 
 /// Most requests in flight per socket: the low byte of a request id is
 /// the in-flight slot it belongs to.
 pub const MAX_IN_FLIGHT: usize = 256;
+
+/// Datagrams one `recvmmsg` takes at most.
+const INBOX: usize = 64;
 
 /// How long `poll` sleeps at most, so time-outs are checked this often.
 const POLL_SLEEP: Duration = Duration::from_millis(2);
@@ -86,6 +90,11 @@ pub struct LoadResult {
     pub latency: Histogram,
     /// The length of the last good reply, in bytes.
     pub reply_len: usize,
+    /// Share of the window the load generator's thread spent on its CPU
+    /// (near 1.0: the generator may be the bottleneck).
+    pub load_busy: Option<f64>,
+    /// Share of the window the target's main thread spent on its CPU.
+    pub target_busy: Option<f64>,
 }
 
 impl LoadResult {
@@ -170,11 +179,14 @@ impl Lane<'_> {
 /// warm-up. After the window no new request is sent; the run ends when
 /// every request is answered or timed out, so `sent == replies + lost` for
 /// the window's requests, up to the replies that straddle its edges.
+/// `target_pid`, when given, is the target's process, whose CPU time is
+/// measured over the window.
 pub fn run(
     sockets: &[UdpSocket],
     requests: &mut [Requests],
     expect: Expect,
     shape: LoadShape,
+    target_pid: Option<u32>,
 ) -> io::Result<LoadResult> {
     let in_flight = shape.in_flight.clamp(1, MAX_IN_FLIGHT);
     for s in sockets {
@@ -195,7 +207,11 @@ pub fn run(
         .collect();
     let mut fds: Vec<PollFd<'_>> =
         lanes.iter().map(|l| PollFd::new(l.socket, PollFlags::IN)).collect();
-    let mut inbox = Batch::new(in_flight.min(64));
+    let mut inbox = Batch::new(INBOX);
+    // After a turn that received something, the next turn tries every
+    // socket without asking `poll` first: under load that saves a system
+    // call per turn.
+    let mut busy = false;
     let start = Instant::now();
     let window_start = start + shape.warmup;
     let window_end = window_start + shape.duration;
@@ -209,8 +225,10 @@ pub fn run(
         let _ = lane.out.send(lane.socket);
     }
     let mut last_scan = start;
+    let mut cpu = CpuWindow::new(target_pid);
     loop {
         let now = Instant::now();
+        cpu.at(now, window_start, window_end);
         let sending = now < window_end;
         let live = lanes.iter().flat_map(|l| &l.slots).filter(|s| s.sent_at.is_some()).count();
         if !sending && live == 0 {
@@ -221,9 +239,13 @@ pub fn run(
             // counted them.
             break;
         }
-        poll(&mut fds, Some(&sleep)).map_err(io::Error::from)?;
+        if !busy {
+            poll(&mut fds, Some(&sleep)).map_err(io::Error::from)?;
+        }
+        let polled = !busy;
+        busy = false;
         for (li, lane) in lanes.iter_mut().enumerate() {
-            if !fds[li].revents().contains(PollFlags::IN) {
+            if polled && !fds[li].revents().contains(PollFlags::IN) {
                 continue;
             }
             loop {
@@ -233,6 +255,7 @@ pub fn run(
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => break,
                     Err(e) => return Err(e),
                 };
+                busy |= n > 0;
                 let now = Instant::now();
                 for i in 0..n {
                     let reply = inbox.get(i);
@@ -268,7 +291,47 @@ pub fn run(
         }
     }
     result.seconds = shape.duration.as_secs_f64();
+    (result.load_busy, result.target_busy) = cpu.busy();
     Ok(result)
+}
+
+/// CPU time of the generator and of the target, read when the loop first
+/// sees the window open and first sees it closed.
+struct CpuWindow {
+    pid: Option<u32>,
+    start: Option<(Instant, Option<u64>, Option<u64>)>,
+    end: Option<(Instant, Option<u64>, Option<u64>)>,
+}
+
+impl CpuWindow {
+    fn new(pid: Option<u32>) -> Self {
+        Self { pid, start: None, end: None }
+    }
+
+    fn read(&self, now: Instant) -> (Instant, Option<u64>, Option<u64>) {
+        (now, pin::own_cpu_ns(), self.pid.and_then(pin::cpu_ns))
+    }
+
+    fn at(&mut self, now: Instant, window_start: Instant, window_end: Instant) {
+        if self.start.is_none() && now >= window_start {
+            self.start = Some(self.read(now));
+        }
+        if self.end.is_none() && now >= window_end {
+            self.end = Some(self.read(now));
+        }
+    }
+
+    fn busy(&self) -> (Option<f64>, Option<f64>) {
+        let (Some((t0, l0, s0)), Some((t1, l1, s1))) = (self.start, self.end) else {
+            return (None, None);
+        };
+        let wall = t1.duration_since(t0).as_nanos() as f64;
+        let share = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) if wall > 0.0 => Some(b.saturating_sub(a) as f64 / wall),
+            _ => None,
+        };
+        (share(l0, l1), share(s0, s1))
+    }
 }
 
 fn handle_reply(

@@ -72,7 +72,7 @@ fn load_echo(config: EchoConfig, shape: LoadShape) -> LoadResult {
     let echo = Echo::start(config);
     let sockets = bind_load_sockets(2, echo.addr).expect("load sockets");
     let mut requests = echo_requests(2);
-    loadgen::run(&sockets, &mut requests, Expect::Echo, shape).expect("load run")
+    loadgen::run(&sockets, &mut requests, Expect::Echo, shape, None).expect("load run")
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn the_real_registry_answers_every_mix_after_the_cookie_exchange() {
         let mut requests: Vec<Requests> =
             (0..2).map(|i| templates(mix, cookies[i], i, users)).collect();
         let (len, _) = check(&sockets[0], mix, &requests[0]).expect("checked once in full");
-        let r = loadgen::run(&sockets, &mut requests, mix.expect(), SHAPE).expect("load run");
+        let r = loadgen::run(&sockets, &mut requests, mix.expect(), SHAPE, None).expect("load run");
         assert!(r.replies > 0, "{mix:?}: {r:?}");
         assert_eq!((r.lost, r.bad, r.challenged), (0, 0, 0), "{mix:?}: {r:?}");
         assert_eq!(r.answered, r.sent, "{mix:?}");
@@ -165,7 +165,8 @@ fn a_load_socket_with_a_stale_cookie_is_challenged_and_recovers() {
     let registry = Registry::start();
     let (sockets, _) = prepare(1, registry.addr).expect("load socket logs in");
     let mut requests = vec![templates(Mix::Keepalive, Cookie([0; 16]), 0, 1)];
-    let r = loadgen::run(&sockets, &mut requests, Mix::Keepalive.expect(), SHAPE).expect("run");
+    let r =
+        loadgen::run(&sockets, &mut requests, Mix::Keepalive.expect(), SHAPE, None).expect("run");
     assert!(r.challenged >= 1, "{r:?}");
     assert!(r.replies > 0 && r.bad == 0, "{r:?}");
 }

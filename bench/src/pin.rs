@@ -58,6 +58,29 @@ pub fn vm_rss(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
+/// CPU time (user and system) the calling thread has used, in
+/// nanoseconds, from `/proc/thread-self/stat` (clock-tick resolution).
+pub fn own_cpu_ns() -> Option<u64> {
+    cpu_from_stat("/proc/thread-self/stat")
+}
+
+/// CPU time (user and system) process `pid` has used, in nanoseconds.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    cpu_from_stat(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_from_stat(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
+    Some((utime + stime) * tick_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +91,17 @@ mod tests {
         // A running test binary holds at least its code and stack, and far
         // less than a terabyte.
         assert!(rss > 100 * 1024 && rss < (1 << 40), "rss {rss}");
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let before = own_cpu_ns().expect("schedstat");
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        let after = own_cpu_ns().expect("schedstat");
+        assert!(after > before, "{before} -> {after} ({x})");
+        assert!(cpu_ns(std::process::id()).is_some());
     }
 }

@@ -86,6 +86,10 @@ pub struct Summary {
     pub lost: u64,
     /// Requests sent, summed over the runs.
     pub sent: u64,
+    /// Share of the window the load generator was on its CPU, in %.
+    pub load_busy: f64,
+    /// Share of the window the target was on its CPU, in %.
+    pub target_busy: f64,
 }
 
 /// Summarises runs of one target, noting anomalies on stderr.
@@ -104,6 +108,8 @@ pub fn summarise(label: &str, runs: &[LoadResult]) -> Summary {
         p99: median(runs.iter().map(|r| r.latency_us(0.99)).collect()),
         lost: runs.iter().map(|r| r.lost).sum(),
         sent: runs.iter().map(|r| r.sent).sum(),
+        load_busy: 100.0 * median(runs.iter().filter_map(|r| r.load_busy).collect()),
+        target_busy: 100.0 * median(runs.iter().filter_map(|r| r.target_busy).collect()),
     }
 }
 
@@ -166,7 +172,7 @@ fn measure_config(
         eprintln!("registry {n}x{k}: round {} of {}", round + 1, settings.rounds);
         for mix in mixes {
             let reqs = requests.get_mut(mix.name()).context("templates")?;
-            let r = loadgen::run(&sockets, reqs, mix.expect(), settings.shape)?;
+            let r = loadgen::run(&sockets, reqs, mix.expect(), settings.shape, Some(server.pid()))?;
             runs.entry(mix.name().to_string()).or_default().push(r);
         }
         for (e, echo) in echoes.iter().enumerate() {
@@ -175,7 +181,13 @@ fn measure_config(
             // list-shaped ones.
             let shape_of = if e < 2 { Mix::Keepalive } else { Mix::ListPage };
             let mut reqs = requests.get(shape_of.name()).context("templates")?.clone();
-            let r = loadgen::run(&echo_sockets, &mut reqs, Expect::Echo, settings.shape)?;
+            let r = loadgen::run(
+                &echo_sockets,
+                &mut reqs,
+                Expect::Echo,
+                settings.shape,
+                Some(echo.pid()),
+            )?;
             runs.entry(echo.label.clone()).or_default().push(r);
         }
     }
@@ -216,6 +228,21 @@ fn measure_config(
             )
             .vs(plain.0, lost_pct(&plain.1)),
         );
+    }
+    for label in mixes.iter().map(|m| m.name()).chain(echoes.iter().map(|e| e.label.as_str())) {
+        let x = s(label);
+        report.add(Record::new(
+            "registry",
+            format!("{label}: target CPU busy, {config}"),
+            x.target_busy,
+            "%",
+        ));
+        report.add(Record::new(
+            "registry",
+            format!("{label}: load generator CPU busy, {config}"),
+            x.load_busy,
+            "%",
+        ));
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ pub fn run(p2pchat: &Path, quick: bool, users: u32, report: &mut Report) -> anyh
     let small = login_users(server.addr, 0..SMALL_USERS, Instant::now() + LOGIN_DEADLINE)?;
     anyhow::ensure!(small.failed == 0, "{} of {SMALL_USERS} users failed to log in", small.failed);
     let (sockets, cookies) = prepare(n, server.addr)?;
-    let at_small = measure(&sockets, &cookies, SMALL_USERS, settings)?;
+    let at_small = measure(pid, &sockets, &cookies, SMALL_USERS, settings)?;
 
     eprintln!("scale: logging in {} more users", users - SMALL_USERS);
     let big = login_users(server.addr, SMALL_USERS..users, Instant::now() + LOGIN_DEADLINE)?;
@@ -56,7 +56,7 @@ pub fn run(p2pchat: &Path, quick: bool, users: u32, report: &mut Report) -> anyh
     }
     // Cookies may have expired during the bulk login: log in again.
     let (sockets, cookies) = prepare(n, server.addr)?;
-    let at_big = measure(&sockets, &cookies, users, settings)?;
+    let at_big = measure(pid, &sockets, &cookies, users, settings)?;
 
     let per_user = rss_after.saturating_sub(rss_before) as f64 / online.max(1) as f64;
     report.add(Record::new("scale", format!("RSS per user at {online} users"), per_user, "B/user"));
@@ -97,6 +97,7 @@ pub fn run(p2pchat: &Path, quick: bool, users: u32, report: &mut Report) -> anyh
 /// Lookup and list-page load against the registry holding `listed` users
 /// (plus the load sockets' own).
 fn measure(
+    pid: u32,
     sockets: &[std::net::UdpSocket],
     cookies: &[p2pchat_core::Cookie],
     listed: u32,
@@ -110,7 +111,7 @@ fn measure(
             .with_context(|| format!("{} at {listed} users", mix.name()))?;
         let mut runs: Vec<LoadResult> = Vec::new();
         for _ in 0..settings.rounds {
-            runs.push(loadgen::run(sockets, &mut reqs, mix.expect(), settings.shape)?);
+            runs.push(loadgen::run(sockets, &mut reqs, mix.expect(), settings.shape, Some(pid))?);
         }
         out.push(summarise(&format!("{} at {listed}", mix.name()), &runs));
     }
