@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use crate::child::start_registry;
-use crate::loadgen::{self, LoadResult};
+use crate::loadgen;
 use crate::pin;
-use crate::registry::{Settings, Summary, summarise};
+use crate::registry::{Settings, summarise};
 use crate::registry_session::{Mix, check, prepare, templates};
 use crate::registry_users::login_users;
 use crate::report::{Record, Report};
@@ -36,86 +36,94 @@ const LOGIN_DEADLINE: Duration = Duration::from_secs(900);
 pub fn run(p2pchat: &Path, quick: bool, users: u32, report: &mut Report) -> anyhow::Result<()> {
     pin::pin_self(pin::LOAD_CPU);
     let users = users.max(SMALL_USERS + 1);
-    let server = start_registry(p2pchat, users + 1_000)?;
-    let pid = server.pid();
     let (n, k) = LOAD;
     let settings = if quick { Settings::quick(k) } else { Settings::full(k) };
 
-    let rss_before = pin::vm_rss(pid)?;
-    let small = login_users(server.addr, 0..SMALL_USERS, Instant::now() + LOGIN_DEADLINE)?;
-    anyhow::ensure!(small.failed == 0, "{} of {SMALL_USERS} users failed to log in", small.failed);
-    let (sockets, cookies) = prepare(n, server.addr)?;
-    let at_small = measure(pid, &sockets, &cookies, SMALL_USERS, settings)?;
+    // Two servers, measured in interleaved rounds: one with 100 users, one
+    // with `users`.
+    let small = start_registry(p2pchat, SMALL_USERS + 1_000)?;
+    let logins = login_users(small.addr, 0..SMALL_USERS, Instant::now() + LOGIN_DEADLINE)?;
+    anyhow::ensure!(
+        logins.failed == 0,
+        "{} of {SMALL_USERS} users failed to log in",
+        logins.failed
+    );
 
-    eprintln!("scale: logging in {} more users", users - SMALL_USERS);
-    let big = login_users(server.addr, SMALL_USERS..users, Instant::now() + LOGIN_DEADLINE)?;
-    let rss_after = pin::vm_rss(pid)?;
-    let online = small.logged_in + big.logged_in + n as u64;
-    if big.failed > 0 {
-        eprintln!("note: {} users failed to log in", big.failed);
+    let big = start_registry(p2pchat, users + 1_000)?;
+    let rss_before = pin::vm_rss(big.pid())?;
+    eprintln!("scale: logging in {users} users");
+    let logins = login_users(big.addr, 0..users, Instant::now() + LOGIN_DEADLINE)?;
+    let rss_after = pin::vm_rss(big.pid())?;
+    if logins.failed > 0 {
+        eprintln!("note: {} users failed to log in", logins.failed);
     }
-    // Cookies may have expired during the bulk login: log in again.
-    let (sockets, cookies) = prepare(n, server.addr)?;
-    let at_big = measure(pid, &sockets, &cookies, users, settings)?;
+    let online = logins.logged_in + n as u64;
 
-    let per_user = rss_after.saturating_sub(rss_before) as f64 / online.max(1) as f64;
+    let (small_sockets, small_cookies) = prepare(n, small.addr)?;
+    let (big_sockets, big_cookies) = prepare(n, big.addr)?;
+    let rss_loaded = pin::vm_rss(big.pid())?;
+
+    let per_user = rss_loaded.saturating_sub(rss_before) as f64 / online.max(1) as f64;
     report.add(Record::new("scale", format!("RSS per user at {online} users"), per_user, "B/user"));
     report.add(Record::new(
         "scale",
-        format!("server RSS at {online} users"),
-        rss_after as f64 / f64::from(1 << 20),
+        format!("server RSS at {online} users (before logins {:.1} MiB)", mib(rss_before)),
+        mib(rss_after.max(rss_loaded)),
         "MiB",
     ));
     report.add(Record::new(
         "scale",
-        format!("login rate ({} logins, {} failed)", big.logged_in, big.failed),
-        big.logged_in as f64 / big.seconds.max(1e-9),
+        format!("login rate ({} logins, {} failed)", logins.logged_in, logins.failed),
+        logins.logged_in as f64 / logins.seconds.max(1e-9),
         "logins/s",
     ));
-    for (mix, big, small) in
-        [(Mix::Lookup, &at_big.0, &at_small.0), (Mix::ListPage, &at_big.1, &at_small.1)]
-    {
+
+    for mix in [Mix::Lookup, Mix::ListPage] {
+        let mut small_reqs: Vec<_> =
+            (0..n).map(|i| templates(mix, small_cookies[i], i, SMALL_USERS)).collect();
+        let mut big_reqs: Vec<_> =
+            (0..n).map(|i| templates(mix, big_cookies[i], i, users)).collect();
+        check(&small_sockets[0], mix, &small_reqs[0])
+            .with_context(|| format!("{} at {SMALL_USERS} users", mix.name()))?;
+        check(&big_sockets[0], mix, &big_reqs[0])
+            .with_context(|| format!("{} at {users} users", mix.name()))?;
+        let (mut at_small, mut at_big) = (Vec::new(), Vec::new());
+        for round in 0..settings.rounds {
+            eprintln!("scale {}: round {} of {}", mix.name(), round + 1, settings.rounds);
+            let (e, s) = (mix.expect(), settings.shape);
+            at_small.push(loadgen::run(&small_sockets, &mut small_reqs, e, s, Some(small.pid()))?);
+            at_big.push(loadgen::run(&big_sockets, &mut big_reqs, e, s, Some(big.pid()))?);
+        }
         let name = mix.name();
-        let small_label = format!("at {SMALL_USERS} users");
+        let small_s = summarise(&format!("{name} at {SMALL_USERS} users"), &at_small);
+        let big_s = summarise(&format!("{name} at {users} users"), &at_big);
+        let vs = format!("at {SMALL_USERS} users");
         report.add(
-            Record::new("scale", format!("{name} p50 at {users} users, {n}x{k}"), big.p50, "us")
-                .vs(small_label.clone(), small.p50),
+            Record::new("scale", format!("{name} p50 at {users} users, {n}x{k}"), big_s.p50, "us")
+                .vs(vs.clone(), small_s.p50),
         );
         report.add(
             Record::new(
                 "scale",
                 format!("{name} replies/s at {users} users, {n}x{k}"),
-                big.rate,
+                big_s.rate,
                 "replies/s",
             )
-            .vs(small_label, small.rate),
+            .vs(vs.clone(), small_s.rate),
+        );
+        report.add(
+            Record::new(
+                "scale",
+                format!("{name}: server CPU busy at {users} users"),
+                big_s.target_busy,
+                "%",
+            )
+            .vs(vs, small_s.target_busy),
         );
     }
     Ok(())
 }
 
-/// Lookup and list-page load against the registry holding `listed` users
-/// (plus the load sockets' own).
-fn measure(
-    pid: u32,
-    sockets: &[std::net::UdpSocket],
-    cookies: &[p2pchat_core::Cookie],
-    listed: u32,
-    settings: Settings,
-) -> anyhow::Result<(Summary, Summary)> {
-    let mut out = Vec::new();
-    for mix in [Mix::Lookup, Mix::ListPage] {
-        let mut reqs: Vec<_> =
-            (0..sockets.len()).map(|i| templates(mix, cookies[i], i, listed)).collect();
-        check(&sockets[0], mix, &reqs[0])
-            .with_context(|| format!("{} at {listed} users", mix.name()))?;
-        let mut runs: Vec<LoadResult> = Vec::new();
-        for _ in 0..settings.rounds {
-            runs.push(loadgen::run(sockets, &mut reqs, mix.expect(), settings.shape, Some(pid))?);
-        }
-        out.push(summarise(&format!("{} at {listed}", mix.name()), &runs));
-    }
-    let list = out.pop().unwrap_or_default();
-    let lookup = out.pop().unwrap_or_default();
-    Ok((lookup, list))
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
 }
