@@ -70,7 +70,7 @@ impl Report {
     pub fn print_table(&self) {
         println!();
         println!(
-            "{:<10} {:<48} {:>14} {:<10} {:<24} {:>14} {:>7}",
+            "{:<9} {:<58} {:>12} {:<10} {:<30} {:>12} {:>7}",
             "part", "measure", "value", "unit", "reference", "ref value", "ratio"
         );
         for r in &self.records {
@@ -79,7 +79,7 @@ impl Report {
                 None => ("", String::new(), String::new()),
             };
             println!(
-                "{:<10} {:<48} {:>14.1} {:<10} {:<24} {:>14} {:>7}",
+                "{:<9} {:<58} {:>12.1} {:<10} {:<30} {:>12} {:>7}",
                 r.part, r.name, r.value, r.unit, rname, rvalue, ratio
             );
         }
