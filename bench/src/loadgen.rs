@@ -95,6 +95,9 @@ pub struct LoadResult {
     pub load_busy: Option<f64>,
     /// Share of the window the target's main thread spent on its CPU.
     pub target_busy: Option<f64>,
+    /// CPU time everything else on the machine used in the window, as a
+    /// share of one CPU: other work competing with the measurement.
+    pub others_busy: Option<f64>,
 }
 
 impl LoadResult {
@@ -291,7 +294,7 @@ pub fn run(
         }
     }
     result.seconds = shape.duration.as_secs_f64();
-    (result.load_busy, result.target_busy) = cpu.busy();
+    (result.load_busy, result.target_busy, result.others_busy) = cpu.busy();
     Ok(result)
 }
 
@@ -299,8 +302,8 @@ pub fn run(
 /// sees the window open and first sees it closed.
 struct CpuWindow {
     pid: Option<u32>,
-    start: Option<(Instant, Option<u64>, Option<u64>)>,
-    end: Option<(Instant, Option<u64>, Option<u64>)>,
+    start: Option<CpuSample>,
+    end: Option<CpuSample>,
 }
 
 impl CpuWindow {
@@ -308,8 +311,13 @@ impl CpuWindow {
         Self { pid, start: None, end: None }
     }
 
-    fn read(&self, now: Instant) -> (Instant, Option<u64>, Option<u64>) {
-        (now, pin::own_cpu_ns(), self.pid.and_then(pin::cpu_ns))
+    fn read(&self, now: Instant) -> CpuSample {
+        CpuSample {
+            at: now,
+            load: pin::own_cpu_ns(),
+            target: self.pid.and_then(pin::cpu_ns),
+            machine: pin::machine_cpu_ns(),
+        }
     }
 
     fn at(&mut self, now: Instant, window_start: Instant, window_end: Instant) {
@@ -321,17 +329,31 @@ impl CpuWindow {
         }
     }
 
-    fn busy(&self) -> (Option<f64>, Option<f64>) {
-        let (Some((t0, l0, s0)), Some((t1, l1, s1))) = (self.start, self.end) else {
-            return (None, None);
+    /// Shares of the window: the generator's, the target's, everything
+    /// else's.
+    fn busy(&self) -> (Option<f64>, Option<f64>, Option<f64>) {
+        let (Some(a), Some(b)) = (self.start, self.end) else {
+            return (None, None, None);
         };
-        let wall = t1.duration_since(t0).as_nanos() as f64;
-        let share = |a: Option<u64>, b: Option<u64>| match (a, b) {
-            (Some(a), Some(b)) if wall > 0.0 => Some(b.saturating_sub(a) as f64 / wall),
+        let wall = b.at.duration_since(a.at).as_nanos() as f64;
+        let used = |x: Option<u64>, y: Option<u64>| match (x, y) {
+            (Some(x), Some(y)) if wall > 0.0 => Some(y.saturating_sub(x) as f64),
             _ => None,
         };
-        (share(l0, l1), share(s0, s1))
+        let load = used(a.load, b.load);
+        let target = used(a.target, b.target);
+        let others = used(a.machine, b.machine)
+            .map(|m| (m - load.unwrap_or(0.0) - target.unwrap_or(0.0)).max(0.0) / wall);
+        (load.map(|x| x / wall), target.map(|x| x / wall), others)
     }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    load: Option<u64>,
+    target: Option<u64>,
+    machine: Option<u64>,
 }
 
 fn handle_reply(

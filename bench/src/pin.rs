@@ -69,6 +69,20 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     cpu_from_stat(&format!("/proc/{pid}/stat"))
 }
 
+/// CPU time every process on the machine has used (all CPUs, user and
+/// system, interrupts included), in nanoseconds, from `/proc/stat`.
+pub fn machine_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest
+    // time is already counted in user.
+    let busy: u64 =
+        ticks.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, t)| t).sum();
+    let tick_ns = 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1);
+    Some(busy * tick_ns)
+}
+
 fn cpu_from_stat(path: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(path).ok()?;
     // Fields after the command name, which is in parentheses and may hold
