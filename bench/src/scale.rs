@@ -118,7 +118,25 @@ pub fn run(p2pchat: &Path, quick: bool, users: u32, report: &mut Report) -> anyh
                 big_s.target_busy,
                 "%",
             )
-            .vs(vs, small_s.target_busy),
+            .vs(vs.clone(), small_s.target_busy),
+        );
+        report.add(
+            Record::new(
+                "scale",
+                format!("{name}: load generator CPU busy at {users} users"),
+                big_s.load_busy,
+                "%",
+            )
+            .vs(vs.clone(), small_s.load_busy),
+        );
+        report.add(
+            Record::new(
+                "scale",
+                format!("{name}: other processes' CPU at {users} users"),
+                big_s.others_busy,
+                "% of 1 CPU",
+            )
+            .vs(vs, small_s.others_busy),
         );
     }
     Ok(())
