@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
+use crate::pin;
 use crate::report::{Record, Report};
 
 /// The benchmarks run: (bench target, extra cargo arguments).
@@ -18,6 +19,9 @@ const BENCHES: [(&str, &[&str]); 2] =
 
 /// Runs the part.
 pub fn run(quick: bool, report: &mut Report) -> anyhow::Result<()> {
+    // cargo and the benchmarks it runs inherit the load generator's CPU
+    // and priority: one CPU of their own, ahead of other work.
+    pin::pin_self(pin::LOAD_CPU);
     let started = SystemTime::now();
     let target = target_dir()?;
     for (bench, extra) in BENCHES {
