@@ -33,6 +33,9 @@ use clap::{Parser, Subcommand};
 use echo::{EchoConfig, EchoMode};
 use report::Report;
 
+/// Where `cargo build --release` puts the binary, from the workspace root.
+const DEFAULT_P2PCHAT: &str = "target/release/p2pchat";
+
 /// The p2pchat benchmark suite.
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -42,7 +45,7 @@ struct Args {
     part: Option<Part>,
     /// The `p2pchat` binary to measure. By default the suite builds it
     /// first (`cargo build --release -p p2pchat-cli`).
-    #[arg(long, global = true, default_value = "target/release/p2pchat")]
+    #[arg(long, global = true, default_value = DEFAULT_P2PCHAT)]
     p2pchat: PathBuf,
     /// Measure the `p2pchat` binary as it is, without building it first.
     #[arg(long, global = true)]
@@ -87,6 +90,20 @@ fn main() -> anyhow::Result<()> {
     if let Part::Echo { mode, bind, reply_len } = part {
         return run_echo(EchoConfig { mode, reply_len, drop_every: None }, bind);
     }
+    // A --p2pchat given on the command line is relative to where the suite
+    // was started; everything else (cargo, the default binary, criterion's
+    // output) to the workspace.
+    let p2pchat = if args.p2pchat.as_os_str() == DEFAULT_P2PCHAT {
+        args.p2pchat.clone()
+    } else {
+        std::path::absolute(&args.p2pchat).unwrap_or_else(|_| args.p2pchat.clone())
+    };
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if workspace.join("Cargo.toml").exists() {
+        std::env::set_current_dir(&workspace)
+            .with_context(|| format!("cannot enter the workspace {}", workspace.display()))?;
+    }
+    let args = Args { p2pchat, ..args };
     let mut report = Report::default();
     let needs_server = !matches!(part, Part::Core);
     if needs_server && !args.no_build {
