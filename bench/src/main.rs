@@ -6,11 +6,35 @@
 //! the ratios hold even on a busy machine where the absolute numbers do not.
 //! See docs/PERFORMANCE.md for what each figure means and the targets.
 
+mod batch_io;
+mod child;
+mod core_bench;
+mod echo;
+mod loadgen;
+mod loadgen_hist;
+mod pin;
+mod registry;
+mod registry_session;
+mod registry_users;
 mod report;
+mod scale;
 
+#[cfg(test)]
+mod loadgen_tests;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+use echo::{EchoConfig, EchoMode};
 use report::Report;
+
+/// Where `cargo build --release` puts the binary, from the workspace root.
+const DEFAULT_P2PCHAT: &str = "target/release/p2pchat";
 
 /// The p2pchat benchmark suite.
 #[derive(Debug, Parser)]
@@ -19,26 +43,107 @@ struct Args {
     /// Which part of the suite to run; all of it when omitted.
     #[command(subcommand)]
     part: Option<Part>,
-    /// The `p2pchat` binary to measure (built with `cargo build --release`).
-    #[arg(long, global = true, default_value = "target/release/p2pchat")]
-    p2pchat: std::path::PathBuf,
+    /// The `p2pchat` binary to measure. By default the suite builds it
+    /// first (`cargo build --release -p p2pchat-cli`).
+    #[arg(long, global = true, default_value = DEFAULT_P2PCHAT)]
+    p2pchat: PathBuf,
+    /// Measure the `p2pchat` binary as it is, without building it first.
+    #[arg(long, global = true)]
+    no_build: bool,
     /// Shorter runs, for a quick look (and for the suite's own smoke test).
     #[arg(long, global = true)]
     quick: bool,
+    /// Users the `scale` part logs in (default 1,000,000; 50,000 with
+    /// `--quick`).
+    #[arg(long, global = true, value_name = "N")]
+    users: Option<u32>,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 enum Part {
     /// Everything below, in this order.
     All,
+    /// The registry under closed-loop load, against echo servers.
+    Registry,
+    /// The registry with a million users: memory, login rate, latency.
+    Scale,
+    /// The core's criterion benchmarks (no I/O).
+    Core,
+    /// The reference echo server (run by the suite as a child process).
+    #[command(hide = true)]
+    Echo {
+        /// Plain or batched system calls.
+        #[arg(long, value_enum, default_value = "plain")]
+        mode: EchoMode,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bind: SocketAddr,
+        /// Pad each reply to this many bytes.
+        #[arg(long)]
+        reply_len: Option<usize>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let mut report = Report::default();
-    match args.part.unwrap_or(Part::All) {
-        Part::All => {}
+    let part = args.part.clone().unwrap_or(Part::All);
+    if let Part::Echo { mode, bind, reply_len } = part {
+        return run_echo(EchoConfig { mode, reply_len, drop_every: None }, bind);
     }
+    // A --p2pchat given on the command line is relative to where the suite
+    // was started; everything else (cargo, the default binary, criterion's
+    // output) to the workspace.
+    let p2pchat = if args.p2pchat.as_os_str() == DEFAULT_P2PCHAT {
+        args.p2pchat.clone()
+    } else {
+        std::path::absolute(&args.p2pchat).unwrap_or_else(|_| args.p2pchat.clone())
+    };
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if workspace.join("Cargo.toml").exists() {
+        std::env::set_current_dir(&workspace)
+            .with_context(|| format!("cannot enter the workspace {}", workspace.display()))?;
+    }
+    let args = Args { p2pchat, ..args };
+    let mut report = Report::default();
+    let needs_server = !matches!(part, Part::Core);
+    if needs_server && !args.no_build {
+        build_p2pchat()?;
+    }
+    let users =
+        args.users.unwrap_or(if args.quick { scale::QUICK_USERS } else { scale::FULL_USERS });
+    let result = match part {
+        Part::All => registry::run(&args.p2pchat, args.quick, &mut report)
+            .and_then(|()| scale::run(&args.p2pchat, args.quick, users, &mut report))
+            .and_then(|()| core_bench::run(args.quick, &mut report)),
+        Part::Registry => registry::run(&args.p2pchat, args.quick, &mut report),
+        Part::Scale => scale::run(&args.p2pchat, args.quick, users, &mut report),
+        Part::Core => core_bench::run(args.quick, &mut report),
+        Part::Echo { .. } => Ok(()),
+    };
     report.print_table();
+    result
+}
+
+/// Builds the `p2pchat` binary the suite measures.
+fn build_p2pchat() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "p2pchat-cli"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p p2pchat-cli failed: {status}");
+    }
+    Ok(())
+}
+
+/// The hidden `echo` subcommand: serves until killed.
+fn run_echo(config: EchoConfig, bind: SocketAddr) -> anyhow::Result<()> {
+    let socket = std::net::UdpSocket::bind(bind).with_context(|| format!("bind {bind}"))?;
+    println!("Echo listening on {}", socket.local_addr()?);
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
+    echo::serve(&socket, config, &AtomicBool::new(false))?;
     Ok(())
 }

@@ -19,6 +19,26 @@ pub struct Record {
     pub reference: Option<Reference>,
 }
 
+impl Record {
+    /// A figure without a reference.
+    pub fn new(
+        part: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) -> Self {
+        Self { part, name: name.into(), value, unit, reference: None }
+    }
+
+    /// The same figure compared with `value` of `name`, measured in the same
+    /// run (no ratio when the reference is zero).
+    pub fn vs(mut self, name: impl Into<String>, value: f64) -> Self {
+        let ratio = if value != 0.0 { self.value / value } else { f64::NAN };
+        self.reference = Some(Reference { name: name.into(), value, ratio });
+        self
+    }
+}
+
 /// The figure a [`Record`] is compared with.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reference {
@@ -26,7 +46,7 @@ pub struct Reference {
     pub name: String,
     /// Its figure, in the record's unit.
     pub value: f64,
-    /// `record / reference`.
+    /// `record / reference` (`null` in JSON when the reference is zero).
     pub ratio: f64,
 }
 
@@ -50,7 +70,7 @@ impl Report {
     pub fn print_table(&self) {
         println!();
         println!(
-            "{:<10} {:<48} {:>14} {:<10} {:<24} {:>14} {:>7}",
+            "{:<9} {:<58} {:>12} {:<10} {:<30} {:>12} {:>7}",
             "part", "measure", "value", "unit", "reference", "ref value", "ratio"
         );
         for r in &self.records {
@@ -59,7 +79,7 @@ impl Report {
                 None => ("", String::new(), String::new()),
             };
             println!(
-                "{:<10} {:<48} {:>14.1} {:<10} {:<24} {:>14} {:>7}",
+                "{:<9} {:<58} {:>12.1} {:<10} {:<30} {:>12} {:>7}",
                 r.part, r.name, r.value, r.unit, rname, rvalue, ratio
             );
         }
