@@ -100,6 +100,13 @@ impl UserName {
         Ok(Self(name))
     }
 
+    /// A name the registry listed after [`UserName::new`] accepted it, from
+    /// its bytes. (Were they not UTF-8, which they always are, the bad bytes
+    /// would show as U+FFFD rather than panic.)
+    pub(crate) fn from_listed(bytes: &[u8]) -> Self {
+        Self(String::from_utf8_lossy(bytes).into_owned())
+    }
+
     /// The name as written, in NFC.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -169,16 +176,11 @@ impl<'de> Deserialize<'de> for UserName {
 }
 
 /// The folded, look-alike-mapped form of a [`UserName`]: the registry's
-/// uniqueness and ordering key. Lists are sorted by it and paged by it.
+/// uniqueness key; clients sort the online list by it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameKey(String);
 
 impl NameKey {
-    /// Rebuilds a key from its string form (as carried in a list cursor).
-    pub(crate) fn from_folded(folded: String) -> Self {
-        Self(folded)
-    }
-
     /// The key as a string.
     pub fn as_str(&self) -> &str {
         &self.0
