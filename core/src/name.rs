@@ -135,6 +135,75 @@ fn fold_skeleton(s: &str) -> String {
     skeleton(&folded).default_case_fold().collect()
 }
 
+/// The name rules and keys of ASCII characters, worked out once, so that
+/// the registry can check an ASCII name and feed its key to a hash without
+/// any Unicode machinery or allocation.
+///
+/// For an ASCII string, NFC changes nothing, case folding and the UTS #39
+/// skeleton map each character on its own, and every mix of ASCII letters
+/// and digits passes the restriction level; so a name made only of ASCII
+/// characters is valid exactly when each character is allowed, and its key
+/// is the concatenation of its characters' keys, as long as each of those
+/// is ASCII too (the tests check both claims against [`UserName::new`] and
+/// [`UserName::key`]).
+pub(crate) struct AsciiNames {
+    /// Per ASCII character: `None` if a name may not hold it, else its key
+    /// (at most [`ASCII_KEY_LEN`] bytes), or an empty key when that key is
+    /// not plain ASCII (such a name takes the general path).
+    chars: [Option<([u8; ASCII_KEY_LEN], u8)>; 128],
+}
+
+/// Longest key of one ASCII character that the fast path handles.
+const ASCII_KEY_LEN: usize = 4;
+
+impl AsciiNames {
+    pub(crate) fn new() -> Self {
+        let mut chars = [None; 128];
+        for (b, slot) in (0u8..128).zip(chars.iter_mut()) {
+            let c = char::from(b);
+            let s = c.to_string();
+            if UserName::new(&s).is_err() {
+                continue;
+            }
+            let key = fold_skeleton(&s);
+            let mut out = [0; ASCII_KEY_LEN];
+            let fits = key.is_ascii() && !key.is_empty() && key.len() <= ASCII_KEY_LEN;
+            if fits {
+                out[..key.len()].copy_from_slice(key.as_bytes());
+            }
+            // At most ASCII_KEY_LEN (4) when it fits; 0 marks the general path.
+            *slot = Some((out, if fits { key.len() as u8 } else { 0 }));
+        }
+        Self { chars }
+    }
+
+    /// For an ASCII `name`: whether it is a valid name, and if so its key's
+    /// bytes in order, handed to `feed`. `None` when `name` is not plain
+    /// ASCII (or holds a character whose key is not), so the general rules
+    /// must decide.
+    pub(crate) fn key_into(&self, name: &str, mut feed: impl FnMut(&[u8])) -> Option<bool> {
+        if !name.is_ascii() {
+            return None;
+        }
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Some(false);
+        }
+        for b in name.bytes() {
+            match self.chars[usize::from(b)] {
+                None => return Some(false),
+                Some((_, 0)) => return None,
+                Some(_) => {}
+            }
+        }
+        for b in name.bytes() {
+            if let Some((key, len)) = &self.chars[usize::from(b)] {
+                feed(&key[..usize::from(*len)]);
+            }
+        }
+        Some(true)
+    }
+}
+
 /// Whether `c` has the Unicode property Default_Ignorable_Code_Point: it
 /// shows as nothing (zero-width characters, every bidi control, variation
 /// selectors, fillers, tags). Names refuse these; the client shows them in
@@ -253,6 +322,51 @@ mod tests {
         for c in (0..=0x10_ffff).filter_map(char::from_u32) {
             assert!(!(is_default_ignorable(c) && c.identifier_allowed()), "{c:?}");
         }
+    }
+
+    /// What the fast path says of `name`: `Some(Some(key))` valid,
+    /// `Some(None)` invalid, `None` no answer.
+    fn fast(ascii: &AsciiNames, name: &str) -> Option<Option<String>> {
+        let mut key = Vec::new();
+        let valid = ascii.key_into(name, |b| key.extend_from_slice(b))?;
+        Some(valid.then(|| String::from_utf8(key).unwrap()))
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_the_rules() {
+        let ascii = AsciiNames::new();
+        let check = |name: &str| {
+            let Some(got) = fast(&ascii, name) else { return false };
+            let want = UserName::new(name).ok().map(|n| n.key().as_str().to_owned());
+            assert_eq!(got, want, "{name:?}");
+            true
+        };
+        let mut answered = 0;
+        for a in 0..128u8 {
+            answered += usize::from(check(&char::from(a).to_string()));
+            for b in 0..128u8 {
+                let two: String = [char::from(a), char::from(b)].iter().collect();
+                check(&two);
+            }
+        }
+        assert!(answered > 60, "letters, digits and more take the fast path");
+        // Longer names, from a fixed xorshift stream over the allowed set.
+        let allowed: Vec<char> =
+            (0..128u8).map(char::from).filter(|c| UserName::new(&c.to_string()).is_ok()).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 34) as usize;
+            let name: String = (0..len)
+                .map(|i| allowed[((x >> (i % 50)) as usize + i * 7) % allowed.len()])
+                .collect();
+            check(&name);
+        }
+        assert_eq!(fast(&ascii, "Mert"), Some(Some(UserName::new("mert").unwrap().key().0)));
+        assert_eq!(fast(&ascii, "a b"), Some(None));
+        assert_eq!(fast(&ascii, "Ünï"), None);
     }
 
     #[test]

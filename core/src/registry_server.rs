@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::codec::{self, DecodeError, MAX_DATAGRAM_LEN};
 use crate::cookie::{CookieJar, CookieKey};
 use crate::key::PublicKey;
-use crate::name::UserName;
+use crate::name::{AsciiNames, UserName};
 use crate::outbox::Outbox;
 use crate::registry_config::{MAX_LEASE, RESERVED_USERS, ServerConfig, ServerEvent, ServerStats};
 use crate::registry_msg::{
@@ -72,6 +72,7 @@ pub struct RegistryServer {
     out: Outbox,
     events: VecDeque<ServerEvent>,
     stats: ServerStats,
+    ascii: AsciiNames,
 }
 
 impl RegistryServer {
@@ -95,6 +96,7 @@ impl RegistryServer {
             out: Outbox::default(),
             events: VecDeque::new(),
             stats: ServerStats::default(),
+            ascii: AsciiNames::new(),
         }
     }
 
@@ -278,7 +280,10 @@ impl RegistryServer {
         let Ok(name) = UserName::new(name) else {
             return self.send(from, id, &refused(RefuseReason::NameInvalid));
         };
-        let name_id = self.table.name_id(&name.key());
+        // Valid, so this is `Some`; the fast path spares the key's String.
+        let Some(name_id) = self.table.name_id_of(&self.ascii, name.as_str()) else {
+            return self.send(from, id, &refused(RefuseReason::NameInvalid));
+        };
         let holder = self.table.find_name(name_id);
         // Where the name is listed now, when that is not `from`: a roam.
         let roams_from = match holder.map(|h| (h, self.table.row(h))) {

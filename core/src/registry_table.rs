@@ -30,7 +30,7 @@ use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 use crate::key::{KEY_LEN, PublicKey};
-use crate::name::{MAX_NAME_LEN, NameKey};
+use crate::name::{AsciiNames, MAX_NAME_LEN, NameKey, UserName};
 
 /// "No row": the end of a list.
 const NIL: u32 = u32::MAX;
@@ -221,11 +221,23 @@ impl UserTable {
 
     /// The id that stands for `key` in this table.
     pub(crate) fn name_id(&self, key: &NameKey) -> NameId {
-        let mut h = SipHasher13x128::new_with_keys(self.name_keys.0, self.name_keys.1);
+        let mut h = self.name_hasher();
         h.write(key.as_str().as_bytes());
-        let out = h.finish128();
-        // Splitting the two halves into four words keeps a row 4-aligned.
-        NameId([out.h1 as u32, (out.h1 >> 32) as u32, out.h2 as u32, (out.h2 >> 32) as u32])
+        finish_id(h)
+    }
+
+    /// The id of the name `name` asks for, if it is valid (`None` if not):
+    /// through the ASCII fast path where it applies, else the full rules.
+    pub(crate) fn name_id_of(&self, ascii: &AsciiNames, name: &str) -> Option<NameId> {
+        let mut h = self.name_hasher();
+        match ascii.key_into(name, |b| h.write(b)) {
+            Some(valid) => valid.then(|| finish_id(h)),
+            None => UserName::new(name).ok().map(|n| self.name_id(&n.key())),
+        }
+    }
+
+    fn name_hasher(&self) -> SipHasher13x128 {
+        SipHasher13x128::new_with_keys(self.name_keys.0, self.name_keys.1)
     }
 
     fn addr_hash(&self, addr: &Addr) -> u64 {
@@ -443,6 +455,13 @@ impl UserTable {
     }
 }
 
+fn finish_id(h: SipHasher13x128) -> NameId {
+    let out = h.finish128();
+    // Four words rather than two keep a row 4-aligned (and so smaller);
+    // the truncations split each half in two.
+    NameId([out.h1 as u32, (out.h1 >> 32) as u32, out.h2 as u32, (out.h2 >> 32) as u32])
+}
+
 fn addr_hash_with(hasher: Keyed, addr: &Addr) -> u64 {
     let mut h = hasher.build_hasher();
     h.write(&addr.ip);
@@ -498,6 +517,22 @@ mod tests {
         }
         assert_eq!((t.len(), t.first_to_expire(), t.next_occupied(0)), (0, None, None));
         assert!(t.per_v4.is_empty() && t.per_prefix.is_empty());
+    }
+
+    #[test]
+    fn a_name_has_one_id_whichever_path_finds_it() {
+        let t = UserTable::new(4, 2, [1; 16]);
+        let ascii = AsciiNames::new();
+        for name in ["Mert", "rn0l", "m_o-l", "\u{e9}t\u{e9}", "\u{c3c6}"] {
+            assert_eq!(t.name_id_of(&ascii, name), Some(id(&t, name)), "{name:?}");
+        }
+        assert_eq!(t.name_id_of(&ascii, "a b"), None);
+        assert_eq!(t.name_id_of(&ascii, "a\u{200b}"), None);
+        assert_eq!(t.name_id_of(&ascii, "mert"), t.name_id_of(&ascii, "MERT"));
+        assert_ne!(
+            id(&t, "mert"),
+            UserTable::new(4, 2, [2; 16]).name_id_of(&ascii, "mert").unwrap()
+        );
     }
 
     #[test]
