@@ -40,10 +40,11 @@ impl StopHandle {
 /// Drives a [`DatagramCore`] over one UDP socket: the registry server, and
 /// the one-shot registry client of [`fetch_list`](crate::fetch_list).
 ///
-/// Each turn: read every datagram until WouldBlock, feed the machine, fire
-/// its timer if due, send its transmits (queueing what would block), hand
-/// its events to the caller, then sleep until the socket is ready or the
-/// machine's next deadline.
+/// Each turn: read every datagram until WouldBlock, a batch at a time,
+/// feeding the machine and sending the answers to each batch before reading
+/// the next; fire its timer if due, send its transmits (queueing what would
+/// block), hand its events to the caller, then sleep until the socket is
+/// ready or the machine's next deadline.
 pub struct ServerLoop<C> {
     poll: Poll,
     udp: UdpDriver,
@@ -113,7 +114,7 @@ impl<C: DatagramCore> ServerLoop<C> {
                 match event.token() {
                     SOCKET => {
                         if event.is_readable() {
-                            self.udp.read_all(&mut self.core, now);
+                            self.udp.read_and_flush(&mut self.core, now, self.poll.registry())?;
                         }
                         // Writable: the flush at the top of the turn sends
                         // what is queued.
