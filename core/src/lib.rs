@@ -39,6 +39,7 @@ mod registry_config;
 mod registry_msg;
 mod registry_server;
 mod registry_table;
+mod server_codec;
 mod transmit;
 
 pub use chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq};

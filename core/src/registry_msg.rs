@@ -114,17 +114,15 @@ impl ClientMsg {
     }
 }
 
-/// [`ClientMsg`] as the server decodes it: the same variants, fields and
-/// wire format, but borrowing its strings from the datagram, so that
-/// decoding a request allocates nothing. `codec`'s tests check that both
-/// decode the same bytes alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// [`ClientMsg`] as the server decodes it: the same variants and fields,
+/// but borrowing its strings from the datagram, so that decoding a request
+/// allocates nothing. `server_codec`'s tests check that both decoders read
+/// the same bytes alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClientMsgRef<'a> {
     /// See [`ClientMsg::GetCookie`].
     GetCookie {
-        /// Only its length matters (a sequence of bytes on the wire, as a
-        /// `Vec<u8>` is).
-        #[serde(borrow)]
+        /// Only its length matters.
         #[allow(dead_code)] // Checked by the datagram's length, not read.
         padding: &'a [u8],
     },
@@ -144,7 +142,6 @@ pub(crate) enum ClientMsgRef<'a> {
         /// The cookie.
         cookie: Cookie,
         /// The cursor's string, if any.
-        #[serde(borrow)]
         after: Option<&'a str>,
     },
     /// See [`ClientMsg::Lookup`].

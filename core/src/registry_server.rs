@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::codec::{self, DecodeError, MAX_DATAGRAM_LEN};
+use crate::codec::{DecodeError, MAX_DATAGRAM_LEN};
 use crate::cookie::{CookieJar, CookieKey};
 use crate::key::PublicKey;
 use crate::name::{AsciiNames, UserName};
@@ -14,6 +14,7 @@ use crate::registry_msg::{
     ClientMsgRef, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
 };
 use crate::registry_table::{Addr, Row, UserTable};
+use crate::server_codec;
 use crate::transmit::Transmit;
 
 /// Room a list page keeps for its cursor: `Some`, the string's length and
@@ -107,7 +108,7 @@ impl RegistryServer {
             self.stats.looped += 1;
             return;
         }
-        let (id, msg) = match codec::decode_request_ref(bytes) {
+        let (id, msg) = match server_codec::decode_request_ref(bytes) {
             Ok(decoded) => decoded,
             Err(DecodeError::UnsupportedVersion { id, version }) => {
                 tracing::debug!(%from, version, "request of an unsupported version");
@@ -352,18 +353,17 @@ impl RegistryServer {
     fn welcome(&mut self, to: SocketAddr, id: RequestId) {
         let lease_secs = u32::try_from(self.config.lease.as_secs()).unwrap_or(u32::MAX);
         let (buf, start) = self.out.begin();
-        codec::write_welcome(buf, id, to, lease_secs);
+        server_codec::write_welcome(buf, id, to, lease_secs);
         self.out.commit(to, start);
         self.stats.replied += 1;
     }
 
     fn lookup(&mut self, to: SocketAddr, id: RequestId, name: &str) {
-        let found = UserName::new(name)
-            .ok()
-            .and_then(|n| self.table.find_name(self.table.name_id(&n.key())));
+        let found =
+            self.table.name_id_of(&self.ascii, name).and_then(|id| self.table.find_name(id));
         let (buf, start) = self.out.begin();
-        codec::write_reply_header(buf, id);
-        buf.push(codec::FOUND_TAG);
+        server_codec::write_reply_header(buf, id);
+        buf.push(server_codec::FOUND_TAG);
         match found {
             Some(i) => {
                 buf.push(1);
@@ -384,8 +384,8 @@ impl RegistryServer {
             Some(row) => row.map(|r| r as usize + 1),
         };
         let (buf, start) = self.out.begin();
-        codec::write_reply_header(buf, id);
-        buf.push(codec::LIST_PAGE_TAG);
+        server_codec::write_reply_header(buf, id);
+        buf.push(server_codec::LIST_PAGE_TAG);
         // The entry count: one varint byte, as a page holds far fewer than
         // 128 entries (each takes at least 41 bytes).
         let count_at = buf.len();
@@ -446,7 +446,7 @@ impl RegistryServer {
         reply: &ServerMsg,
     ) -> bool {
         let (buf, start) = self.out.begin();
-        codec::encode_reply_into(buf, id, reply);
+        server_codec::encode_reply_into(buf, id, reply);
         if self.out.len_since(start) > max_len {
             self.out.abort(start);
             self.stats.too_short += 1;
@@ -459,7 +459,7 @@ impl RegistryServer {
 
     fn send(&mut self, to: SocketAddr, id: RequestId, reply: &ServerMsg) {
         let (buf, start) = self.out.begin();
-        codec::encode_reply_into(buf, id, reply);
+        server_codec::encode_reply_into(buf, id, reply);
         debug_assert!(self.out.len_since(start) <= MAX_DATAGRAM_LEN);
         self.out.commit(to, start);
         self.stats.replied += 1;
@@ -472,7 +472,13 @@ enum Removal {
 }
 
 fn write_row(buf: &mut Vec<u8>, row: &Row) {
-    codec::write_entry(buf, row.name(), row.addr().socket_addr(), row.chat_port(), row.key());
+    server_codec::write_entry(
+        buf,
+        row.name(),
+        row.addr().socket_addr(),
+        row.chat_port(),
+        row.key(),
+    );
 }
 
 fn entry_of(row: &Row) -> Entry {
