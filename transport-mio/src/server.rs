@@ -88,7 +88,19 @@ impl<C: DatagramCore> ServerLoop<C> {
 
     /// Runs until stopped, handing each event to `on_event`. Returns `Err`
     /// only when polling itself fails.
-    pub fn run(&mut self, mut on_event: impl FnMut(C::Event)) -> io::Result<()> {
+    pub fn run(&mut self, on_event: impl FnMut(C::Event)) -> io::Result<()> {
+        self.run_with_idle(on_event, || {})
+    }
+
+    /// Like [`run`](Self::run), and calls `on_idle` each time the loop is
+    /// about to sleep, after the turn's events: where a caller that buffers
+    /// what it makes of the events flushes it (one write per turn rather
+    /// than one per event, and nothing left unwritten while the loop waits).
+    pub fn run_with_idle(
+        &mut self,
+        mut on_event: impl FnMut(C::Event),
+        mut on_idle: impl FnMut(),
+    ) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
             let now = Instant::now();
@@ -99,6 +111,7 @@ impl<C: DatagramCore> ServerLoop<C> {
             while let Some(ev) = self.core.poll_event() {
                 on_event(ev);
             }
+            on_idle();
             if self.stop.flag.load(Ordering::SeqCst) {
                 return Ok(());
             }
