@@ -384,6 +384,7 @@ impl RegistryServer {
             Some(row) => row.map(|r| r as usize + 1),
         };
         let (buf, start) = self.out.begin();
+        buf.reserve(MAX_DATAGRAM_LEN);
         server_codec::write_reply_header(buf, id);
         buf.push(server_codec::LIST_PAGE_TAG);
         // The entry count: one varint byte, as a page holds far fewer than
@@ -475,7 +476,8 @@ fn write_row(buf: &mut Vec<u8>, row: &Row) {
     server_codec::write_entry(
         buf,
         row.name(),
-        row.addr().socket_addr(),
+        row.ip_octets(),
+        row.port(),
         row.chat_port(),
         row.key(),
     );

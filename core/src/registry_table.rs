@@ -31,6 +31,7 @@ use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 use crate::key::{KEY_LEN, PublicKey};
 use crate::name::{AsciiNames, MAX_NAME_LEN, NameKey, UserName};
+use crate::server_codec::IpOctets;
 
 /// "No row": the end of a list.
 const NIL: u32 = u32::MAX;
@@ -139,6 +140,16 @@ impl Row {
     }
     pub(crate) fn addr(&self) -> Addr {
         Addr { ip: self.ip, port: self.port, v6: self.v6 }
+    }
+    /// The IP's octets as the list shows them (4 for IPv4, 16 for IPv6).
+    pub(crate) fn ip_octets(&self) -> IpOctets<'_> {
+        match self.ip.last_chunk::<4>() {
+            Some(v4) if !self.v6 => IpOctets::V4(v4),
+            Some(_) | None => IpOctets::V6(&self.ip),
+        }
+    }
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
     pub(crate) fn chat_port(&self) -> u16 {
         self.chat_port

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 
 use crate::codec::{DecodeError, INFALLIBLE, MAGIC, REGISTRY_VERSION, REPLY_BIT, split_header};
 use crate::key::{KEY_LEN, PublicKey};
+use crate::name::MAX_NAME_LEN;
 use crate::registry_msg::{COOKIE_LEN, ClientMsgRef, Cookie, RequestId, ServerMsg};
 
 /// Decodes a datagram sent by a client as [`crate::decode_request`] does,
@@ -167,15 +168,59 @@ pub(crate) fn write_socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
 pub(crate) fn write_entry(
     out: &mut Vec<u8>,
     name: &[u8],
-    addr: SocketAddr,
+    ip: IpOctets<'_>,
+    port: u16,
     chat_port: u16,
     key: &[u8; KEY_LEN],
 ) {
-    write_varint(out, name.len() as u32);
-    out.extend_from_slice(name);
-    write_socket_addr(out, addr);
-    write_varint(out, chat_port.into());
-    out.extend_from_slice(key);
+    // Built on the stack and appended once: cheaper than a push per field.
+    let mut e = [0u8; MAX_ENTRY_LEN];
+    let name = &name[..name.len().min(MAX_NAME_LEN)];
+    // At most MAX_NAME_LEN (32): one varint byte.
+    e[0] = name.len() as u8;
+    let mut n = 1 + name.len();
+    e[1..n].copy_from_slice(name);
+    match ip {
+        IpOctets::V4(octets) => {
+            e[n] = 0;
+            e[n + 1..n + 5].copy_from_slice(octets);
+            n += 5;
+        }
+        IpOctets::V6(octets) => {
+            e[n] = 1;
+            e[n + 1..n + 17].copy_from_slice(octets);
+            n += 17;
+        }
+    }
+    n = put_varint16(&mut e, n, port);
+    n = put_varint16(&mut e, n, chat_port);
+    e[n..n + KEY_LEN].copy_from_slice(key);
+    out.extend_from_slice(&e[..n + KEY_LEN]);
+}
+
+/// The longest entry: a name of [`MAX_NAME_LEN`] bytes and its length, an
+/// IPv6 address and its tag, two 3-byte varint ports, the key.
+const MAX_ENTRY_LEN: usize = 1 + MAX_NAME_LEN + 1 + 16 + 3 + 3 + KEY_LEN;
+
+/// Writes `v` as a varint at `e[at..]`; returns where it ends.
+fn put_varint16(e: &mut [u8; MAX_ENTRY_LEN], mut at: usize, v: u16) -> usize {
+    let mut v = u32::from(v);
+    while v >= 0x80 {
+        // The low 7 bits, with the continuation bit.
+        e[at] = (v as u8) | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    e[at] = v as u8;
+    at + 1
+}
+
+/// An IP address's octets, as a row keeps them: what [`write_entry`]
+/// writes for a `SocketAddr`'s IP without building one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IpOctets<'a> {
+    V4(&'a [u8; 4]),
+    V6(&'a [u8; 16]),
 }
 
 /// Appends a whole `Welcome` reply to request `id`.
@@ -223,7 +268,18 @@ mod tests {
                 let entry =
                     Entry { name: UserName::new(name).expect("valid"), addr, chat_port, key };
                 let mut out = Vec::new();
-                write_entry(&mut out, name.as_bytes(), addr, chat_port, &key.0);
+                let (v4, v6);
+                let ip = match addr.ip() {
+                    std::net::IpAddr::V4(ip) => {
+                        v4 = ip.octets();
+                        IpOctets::V4(&v4)
+                    }
+                    std::net::IpAddr::V6(ip) => {
+                        v6 = ip.octets();
+                        IpOctets::V6(&v6)
+                    }
+                };
+                write_entry(&mut out, name.as_bytes(), ip, addr.port(), chat_port, &key.0);
                 assert_eq!(out, postcard::to_allocvec(&entry).expect("serializes"));
             }
         }
