@@ -34,6 +34,7 @@ mod key;
 mod name;
 mod noise;
 mod outbox;
+mod registry_addr;
 mod registry_client;
 mod registry_config;
 mod registry_msg;

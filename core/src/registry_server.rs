@@ -9,17 +9,14 @@ use crate::cookie::{CookieJar, CookieKey};
 use crate::key::PublicKey;
 use crate::name::{AsciiNames, UserName};
 use crate::outbox::Outbox;
+use crate::registry_addr::Addr;
 use crate::registry_config::{MAX_LEASE, RESERVED_USERS, ServerConfig, ServerEvent, ServerStats};
 use crate::registry_msg::{
     ClientMsgRef, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
 };
-use crate::registry_table::{Addr, Row, UserTable};
+use crate::registry_table::{Row, UserTable};
 use crate::server_codec;
 use crate::transmit::Transmit;
-
-/// Room a list page keeps for its cursor: `Some`, the string's length and
-/// the row number in at most 10 decimal digits.
-const CURSOR_ROOM: usize = 1 + 1 + 10;
 
 /// The registry: who is online, and where to reach them.
 ///
@@ -379,7 +376,7 @@ impl RegistryServer {
     /// long as fits in one datagram. A cursor this server cannot have
     /// handed out gets an empty last page.
     fn page(&mut self, to: SocketAddr, id: RequestId, after: Option<&str>) {
-        let first = match after.map(parse_cursor) {
+        let first = match after.map(server_codec::parse_cursor) {
             None => Some(0),
             Some(row) => row.map(|r| r as usize + 1),
         };
@@ -391,7 +388,7 @@ impl RegistryServer {
         // 128 entries (each takes at least 41 bytes).
         let count_at = buf.len();
         buf.push(0);
-        let limit = start + MAX_DATAGRAM_LEN - CURSOR_ROOM;
+        let limit = start + MAX_DATAGRAM_LEN - server_codec::CURSOR_ROOM;
         let mut count = 0u8;
         let mut last = None;
         let mut more = false;
@@ -409,19 +406,9 @@ impl RegistryServer {
             next = self.table.next_occupied(i as usize + 1);
         }
         buf[count_at] = count;
-        match last.filter(|_| more) {
-            Some(row) => {
-                buf.push(1);
-                let mut digits = [0u8; 10];
-                let text = decimal(row, &mut digits);
-                // At most 10 digits: one varint byte.
-                buf.push(text.len() as u8);
-                buf.extend_from_slice(text);
-            }
-            // Every entry fits in an empty page, so a page stops early only
-            // after taking at least one.
-            None => buf.push(0),
-        }
+        // Every entry fits in an empty page, so a page stops early only
+        // after taking at least one: `last` is then `Some`.
+        server_codec::write_cursor(buf, last.filter(|_| more));
         debug_assert!(self.out.len_since(start) <= MAX_DATAGRAM_LEN);
         self.out.commit(to, start);
         self.stats.replied += 1;
@@ -492,46 +479,6 @@ fn entry_of(row: &Row) -> Entry {
     }
 }
 
-/// The row number in a cursor: 1 to 10 decimal digits, nothing else.
-fn parse_cursor(s: &str) -> Option<u32> {
-    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// `n` in decimal, in the end of `digits`.
-fn decimal(mut n: u32, digits: &mut [u8; 10]) -> &[u8] {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // A digit: below 10.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &digits[at..];
-        }
-    }
-}
-
 fn refused(reason: RefuseReason) -> ServerMsg {
     ServerMsg::Refused { reason }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_are_row_numbers_in_decimal() {
-        for n in [0, 7, 10, 4_294_967_294, u32::MAX] {
-            let mut d = [0; 10];
-            let text = std::str::from_utf8(decimal(n, &mut d)).expect("digits");
-            assert_eq!(text, n.to_string());
-            assert_eq!(parse_cursor(text), Some(n));
-        }
-        for bad in ["", "-1", "+1", "1a", "mert", "99999999999", "4294967296"] {
-            assert_eq!(parse_cursor(bad), None, "{bad:?}");
-        }
-    }
 }

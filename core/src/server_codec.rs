@@ -236,6 +236,48 @@ pub(crate) fn write_welcome(
     write_varint(out, lease_secs);
 }
 
+/// Room a list page keeps for its cursor: `Some`, the string's length and
+/// the row number in at most 10 decimal digits.
+pub(crate) const CURSOR_ROOM: usize = 1 + 1 + 10;
+
+/// Appends a page's `next`: `Some` with the row number in decimal (this
+/// server's cursor, docs/PROTOCOL.md §6), or `None` after the last page.
+pub(crate) fn write_cursor(out: &mut Vec<u8>, row: Option<u32>) {
+    match row {
+        Some(row) => {
+            out.push(1);
+            let mut digits = [0u8; 10];
+            let text = decimal(row, &mut digits);
+            // At most 10 digits: one varint byte.
+            out.push(text.len() as u8);
+            out.extend_from_slice(text);
+        }
+        None => out.push(0),
+    }
+}
+
+/// The row number in a cursor: 1 to 10 decimal digits, nothing else.
+pub(crate) fn parse_cursor(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `n` in decimal, in the end of `digits`.
+fn decimal(mut n: u32, digits: &mut [u8; 10]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // A digit: below 10.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[at..];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +436,19 @@ mod tests {
                     same(&b);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn cursors_are_row_numbers_in_decimal() {
+        for n in [0, 7, 10, 4_294_967_294, u32::MAX] {
+            let mut d = [0; 10];
+            let text = std::str::from_utf8(decimal(n, &mut d)).expect("digits");
+            assert_eq!(text, n.to_string());
+            assert_eq!(parse_cursor(text), Some(n));
+        }
+        for bad in ["", "-1", "+1", "1a", "mert", "99999999999", "4294967296"] {
+            assert_eq!(parse_cursor(bad), None, "{bad:?}");
         }
     }
 }
