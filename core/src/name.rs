@@ -135,73 +135,60 @@ fn fold_skeleton(s: &str) -> String {
     skeleton(&folded).default_case_fold().collect()
 }
 
-/// The name rules and keys of ASCII characters, worked out once, so that
-/// the registry can check an ASCII name and feed its key to a hash without
-/// any Unicode machinery or allocation.
-///
-/// For an ASCII string, NFC changes nothing, case folding and the UTS #39
-/// skeleton map each character on its own, and every mix of ASCII letters
-/// and digits passes the restriction level; so a name made only of ASCII
-/// characters is valid exactly when each character is allowed, and its key
-/// is the concatenation of its characters' keys, as long as each of those
-/// is ASCII too (the tests check both claims against [`UserName::new`] and
-/// [`UserName::key`]).
-pub(crate) struct AsciiNames {
-    /// Per ASCII character: `None` if a name may not hold it, else its key
-    /// (at most [`ASCII_KEY_LEN`] bytes), or an empty key when that key is
-    /// not plain ASCII (such a name takes the general path).
-    chars: [Option<([u8; ASCII_KEY_LEN], u8)>; 128],
+/// Every ASCII byte, so that the key of a character that keys as itself
+/// can be a slice of this.
+static ASCII: [u8; 128] = {
+    let mut all = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        // Below 128.
+        all[i] = i as u8;
+        i += 1;
+    }
+    all
+};
+
+/// The key (`fold(skeleton(fold(c)))`) of an ASCII character a name may
+/// hold, or `None` for one it may not. Written out rather than computed:
+/// the tests check it against [`UserName::new`] and [`UserName::key`] for
+/// every ASCII character, pair and many longer strings.
+fn ascii_key(b: u8) -> Option<&'static [u8]> {
+    match b {
+        b'M' | b'm' => Some(b"rn"),
+        b'0' => Some(b"o"),
+        b'1' => Some(b"l"),
+        b'A'..=b'Z' => Some(std::slice::from_ref(&ASCII[usize::from(b.to_ascii_lowercase())])),
+        b'a'..=b'z' | b'2'..=b'9' | b'\'' | b'-' | b'.' | b':' | b'_' => {
+            Some(std::slice::from_ref(&ASCII[usize::from(b)]))
+        }
+        _ => None,
+    }
 }
 
-/// Longest key of one ASCII character that the fast path handles.
-const ASCII_KEY_LEN: usize = 4;
-
-impl AsciiNames {
-    pub(crate) fn new() -> Self {
-        let mut chars = [None; 128];
-        for (b, slot) in (0u8..128).zip(chars.iter_mut()) {
-            let c = char::from(b);
-            let s = c.to_string();
-            if UserName::new(&s).is_err() {
-                continue;
-            }
-            let key = fold_skeleton(&s);
-            let mut out = [0; ASCII_KEY_LEN];
-            let fits = key.is_ascii() && !key.is_empty() && key.len() <= ASCII_KEY_LEN;
-            if fits {
-                out[..key.len()].copy_from_slice(key.as_bytes());
-            }
-            // At most ASCII_KEY_LEN (4) when it fits; 0 marks the general path.
-            *slot = Some((out, if fits { key.len() as u8 } else { 0 }));
-        }
-        Self { chars }
+/// For a name made only of ASCII characters, whether it is valid, and if so
+/// its key's bytes in order, handed to `feed`, without any Unicode tables
+/// or allocation; `None` when `name` is not plain ASCII, so the general
+/// rules must decide.
+///
+/// For ASCII text NFC changes nothing, case folding and the UTS #39
+/// skeleton map each character on its own (to ASCII), and every mix of
+/// ASCII letters and digits passes the restriction level: so an ASCII name
+/// is valid exactly when each of its characters is allowed, and its key is
+/// the concatenation of its characters' keys.
+pub(crate) fn ascii_key_into(name: &str, mut feed: impl FnMut(&[u8])) -> Option<bool> {
+    if !name.is_ascii() {
+        return None;
     }
-
-    /// For an ASCII `name`: whether it is a valid name, and if so its key's
-    /// bytes in order, handed to `feed`. `None` when `name` is not plain
-    /// ASCII (or holds a character whose key is not), so the general rules
-    /// must decide.
-    pub(crate) fn key_into(&self, name: &str, mut feed: impl FnMut(&[u8])) -> Option<bool> {
-        if !name.is_ascii() {
-            return None;
-        }
-        if name.is_empty() || name.len() > MAX_NAME_LEN {
-            return Some(false);
-        }
-        for b in name.bytes() {
-            match self.chars[usize::from(b)] {
-                None => return Some(false),
-                Some((_, 0)) => return None,
-                Some(_) => {}
-            }
-        }
-        for b in name.bytes() {
-            if let Some((key, len)) = &self.chars[usize::from(b)] {
-                feed(&key[..usize::from(*len)]);
-            }
-        }
-        Some(true)
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Some(false);
     }
+    if !name.bytes().all(|b| ascii_key(b).is_some()) {
+        return Some(false);
+    }
+    for key in name.bytes().filter_map(ascii_key) {
+        feed(key);
+    }
+    Some(true)
 }
 
 /// Whether `c` has the Unicode property Default_Ignorable_Code_Point: it
@@ -326,17 +313,16 @@ mod tests {
 
     /// What the fast path says of `name`: `Some(Some(key))` valid,
     /// `Some(None)` invalid, `None` no answer.
-    fn fast(ascii: &AsciiNames, name: &str) -> Option<Option<String>> {
+    fn fast(name: &str) -> Option<Option<String>> {
         let mut key = Vec::new();
-        let valid = ascii.key_into(name, |b| key.extend_from_slice(b))?;
+        let valid = ascii_key_into(name, |b| key.extend_from_slice(b))?;
         Some(valid.then(|| String::from_utf8(key).unwrap()))
     }
 
     #[test]
     fn ascii_fast_path_agrees_with_the_rules() {
-        let ascii = AsciiNames::new();
         let check = |name: &str| {
-            let Some(got) = fast(&ascii, name) else { return false };
+            let Some(got) = fast(name) else { return false };
             let want = UserName::new(name).ok().map(|n| n.key().as_str().to_owned());
             assert_eq!(got, want, "{name:?}");
             true
@@ -364,9 +350,9 @@ mod tests {
                 .collect();
             check(&name);
         }
-        assert_eq!(fast(&ascii, "Mert"), Some(Some(UserName::new("mert").unwrap().key().0)));
-        assert_eq!(fast(&ascii, "a b"), Some(None));
-        assert_eq!(fast(&ascii, "Ünï"), None);
+        assert_eq!(fast("Mert"), Some(Some(UserName::new("mert").unwrap().key().0)));
+        assert_eq!(fast("a b"), Some(None));
+        assert_eq!(fast("Ünï"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::codec::{DecodeError, MAX_DATAGRAM_LEN};
 use crate::cookie::{CookieJar, CookieKey};
 use crate::key::PublicKey;
-use crate::name::{AsciiNames, UserName};
+use crate::name::UserName;
 use crate::outbox::Outbox;
 use crate::registry_addr::Addr;
 use crate::registry_config::{MAX_LEASE, RESERVED_USERS, ServerConfig, ServerEvent, ServerStats};
@@ -70,7 +70,6 @@ pub struct RegistryServer {
     out: Outbox,
     events: VecDeque<ServerEvent>,
     stats: ServerStats,
-    ascii: AsciiNames,
 }
 
 impl RegistryServer {
@@ -94,7 +93,6 @@ impl RegistryServer {
             out: Outbox::default(),
             events: VecDeque::new(),
             stats: ServerStats::default(),
-            ascii: AsciiNames::new(),
         }
     }
 
@@ -279,7 +277,7 @@ impl RegistryServer {
             return self.send(from, id, &refused(RefuseReason::NameInvalid));
         };
         // Valid, so this is `Some`; the fast path spares the key's String.
-        let Some(name_id) = self.table.name_id_of(&self.ascii, name.as_str()) else {
+        let Some(name_id) = self.table.name_id_of(name.as_str()) else {
             return self.send(from, id, &refused(RefuseReason::NameInvalid));
         };
         let holder = self.table.find_name(name_id);
@@ -356,8 +354,7 @@ impl RegistryServer {
     }
 
     fn lookup(&mut self, to: SocketAddr, id: RequestId, name: &str) {
-        let found =
-            self.table.name_id_of(&self.ascii, name).and_then(|id| self.table.find_name(id));
+        let found = self.table.name_id_of(name).and_then(|id| self.table.find_name(id));
         let (buf, start) = self.out.begin();
         server_codec::write_reply_header(buf, id);
         buf.push(server_codec::FOUND_TAG);

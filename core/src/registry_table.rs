@@ -29,7 +29,7 @@ use siphasher::sip::SipHasher13;
 use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 
 use crate::key::{KEY_LEN, PublicKey};
-use crate::name::{AsciiNames, MAX_NAME_LEN, NameKey, UserName};
+use crate::name::{MAX_NAME_LEN, NameKey, UserName, ascii_key_into};
 use crate::registry_addr::{Addr, Prefix};
 use crate::server_codec::IpOctets;
 
@@ -185,9 +185,9 @@ impl UserTable {
 
     /// The id of the name `name` asks for, if it is valid (`None` if not):
     /// through the ASCII fast path where it applies, else the full rules.
-    pub(crate) fn name_id_of(&self, ascii: &AsciiNames, name: &str) -> Option<NameId> {
+    pub(crate) fn name_id_of(&self, name: &str) -> Option<NameId> {
         let mut h = self.name_hasher();
-        match ascii.key_into(name, |b| h.write(b)) {
+        match ascii_key_into(name, |b| h.write(b)) {
             Some(valid) => valid.then(|| finish_id(h)),
             None => UserName::new(name).ok().map(|n| self.name_id(&n.key())),
         }
@@ -429,8 +429,8 @@ fn addr_hash_with(hasher: Keyed, addr: &Addr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
     use crate::name::UserName;
+    use std::net::SocketAddr;
 
     fn addr(i: u16) -> Addr {
         Addr::of(SocketAddr::from(([192, 0, 2, (i % 3) as u8], 4000 + i)))
@@ -480,16 +480,12 @@ mod tests {
     #[test]
     fn a_name_has_one_id_whichever_path_finds_it() {
         let t = UserTable::new(4, 2, [1; 16]);
-        let ascii = AsciiNames::new();
         for name in ["Mert", "rn0l", "m_o-l", "\u{e9}t\u{e9}", "\u{c3c6}"] {
-            assert_eq!(t.name_id_of(&ascii, name), Some(id(&t, name)), "{name:?}");
+            assert_eq!(t.name_id_of(name), Some(id(&t, name)), "{name:?}");
         }
-        assert_eq!(t.name_id_of(&ascii, "a b"), None);
-        assert_eq!(t.name_id_of(&ascii, "a\u{200b}"), None);
-        assert_eq!(t.name_id_of(&ascii, "mert"), t.name_id_of(&ascii, "MERT"));
-        assert_ne!(
-            id(&t, "mert"),
-            UserTable::new(4, 2, [2; 16]).name_id_of(&ascii, "mert").unwrap()
-        );
+        assert_eq!(t.name_id_of("a b"), None);
+        assert_eq!(t.name_id_of("a\u{200b}"), None);
+        assert_eq!(t.name_id_of("mert"), t.name_id_of("MERT"));
+        assert_ne!(id(&t, "mert"), UserTable::new(4, 2, [2; 16]).name_id_of("mert").unwrap());
     }
 }
