@@ -45,12 +45,19 @@ impl CookieJar {
         self.hash(self.epoch(now), addr)
     }
 
-    /// Whether `cookie` was minted for `addr` in this epoch or the last one.
-    /// One hash in the common case: the previous epoch's is computed only
-    /// when the current one's does not match. (Which epoch matched is no
-    /// secret; each comparison takes the same time wherever it differs.)
+    /// [`check_since`](Self::check_since) at `now`.
+    #[cfg(test)]
     pub(crate) fn check(&self, now: Instant, addr: SocketAddr, cookie: &Cookie) -> bool {
-        let epoch = self.epoch(now);
+        self.check_since(now.saturating_duration_since(self.origin), addr, cookie)
+    }
+
+    /// Whether `cookie` was minted for `addr` in this epoch or the last one,
+    /// `since` the jar's origin. One hash in the common case: the previous
+    /// epoch's is computed only when the current one's does not match.
+    /// (Which epoch matched is no secret; each comparison takes the same
+    /// time wherever it differs.)
+    pub(crate) fn check_since(&self, since: Duration, addr: SocketAddr, cookie: &Cookie) -> bool {
+        let epoch = since.as_secs() / COOKIE_EPOCH.as_secs();
         ct_eq(&self.hash(epoch, addr), cookie)
             || (epoch > 0 && ct_eq(&self.hash(epoch - 1, addr), cookie))
     }
