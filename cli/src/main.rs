@@ -286,19 +286,35 @@ fn server(
     let mut server = ServerLoop::new(socket, core)?;
     server.stop_on_signals()?;
     println_flush(&format!("Server listening on {addr}"));
-    server.run(|event| {
-        let at = time::OffsetDateTime::now_utc().to_offset(offset);
-        let at = at.format(LOG_TIME).unwrap_or_else(|_| at.unix_timestamp().to_string());
-        let line = match event {
-            ServerEvent::LoggedIn { name, addr, chat_addr } => {
-                format!("[{name}] logged in from {addr}, takes chats at {chat_addr}")
+    // One write per turn of the loop, not one per event: a burst of logins
+    // costs the loop no extra system calls, and each turn's lines are out
+    // before the loop sleeps.
+    let out = std::cell::RefCell::new(std::io::BufWriter::new(std::io::stdout()));
+    let flush = || {
+        if let Err(e) = out.borrow_mut().flush() {
+            tracing::debug!(error = %e, "writing standard output failed");
+        }
+    };
+    server.run_with_idle(
+        |event| {
+            let at = time::OffsetDateTime::now_utc().to_offset(offset);
+            let at = at.format(LOG_TIME).unwrap_or_else(|_| at.unix_timestamp().to_string());
+            let line = match event {
+                ServerEvent::LoggedIn { name, addr, chat_addr } => {
+                    format!("[{name}] logged in from {addr}, takes chats at {chat_addr}")
+                }
+                ServerEvent::LoggedOut { name, .. } => format!("[{name}] logged out"),
+                ServerEvent::TimedOut { name, .. } => format!("[{name}] timed out"),
+                ServerEvent::Roamed { name, from, to } => {
+                    format!("[{name}] moved from {from} to {to}")
+                }
+            };
+            if let Err(e) = writeln!(out.borrow_mut(), "{at} {line}") {
+                tracing::debug!(error = %e, "writing standard output failed");
             }
-            ServerEvent::LoggedOut { name, .. } => format!("[{name}] logged out"),
-            ServerEvent::TimedOut { name, .. } => format!("[{name}] timed out"),
-            ServerEvent::Roamed { name, from, to } => format!("[{name}] moved from {from} to {to}"),
-        };
-        println_flush(&format!("{at} {line}"));
-    })?;
+        },
+        flush,
+    )?;
     tracing::info!("server stopped");
     Ok(0)
 }

@@ -57,11 +57,13 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
 
     let mut i = 0;
+    let mut sent = Vec::with_capacity(2048);
     g.bench_function("keepalive (login refresh) among 10k users", |b| {
         b.iter(|| {
             i = (i + 1) % USERS;
             s.handle_datagram(now, addr(i), &logins[i as usize]);
-            black_box(s.poll_transmit())
+            sent.clear();
+            black_box(s.poll_transmit_into(&mut sent))
         })
     });
 
@@ -70,16 +72,34 @@ fn bench(c: &mut Criterion) {
     g.bench_function("list page among 10k users", |b| {
         b.iter(|| {
             s.handle_datagram(now, addr(0), &list);
-            black_box(s.poll_transmit())
+            sent.clear();
+            black_box(s.poll_transmit_into(&mut sent))
         })
     });
     let mid = encode_request(
         RequestId(9),
-        &ClientMsg::List { cookie: c0, after: Some(Cursor("user-05000".into())) },
+        // The server's cursors are row numbers: this resumes mid-table.
+        &ClientMsg::List { cookie: c0, after: Some(Cursor("5000".into())) },
     );
     g.bench_function("list page from a cursor among 10k users", |b| {
         b.iter(|| {
             s.handle_datagram(now, addr(0), &mid);
+            sent.clear();
+            black_box(s.poll_transmit_into(&mut sent))
+        })
+    });
+
+    let mut j = 0;
+    let lookups: Vec<Vec<u8>> = (0..USERS)
+        .map(|i| {
+            let msg = ClientMsg::Lookup { cookie: c0, name: format!("USER-{i:05}") };
+            encode_request(RequestId(i), &msg)
+        })
+        .collect();
+    g.bench_function("lookup among 10k users", |b| {
+        b.iter(|| {
+            j = (j + 7) % USERS;
+            s.handle_datagram(now, addr(0), &lookups[j as usize]);
             black_box(s.poll_transmit())
         })
     });

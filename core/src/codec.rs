@@ -20,8 +20,7 @@
 //! prefix is [`crate::frame`]'s job. Decoding is strict: trailing bytes, an
 //! unknown variant or an over-long datagram are errors, never a panic.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::chat_msg::ChatMsg;
 use crate::registry_msg::{ClientMsg, RequestId, ServerMsg};
@@ -48,7 +47,7 @@ pub const MAX_DATAGRAM_LEN: usize = 1200;
 /// Serializing into a growable vec or a byte counter fails only when a
 /// `Serialize` impl fails, and ours are derived over strings, vecs, arrays,
 /// integers and addresses, none of which can.
-const INFALLIBLE: &str = "our messages always serialize";
+pub(crate) const INFALLIBLE: &str = "our messages always serialize";
 
 /// Why bytes did not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,10 +140,17 @@ fn encode_datagram<T: Serialize>(version_byte: u8, id: RequestId, msg: &T) -> Ve
 }
 
 /// Decodes a datagram whose fifth byte should be `expected`.
-fn decode_datagram<T: DeserializeOwned>(
+fn decode_datagram<'a, T: Deserialize<'a>>(
     expected: u8,
-    bytes: &[u8],
+    bytes: &'a [u8],
 ) -> Result<(RequestId, T), DecodeError> {
+    let (id, body) = split_header(expected, bytes)?;
+    Ok((id, from_exact(body)?))
+}
+
+/// Checks a datagram's length and header (the fifth byte should be
+/// `expected`) and returns its request id and body.
+pub(crate) fn split_header(expected: u8, bytes: &[u8]) -> Result<(RequestId, &[u8]), DecodeError> {
     if bytes.len() > MAX_DATAGRAM_LEN {
         return Err(DecodeError::TooLong);
     }
@@ -167,7 +173,7 @@ fn decode_datagram<T: DeserializeOwned>(
         }
         return Err(DecodeError::UnsupportedVersion { version: byte, id });
     }
-    Ok((id, from_exact(body)?))
+    Ok((id, body))
 }
 
 #[allow(clippy::expect_used)] // See `INFALLIBLE`.
@@ -175,7 +181,7 @@ fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect(INFALLIBLE)
 }
 
-fn from_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+fn from_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
     if rest.is_empty() { Ok(value) } else { Err(DecodeError::TrailingBytes) }
 }

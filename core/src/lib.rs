@@ -35,11 +35,16 @@ mod frame;
 mod key;
 mod name;
 mod noise;
+mod outbox;
 mod punch;
+mod registry_addr;
 mod registry_client;
+mod registry_config;
 mod registry_msg;
 mod registry_server;
+mod registry_table;
 mod relay;
+mod server_codec;
 mod transmit;
 
 pub use chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq};
@@ -71,14 +76,15 @@ pub use registry_client::{
     ClientEvent, GIVE_UP_AFTER, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
     MIN_KEEPALIVE_INTERVAL, Operation, RegistryClient, STILL_TRYING_AFTER,
 };
+pub use registry_config::{
+    DEFAULT_LEASE, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_USERS, MAX_LEASE, RESERVED_USERS,
+    ServerConfig, ServerEvent, ServerStats,
+};
 pub use registry_msg::{
     COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, RefuseReason, RequestId,
     ServerMsg,
 };
-pub use registry_server::{
-    DEFAULT_LEASE, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_USERS, RegistryServer, ServerConfig,
-    ServerEvent, ServerStats,
-};
+pub use registry_server::RegistryServer;
 pub use relay::{
     ConnId, DEFAULT_PAIR_BURST, DEFAULT_PAIR_RATE, DEFAULT_RELAY_CONNECTIONS,
     DEFAULT_RELAY_PER_ADDRESS, DRAIN_TIMEOUT, MAX_RELAY_BUFFER, MAX_REMEMBERED_PAIRS, PairId,

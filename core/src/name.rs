@@ -100,6 +100,13 @@ impl UserName {
         Ok(Self(name))
     }
 
+    /// A name the registry listed after [`UserName::new`] accepted it, from
+    /// its bytes. (Were they not UTF-8, which they always are, the bad bytes
+    /// would show as U+FFFD rather than panic.)
+    pub(crate) fn from_listed(bytes: &[u8]) -> Self {
+        Self(String::from_utf8_lossy(bytes).into_owned())
+    }
+
     /// The name as written, in NFC.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -126,6 +133,62 @@ pub const MAX_KEY_LEN: usize = 7 * MAX_NAME_LEN;
 fn fold_skeleton(s: &str) -> String {
     let folded: String = s.chars().default_case_fold().collect();
     skeleton(&folded).default_case_fold().collect()
+}
+
+/// Every ASCII byte, so that the key of a character that keys as itself
+/// can be a slice of this.
+static ASCII: [u8; 128] = {
+    let mut all = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        // Below 128.
+        all[i] = i as u8;
+        i += 1;
+    }
+    all
+};
+
+/// The key (`fold(skeleton(fold(c)))`) of an ASCII character a name may
+/// hold, or `None` for one it may not. Written out rather than computed:
+/// the tests check it against [`UserName::new`] and [`UserName::key`] for
+/// every ASCII character, pair and many longer strings.
+fn ascii_key(b: u8) -> Option<&'static [u8]> {
+    match b {
+        b'M' | b'm' => Some(b"rn"),
+        b'0' => Some(b"o"),
+        b'1' => Some(b"l"),
+        b'A'..=b'Z' => Some(std::slice::from_ref(&ASCII[usize::from(b.to_ascii_lowercase())])),
+        b'a'..=b'z' | b'2'..=b'9' | b'\'' | b'-' | b'.' | b':' | b'_' => {
+            Some(std::slice::from_ref(&ASCII[usize::from(b)]))
+        }
+        _ => None,
+    }
+}
+
+/// For a name made only of ASCII characters, whether it is valid, and if so
+/// its key's bytes in order, handed to `feed`, without any Unicode tables
+/// or allocation; `None` when `name` is not plain ASCII, so the general
+/// rules must decide.
+///
+/// For ASCII text NFC changes nothing, case folding and the UTS #39
+/// skeleton map each character on its own (to ASCII), and every mix of
+/// ASCII letters and digits passes the restriction level: so an ASCII name
+/// is valid exactly when each of its characters is allowed, and its key is
+/// the concatenation of its characters' keys.
+pub(crate) fn ascii_key_into(name: &str, mut feed: impl FnMut(&[u8])) -> Option<bool> {
+    if !name.is_ascii() {
+        return None;
+    }
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Some(false);
+    }
+    if !name.bytes().all(|b| ascii_key(b).is_some()) {
+        return Some(false);
+    }
+    for key in name.bytes().filter_map(ascii_key) {
+        feed(key);
+    }
+    Some(true)
 }
 
 /// Whether `c` has the Unicode property Default_Ignorable_Code_Point: it
@@ -169,16 +232,11 @@ impl<'de> Deserialize<'de> for UserName {
 }
 
 /// The folded, look-alike-mapped form of a [`UserName`]: the registry's
-/// uniqueness and ordering key. Lists are sorted by it and paged by it.
+/// uniqueness key; clients sort the online list by it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameKey(String);
 
 impl NameKey {
-    /// Rebuilds a key from its string form (as carried in a list cursor).
-    pub(crate) fn from_folded(folded: String) -> Self {
-        Self(folded)
-    }
-
     /// The key as a string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -251,6 +309,50 @@ mod tests {
         for c in (0..=0x10_ffff).filter_map(char::from_u32) {
             assert!(!(is_default_ignorable(c) && c.identifier_allowed()), "{c:?}");
         }
+    }
+
+    /// What the fast path says of `name`: `Some(Some(key))` valid,
+    /// `Some(None)` invalid, `None` no answer.
+    fn fast(name: &str) -> Option<Option<String>> {
+        let mut key = Vec::new();
+        let valid = ascii_key_into(name, |b| key.extend_from_slice(b))?;
+        Some(valid.then(|| String::from_utf8(key).unwrap()))
+    }
+
+    #[test]
+    fn ascii_fast_path_agrees_with_the_rules() {
+        let check = |name: &str| {
+            let Some(got) = fast(name) else { return false };
+            let want = UserName::new(name).ok().map(|n| n.key().as_str().to_owned());
+            assert_eq!(got, want, "{name:?}");
+            true
+        };
+        let mut answered = 0;
+        for a in 0..128u8 {
+            answered += usize::from(check(&char::from(a).to_string()));
+            for b in 0..128u8 {
+                let two: String = [char::from(a), char::from(b)].iter().collect();
+                check(&two);
+            }
+        }
+        assert!(answered > 60, "letters, digits and more take the fast path");
+        // Longer names, from a fixed xorshift stream over the allowed set.
+        let allowed: Vec<char> =
+            (0..128u8).map(char::from).filter(|c| UserName::new(&c.to_string()).is_ok()).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..5_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 34) as usize;
+            let name: String = (0..len)
+                .map(|i| allowed[((x >> (i % 50)) as usize + i * 7) % allowed.len()])
+                .collect();
+            check(&name);
+        }
+        assert_eq!(fast("Mert"), Some(Some(UserName::new("mert").unwrap().key().0)));
+        assert_eq!(fast("a b"), Some(None));
+        assert_eq!(fast("Ünï"), None);
     }
 
     #[test]

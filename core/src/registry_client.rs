@@ -77,7 +77,9 @@ pub enum ClientEvent {
         /// Why.
         reason: RefuseReason,
     },
-    /// The whole online list, sorted by case-folded name.
+    /// The whole online list, sorted by name key (see
+    /// [`UserName::key`](crate::UserName::key)), whatever order the server
+    /// paged it in.
     List {
         /// Every user online, ourselves included.
         entries: Vec<Entry>,
@@ -216,7 +218,7 @@ impl RegistryClient {
             waiting: VecDeque::new(),
             identity: None,
             logged_in: false,
-            lease: crate::registry_server::DEFAULT_LEASE,
+            lease: crate::registry_config::DEFAULT_LEASE,
             list: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -324,7 +326,10 @@ impl RegistryClient {
                         self.start(now, Op::List { after: Some(after) })
                     }
                     Some(_) | None => {
-                        let entries = std::mem::take(&mut self.list);
+                        let mut entries = std::mem::take(&mut self.list);
+                        // The server pages in its own order; we show the
+                        // list sorted by name key, ties by name as written.
+                        entries.sort_by_cached_key(|e| (e.name.key(), e.name.clone()));
                         self.events.push_back(ClientEvent::List { entries });
                     }
                 }

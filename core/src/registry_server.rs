@@ -1,125 +1,22 @@
 //! The registry server: the online-user list as a sans-IO state machine.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
-use std::ops::Bound;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::codec::{self, DecodeError, HEADER_LEN, MAX_DATAGRAM_LEN};
+use crate::codec::{DecodeError, MAX_DATAGRAM_LEN};
 use crate::cookie::{CookieJar, CookieKey};
 use crate::key::PublicKey;
-use crate::name::{NameKey, UserName};
+use crate::name::UserName;
+use crate::outbox::Outbox;
+use crate::registry_addr::Addr;
+use crate::registry_config::{MAX_LEASE, RESERVED_USERS, ServerConfig, ServerEvent, ServerStats};
 use crate::registry_msg::{
-    ClientMsg, Cursor, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
+    ClientMsgRef, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
 };
+use crate::registry_table::{Row, UserTable};
+use crate::server_codec;
 use crate::transmit::Transmit;
-
-/// How long an entry stays listed without a refresh, unless configured.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
-
-/// How many users may be online at once, unless configured.
-pub const DEFAULT_MAX_USERS: usize = 10_000;
-
-/// How many names one address may hold at once, unless configured: an IPv4
-/// address, or an IPv6 /64 (what one site or one host usually gets). Enough
-/// for a household or an office behind one NAT, far below
-/// [`DEFAULT_MAX_USERS`], so that one address cannot fill the registry.
-pub const DEFAULT_MAX_PER_ADDRESS: usize = 64;
-
-/// How the server behaves; [`Default`] gives the documented defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// How long an entry stays listed after its last login or refresh.
-    pub lease: Duration,
-    /// The most users listed at once; a login beyond it is refused.
-    pub max_users: usize,
-    /// The most names listed from one IPv4 address or one IPv6 /64 (an
-    /// IPv4-mapped IPv6 address counts as its IPv4 address); a login beyond
-    /// it is refused with [`RefuseReason::TooManyFromAddress`].
-    pub max_per_address: usize,
-    /// The address the server's own socket is bound to, if the driver knows
-    /// it. A datagram from it, which only a forged source can produce, is
-    /// dropped unanswered; with an unspecified IP (`0.0.0.0`, `[::]`), so is
-    /// one from a loopback or unspecified IP with the same port. `None`
-    /// checks nothing.
-    pub local_addr: Option<SocketAddr>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            lease: DEFAULT_LEASE,
-            max_users: DEFAULT_MAX_USERS,
-            max_per_address: DEFAULT_MAX_PER_ADDRESS,
-            local_addr: None,
-        }
-    }
-}
-
-/// What happened to the list, for the operator to see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerEvent {
-    /// A user appeared in the list (a refresh of a listed user is not one).
-    LoggedIn {
-        /// The user's name.
-        name: UserName,
-        /// The address its datagrams come from.
-        addr: SocketAddr,
-        /// Where it takes chats: the address's IP and its chat port, as the
-        /// list shows it.
-        chat_addr: SocketAddr,
-    },
-    /// A user left the list by logging out, or by logging in under another
-    /// name from the same address.
-    LoggedOut {
-        /// The user's name.
-        name: UserName,
-        /// The address its datagrams came from.
-        addr: SocketAddr,
-    },
-    /// A user left the list because its lease ran out.
-    TimedOut {
-        /// The user's name.
-        name: UserName,
-        /// The address its datagrams came from.
-        addr: SocketAddr,
-    },
-    /// A listed user logged in with the same name and key from another
-    /// address (a laptop that changed networks): its entry moved there, and
-    /// the old address no longer holds a name.
-    Roamed {
-        /// The user's name, as written in the new login.
-        name: UserName,
-        /// The address it was listed at.
-        from: SocketAddr,
-        /// The address it is listed at now.
-        to: SocketAddr,
-    },
-}
-
-/// Counters of what the server did with the datagrams it was given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ServerStats {
-    /// Datagrams answered.
-    pub replied: u64,
-    /// Datagrams that were not ours or did not decode, dropped unanswered.
-    pub malformed: u64,
-    /// Requests without a valid cookie that were answered with a challenge.
-    pub challenged: u64,
-    /// Datagrams from unvalidated senders dropped because the answer would
-    /// have been longer than the datagram (or, for another version, not
-    /// shorter), and `GetCookie`s shorter than [`GET_COOKIE_LEN`].
-    pub too_short: u64,
-    /// Datagrams that could only be a loop, dropped unanswered: replies (of
-    /// any version, reflected by an echo service or sent by another
-    /// registry) and anything from the server's own address.
-    pub looped: u64,
-}
-
-struct User {
-    entry: Entry,
-    expires: Instant,
-}
 
 /// The registry: who is online, and where to reach them.
 ///
@@ -147,32 +44,53 @@ struct User {
 ///   header marks it as a reply, and everything from its own address, so
 ///   neither an echo service, nor another registry, nor a datagram forged
 ///   with the server's own address as source can start a loop.
-/// - Memory is bounded by [`ServerConfig::max_users`] entries; each call
-///   queues at most one transmit.
+/// - Memory is bounded by [`ServerConfig::max_users`] entries of about 116
+///   bytes each, plus two 4-byte index entries; each call queues at most
+///   one transmit.
+/// - Answering a request allocates nothing once the reply buffer has grown
+///   to a burst's size (drain it with
+///   [`poll_transmit_into`](Self::poll_transmit_into)); a keepalive (a
+///   `Login` repeating the sender's listed name and key) does no Unicode
+///   work at all.
+/// - The list comes in pages in the order of the table's rows, not sorted:
+///   clients sort what they show. A user listed throughout a paged listing
+///   is on exactly one of its pages.
 pub struct RegistryServer {
     config: ServerConfig,
     cookies: CookieJar,
-    users: BTreeMap<NameKey, User>,
-    by_addr: HashMap<SocketAddr, NameKey>,
-    by_prefix: HashMap<Prefix, usize>,
-    expiry: BTreeSet<(Instant, NameKey)>,
-    transmits: VecDeque<Transmit>,
+    table: UserTable,
+    /// The clock's origin: ticks are milliseconds since it.
+    origin: Instant,
+    /// The latest tick the server was given, in full.
+    now_ms: u64,
+    /// Whether the latest time was past `now_ms` by a part of a tick.
+    now_frac: bool,
+    /// The lease in ticks.
+    lease_ms: u32,
+    out: Outbox,
     events: VecDeque<ServerEvent>,
     stats: ServerStats,
 }
 
 impl RegistryServer {
-    /// A registry with an empty list. `key` is the secret for cookies: pick
-    /// it at random for each start.
+    /// A registry with an empty list. `key` is the secret for cookies (and,
+    /// derived from it, for the table's hashes): pick it at random for each
+    /// start.
     pub fn new(now: Instant, key: CookieKey, config: ServerConfig) -> Self {
+        let mut config = config;
+        config.lease = config.lease.min(MAX_LEASE);
+        let lease_ms =
+            u32::try_from(config.lease.as_nanos().div_ceil(1_000_000)).unwrap_or(u32::MAX);
+        let secret = key.0;
         Self {
             config,
             cookies: CookieJar::new(key, now),
-            users: BTreeMap::new(),
-            by_addr: HashMap::new(),
-            by_prefix: HashMap::new(),
-            expiry: BTreeSet::new(),
-            transmits: VecDeque::new(),
+            table: UserTable::new(config.max_users, RESERVED_USERS, secret),
+            origin: now,
+            now_ms: 0,
+            now_frac: false,
+            lease_ms,
+            out: Outbox::default(),
             events: VecDeque::new(),
             stats: ServerStats::default(),
         }
@@ -185,7 +103,7 @@ impl RegistryServer {
             self.stats.looped += 1;
             return;
         }
-        let (id, msg) = match codec::decode_request(bytes) {
+        let (id, msg) = match server_codec::decode_request_ref(bytes) {
             Ok(decoded) => decoded,
             Err(DecodeError::UnsupportedVersion { id, version }) => {
                 tracing::debug!(%from, version, "request of an unsupported version");
@@ -213,12 +131,15 @@ impl RegistryServer {
                 return;
             }
         };
-        if matches!(msg, ClientMsg::GetCookie { .. }) && bytes.len() < GET_COOKIE_LEN {
+        if matches!(msg, ClientMsgRef::GetCookie { .. }) && bytes.len() < GET_COOKIE_LEN {
             tracing::trace!(%from, len = bytes.len(), "dropped a short cookie request");
             self.stats.too_short += 1;
             return;
         }
-        let valid = msg.cookie().is_some_and(|c| self.cookies.check(now, from, c));
+        // The time since the origin, worked out once for the cookie and the
+        // lease (the cookie jar shares the server's origin).
+        let since = now.saturating_duration_since(self.origin);
+        let valid = msg.cookie().is_some_and(|c| self.cookies.check_since(since, from, c));
         if !valid {
             let reply = ServerMsg::Challenge { cookie: self.cookies.mint(now, from) };
             if self.reply_unvalidated(from, bytes.len(), id, &reply) {
@@ -226,33 +147,35 @@ impl RegistryServer {
             }
             return;
         }
-        let reply = match msg {
-            ClientMsg::Login { name, chat_port, key, .. } => {
-                self.login(now, from, &name, chat_port, key)
+        self.set_now(since);
+        match msg {
+            ClientMsgRef::Login { name, chat_port, key, .. } => {
+                self.login(from, id, name, chat_port, key)
             }
-            ClientMsg::List { after, .. } => self.page(after),
-            ClientMsg::Lookup { name, .. } => ServerMsg::Found {
-                entry: UserName::new(&name)
-                    .ok()
-                    .and_then(|n| self.users.get(&n.key()))
-                    .map(|u| u.entry.clone()),
-            },
-            ClientMsg::Logout { .. } => {
-                if let Some(key) = self.by_addr.get(&from).cloned() {
-                    self.remove(&key, Removal::LoggedOut);
+            ClientMsgRef::List { after, .. } => self.page(from, id, after),
+            ClientMsgRef::Lookup { name, .. } => self.lookup(from, id, name),
+            ClientMsgRef::Logout { .. } => {
+                if let Some(i) = self.table.find_addr(&Addr::of(from)) {
+                    self.remove(i, Removal::LoggedOut);
                 }
-                ServerMsg::LoggedOut
+                self.send(from, id, &ServerMsg::LoggedOut);
             }
             // A cookie request never carries a cookie, so it never gets here.
-            ClientMsg::GetCookie { .. } => return,
-        };
-        self.send(from, id, &reply);
+            ClientMsgRef::GetCookie { .. } => {}
+        }
     }
 
-    /// The next datagram to send.
+    /// The next datagram to send, as an owned [`Transmit`].
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.pop()
+    }
+
+    /// Appends the next datagram to send to `buf` and returns where it goes:
+    /// the allocation-free form of [`poll_transmit`](Self::poll_transmit).
+    #[must_use]
+    pub fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        self.out.pop_into(buf)
     }
 
     /// The next thing that happened to the list.
@@ -264,27 +187,32 @@ impl RegistryServer {
     /// When the next lease runs out.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.expiry.first().map(|(at, _)| *at)
+        let i = self.table.first_to_expire()?;
+        let at = self.full_ticks(self.table.row(i).expires());
+        Some(self.origin + Duration::from_millis(at))
     }
 
     /// Removes every entry whose lease has run out by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, key)) = self.expiry.first().cloned() {
-            if at > now {
+        let since = now.saturating_duration_since(self.origin);
+        self.set_now(since);
+        while let Some(i) = self.table.first_to_expire() {
+            let at = self.full_ticks(self.table.row(i).expires());
+            if Duration::from_millis(at) > since {
                 break;
             }
-            self.remove(&key, Removal::TimedOut);
+            self.remove(i, Removal::TimedOut);
         }
     }
 
-    /// The users online now, sorted by case-folded name.
-    pub fn users(&self) -> impl Iterator<Item = &Entry> {
-        self.users.values().map(|u| &u.entry)
+    /// The users online now, in no particular order.
+    pub fn users(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.table.iter().map(entry_of)
     }
 
     /// How many users are online.
     pub fn user_count(&self) -> usize {
-        self.users.len()
+        self.table.len()
     }
 
     /// What the server has done with its input so far.
@@ -303,125 +231,199 @@ impl RegistryServer {
         from == local || (local.ip().is_unspecified() && from.port() == local.port() && any_local)
     }
 
+    /// Takes the time `since` the origin as the latest: whole milliseconds,
+    /// and whether a part of one is left over.
+    fn set_now(&mut self, since: Duration) {
+        // In u64, not `as_millis`'s u128: cheaper, and exact for 584
+        // million years.
+        let sub = since.subsec_nanos();
+        self.now_ms =
+            since.as_secs().saturating_mul(1000).saturating_add(u64::from(sub / 1_000_000));
+        self.now_frac = sub % 1_000_000 != 0;
+    }
+
+    /// A row's expiry tick in full: within 2³¹ ms of the latest tick, since
+    /// every lease is at most [`MAX_LEASE`] long.
+    fn full_ticks(&self, tick: u32) -> u64 {
+        // Truncating `now_ms` to its low 32 bits is the modular arithmetic
+        // intended; the difference is signed and small.
+        let delta = i64::from(tick.wrapping_sub(self.now_ms as u32) as i32);
+        self.now_ms.saturating_add_signed(delta)
+    }
+
+    /// The tick at which a lease given at the latest time ends: rounded
+    /// up, so that no entry leaves before its full lease.
+    fn lease_end(&self) -> u32 {
+        // Modulo 2³² on purpose (see `full_ticks`); `now_frac` rounds up the
+        // part of a millisecond that `now_ms` dropped.
+        (self.now_ms as u32).wrapping_add(self.lease_ms).wrapping_add(u32::from(self.now_frac))
+    }
+
     /// Checked in the order of `docs/PROTOCOL.md` section 6.
     fn login(
         &mut self,
-        now: Instant,
         from: SocketAddr,
+        id: RequestId,
         name: &str,
         chat_port: u16,
-        public: PublicKey,
-    ) -> ServerMsg {
+        key: PublicKey,
+    ) {
+        let addr = Addr::of(from);
+        let held = self.table.find_addr(&addr);
+        let expires = self.lease_end();
+        // The keepalive: the sender's own name, as listed, with its key.
+        if let Some(i) = held {
+            let row = self.table.row(i);
+            if row.name() == name.as_bytes() && *row.key() == key.0 {
+                self.table.refresh(i, expires, chat_port);
+                return self.welcome(from, id);
+            }
+        }
         let Ok(name) = UserName::new(name) else {
-            return refused(RefuseReason::NameInvalid);
+            return self.send(from, id, &refused(RefuseReason::NameInvalid));
         };
-        let key = name.key();
-        let held = self.by_addr.get(&from).cloned();
+        // Valid, so this is `Some`; the fast path spares the key's String.
+        let Some(name_id) = self.table.name_id_of(name.as_str()) else {
+            return self.send(from, id, &refused(RefuseReason::NameInvalid));
+        };
+        let holder = self.table.find_name(name_id);
         // Where the name is listed now, when that is not `from`: a roam.
-        let roams_from = match self.users.get(&key) {
-            Some(holder) if holder.entry.key != public => return refused(RefuseReason::NameTaken),
-            Some(holder) if holder.entry.addr == from => None,
-            Some(holder) => Some(holder.entry.addr),
+        let roams_from = match holder.map(|h| (h, self.table.row(h))) {
+            Some((_, row)) if *row.key() != key.0 => {
+                return self.send(from, id, &refused(RefuseReason::NameTaken));
+            }
+            Some((_, row)) if row.addr() == addr => None,
+            Some((h, _)) => Some(h),
             None => None,
         };
-        let refresh = held.as_ref() == Some(&key);
-        if !refresh {
-            if held.is_none() {
-                // A new entry for `from`, less the one that roams away.
-                let mut here = self.by_prefix.get(&Prefix::of(from)).copied().unwrap_or(0);
-                if roams_from.is_some_and(|old| Prefix::of(old) == Prefix::of(from)) {
+        if let Some(i) = held.filter(|&i| Some(i) == holder) {
+            // A refresh that writes the name differently.
+            self.table.rename(i, name.as_str());
+            self.table.refresh(i, expires, chat_port);
+            return self.welcome(from, id);
+        }
+        if held.is_none() {
+            // A new entry for `from`, less the one that roams away.
+            let mut here = self.table.prefix_count(&addr);
+            if let Some(h) = roams_from {
+                if self.table.row(h).addr().same_prefix(&addr) {
                     // The roaming entry is counted in `here`.
                     here = here.saturating_sub(1);
                 }
-                if here >= self.config.max_per_address {
-                    return refused(RefuseReason::TooManyFromAddress);
-                }
-                if self.users.len() - usize::from(roams_from.is_some()) >= self.config.max_users {
-                    return refused(RefuseReason::ServerFull);
-                }
             }
-            match roams_from {
-                Some(_) => self.remove(&key, Removal::Roamed { name: name.clone(), to: from }),
-                None => {
-                    let chat_addr = SocketAddr::new(from.ip(), chat_port);
-                    self.events.push_back(ServerEvent::LoggedIn {
-                        name: name.clone(),
-                        addr: from,
-                        chat_addr,
-                    });
+            if here >= self.config.max_per_address {
+                return self.send(from, id, &refused(RefuseReason::TooManyFromAddress));
+            }
+            if self.table.len() - usize::from(roams_from.is_some()) >= self.config.max_users {
+                return self.send(from, id, &refused(RefuseReason::ServerFull));
+            }
+        }
+        match roams_from {
+            Some(h) => {
+                let old = self.table.row(h).addr().socket_addr();
+                self.events.push_back(ServerEvent::Roamed {
+                    name: name.clone(),
+                    from: old,
+                    to: from,
+                });
+                if let Some(old) = held {
+                    self.remove(old, Removal::LoggedOut);
                 }
+                self.table.move_to(h, addr);
+                self.table.rename(h, name.as_str());
+                self.table.refresh(h, expires, chat_port);
             }
-            if let Some(old) = held {
-                self.remove(&old, Removal::LoggedOut);
+            None => {
+                let chat_addr = SocketAddr::new(from.ip(), chat_port);
+                self.events.push_back(ServerEvent::LoggedIn {
+                    name: name.clone(),
+                    addr: from,
+                    chat_addr,
+                });
+                if let Some(old) = held {
+                    self.remove(old, Removal::LoggedOut);
+                }
+                let row = self.table.insert(name.as_str(), name_id, addr, chat_port, &key, expires);
+                // Room was checked above, or `held` made room.
+                debug_assert!(row.is_some(), "no room after the checks");
             }
-            self.by_addr.insert(from, key.clone());
-            *self.by_prefix.entry(Prefix::of(from)).or_insert(0) += 1;
         }
-        let expires = now + self.config.lease;
-        let entry = Entry { name, addr: from, chat_port, key: public };
-        if let Some(old) = self.users.insert(key.clone(), User { entry, expires }) {
-            self.expiry.remove(&(old.expires, key.clone()));
-        }
-        self.expiry.insert((expires, key));
-        ServerMsg::Welcome {
-            observed: from,
-            lease_secs: u32::try_from(self.config.lease.as_secs()).unwrap_or(u32::MAX),
-        }
+        self.welcome(from, id);
     }
 
-    /// One page of the list, resuming strictly after `after`, as long as fits
-    /// in one datagram.
-    fn page(&self, after: Option<Cursor>) -> ServerMsg {
-        let start = match after {
-            Some(Cursor(key)) => Bound::Excluded(NameKey::from_folded(key)),
-            None => Bound::Unbounded,
+    fn welcome(&mut self, to: SocketAddr, id: RequestId) {
+        let lease_secs = u32::try_from(self.config.lease.as_secs()).unwrap_or(u32::MAX);
+        let (buf, start) = self.out.begin();
+        server_codec::write_welcome(buf, id, to, lease_secs);
+        self.out.commit(to, start);
+        self.stats.replied += 1;
+    }
+
+    fn lookup(&mut self, to: SocketAddr, id: RequestId, name: &str) {
+        let found = self.table.name_id_of(name).and_then(|id| self.table.find_name(id));
+        let (buf, start) = self.out.begin();
+        server_codec::write_reply_header(buf, id);
+        buf.push(server_codec::FOUND_TAG);
+        match found {
+            Some(i) => {
+                buf.push(1);
+                write_row(buf, self.table.row(i));
+            }
+            None => buf.push(0),
+        }
+        self.out.commit(to, start);
+        self.stats.replied += 1;
+    }
+
+    /// One page of the list, resuming strictly after the row in `after`, as
+    /// long as fits in one datagram. A cursor this server cannot have
+    /// handed out gets an empty last page.
+    fn page(&mut self, to: SocketAddr, id: RequestId, after: Option<&str>) {
+        let first = match after.map(server_codec::parse_cursor) {
+            None => Some(0),
+            Some(row) => row.map(|r| r as usize + 1),
         };
-        // Header, variant tag and the entry count (a varint of at most 2
-        // bytes: a page holds far fewer than 16,384 entries).
-        let mut used = HEADER_LEN + 1 + 2;
-        let mut entries = Vec::new();
+        let (buf, start) = self.out.begin();
+        buf.reserve(MAX_DATAGRAM_LEN);
+        server_codec::write_reply_header(buf, id);
+        buf.push(server_codec::LIST_PAGE_TAG);
+        // The entry count: one varint byte, as a page holds far fewer than
+        // 128 entries (each takes at least 41 bytes).
+        let count_at = buf.len();
+        buf.push(0);
+        let limit = start + MAX_DATAGRAM_LEN - server_codec::CURSOR_ROOM;
+        let mut count = 0u8;
         let mut last = None;
-        let mut rest = self.users.range((start, Bound::Unbounded)).peekable();
-        while let Some((key, user)) = rest.peek() {
-            // The cursor that would follow this entry: `Some`, a length varint
-            // of at most 2 bytes, and the key.
-            let cursor_len = 1 + 2 + key.as_str().len();
-            let entry_len = codec::body_len(&user.entry);
-            if used + entry_len + cursor_len > MAX_DATAGRAM_LEN {
+        let mut more = false;
+        let mut next = first.and_then(|f| self.table.next_occupied(f));
+        while let Some(i) = next {
+            let before = buf.len();
+            write_row(buf, self.table.row(i));
+            if buf.len() > limit {
+                buf.truncate(before);
+                more = true;
                 break;
             }
-            used += entry_len;
-            entries.push(user.entry.clone());
-            last = Some((*key).clone());
-            rest.next();
+            count += 1;
+            last = Some(i);
+            next = self.table.next_occupied(i as usize + 1);
         }
-        let next = match (rest.peek(), last) {
-            (Some(_), Some(key)) => Some(Cursor(key.as_str().to_owned())),
-            // Every entry fits in an empty page, so a page stops early only
-            // after taking at least one.
-            (Some(_), None) | (None, _) => None,
-        };
-        ServerMsg::ListPage { entries, next }
+        buf[count_at] = count;
+        // Every entry fits in an empty page, so a page stops early only
+        // after taking at least one: `last` is then `Some`.
+        server_codec::write_cursor(buf, last.filter(|_| more));
+        debug_assert!(self.out.len_since(start) <= MAX_DATAGRAM_LEN);
+        self.out.commit(to, start);
+        self.stats.replied += 1;
     }
 
-    fn remove(&mut self, key: &NameKey, why: Removal) {
-        let Some(user) = self.users.remove(key) else {
-            return;
-        };
-        self.expiry.remove(&(user.expires, key.clone()));
-        self.by_addr.remove(&user.entry.addr);
-        let prefix = Prefix::of(user.entry.addr);
-        if let Some(n) = self.by_prefix.get_mut(&prefix) {
-            *n -= 1;
-            if *n == 0 {
-                self.by_prefix.remove(&prefix);
-            }
-        }
-        let Entry { name, addr, .. } = user.entry;
+    fn remove(&mut self, i: u32, why: Removal) {
+        let row = self.table.remove(i);
+        let name = UserName::from_listed(row.name());
+        let addr = row.addr().socket_addr();
         self.events.push_back(match why {
             Removal::LoggedOut => ServerEvent::LoggedOut { name, addr },
             Removal::TimedOut => ServerEvent::TimedOut { name, addr },
-            Removal::Roamed { name, to } => ServerEvent::Roamed { name, from: addr, to },
         });
     }
 
@@ -434,49 +436,49 @@ impl RegistryServer {
         id: RequestId,
         reply: &ServerMsg,
     ) -> bool {
-        let payload = codec::encode_reply(id, reply);
-        if payload.len() > max_len {
+        let (buf, start) = self.out.begin();
+        server_codec::encode_reply_into(buf, id, reply);
+        if self.out.len_since(start) > max_len {
+            self.out.abort(start);
             self.stats.too_short += 1;
             return false;
         }
+        self.out.commit(to, start);
         self.stats.replied += 1;
-        self.transmits.push_back(Transmit { dst: to, payload });
         true
     }
 
     fn send(&mut self, to: SocketAddr, id: RequestId, reply: &ServerMsg) {
-        let payload = codec::encode_reply(id, reply);
-        debug_assert!(payload.len() <= MAX_DATAGRAM_LEN);
+        let (buf, start) = self.out.begin();
+        server_codec::encode_reply_into(buf, id, reply);
+        debug_assert!(self.out.len_since(start) <= MAX_DATAGRAM_LEN);
+        self.out.commit(to, start);
         self.stats.replied += 1;
-        self.transmits.push_back(Transmit { dst: to, payload });
     }
 }
 
 enum Removal {
     LoggedOut,
     TimedOut,
-    Roamed { name: UserName, to: SocketAddr },
 }
 
-/// What [`ServerConfig::max_per_address`] counts by: an IPv4 address, or the
-/// first 64 bits of an IPv6 address. An IPv4-mapped IPv6 address counts as
-/// its IPv4 address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Prefix {
-    V4([u8; 4]),
-    V6([u8; 8]),
+fn write_row(buf: &mut Vec<u8>, row: &Row) {
+    server_codec::write_entry(
+        buf,
+        row.name(),
+        row.ip_octets(),
+        row.port(),
+        row.chat_port(),
+        row.key(),
+    );
 }
 
-impl Prefix {
-    fn of(addr: SocketAddr) -> Self {
-        match addr.ip().to_canonical() {
-            IpAddr::V4(ip) => Prefix::V4(ip.octets()),
-            IpAddr::V6(ip) => {
-                let mut net = [0; 8];
-                net.copy_from_slice(&ip.octets()[..8]);
-                Prefix::V6(net)
-            }
-        }
+fn entry_of(row: &Row) -> Entry {
+    Entry {
+        name: UserName::from_listed(row.name()),
+        addr: row.addr().socket_addr(),
+        chat_port: row.chat_port(),
+        key: row.public_key(),
     }
 }
 

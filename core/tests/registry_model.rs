@@ -192,8 +192,10 @@ proptest! {
                 }
             }
             while server.poll_event().is_some() {}
-            let listed: Vec<(String, SocketAddr, u16, PublicKey)> =
+            // The server keeps no order; the model's is by folded name.
+            let mut listed: Vec<(String, SocketAddr, u16, PublicKey)> =
                 server.users().map(|e| (e.name.to_string(), e.addr, e.chat_port, e.key)).collect();
+            listed.sort_by_key(|(name, ..)| name.to_lowercase());
             let modelled: Vec<(String, SocketAddr, u16, PublicKey)> = model
                 .values()
                 .map(|u| (u.name.clone(), addr(u.ep), u.port, public(u.key)))

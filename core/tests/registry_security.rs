@@ -76,8 +76,11 @@ fn login(s: &mut RegistryServer, now: Instant, from: SocketAddr, name: &str) -> 
     login_with(s, now, from, name, key_a())
 }
 
+/// The listed users, sorted (the server keeps no order).
 fn listed(s: &RegistryServer) -> Vec<(String, SocketAddr)> {
-    s.users().map(|e| (e.name.to_string(), e.addr)).collect()
+    let mut users: Vec<_> = s.users().map(|e| (e.name.to_string(), e.addr)).collect();
+    users.sort();
+    users
 }
 
 #[test]

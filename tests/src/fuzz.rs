@@ -231,6 +231,8 @@ pub fn registry(ops: &[RegistryOp]) {
             server.users().map(|e| e.name.key().as_str().to_owned()).collect();
         let mut addrs: Vec<SocketAddr> = server.users().map(|e| e.addr).collect();
         let n = keys.len();
+        // The server lists in no particular order: sort before dedup.
+        keys.sort();
         keys.dedup();
         addrs.sort();
         addrs.dedup();

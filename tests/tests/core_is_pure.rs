@@ -40,6 +40,9 @@ const ALLOWED_DEPS: &[&str] = &[
     "postcard",
     "thiserror",
     "siphasher",
+    // Without default features: tables only, no default hasher (so no
+    // seed from the OS); the registry keys its own SipHash.
+    "hashbrown",
     "tracing",
     "snow",
     "rand_chacha",

@@ -29,6 +29,7 @@ mod client;
 mod fd;
 mod input;
 mod machines;
+mod mmsg;
 mod oneshot;
 mod output;
 mod relay;
@@ -42,6 +43,7 @@ pub use client::{
     NodeConfig, NodeError, NodeEvent, NodeHandler, VERIFY_TIMEOUT,
 };
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
+pub use mmsg::BATCH;
 pub use oneshot::{ListError, fetch_list, local_addr_for};
 pub use output::{EXIT_DRAIN_TIMEOUT, MAX_PENDING_OUTPUT, PIPE_BUF, UserOutput};
 pub use relay::{RELAY_READ_CHUNK, RelayLoop, RelayStopHandle};

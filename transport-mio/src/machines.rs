@@ -18,6 +18,9 @@ impl DatagramCore for RegistryServer {
     fn poll_transmit(&mut self) -> Option<Transmit> {
         RegistryServer::poll_transmit(self)
     }
+    fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        RegistryServer::poll_transmit_into(self, buf)
+    }
     fn poll_event(&mut self) -> Option<ServerEvent> {
         RegistryServer::poll_event(self)
     }

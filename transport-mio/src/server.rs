@@ -40,10 +40,11 @@ impl StopHandle {
 /// Drives a [`DatagramCore`] over one UDP socket: the registry server, and
 /// the one-shot registry client of [`fetch_list`](crate::fetch_list).
 ///
-/// Each turn: read every datagram until WouldBlock, feed the machine, fire
-/// its timer if due, send its transmits (queueing what would block), hand
-/// its events to the caller, then sleep until the socket is ready or the
-/// machine's next deadline.
+/// Each turn: read every datagram until WouldBlock, a batch at a time,
+/// feeding the machine and sending the answers to each batch before reading
+/// the next; fire its timer if due, send its transmits (queueing what would
+/// block), hand its events to the caller, then sleep until the socket is
+/// ready or the machine's next deadline.
 pub struct ServerLoop<C> {
     poll: Poll,
     udp: UdpDriver,
@@ -87,7 +88,19 @@ impl<C: DatagramCore> ServerLoop<C> {
 
     /// Runs until stopped, handing each event to `on_event`. Returns `Err`
     /// only when polling itself fails.
-    pub fn run(&mut self, mut on_event: impl FnMut(C::Event)) -> io::Result<()> {
+    pub fn run(&mut self, on_event: impl FnMut(C::Event)) -> io::Result<()> {
+        self.run_with_idle(on_event, || {})
+    }
+
+    /// Like [`run`](Self::run), and calls `on_idle` each time the loop is
+    /// about to sleep, after the turn's events: where a caller that buffers
+    /// what it makes of the events flushes it (one write per turn rather
+    /// than one per event, and nothing left unwritten while the loop waits).
+    pub fn run_with_idle(
+        &mut self,
+        mut on_event: impl FnMut(C::Event),
+        mut on_idle: impl FnMut(),
+    ) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
             let now = Instant::now();
@@ -98,6 +111,7 @@ impl<C: DatagramCore> ServerLoop<C> {
             while let Some(ev) = self.core.poll_event() {
                 on_event(ev);
             }
+            on_idle();
             if self.stop.flag.load(Ordering::SeqCst) {
                 return Ok(());
             }
@@ -113,7 +127,7 @@ impl<C: DatagramCore> ServerLoop<C> {
                 match event.token() {
                     SOCKET => {
                         if event.is_readable() {
-                            self.udp.read_all(&mut self.core, now);
+                            self.udp.read_and_flush(&mut self.core, now, self.poll.registry())?;
                         }
                         // Writable: the flush at the top of the turn sends
                         // what is queued.

@@ -1,8 +1,10 @@
 //! One UDP socket driving one datagram state machine.
 //!
 //! [`UdpDriver`] reads every datagram the socket holds into the machine,
-//! then sends what the machine wants sent. A send that would block keeps its
-//! datagram in a bounded queue and asks the poll for WRITABLE; past
+//! then sends what the machine wants sent, up to [`BATCH`] datagrams per
+//! system call each way (`recvmmsg` / `sendmmsg` on Linux). Outgoing
+//! datagrams wait back to back in one reused buffer; what a send that would
+//! block leaves there stays queued and the poll is asked for WRITABLE; past
 //! [`MAX_QUEUED_DATAGRAMS`] the newest datagrams are dropped (UDP is lossy and
 //! the machines retransmit what matters).
 
@@ -14,6 +16,8 @@ use std::time::Instant;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use p2pchat_core::{MAX_DATAGRAM_LEN, Transmit};
+
+use crate::mmsg::{self, BATCH, Receiver};
 
 /// Most datagrams held back because the socket's send buffer is full.
 pub const MAX_QUEUED_DATAGRAMS: usize = 1024;
@@ -35,6 +39,14 @@ pub trait DatagramCore {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]);
     /// Takes the next datagram to send.
     fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// Appends the next datagram to send to `buf` and returns where it goes.
+    /// The default goes through [`poll_transmit`](Self::poll_transmit); a
+    /// machine that can write into `buf` directly saves an allocation.
+    fn poll_transmit_into(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let t = self.poll_transmit()?;
+        buf.extend_from_slice(&t.payload);
+        Some(t.dst)
+    }
     /// Takes the next event.
     fn poll_event(&mut self) -> Option<Self::Event>;
     /// When the machine next wants [`DatagramCore::handle_timeout`].
@@ -50,15 +62,26 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
+/// Where one queued datagram is in the send buffer, and where it goes.
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    dst: SocketAddr,
+    start: usize,
+    end: usize,
+}
+
 /// A non-blocking UDP socket with its bounded send queue.
 #[derive(Debug)]
 pub struct UdpDriver {
     socket: UdpSocket,
     token: Token,
-    queue: VecDeque<Transmit>,
+    /// Datagrams to send, back to back in `out`.
+    queue: VecDeque<Queued>,
+    out: Vec<u8>,
     writable_registered: bool,
     dropped: u64,
-    buf: Vec<u8>,
+    /// [`BATCH`] receive buffers of [`RECV_BUF_LEN`] bytes.
+    bufs: Vec<u8>,
     /// Whether the socket is IPv6 (and so possibly dual-stack).
     ipv6: bool,
 }
@@ -75,9 +98,10 @@ impl UdpDriver {
             socket,
             token,
             queue: VecDeque::new(),
+            out: Vec::new(),
             writable_registered: false,
             dropped: 0,
-            buf: vec![0; RECV_BUF_LEN],
+            bufs: vec![0; BATCH * RECV_BUF_LEN],
             ipv6,
         })
     }
@@ -104,11 +128,51 @@ impl UdpDriver {
 
     /// Reads every datagram the socket holds into `core`, until WouldBlock.
     pub fn read_all<C: DatagramCore>(&mut self, core: &mut C, now: Instant) {
+        let mut rx = Receiver::new();
+        while self.read_batch(&mut rx, core, now) == BATCH {}
+    }
+
+    /// Reads every datagram the socket holds into `core`, a batch at a time,
+    /// and sends the answers to each batch (with one system call where the
+    /// socket takes them all) before reading the next: the server's turn.
+    pub fn read_and_flush<C: DatagramCore>(
+        &mut self,
+        core: &mut C,
+        now: Instant,
+        registry: &Registry,
+    ) -> io::Result<()> {
+        let mut rx = Receiver::new();
+        loop {
+            let n = self.read_batch(&mut rx, core, now);
+            self.enqueue_from(core);
+            self.send_queued();
+            if n < BATCH {
+                return self.want_writable(registry);
+            }
+        }
+    }
+
+    /// One receive call's worth of datagrams into `core`; how many came (0
+    /// when the socket is drained or failing).
+    fn read_batch<C: DatagramCore>(
+        &mut self,
+        rx: &mut Receiver,
+        core: &mut C,
+        now: Instant,
+    ) -> usize {
+        let mut got = [(0, SocketAddr::from(([0, 0, 0, 0], 0))); BATCH];
         let mut errors = 0;
         loop {
-            match self.socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => core.handle_datagram(now, canonical(from), &self.buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            match mmsg::recv_batch(&self.socket, rx, &mut self.bufs, RECV_BUF_LEN, &mut got) {
+                Ok(n) => {
+                    for (i, &(len, from)) in got[..n].iter().enumerate() {
+                        let start = i * RECV_BUF_LEN;
+                        let bytes = &self.bufs[start..start + len.min(RECV_BUF_LEN)];
+                        core.handle_datagram(now, canonical(from), bytes);
+                    }
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return 0,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // ICMP errors reported on the socket (connection refused,
@@ -117,7 +181,7 @@ impl UdpDriver {
                     tracing::debug!(error = %e, "udp receive error");
                     errors += 1;
                     if errors >= MAX_RECV_ERRORS {
-                        return;
+                        return 0;
                     }
                 }
             }
@@ -130,6 +194,10 @@ impl UdpDriver {
     pub fn flush<C: DatagramCore>(&mut self, core: &mut C, registry: &Registry) -> io::Result<()> {
         self.enqueue_from(core);
         self.send_queued();
+        self.want_writable(registry)
+    }
+
+    fn want_writable(&mut self, registry: &Registry) -> io::Result<()> {
         let want_writable = !self.queue.is_empty();
         if want_writable != self.writable_registered {
             let interest = if want_writable {
@@ -144,13 +212,18 @@ impl UdpDriver {
     }
 
     fn enqueue_from<C: DatagramCore>(&mut self, core: &mut C) {
-        while let Some(t) = core.poll_transmit() {
+        loop {
+            let start = self.out.len();
+            let Some(dst) = core.poll_transmit_into(&mut self.out) else {
+                return;
+            };
             if self.queue.len() >= MAX_QUEUED_DATAGRAMS {
+                self.out.truncate(start);
                 self.dropped += 1;
-                tracing::warn!(dst = %t.dst, "udp send queue full, datagram dropped");
+                tracing::warn!(%dst, "udp send queue full, datagram dropped");
                 continue;
             }
-            self.queue.push_back(t);
+            self.queue.push_back(Queued { dst, start, end: self.out.len() });
         }
     }
 
@@ -167,19 +240,41 @@ impl UdpDriver {
     }
 
     fn send_queued(&mut self) {
-        while let Some(t) = self.queue.front() {
-            match self.socket.send_to(&t.payload, self.on_wire(t.dst)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+        while !self.queue.is_empty() {
+            let mut batch: [(SocketAddr, &[u8]); BATCH] =
+                [(self.on_wire(self.queue[0].dst), &[]); BATCH];
+            let n = self.queue.len().min(BATCH);
+            for (slot, q) in batch.iter_mut().zip(self.queue.iter()) {
+                *slot = (self.on_wire(q.dst), &self.out[q.start..q.end]);
+            }
+            match mmsg::send_batch(&self.socket, &batch[..n]) {
+                Ok(sent) => {
+                    self.queue.drain(..sent.clamp(1, n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // Unreachable network, address family mismatch, …: this
                     // datagram cannot go; the next one may.
-                    tracing::debug!(dst = %t.dst, error = %e, "udp send failed, datagram dropped");
+                    tracing::debug!(dst = %batch[0].0, error = %e, "udp send failed, datagram dropped");
                     self.dropped += 1;
+                    self.queue.pop_front();
                 }
             }
-            self.queue.pop_front();
+        }
+        match self.queue.front() {
+            None => self.out.clear(),
+            // Under sustained push-back, drop the bytes already sent once
+            // they are most of the buffer, so it stays bounded.
+            Some(first) if first.start > self.out.len() / 2 => {
+                let gone = first.start;
+                self.out.drain(..gone);
+                for q in &mut self.queue {
+                    q.start -= gone;
+                    q.end -= gone;
+                }
+            }
+            Some(_) => {}
         }
     }
 }
@@ -274,6 +369,34 @@ mod tests {
             assert_eq!(&buf[..n], &[2, 1, i]);
         }
         assert_eq!(drv.queued(), 0);
+    }
+
+    #[test]
+    fn a_burst_is_read_and_answered_in_batches() {
+        let mut poll = Poll::new().unwrap();
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
+        let addr = drv.local_addr().unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // More than three batches, with a lone last one.
+        let count = 3 * BATCH + 5;
+        for i in 0..count {
+            peer.send_to(&[i as u8, 1, 2], addr).unwrap();
+        }
+        let mut core = Mirror::default();
+        let mut events = Events::with_capacity(8);
+        while core.seen.len() < count {
+            poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+            assert!(!events.is_empty(), "only {} of {count} arrived", core.seen.len());
+            drv.read_and_flush(&mut core, Instant::now(), poll.registry()).unwrap();
+        }
+        assert_eq!(drv.queued(), 0, "every answer went out");
+        let mut buf = [0; 16];
+        for i in 0..count {
+            let (n, from) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&[2, 1, i as u8][..], addr), "in order");
+        }
     }
 
     #[test]
