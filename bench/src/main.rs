@@ -6,6 +6,9 @@
 //! the ratios hold even on a busy machine where the absolute numbers do not.
 //! See docs/PERFORMANCE.md for what each figure means and the targets.
 
+mod chat;
+mod chat_procs;
+mod chat_refs;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +34,13 @@ struct Args {
 enum Part {
     /// Everything below, in this order.
     All,
+    /// Chat: one-way lines/s and round trip between two real clients,
+    /// encrypted and in clear, against pipes and raw TCP.
+    Chat {
+        /// Leave the two clients unpinned (default: one per CPU, 0 and 1).
+        #[arg(long)]
+        no_pin: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     let mut report = Report::default();
     match args.part.unwrap_or(Part::All) {
         Part::All => {}
+        Part::Chat { no_pin } => chat::run(&mut report, &args.p2pchat, args.quick, !no_pin)?,
     }
     report.print_table();
     Ok(())

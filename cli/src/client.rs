@@ -34,6 +34,10 @@ pub struct ClientOptions {
     pub history: PathBuf,
     /// The user's key pair, from `--identity` or the default file.
     pub identity: Identity,
+    /// `--bench-cleartext` (benchmark builds only): chats in clear after
+    /// the handshake.
+    #[cfg(feature = "bench-cleartext")]
+    pub bench_cleartext: bool,
 }
 
 /// Runs the client until the app exits; returns the exit status.
@@ -52,6 +56,10 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         input: InputSource::Stdin,
         terminal_signals: Term::wants_editor(interactive),
     })?;
+    #[cfg(feature = "bench-cleartext")]
+    if opts.bench_cleartext {
+        node.bench_cleartext();
+    }
     // From here on the terminal may be raw: `term` puts it back when dropped,
     // on every return, `?` included, and when a panic unwinds.
     let term = Typed::new(Term::stdio(interactive), Term::wants_editor(interactive));

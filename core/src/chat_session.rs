@@ -211,6 +211,15 @@ impl ChatSession {
         session
     }
 
+    /// Once the handshake is done (the peer authenticated as usual), frames
+    /// go in clear, without sealing: only for the end-to-end benchmark of
+    /// what encryption costs, and only in builds with the `bench-cleartext`
+    /// feature. Both ends must ask for it, else the chat fails.
+    #[cfg(feature = "bench-cleartext")]
+    pub fn bench_cleartext_after_handshake(&mut self) {
+        self.wire.clear_after_handshake();
+    }
+
     /// Two sessions, `a` and `b`, that talk without encryption: only for
     /// the benchmark that measures what encryption costs. Each has the
     /// other's name bound as if a handshake had run.

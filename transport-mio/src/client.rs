@@ -209,6 +209,15 @@ impl ClientNode {
         })
     }
 
+    /// Every chat from now on goes in clear once its handshake is done:
+    /// only in builds with the `bench-cleartext` feature, for the benchmark
+    /// that measures what encryption costs end to end. The peer must do
+    /// the same, else the chat fails.
+    #[cfg(feature = "bench-cleartext")]
+    pub fn bench_cleartext(&mut self) {
+        self.chats.cleartext = true;
+    }
+
     /// The address the chat listener is bound to.
     pub fn listen_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()

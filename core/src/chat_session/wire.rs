@@ -106,6 +106,10 @@ pub(super) struct Wire {
     out: Vec<u8>,
     /// Bytes of `out` already written.
     start: usize,
+    /// Frames go in clear once the handshake is done: only for measuring
+    /// what encryption costs end to end (both ends must agree).
+    #[cfg(feature = "bench-cleartext")]
+    clear_after_handshake: bool,
 }
 
 impl Wire {
@@ -139,6 +143,8 @@ impl Wire {
             opened_at: 0,
             out,
             start: 0,
+            #[cfg(feature = "bench-cleartext")]
+            clear_after_handshake: false,
         }
     }
 
@@ -157,7 +163,15 @@ impl Wire {
             opened_at: 0,
             out: Vec::new(),
             start: 0,
+            clear_after_handshake: false,
         }
+    }
+
+    /// After the handshake, frames go in clear: only for the end-to-end
+    /// benchmark of what encryption costs; both ends must ask for it.
+    #[cfg(feature = "bench-cleartext")]
+    pub(super) fn clear_after_handshake(&mut self) {
+        self.clear_after_handshake = true;
     }
 
     /// The number of bytes `msg` takes on the wire, sealed and framed.
@@ -217,6 +231,10 @@ impl Wire {
                     return Err(ChatError::Noise(TransportError::Decrypt));
                 };
                 self.noise = Noise::Transport(transport);
+                #[cfg(feature = "bench-cleartext")]
+                if self.clear_after_handshake {
+                    self.noise = Noise::Clear;
+                }
                 for payload in std::mem::take(&mut self.held) {
                     self.queue_sealed(&payload);
                 }

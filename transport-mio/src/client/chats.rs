@@ -226,6 +226,9 @@ pub(super) struct Chats {
     next_token: usize,
     /// Our long-term key, for every handshake.
     identity: PrivateKey,
+    /// Chats go in clear after the handshake (benchmark builds only).
+    #[cfg(feature = "bench-cleartext")]
+    pub(super) cleartext: bool,
 }
 
 impl Chats {
@@ -238,6 +241,8 @@ impl Chats {
             crossed: None,
             next_token: FIRST_STREAM,
             identity,
+            #[cfg(feature = "bench-cleartext")]
+            cleartext: false,
         }
     }
 
@@ -498,7 +503,13 @@ impl Chats {
             io::Error::other(format!("no randomness for the handshake: {e}"))
         })?;
         let setup = ChatSetup { name: me, key: self.identity.clone(), role, seed };
-        Ok(ChatSession::new(now, setup, ChatConfig::default()))
+        #[allow(unused_mut)]
+        let mut session = ChatSession::new(now, setup, ChatConfig::default());
+        #[cfg(feature = "bench-cleartext")]
+        if self.cleartext {
+            session.bench_cleartext_after_handshake();
+        }
+        Ok(session)
     }
 
     /// Closes the held chat request without a word (its caller hears that
