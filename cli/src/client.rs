@@ -139,6 +139,11 @@ impl NodeHandler for Client {
         Some(self.term().output())
     }
 
+    /// What is about to be shown is in the history file first.
+    fn before_output(&mut self) {
+        self.write_history();
+    }
+
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
         tracing::trace!(?event, "app input");
         // The node may fire the timers that ran out while the process was
@@ -163,6 +168,7 @@ impl NodeHandler for Client {
     /// Ctrl-Z: the terminal is restored while the process is stopped.
     fn suspend(&mut self) {
         self.stopped_at = Some(SystemTime::now());
+        self.write_history();
         self.term().suspend();
     }
 
@@ -194,7 +200,38 @@ impl NodeHandler for Client {
     }
 }
 
+/// Bytes of screen output that a turn of the loop gathers before it writes
+/// them (after the history lines they show) without waiting for the turn's
+/// end; far below [`p2pchat_transport_mio::MAX_PENDING_OUTPUT`], so that a
+/// long burst of messages is shown, not left out.
+pub const OUTPUT_FLUSH_AT: usize = 64 * 1024;
+
+impl Drop for Client {
+    /// The history's last lines are written before the terminal shows its
+    /// last output (when `term` drops).
+    fn drop(&mut self) {
+        self.write_history();
+    }
+}
+
 impl Client {
+    /// Writes the buffered history lines: before anything they record is
+    /// shown.
+    fn write_history(&mut self) {
+        let result = self.history.flush();
+        self.history_result(result);
+    }
+
+    /// Says once that the history file cannot be written.
+    fn history_result(&mut self, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            if !self.history_failed {
+                self.history_failed = true;
+                self.term().line(&format!("warning: cannot write the history file: {e}"));
+            }
+        }
+    }
+
     /// The process runs again after a stop: the app is told how long it
     /// was stopped (once).
     fn continued(&mut self) {
@@ -211,6 +248,12 @@ impl Client {
     fn run_actions(&mut self, now: Instant, node: &mut ClientNode) {
         while let Some(action) = self.app.poll_action() {
             self.act(action, now, node);
+        }
+        // A long burst is shown in pieces, each after its history lines
+        // (an event's lines are all recorded by now).
+        if self.term().output().pending() >= OUTPUT_FLUSH_AT {
+            self.write_history();
+            self.term().output().flush();
         }
     }
 
@@ -237,12 +280,8 @@ impl Client {
             Action::FinishChat => node.finish_chat(now),
             Action::Record { at, direction, peer, text } => {
                 let at = OffsetDateTime::from(at).to_offset(self.utc_offset);
-                if let Err(e) = self.history.record(at, direction, &peer, &text) {
-                    if !self.history_failed {
-                        self.history_failed = true;
-                        self.term().line(&format!("warning: cannot write the history file: {e}"));
-                    }
-                }
+                let result = self.history.record(at, direction, &peer, &text);
+                self.history_result(result);
             }
             Action::Exit(code) => {
                 self.exit = Some(code);

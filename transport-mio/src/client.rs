@@ -328,6 +328,7 @@ impl ClientNode {
                 self.process(now, handler);
             }
             self.udp.flush(&mut self.registry, self.poll.registry())?;
+            handler.before_output();
             if let Some(output) = handler.output() {
                 output.flush();
                 output.update_interest(self.poll.registry(), OUTPUT);

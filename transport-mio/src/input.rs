@@ -9,13 +9,16 @@
 //! - A terminal is opened again by its name, non-blocking: that open file
 //!   description is ours alone (setting `O_NONBLOCK` on the one shared with
 //!   the shell would leak to the shell), and a read with nothing there
-//!   returns `WouldBlock`.
-//! - A pipe (or a socket, or a terminal that cannot be opened again) keeps
-//!   its blocking description and is read only right after a zero-timeout
-//!   `poll` says it is readable now. Nothing else reads it, so it stays
-//!   readable until the read.
-//! - Both are registered with the loop's poll, read once per readiness event
-//!   and re-registered to re-arm the edge-triggered poll for the rest.
+//!   returns `WouldBlock`. A pipe is opened again the same way, through
+//!   `/proc/self/fd` (Linux).
+//! - Such a description of our own stays "ready" until a read returns
+//!   `WouldBlock`; the edge-triggered poll reports the next bytes after
+//!   that, so it is registered once, and read in chunks of [`INPUT_CHUNK`].
+//! - A pipe that cannot be opened again (no `/proc`), a socket, or a
+//!   terminal that cannot be opened again keeps its blocking description
+//!   and is read only right after a zero-timeout `poll` says it is readable
+//!   now (nothing else reads it, so it stays readable until the read), then
+//!   re-registered to re-arm the edge-triggered poll for the rest.
 //! - A regular file (or `/dev/null`) cannot be registered (`EPERM`): it is
 //!   always readable and a read never blocks, so it is read whenever input is
 //!   wanted and the loop polls with a zero timeout meanwhile.
@@ -46,7 +49,7 @@ use crate::fd::{self, Access};
 pub const MAX_LINE_LEN: usize = MAX_TEXT_LEN;
 
 /// Bytes read from standard input at a time.
-pub const INPUT_CHUNK: usize = 8 * 1024;
+pub const INPUT_CHUNK: usize = 64 * 1024;
 
 /// One unit of user input, in the order typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,7 +233,9 @@ impl UserInput {
     /// Reads from `file`: a terminal (which is opened again, see the
     /// module documentation), a pipe, a socket or a regular file.
     pub fn from_file(file: File, registry: &Registry, token: Token) -> io::Result<Self> {
-        let file = fd::reopen_terminal(&file, false).unwrap_or(file);
+        let file = fd::reopen_terminal(&file, false)
+            .or_else(|| fd::reopen_pipe(&file, false))
+            .unwrap_or(file);
         let fd = file.as_raw_fd();
         let mode = match registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
             Ok(()) => Mode::Polled(fd::access_of(&file)),
@@ -294,13 +299,22 @@ impl UserInput {
                 other => break other,
             }
         };
+        let own = self.mode == Mode::Polled(Access::NonBlocking);
         match result {
             Ok(0) => {
                 decoder.push_eof();
                 self.release(registry);
                 return;
             }
+            // Our own non-blocking description stays ready until a read
+            // says it would block: the edge-triggered poll reports the next
+            // bytes after that, so no re-arming is needed.
+            Ok(n) if own => return decoder.push(&self.buf[..n]),
             Ok(n) => decoder.push(&self.buf[..n]),
+            Err(e) if own && e.kind() == io::ErrorKind::WouldBlock => {
+                self.ready = false;
+                return;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reading standard input failed; treating it as ended");

@@ -5,15 +5,18 @@
 //! whose reader is slow must not stop the client: while it waits, the chat
 //! still has keepalives and acks to answer and the registry its keepalives.
 //! So what is printed goes into a bounded buffer ([`UserOutput`]), written
-//! as far as the descriptor takes it without waiting; the loop writes the
-//! rest when the poll says the descriptor is writable again.
+//! by [`UserOutput::flush`] as far as the descriptor takes it without
+//! waiting: the loop flushes once per turn, before it sleeps, so a burst of
+//! lines costs one write; it writes the rest when the poll says the
+//! descriptor is writable again.
 //!
 //! How each kind of descriptor is written without waiting:
 //!
-//! - a terminal is opened again by its name, non-blocking (that open file
-//!   description is ours alone, so nothing leaks to the shell) and written
-//!   until it reports `WouldBlock`;
-//! - a pipe or a socket (or a terminal that cannot be opened again) is
+//! - a terminal is opened again by its name, and a pipe through
+//!   `/proc/self/fd` (Linux), non-blocking (that open file description is
+//!   ours alone, so nothing leaks to the shell) and written until it
+//!   reports `WouldBlock`;
+//! - a socket (or a terminal or pipe that cannot be opened again) is
 //!   written only right after a zero-timeout `poll` says it is writable, at
 //!   most [`PIPE_BUF`] bytes at a time (what a writable pipe always takes
 //!   whole);
@@ -96,7 +99,9 @@ impl UserOutput {
     /// Writes to `file`: a terminal (which is opened again, see the module
     /// documentation), a pipe, a socket or a regular file.
     pub fn from_file(file: File) -> Self {
-        let file = fd::reopen_terminal(&file, true).unwrap_or(file);
+        let file = fd::reopen_terminal(&file, true)
+            .or_else(|| fd::reopen_pipe(&file, true))
+            .unwrap_or(file);
         let mode = match file.metadata() {
             Ok(m) if m.is_file() => Mode::Direct,
             _ => Mode::Polled(fd::access_of(&file)),
@@ -105,8 +110,11 @@ impl UserOutput {
         Self { file: Some(file), mode, pending: VecDeque::new(), registered: false }
     }
 
-    /// Queues `bytes` and writes what the descriptor takes now. If they do
-    /// not fit under [`MAX_PENDING_OUTPUT`], nothing is queued and the
+    /// Queues `bytes`; they are written by the next [`UserOutput::flush`],
+    /// never before (the loop flushes before it sleeps, so that a burst of
+    /// lines costs one write, not one each; and the caller can write what
+    /// must come first, such as a history file, before it flushes). If they
+    /// do not fit under [`MAX_PENDING_OUTPUT`], nothing is queued and the
     /// answer is `false`.
     #[must_use]
     pub fn write(&mut self, bytes: &[u8]) -> bool {
@@ -117,7 +125,6 @@ impl UserOutput {
             return false;
         }
         self.pending.extend(bytes);
-        self.flush();
         true
     }
 
@@ -217,13 +224,15 @@ mod tests {
     #[test]
     fn a_pipe_nobody_reads_never_blocks_and_the_bound_holds() {
         let (mut reader, mut out) = pipe();
-        assert_eq!(out.mode, Mode::Polled(Access::PollFirst));
+        // A pipe is opened again, non-blocking, as our own.
+        assert_eq!(out.mode, Mode::Polled(Access::NonBlocking));
         let line = [b'x'; 1000];
         let mut queued = 0;
         // Fills the pipe, then the buffer up to its bound; no write waits.
         while out.write(&line) {
             queued += line.len();
             assert!(out.pending() <= MAX_PENDING_OUTPUT);
+            out.flush();
         }
         assert!(out.pending() + line.len() > MAX_PENDING_OUTPUT);
         // A write that does not fit is refused whole; a smaller one fits.
@@ -252,6 +261,7 @@ mod tests {
         let (reader, mut out) = pipe();
         drop(reader);
         assert!(out.write(b"nobody reads this\n"));
+        out.flush();
         assert_eq!(out.pending(), 0);
         assert!(out.write(b"nor this\n"));
         assert_eq!(out.mode, Mode::Closed);
@@ -265,6 +275,9 @@ mod tests {
         assert_eq!(out.mode, Mode::Direct);
         assert!(out.write(b"one\n"));
         assert!(out.write(b"two\n"));
+        // Queued until flushed, then written at once.
+        assert_eq!(out.pending(), 8);
+        out.flush();
         assert_eq!(out.pending(), 0);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
         std::fs::remove_file(&path).unwrap();
