@@ -309,7 +309,14 @@ impl UserInput {
             // Our own non-blocking description stays ready until a read
             // says it would block: the edge-triggered poll reports the next
             // bytes after that, so no re-arming is needed.
-            Ok(n) if own => return decoder.push(&self.buf[..n]),
+            Ok(n) if own => {
+                // A short read emptied the pipe or terminal: the next bytes
+                // raise a new edge.
+                if n < self.buf.len() {
+                    self.ready = false;
+                }
+                return decoder.push(&self.buf[..n]);
+            }
             Ok(n) => decoder.push(&self.buf[..n]),
             Err(e) if own && e.kind() == io::ErrorKind::WouldBlock => {
                 self.ready = false;

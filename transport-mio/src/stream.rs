@@ -8,8 +8,9 @@
 //! the peer: nothing is buffered without bound here.
 //!
 //! mio's readiness is edge-triggered, so the driver remembers "readable" and
-//! "writable" until a read or write says WouldBlock, and acts on them whenever
-//! [`StreamConn::pump`] runs.
+//! "writable" until a read or write says WouldBlock (or a read returns less
+//! than it asked for: the queue is empty, and what comes next raises a new
+//! edge), and acts on them whenever [`StreamConn::pump`] runs.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -170,11 +171,32 @@ impl StreamConn {
             self.read(core, now);
         }
         self.write(core, now);
+        Ok(self.state(core))
+    }
+
+    /// Like [`StreamConn::pump`], but what reading makes the machine answer
+    /// (acknowledgements, pongs) waits for the next pump: writes what waits,
+    /// then reads. For a driver that shows what it received before it
+    /// acknowledges it; it must pump again before it sleeps.
+    pub fn pump_answer_later<C: StreamCore>(
+        &mut self,
+        core: &mut C,
+        now: Instant,
+    ) -> io::Result<StreamState> {
+        if !self.check_connected()? {
+            return Ok(StreamState::Connecting);
+        }
+        self.write(core, now);
+        self.read(core, now);
+        Ok(self.state(core))
+    }
+
+    fn state<C: StreamCore>(&mut self, core: &mut C) -> StreamState {
         if core.is_finished() && (core.pending_output().is_empty() || self.write_failed) {
             let _ = self.stream.shutdown(Shutdown::Both);
-            return Ok(StreamState::Done);
+            return StreamState::Done;
         }
-        Ok(StreamState::Open)
+        StreamState::Open
     }
 
     fn write<C: StreamCore>(&mut self, core: &mut C, now: Instant) {
@@ -208,7 +230,15 @@ impl StreamConn {
                     self.read_closed = true;
                     core.handle_eof(now);
                 }
-                Ok(n) => core.handle_input(now, &self.buf[..n]),
+                Ok(n) => {
+                    // A short read emptied the socket's queue: bytes that
+                    // come after it raise a new edge, so there is no need
+                    // for a read that only says WouldBlock.
+                    if n < self.buf.len() {
+                        self.readable = false;
+                    }
+                    core.handle_input(now, &self.buf[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

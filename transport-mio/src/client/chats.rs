@@ -213,6 +213,16 @@ pub(super) fn pump_gated(chat: &mut Chat, open: bool, now: Instant, registry: &R
     heard
 }
 
+/// When [`Chats::pump`] writes the active chat's answers (acknowledgements,
+/// pongs) to what it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// In the same pump.
+    Now,
+    /// In the next pump: the texts read are shown first.
+    Later,
+}
+
 /// The active chat, the incoming ones, the held one, and the next stream
 /// token.
 pub(super) struct Chats {
@@ -340,10 +350,15 @@ impl Chats {
         now: Instant,
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
+        answer: Answer,
     ) {
         if let Some(chat) = self.active.as_mut() {
             if let Some(conn) = chat.conn.as_mut() {
-                match conn.pump(&mut chat.session, now) {
+                let state = match answer {
+                    Answer::Now => conn.pump(&mut chat.session, now),
+                    Answer::Later => conn.pump_answer_later(&mut chat.session, now),
+                };
+                match state {
                     Ok(StreamState::Connecting) => {}
                     Ok(StreamState::Open) => chat.connect_deadline = None,
                     Ok(StreamState::Done) => {
