@@ -225,9 +225,9 @@ pub const HISTORY_BUFFER: usize = 64 * 1024;
 pub struct History {
     file: File,
     buf: Vec<u8>,
-    /// The last time written and its text: the messages of a burst share
-    /// their millisecond.
-    stamp: Option<(OffsetDateTime, String)>,
+    /// The last time written (its millisecond and offset) and its text: the
+    /// messages of a burst share their millisecond.
+    stamp: Option<((i128, time::UtcOffset), String)>,
 }
 
 impl History {
@@ -248,9 +248,10 @@ impl History {
         peer: &UserName,
         text: &str,
     ) -> io::Result<()> {
+        let key = (at.unix_timestamp_nanos().div_euclid(1_000_000), at.offset());
         let stamp = match &self.stamp {
-            Some((t, s)) if *t == at && t.offset() == at.offset() => s,
-            _ => &self.stamp.insert((at, format_time(at))).1,
+            Some((k, s)) if *k == key => s,
+            _ => &self.stamp.insert((key, format_time(at))).1,
         };
         let _ = write!(Buf(&mut self.buf), "{stamp} {direction} {peer} {}\n", escape(text));
         if self.buf.len() >= HISTORY_BUFFER { self.flush() } else { Ok(()) }

@@ -369,7 +369,12 @@ impl ClientNode {
                         self.me.as_ref(),
                         self.poll.registry(),
                     ),
-                    INPUT => self.input.on_event(),
+                    INPUT => {
+                        self.input.on_event();
+                        if event.is_read_closed() || event.is_error() {
+                            self.input.on_hangup();
+                        }
+                    }
                     // Written before the next sleep.
                     OUTPUT => {}
                     SIGNALS => {

@@ -208,6 +208,8 @@ pub struct UserInput {
     mode: Mode,
     token: Token,
     ready: bool,
+    /// See [`UserInput::on_hangup`].
+    hung_up: bool,
     buf: Vec<u8>,
 }
 
@@ -224,6 +226,7 @@ impl UserInput {
                     mode: Mode::AlwaysReady,
                     token,
                     ready: true,
+                    hung_up: false,
                     buf: Vec::new(),
                 })
             }
@@ -248,6 +251,7 @@ impl UserInput {
             mode,
             token,
             ready: mode == Mode::AlwaysReady,
+            hung_up: false,
             buf: vec![0; INPUT_CHUNK],
         })
     }
@@ -260,6 +264,14 @@ impl UserInput {
     /// Records a readiness event for the input.
     pub fn on_event(&mut self) {
         self.ready = true;
+    }
+
+    /// Records that the poll reported the input's end (a hang-up, or an
+    /// error): from now on only a read that says `WouldBlock` or returns
+    /// the end clears its readiness.
+    pub fn on_hangup(&mut self) {
+        self.ready = true;
+        self.hung_up = true;
     }
 
     /// Whether the loop must not sleep: the input is readable now (a regular
@@ -311,8 +323,9 @@ impl UserInput {
             // bytes after that, so no re-arming is needed.
             Ok(n) if own => {
                 // A short read emptied the pipe or terminal: the next bytes
-                // raise a new edge.
-                if n < self.buf.len() {
+                // raise a new edge. Not once the writer has gone: the end
+                // of input raises no new edge, and the next read must see it.
+                if n < self.buf.len() && !self.hung_up {
                     self.ready = false;
                 }
                 return decoder.push(&self.buf[..n]);
@@ -432,8 +445,11 @@ mod tests {
                 Duration::from_secs(5)
             };
             poll.poll(&mut events, Some(timeout)).unwrap();
-            if !events.is_empty() {
+            for event in events.iter() {
                 input.on_event();
+                if event.is_read_closed() || event.is_error() {
+                    input.on_hangup();
+                }
             }
         }
         panic!("input never ended: {got:?}");
@@ -472,6 +488,30 @@ mod tests {
         assert_eq!(got.len(), 201);
         assert!(got[..200].iter().all(|i| *i == line(&big)));
         assert_eq!(got[200], InputItem::Eof);
+    }
+
+    #[test]
+    fn a_pipe_is_read_as_our_own_until_its_end() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut input = UserInput::from_file(File::from(r), poll.registry(), Token(9)).unwrap();
+        assert_eq!(input.mode, Mode::Polled(Access::NonBlocking));
+        let mut w = File::from(w);
+        // A short read, then the writer goes: its end is still read.
+        w.write_all(b"first\n").unwrap();
+        let mut lines = LineSplitter::new();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        input.on_event();
+        assert_eq!(input.peek(poll.registry(), &mut lines), Some(&line("first")));
+        lines.pop();
+        assert_eq!(input.peek(poll.registry(), &mut lines), None);
+        w.write_all(b"second\nthird").unwrap();
+        drop(w);
+        assert_eq!(
+            drain(&mut input, &mut poll),
+            vec![line("second"), line("third"), InputItem::Eof]
+        );
     }
 
     #[test]
@@ -537,6 +577,7 @@ mod tests {
             mode: Mode::AlwaysReady,
             token: Token(9),
             ready: true,
+            hung_up: false,
             buf: vec![],
         };
         let mut lines = LineSplitter::new();

@@ -67,6 +67,9 @@ pub struct StreamConn {
     readable: bool,
     writable: bool,
     read_closed: bool,
+    /// The poll reported the peer's end of stream (or an error): a short
+    /// read no longer means that nothing is left to read.
+    hung_up: bool,
     write_failed: bool,
     buf: Vec<u8>,
 }
@@ -103,6 +106,7 @@ impl StreamConn {
             readable: !connecting,
             writable: !connecting,
             read_closed: false,
+            hung_up: false,
             write_failed: false,
             buf: vec![0; READ_CHUNK],
         })
@@ -122,6 +126,9 @@ impl StreamConn {
     pub fn on_event(&mut self, event: &Event) {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.readable = true;
+        }
+        if event.is_read_closed() || event.is_error() {
+            self.hung_up = true;
         }
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             self.writable = true;
@@ -233,8 +240,10 @@ impl StreamConn {
                 Ok(n) => {
                     // A short read emptied the socket's queue: bytes that
                     // come after it raise a new edge, so there is no need
-                    // for a read that only says WouldBlock.
-                    if n < self.buf.len() {
+                    // for a read that only says WouldBlock. Not once the
+                    // peer has closed: its end of stream raises no new
+                    // edge, and the next read must see it.
+                    if n < self.buf.len() && !self.hung_up {
                         self.readable = false;
                     }
                     core.handle_input(now, &self.buf[..n]);
