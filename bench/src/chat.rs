@@ -19,7 +19,9 @@
 //!   write per line and buffered ([`crate::chat_refs`]).
 //!
 //! Every round runs all of them once, in turn; the figures are the medians
-//! of the rounds.
+//! of the rounds. `P2PCHAT_BENCH_CHAT_LINES=N` sends N lines one way instead
+//! of [`LINES`], `P2PCHAT_BENCH_CHAT_TRIPS=N` measures N round trips instead
+//! of [`ROUND_TRIPS`] (a longer window for a profiler).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -68,8 +70,11 @@ struct Round {
     clear_cpu: Option<(f64, f64)>,
     enc_rate: f64,
     enc_rtt: (f64, f64),
+    /// CPU µs per round trip of A and B.
+    enc_rtt_cpu: (f64, f64),
     clear_rate: Option<f64>,
     clear_rtt: Option<(f64, f64)>,
+    clear_rtt_cpu: Option<(f64, f64)>,
     cat_rate: f64,
     cat_rtt: (f64, f64),
     tcp_rtt: (f64, f64),
@@ -83,8 +88,15 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
     let p2pchat = &std::fs::canonicalize(p2pchat)
         .with_context(|| format!("no client to measure at {}", p2pchat.display()))?;
     let cleartext = cleartext_binary(p2pchat)?;
-    let (lines, trips, rounds) =
+    let (mut lines, mut trips, rounds) =
         if quick { (20_000, 500, 1) } else { (LINES, ROUND_TRIPS, ROUNDS) };
+    // For profiling: a longer one-way run.
+    if let Some(n) = std::env::var("P2PCHAT_BENCH_CHAT_LINES").ok().and_then(|v| v.parse().ok()) {
+        lines = n;
+    }
+    if let Some(n) = std::env::var("P2PCHAT_BENCH_CHAT_TRIPS").ok().and_then(|v| v.parse().ok()) {
+        trips = n;
+    }
     let dir = std::env::temp_dir().join(format!("p2pchat-bench-chat-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (_server, addr) = server(p2pchat, &dir)?;
@@ -95,14 +107,16 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
         {
             let mut pair = ChatPair::start(p2pchat, addr, &dir, &[], pins)?;
             (r.enc_rate, r.enc_cpu) = one_way(&mut pair, lines)?;
-            r.enc_rtt = round_trips(&mut pair, trips)?;
+            (r.enc_rtt, r.enc_rtt_cpu) = round_trips(&mut pair, trips)?;
         }
         if let Some(clear) = &cleartext {
             let mut pair = ChatPair::start(clear, addr, &dir, &["--bench-cleartext"], pins)?;
             let (rate, cpu) = one_way(&mut pair, lines)?;
             r.clear_rate = Some(rate);
             r.clear_cpu = Some(cpu);
-            r.clear_rtt = Some(round_trips(&mut pair, trips)?);
+            let (rtt, cpu) = round_trips(&mut pair, trips)?;
+            r.clear_rtt = Some(rtt);
+            r.clear_rtt_cpu = Some(cpu);
         }
         r.cat_rate = cat_one_way(lines)?;
         r.cat_rtt = cat_round_trips(trips)?;
@@ -194,6 +208,16 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
             Some(("same, encrypted", enc50)),
         ));
         report.add(rec("round trip p99, cleartext".into(), c99, "us", None));
+    }
+    let (enc_a, enc_b) = cpu(&|r| Some(r.enc_rtt_cpu));
+    let (clear_a, clear_b) = cpu(&|r| r.clear_rtt_cpu);
+    for (side, enc, clear) in [("A", enc_a, clear_a), ("B", enc_b, clear_b)] {
+        report.add(rec(
+            format!("round trip, {side}'s CPU per trip, encrypted"),
+            enc.unwrap_or(f64::NAN),
+            "us",
+            clear.map(|c| ("same, cleartext", c)),
+        ));
     }
     report.add(rec("round trip p50, two cats".into(), cat50, "us", None));
     report.add(rec(
@@ -355,8 +379,11 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
     (us(at(50)), us(at(99)))
 }
 
-/// Round trips A → B → A with one line in flight: p50 and p99 in µs.
-fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<(f64, f64)> {
+/// Round trips A → B → A with one line in flight: p50 and p99 in µs, and
+/// the CPU time per round trip of A and of B, in µs.
+fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<((f64, f64), (f64, f64))> {
+    let pids = [pair.a.child.id(), pair.b.child.id()];
+    let mut cpu_before = pids.map(cpu_ns);
     let mut times = Vec::with_capacity(trips);
     let mut buf = Vec::with_capacity(256);
     for i in 0..trips + RTT_WARMUP {
@@ -371,8 +398,16 @@ fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<(f64, f64)> 
         if i >= RTT_WARMUP {
             times.push(start.elapsed());
         }
+        if i + 1 == RTT_WARMUP {
+            cpu_before = pids.map(cpu_ns);
+        }
     }
-    Ok(percentiles(times))
+    let cpu_after = pids.map(cpu_ns);
+    let per_trip = |i: usize| match (cpu_before[i], cpu_after[i]) {
+        (Some(b), Some(a)) => a.saturating_sub(b) as f64 / trips as f64 / 1e3,
+        _ => f64::NAN,
+    };
+    Ok((percentiles(times), (per_trip(0), per_trip(1))))
 }
 
 /// The same one-way driver through `cat | cat`.

@@ -80,6 +80,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         utc_offset: offset,
         stopped_at: None,
         give_up_at: None,
+        turn: None,
     };
     client.app.tick(SystemTime::now());
     client.app.start();
@@ -113,6 +114,8 @@ struct Client {
     /// After Ctrl-C or SIGTERM, when to stop waiting for the registry's
     /// answer to the logout and exit anyway.
     give_up_at: Option<Instant>,
+    /// The turn's instant and wall-clock time, for [`Client::wall_clock`].
+    turn: Option<(Instant, SystemTime)>,
 }
 
 /// How long Ctrl-C or SIGTERM waits for the registry to confirm the logout
@@ -149,7 +152,8 @@ impl NodeHandler for Client {
         // The node may fire the timers that ran out while the process was
         // stopped before it reads the SIGCONT: any event means it runs.
         self.continued();
-        self.app.tick(SystemTime::now());
+        let wall = self.wall_clock(now);
+        self.app.tick(wall);
         if let NodeEvent::Signal(_) = event {
             self.give_up_at.get_or_insert(now.checked_add(SIGNAL_LOGOUT_WAIT).unwrap_or(now));
         }
@@ -215,6 +219,20 @@ impl Drop for Client {
 }
 
 impl Client {
+    /// The wall-clock time of the loop's turn that `now` stands for: read
+    /// once per turn, not once per event (a burst of a thousand lines is
+    /// one turn).
+    fn wall_clock(&mut self, now: Instant) -> SystemTime {
+        match self.turn {
+            Some((at, wall)) if at == now => wall,
+            _ => {
+                let wall = SystemTime::now();
+                self.turn = Some((now, wall));
+                wall
+            }
+        }
+    }
+
     /// Writes the buffered history lines: before anything they record is
     /// shown.
     fn write_history(&mut self) {

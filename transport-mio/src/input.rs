@@ -153,7 +153,10 @@ impl LineSplitter {
         if line.len() > MAX_LINE_LEN {
             self.items.push_back(InputItem::TooLong);
         } else {
-            self.items.push_back(InputItem::Line(String::from_utf8_lossy(&line).into_owned()));
+            // Valid UTF-8 (checked fast) is taken as it is, without a copy.
+            let text = String::from_utf8(line)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            self.items.push_back(InputItem::Line(text));
         }
     }
 
