@@ -22,7 +22,7 @@ use crate::input::{InputDecoder as _, UserInput};
 use crate::udp::UdpDriver;
 use chats::{Answer, Chats};
 
-pub use chats::{CONNECT_TIMEOUT, FINISH_STALL_LIMIT, MAX_HELD_EVENTS};
+pub use chats::{ACK_DELAY, CONNECT_TIMEOUT, FINISH_STALL_LIMIT, MAX_HELD_EVENTS};
 pub use handler::{NodeEvent, NodeHandler};
 pub use incoming::{MAX_INCOMING, VERIFY_TIMEOUT};
 

@@ -37,6 +37,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// ahead is slowed down by TCP, not buffered here.
 pub const MAX_HELD_EVENTS: usize = 256;
 
+/// How long the acknowledgement of a text waits for a text of ours to ride
+/// with ([`ChatConfig::ack_delay`]): in a conversation the answer usually
+/// comes sooner, and then one frame and one wakeup of the peer do for both.
+/// A burst of texts is acknowledged at once
+/// ([`ACK_EVERY`](p2pchat_core::ACK_EVERY) at a time).
+pub const ACK_DELAY: Duration = Duration::from_millis(5);
+
 /// Chat streams get tokens from here on, one new token per stream.
 const FIRST_STREAM: usize = 16;
 
@@ -518,8 +525,9 @@ impl Chats {
             io::Error::other(format!("no randomness for the handshake: {e}"))
         })?;
         let setup = ChatSetup { name: me, key: self.identity.clone(), role, seed };
+        let config = ChatConfig { ack_delay: ACK_DELAY, ..ChatConfig::default() };
         #[allow(unused_mut)]
-        let mut session = ChatSession::new(now, setup, ChatConfig::default());
+        let mut session = ChatSession::new(now, setup, config);
         #[cfg(feature = "bench-cleartext")]
         if self.cleartext {
             session.bench_cleartext_after_handshake();
