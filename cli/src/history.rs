@@ -61,9 +61,10 @@ pub enum Direction {
     Ended,
 }
 
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Direction {
+    /// The kind as the history file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Direction::Sent => "sent",
             Direction::Received => "received",
             Direction::Undelivered => "undelivered",
@@ -71,7 +72,13 @@ impl fmt::Display for Direction {
             Direction::Failed => "failed",
             Direction::Started => "started",
             Direction::Ended => "ended",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -268,7 +275,11 @@ impl History {
             Some((k, s)) if *k == key => s,
             _ => &self.stamp.insert((key, format_time(at))).1,
         };
-        let _ = write!(Buf(&mut self.buf), "{stamp} {direction} {peer} {}\n", escape(text));
+        for part in [stamp.as_str(), " ", direction.as_str(), " ", peer.as_str(), " "] {
+            self.buf.extend_from_slice(part.as_bytes());
+        }
+        self.buf.extend_from_slice(escape(text).as_bytes());
+        self.buf.push(b'\n');
         if self.buf.len() >= HISTORY_BUFFER { self.flush() } else { Ok(()) }
     }
 
@@ -290,16 +301,6 @@ impl Drop for History {
         if let Err(e) = self.flush() {
             tracing::warn!(error = %e, "cannot write the history file");
         }
-    }
-}
-
-/// Lets `write!` append to a byte buffer.
-struct Buf<'a>(&'a mut Vec<u8>);
-
-impl fmt::Write for Buf<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
     }
 }
 

@@ -36,7 +36,6 @@
 //! still waiting is dropped: the client ends on time even when nobody reads
 //! its output.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
@@ -78,7 +77,7 @@ enum Mode {
 pub struct UserOutput {
     file: Option<File>,
     mode: Mode,
-    pending: VecDeque<u8>,
+    pending: Pending,
     /// Registered with the loop's poll for writability.
     registered: bool,
 }
@@ -91,7 +90,12 @@ impl UserOutput {
             Ok(fd) => Self::from_file(File::from(fd)),
             Err(e) => {
                 tracing::debug!(error = %e, "standard output is closed");
-                Self { file: None, mode: Mode::Closed, pending: VecDeque::new(), registered: false }
+                Self {
+                    file: None,
+                    mode: Mode::Closed,
+                    pending: Pending::default(),
+                    registered: false,
+                }
             }
         }
     }
@@ -107,7 +111,7 @@ impl UserOutput {
             _ => Mode::Polled(fd::access_of(&file)),
         };
         tracing::debug!(?mode, "user output");
-        Self { file: Some(file), mode, pending: VecDeque::new(), registered: false }
+        Self { file: Some(file), mode, pending: Pending::default(), registered: false }
     }
 
     /// Queues `bytes`; they are written by the next [`UserOutput::flush`],
@@ -137,7 +141,7 @@ impl UserOutput {
     pub fn flush(&mut self) {
         while !self.pending.is_empty() {
             let Some(file) = self.file.as_mut() else { return };
-            let (front, _) = self.pending.as_slices();
+            let front = self.pending.front();
             let result = match self.mode {
                 Mode::Closed => return,
                 Mode::Direct => file.write(front),
@@ -151,7 +155,7 @@ impl UserOutput {
             };
             match result {
                 Ok(0) => return self.fail(&io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => drop(self.pending.drain(..n)),
+                Ok(n) => self.pending.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => return self.fail(&e),
@@ -207,6 +211,53 @@ impl UserOutput {
         tracing::debug!(error = %e, "writing standard output failed; dropping output");
         self.mode = Mode::Closed;
         self.pending.clear();
+    }
+}
+
+/// Bytes waiting to be written: appended at the back, written from the
+/// front. One contiguous buffer, so a line is appended with one copy and
+/// written with one call.
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// Bytes at the front already written.
+    start: usize,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        // Reclaims the written front once it outweighs the rest, so the
+        // copy is paid for by the writes that made it.
+        if self.start > 0 && self.start >= self.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn front(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The first `n` bytes were written.
+    fn advance(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
     }
 }
 
