@@ -1,9 +1,10 @@
 //! The client's terminal: the lines and prompts it prints, and the user's
 //! input cut into lines.
 //!
-//! What is printed goes through a [`UserOutput`]: written at once as far as
-//! standard output takes it, the rest later by the loop, never with a write
-//! that waits (a terminal stopped or not drawing, a pipe nobody reads). At
+//! What is printed goes through a [`UserOutput`]: written by the loop once
+//! per turn (after the history lines it shows), as far as standard output
+//! takes it, the rest later, never with a write that waits (a terminal
+//! stopped or not drawing, a pipe nobody reads). At
 //! most [`MAX_PENDING_OUTPUT`] bytes wait; beyond that, what is printed is
 //! left out, counted, and once the screen has caught up one line says how
 //! many were: the chat goes on meanwhile, and the history file still gets
