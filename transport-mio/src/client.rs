@@ -34,7 +34,7 @@ const OUTPUT: Token = Token(4);
 
 /// Most input items handed to the handler in one round, so that a long
 /// script does not starve the sockets.
-const MAX_LINES_PER_TURN: usize = 64;
+const MAX_LINES_PER_TURN: usize = 256;
 
 /// Rounds of "move bytes, collect events, hand them over" per turn before
 /// sleeping.

@@ -21,7 +21,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 /// Bytes read from the socket per read call.
-pub const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Most read calls per [`StreamConn::pump`], so that one fast peer cannot
 /// starve the rest of the loop. Readiness is remembered, so the rest is read
