@@ -105,6 +105,10 @@ impl Term {
 
     /// Prints one line.
     pub fn line(&mut self, text: &str) {
+        // The common case (a script's output, a pipe) without a copy.
+        if let Mode::Lines { prompt_open: false, .. } = self.mode {
+            return self.write_parts(&[text.as_bytes(), b"\n"]);
+        }
         let out = self.line_bytes(text);
         self.write_out(&out);
     }
@@ -206,7 +210,12 @@ impl Term {
     /// Prints `s`: queued whole, or left out whole if too much waits already.
     /// Once nothing waits any more, a line first says how much was left out.
     fn write_out(&mut self, s: &str) {
-        if s.is_empty() {
+        self.write_parts(&[s.as_bytes()]);
+    }
+
+    /// [`Term::write_out`] of `parts` joined.
+    fn write_parts(&mut self, parts: &[&[u8]]) {
+        if parts.iter().all(|p| p.is_empty()) {
             return;
         }
         if self.left_out > 0 && self.out.pending() == 0 {
@@ -220,7 +229,7 @@ impl Term {
                 self.left_out = 0;
             }
         }
-        if !self.out.write(s.as_bytes()) {
+        if !self.out.write_parts(parts) {
             self.left_out += 1;
         }
     }

@@ -132,6 +132,23 @@ impl UserOutput {
         true
     }
 
+    /// [`UserOutput::write`] of `parts` joined, without joining them first:
+    /// all queued, or none.
+    #[must_use]
+    pub fn write_parts(&mut self, parts: &[&[u8]]) -> bool {
+        if self.mode == Mode::Closed {
+            return true;
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.pending.len() + len > MAX_PENDING_OUTPUT {
+            return false;
+        }
+        for part in parts {
+            self.pending.extend(part);
+        }
+        true
+    }
+
     /// Bytes waiting for the descriptor.
     pub fn pending(&self) -> usize {
         self.pending.len()
