@@ -13,6 +13,9 @@ use anyhow::{Context as _, bail};
 /// is given up.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// How long the clients get to exit on their own at the end of a run.
+const EXIT_WAIT: Duration = Duration::from_secs(3);
+
 /// A child process with its standard input and output as pipes; killed
 /// when dropped.
 pub struct Proc {
@@ -167,7 +170,19 @@ impl ChatPair {
 }
 
 impl Drop for ChatPair {
+    /// Closes both clients' input (they leave the chat, log out and exit),
+    /// waits for them a moment, then kills what is left.
     fn drop(&mut self) {
+        drop(self.a.stdin.take());
+        drop(self.b.stdin.take());
+        drop(self.a.stdout.take());
+        drop(self.b.stdout.take());
+        let until = Instant::now() + EXIT_WAIT;
+        for c in [&mut self.a.child, &mut self.b.child] {
+            while Instant::now() < until && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.a.child.kill();
         let _ = self.b.child.kill();
         let _ = self.a.child.wait();

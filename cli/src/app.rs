@@ -312,7 +312,8 @@ impl App {
             }
             NodeEvent::Sent { text } => {
                 if let Some(peer) = self.chat_peer() {
-                    self.print(format!("[{}] you: {}", self.clock(), escape_for_display(&text)));
+                    let line = screen::chat_line(&self.clock(), "you", &escape_for_display(&text));
+                    self.print(line);
                     self.record(Direction::Sent, peer, text);
                 }
             }

@@ -282,20 +282,33 @@ impl Wire {
     /// of the turn's messages if the handshake is done, else held in clear
     /// until it is.
     pub(super) fn push(&mut self, msg: &ChatMsg) {
-        let payload = encode_chat(msg);
-        debug_assert!(payload.len() <= MAX_PLAINTEXT_LEN);
         match &mut self.noise {
-            Noise::Transport(_) => self.queue_sealed(&payload),
+            Noise::Transport(_) => self.queue_msg(msg),
             Noise::CallerPreamble { .. }
             | Noise::CalleePreamble { .. }
             | Noise::Handshake { .. } => {
+                let payload = encode_chat(msg);
+                debug_assert!(payload.len() <= MAX_PLAINTEXT_LEN);
                 self.held_len += FRAME_HEADER_LEN + payload.len() + TAG_LEN;
                 self.held.push(payload);
             }
             #[cfg(feature = "bench-cleartext")]
-            Noise::Clear => self.queue_sealed(&payload),
+            Noise::Clear => self.queue_msg(msg),
             Noise::Gone => {}
         }
+    }
+
+    /// Encodes `msg` straight into the next sealed frame (no buffer of its
+    /// own), sealing the one under way first if it would grow past a Noise
+    /// message.
+    fn queue_msg(&mut self, msg: &ChatMsg) {
+        let len = body_len(msg);
+        debug_assert!(len <= MAX_PLAINTEXT_LEN);
+        if self.unsealed.len() + len > MAX_PLAINTEXT_LEN {
+            self.seal();
+        }
+        let buf = std::mem::take(&mut self.unsealed);
+        self.unsealed = encode_into(msg, buf);
     }
 
     /// Adds an encoded message to the next sealed frame, sealing the one
@@ -403,6 +416,12 @@ impl Wire {
         self.seal();
         self.noise = Noise::Gone;
     }
+}
+
+/// `msg` encoded at the end of `buf`.
+#[allow(clippy::expect_used)] // Our messages always serialize, and a `Vec` only grows.
+fn encode_into(msg: &ChatMsg, buf: Vec<u8>) -> Vec<u8> {
+    postcard::to_extend(msg, buf).expect("our messages always serialize")
 }
 
 fn seal_frame(transport: &mut Transport, out: &mut Vec<u8>, payload: &[u8]) {
