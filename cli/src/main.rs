@@ -405,14 +405,13 @@ fn forget(name: &UserName, flag: Option<PathBuf>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-#[cfg(test)]
+/// The `p2pchat` users run has no way to chat in clear: the flag exists
+/// only in the benchmark suite's build.
+#[cfg(all(test, not(feature = "bench-cleartext")))]
 mod tests {
     use super::*;
 
-    /// The `p2pchat` users run has no way to chat in clear: the flag exists
-    /// only in the benchmark suite's build.
     #[test]
-    #[cfg(not(feature = "bench-cleartext"))]
     fn the_default_build_has_no_cleartext_flag() {
         let args = ["p2pchat", "client", "--name", "ann", "--bench-cleartext"];
         let err = Cli::try_parse_from(args).expect_err("the flag must not exist");
