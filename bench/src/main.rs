@@ -7,6 +7,9 @@
 //! See docs/PERFORMANCE.md for what each figure means and the targets.
 
 mod batch_io;
+mod chat;
+mod chat_procs;
+mod chat_refs;
 mod child;
 mod core_bench;
 mod echo;
@@ -82,6 +85,13 @@ enum Part {
         #[arg(long)]
         reply_len: Option<usize>,
     },
+    /// Chat: one-way lines/s and round trip between two real clients,
+    /// encrypted and in clear, against pipes and raw TCP.
+    Chat {
+        /// Leave the two clients unpinned (default: one per CPU, 0 and 1).
+        #[arg(long)]
+        no_pin: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -114,10 +124,12 @@ fn main() -> anyhow::Result<()> {
     let result = match part {
         Part::All => registry::run(&args.p2pchat, args.quick, &mut report)
             .and_then(|()| scale::run(&args.p2pchat, args.quick, users, &mut report))
+            .and_then(|()| chat::run(&mut report, &args.p2pchat, args.quick, true))
             .and_then(|()| core_bench::run(args.quick, &mut report)),
         Part::Registry => registry::run(&args.p2pchat, args.quick, &mut report),
         Part::Scale => scale::run(&args.p2pchat, args.quick, users, &mut report),
         Part::Core => core_bench::run(args.quick, &mut report),
+        Part::Chat { no_pin } => chat::run(&mut report, &args.p2pchat, args.quick, !no_pin),
         Part::Echo { .. } => Ok(()),
     };
     report.print_table();

@@ -12,6 +12,7 @@
 //! `registry.rs` and `chat.rs` what the registry's answers and the chat's
 //! events mean; `screen.rs` the prompts, the list and the menu.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -204,6 +205,8 @@ pub struct App {
     /// not answered since.
     said_still_trying: bool,
     actions: VecDeque<Action>,
+    /// The last second shown as `HH:MM:SS`, and its text.
+    clock_cache: RefCell<Option<(u64, String)>>,
 }
 
 impl App {
@@ -231,6 +234,7 @@ impl App {
             resumed: None,
             said_connecting: false,
             actions: VecDeque::new(),
+            clock_cache: RefCell::new(None),
         }
     }
 
@@ -308,7 +312,8 @@ impl App {
             }
             NodeEvent::Sent { text } => {
                 if let Some(peer) = self.chat_peer() {
-                    self.print(format!("[{}] you: {}", self.clock(), escape_for_display(&text)));
+                    let line = screen::chat_line(&self.clock(), "you", &escape_for_display(&text));
+                    self.print(line);
                     self.record(Direction::Sent, peer, text);
                 }
             }
@@ -367,7 +372,20 @@ impl App {
 
     /// The time of the input being handled, `HH:MM:SS` in local time.
     fn clock(&self) -> String {
-        screen::clock(self.now, self.config.utc_offset)
+        // The lines of a burst share their second: formatted once.
+        let Ok(since) = self.now.duration_since(SystemTime::UNIX_EPOCH) else {
+            return screen::clock(self.now, self.config.utc_offset);
+        };
+        let secs = since.as_secs();
+        let mut cache = self.clock_cache.borrow_mut();
+        match &*cache {
+            Some((at, text)) if *at == secs => text.clone(),
+            _ => {
+                let text = screen::clock(self.now, self.config.utc_offset);
+                *cache = Some((secs, text.clone()));
+                text
+            }
+        }
     }
 
     fn push(&mut self, action: Action) {

@@ -34,6 +34,10 @@ pub struct ClientOptions {
     pub history: PathBuf,
     /// The user's key pair, from `--identity` or the default file.
     pub identity: Identity,
+    /// `--bench-cleartext` (benchmark builds only): chats in clear after
+    /// the handshake.
+    #[cfg(feature = "bench-cleartext")]
+    pub bench_cleartext: bool,
 }
 
 /// Runs the client until the app exits; returns the exit status.
@@ -52,6 +56,10 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         input: InputSource::Stdin,
         terminal_signals: Term::wants_editor(interactive),
     })?;
+    #[cfg(feature = "bench-cleartext")]
+    if opts.bench_cleartext {
+        node.bench_cleartext();
+    }
     // From here on the terminal may be raw: `term` puts it back when dropped,
     // on every return, `?` included, and when a panic unwinds.
     let term = Typed::new(Term::stdio(interactive), Term::wants_editor(interactive));
@@ -72,6 +80,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         utc_offset: offset,
         stopped_at: None,
         give_up_at: None,
+        turn: None,
     };
     client.app.tick(SystemTime::now());
     client.app.start();
@@ -105,6 +114,8 @@ struct Client {
     /// After Ctrl-C or SIGTERM, when to stop waiting for the registry's
     /// answer to the logout and exit anyway.
     give_up_at: Option<Instant>,
+    /// The turn's instant and wall-clock time, for [`Client::wall_clock`].
+    turn: Option<(Instant, SystemTime)>,
 }
 
 /// How long Ctrl-C or SIGTERM waits for the registry to confirm the logout
@@ -131,12 +142,18 @@ impl NodeHandler for Client {
         Some(self.term().output())
     }
 
+    /// What is about to be shown is in the history file first.
+    fn before_output(&mut self) {
+        self.write_history();
+    }
+
     fn handle(&mut self, now: Instant, event: NodeEvent, node: &mut ClientNode) {
         tracing::trace!(?event, "app input");
         // The node may fire the timers that ran out while the process was
         // stopped before it reads the SIGCONT: any event means it runs.
         self.continued();
-        self.app.tick(SystemTime::now());
+        let wall = self.wall_clock(now);
+        self.app.tick(wall);
         if let NodeEvent::Signal(_) = event {
             self.give_up_at.get_or_insert(now.checked_add(SIGNAL_LOGOUT_WAIT).unwrap_or(now));
         }
@@ -155,6 +172,7 @@ impl NodeHandler for Client {
     /// Ctrl-Z: the terminal is restored while the process is stopped.
     fn suspend(&mut self) {
         self.stopped_at = Some(SystemTime::now());
+        self.write_history();
         self.term().suspend();
     }
 
@@ -186,7 +204,52 @@ impl NodeHandler for Client {
     }
 }
 
+/// Bytes of screen output that a turn of the loop gathers before it writes
+/// them (after the history lines they show) without waiting for the turn's
+/// end; far below [`p2pchat_transport_mio::MAX_PENDING_OUTPUT`], so that a
+/// long burst of messages is shown, not left out.
+pub const OUTPUT_FLUSH_AT: usize = 64 * 1024;
+
+impl Drop for Client {
+    /// The history's last lines are written before the terminal shows its
+    /// last output (when `term` drops).
+    fn drop(&mut self) {
+        self.write_history();
+    }
+}
+
 impl Client {
+    /// The wall-clock time of the loop's turn that `now` stands for: read
+    /// once per turn, not once per event (a burst of a thousand lines is
+    /// one turn).
+    fn wall_clock(&mut self, now: Instant) -> SystemTime {
+        match self.turn {
+            Some((at, wall)) if at == now => wall,
+            _ => {
+                let wall = SystemTime::now();
+                self.turn = Some((now, wall));
+                wall
+            }
+        }
+    }
+
+    /// Writes the buffered history lines: before anything they record is
+    /// shown.
+    fn write_history(&mut self) {
+        let result = self.history.flush();
+        self.history_result(result);
+    }
+
+    /// Says once that the history file cannot be written.
+    fn history_result(&mut self, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            if !self.history_failed {
+                self.history_failed = true;
+                self.term().line(&format!("warning: cannot write the history file: {e}"));
+            }
+        }
+    }
+
     /// The process runs again after a stop: the app is told how long it
     /// was stopped (once).
     fn continued(&mut self) {
@@ -203,6 +266,12 @@ impl Client {
     fn run_actions(&mut self, now: Instant, node: &mut ClientNode) {
         while let Some(action) = self.app.poll_action() {
             self.act(action, now, node);
+        }
+        // A long burst is shown in pieces, each after its history lines
+        // (an event's lines are all recorded by now).
+        if self.term().output().pending() >= OUTPUT_FLUSH_AT {
+            self.write_history();
+            self.term().output().flush();
         }
     }
 
@@ -229,12 +298,8 @@ impl Client {
             Action::FinishChat => node.finish_chat(now),
             Action::Record { at, direction, peer, text } => {
                 let at = OffsetDateTime::from(at).to_offset(self.utc_offset);
-                if let Err(e) = self.history.record(at, direction, &peer, &text) {
-                    if !self.history_failed {
-                        self.history_failed = true;
-                        self.term().line(&format!("warning: cannot write the history file: {e}"));
-                    }
-                }
+                let result = self.history.record(at, direction, &peer, &text);
+                self.history_result(result);
             }
             Action::Exit(code) => {
                 self.exit = Some(code);

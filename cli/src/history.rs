@@ -1,5 +1,6 @@
-//! The history file: one line per message or chat event, appended and
-//! flushed as written.
+//! The history file: one line per message or chat event, appended; the
+//! lines of a burst are written together, and always before they are shown
+//! (see [`History`]).
 //!
 //! ```text
 //! 2026-03-01T13:34:50.001+01:00 started Mert Ann
@@ -16,7 +17,8 @@
 //! always one line (see [`escape`]). `docs/HISTORY.md` is the reference
 //! (format version 2).
 
-use std::fmt;
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -59,9 +61,10 @@ pub enum Direction {
     Ended,
 }
 
-impl fmt::Display for Direction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Direction {
+    /// The kind as the history file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Direction::Sent => "sent",
             Direction::Received => "received",
             Direction::Undelivered => "undelivered",
@@ -69,7 +72,13 @@ impl fmt::Display for Direction {
             Direction::Failed => "failed",
             Direction::Started => "started",
             Direction::Ended => "ended",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -80,7 +89,57 @@ impl fmt::Display for Direction {
 /// variation selectors, fillers: see [`is_default_ignorable`]) `\u{XX}` with
 /// its hex code point. The result holds no line break and nothing invisible,
 /// and [`unescape`] undoes it.
-pub fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> Cow<'_, str> {
+    // Over bytes first: most texts are printable ASCII without a `\`, and
+    // are used as they are; ASCII with controls or `\` is escaped byte by
+    // byte. Only text beyond ASCII needs its grapheme clusters.
+    if all_plain(text.as_bytes()) {
+        return Cow::Borrowed(text);
+    }
+    let first = text.bytes().position(|b| !is_plain(b)).unwrap_or(text.len());
+    if !text.is_ascii() {
+        return Cow::Owned(escape_unicode(text));
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str(&text[..first]);
+    for &b in &text.as_bytes()[first..] {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b if is_plain(b) => out.push(char::from(b)),
+            // The other ASCII controls (C0 and DEL).
+            b => {
+                let _ = write!(out, "\\u{{{b:x}}}");
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether every byte of `bytes` [`is_plain`]: checked 16 bytes at a time
+/// without an early exit, which the compiler turns into vector code.
+fn all_plain(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(16);
+    let mut plain = true;
+    for chunk in &mut chunks {
+        plain &= chunk.iter().fold(true, |ok, &b| ok & is_plain(b));
+        if !plain {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&b| is_plain(b))
+}
+
+/// A byte that stands for itself in [`escape`]'s output: printable ASCII
+/// other than `\`.
+fn is_plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'\\'
+}
+
+/// [`escape`] for text beyond ASCII, grapheme cluster by cluster.
+fn escape_unicode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for cluster in text.graphemes(true) {
         let last = cluster.chars().count() - 1;
@@ -101,7 +160,7 @@ pub fn escape(text: &str) -> String {
                     || c == '\u{2029}'
                     || is_default_ignorable(c) =>
                 {
-                    out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
                 }
                 c => out.push(c),
             }
@@ -121,7 +180,7 @@ const VS16: char = '\u{fe0f}';
 /// the screen, forge a line, reorder what is shown with bidi controls or hide
 /// characters, and a literal `\` shows as `\\`, so `\u{7}` typed by a peer
 /// (shown `\\u{7}`) never looks like an escaped bell (shown `\u{7}`).
-pub fn escape_for_display(text: &str) -> String {
+pub fn escape_for_display(text: &str) -> Cow<'_, str> {
     escape(text)
 }
 
@@ -156,24 +215,41 @@ pub fn unescape(line: &str) -> Option<String> {
 
 /// One history line, without its line end; the time is written with the
 /// offset `at` has (the local one, as the screen shows it).
+#[cfg(test)]
 pub fn format_line(
     at: OffsetDateTime,
     direction: Direction,
     peer: &UserName,
     text: &str,
 ) -> String {
-    let at = at.format(TIME_FORMAT).unwrap_or_else(|_| at.unix_timestamp().to_string());
-    format!("{at} {direction} {peer} {}", escape(text))
+    format!("{} {direction} {peer} {}", format_time(at), escape(text))
+}
+
+/// `at` as the history writes it, with the offset it has.
+fn format_time(at: OffsetDateTime) -> String {
+    at.format(TIME_FORMAT).unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// Unix permissions of a newly created history file: owner read and write
 /// only, since it holds every message in clear text.
 pub const HISTORY_MODE: u32 = 0o600;
 
-/// The history file, open for appending.
+/// Bytes of history lines kept in memory before they are written; the
+/// client also writes them before anything is shown on the screen (so that
+/// what was shown is in the file even if the process dies next) and before
+/// the loop sleeps.
+pub const HISTORY_BUFFER: usize = 64 * 1024;
+
+/// The history file, open for appending. Lines are buffered (at most
+/// [`HISTORY_BUFFER`] bytes) until [`History::flush`], so a burst of
+/// messages costs one write.
 #[derive(Debug)]
 pub struct History {
     file: File,
+    buf: Vec<u8>,
+    /// The last time written (its millisecond and offset) and its text: the
+    /// messages of a burst share their millisecond.
+    stamp: Option<((i64, u16, time::UtcOffset), String)>,
 }
 
 impl History {
@@ -182,11 +258,11 @@ impl History {
     /// the mode it has.
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).mode(HISTORY_MODE).open(path)?;
-        Ok(Self { file })
+        Ok(Self { file, buf: Vec::with_capacity(HISTORY_BUFFER), stamp: None })
     }
 
-    /// Appends one line; the file is unbuffered, so it is on disk (in the
-    /// OS's cache) when this returns.
+    /// Appends one line to the buffer, writing the buffer out once it holds
+    /// [`HISTORY_BUFFER`] bytes. Call [`History::flush`] before showing it.
     pub fn record(
         &mut self,
         at: OffsetDateTime,
@@ -194,10 +270,37 @@ impl History {
         peer: &UserName,
         text: &str,
     ) -> io::Result<()> {
-        let mut line = format_line(at, direction, peer, text);
-        line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.file.flush()
+        let key = (at.unix_timestamp(), at.millisecond(), at.offset());
+        let stamp = match &self.stamp {
+            Some((k, s)) if *k == key => s,
+            _ => &self.stamp.insert((key, format_time(at))).1,
+        };
+        for part in [stamp.as_str(), " ", direction.as_str(), " ", peer.as_str(), " "] {
+            self.buf.extend_from_slice(part.as_bytes());
+        }
+        self.buf.extend_from_slice(escape(text).as_bytes());
+        self.buf.push(b'\n');
+        if self.buf.len() >= HISTORY_BUFFER { self.flush() } else { Ok(()) }
+    }
+
+    /// Writes the buffered lines (to the OS's cache: the file is a regular
+    /// file, which never makes the write wait for a reader). On an error
+    /// the buffered lines are dropped, so memory stays bounded.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = self.file.write_all(&self.buf);
+        self.buf.clear();
+        result
+    }
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "cannot write the history file");
+        }
     }
 }
 
@@ -213,6 +316,7 @@ mod tests {
             ("back\\slash", "back\\\\slash"),
             ("bell\u{7}", "bell\\u{7}"),
             ("tab\tcr\r", "tab\\tcr\\r"),
+            ("ascii\u{1}del\u{7f}\\", "ascii\\u{1}del\\u{7f}\\\\"),
             ("del\u{7f} c1\u{85} ls\u{2028}", "del\\u{7f} c1\\u{85} ls\\u{2028}"),
             ("ünïcödé 名前 🎉", "ünïcödé 名前 🎉"),
             ("\\n literal", "\\\\n literal"),
@@ -311,6 +415,7 @@ mod tests {
         History::open(&path).unwrap().record(at, Direction::Sent, &peer, "one").unwrap();
         let mut h = History::open(&path).unwrap();
         h.record(at, Direction::Undelivered, &peer, "two\nlines").unwrap();
+        h.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(&path).unwrap().permissions(),

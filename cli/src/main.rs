@@ -107,6 +107,11 @@ enum Command {
         /// $XDG_CONFIG_HOME/p2pchat/identity, else ~/.config/p2pchat/identity.
         #[arg(long, value_name = "PATH")]
         identity: Option<PathBuf>,
+        /// Chats go in clear after the handshake: only in the benchmark
+        /// suite's build (the `bench-cleartext` feature), never in `p2pchat`.
+        #[cfg(feature = "bench-cleartext")]
+        #[arg(long, hide = true)]
+        bench_cleartext: bool,
     },
     /// Print the online users, one `name address:port` per line.
     #[command(after_help = EXIT_CODES)]
@@ -202,7 +207,15 @@ fn main() -> ExitCode {
         Command::Server { bind, lease, max_users, max_per_address } => {
             server(bind, lease, max_users, max_per_address)
         }
-        Command::Client { name, server, listen, history, identity } => {
+        Command::Client {
+            name,
+            server,
+            listen,
+            history,
+            identity,
+            #[cfg(feature = "bench-cleartext")]
+            bench_cleartext,
+        } => {
             settings().and_then(|config| {
                 let server = server_or_config(server, &config)?;
                 let name = match (name, config.name) {
@@ -215,7 +228,16 @@ fn main() -> ExitCode {
                 let identity = load_identity(identity)?;
                 let listen = listen.unwrap_or_else(|| local_addr_for(server));
                 let interactive = std::io::stdin().is_terminal();
-                client::run(ClientOptions { name, server, listen, history, identity }, interactive)
+                let options = ClientOptions {
+                    name,
+                    server,
+                    listen,
+                    history,
+                    identity,
+                    #[cfg(feature = "bench-cleartext")]
+                    bench_cleartext,
+                };
+                client::run(options, interactive)
             })
         }
         Command::List { server } => {
@@ -397,4 +419,19 @@ fn forget(name: &UserName, flag: Option<PathBuf>) -> anyhow::Result<i32> {
     };
     println_flush(&format!("{name}: forgot {}", describe(&status, &record.key)));
     Ok(0)
+}
+
+/// The `p2pchat` users run has no way to chat in clear: the flag exists
+/// only in the benchmark suite's build.
+#[cfg(all(test, not(feature = "bench-cleartext")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_build_has_no_cleartext_flag() {
+        let args = ["p2pchat", "client", "--name", "ann", "--bench-cleartext"];
+        let err = Cli::try_parse_from(args).expect_err("the flag must not exist");
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(Cli::try_parse_from(&args[..4]).is_ok());
+    }
 }

@@ -20,6 +20,10 @@ pub fn split_for_sending(text: &str) -> Vec<String> {
 }
 
 fn split_at_most(text: &str, max: usize) -> Vec<String> {
+    // Most lines fit: no need to find their clusters.
+    if text.len() <= max {
+        return vec![text.to_owned()];
+    }
     let mut pieces = Vec::with_capacity(text.len() / max + 1);
     let mut start = 0;
     let mut end = 0;

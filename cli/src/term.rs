@@ -1,9 +1,10 @@
 //! The client's terminal: the lines and prompts it prints, and the user's
 //! input cut into lines.
 //!
-//! What is printed goes through a [`UserOutput`]: written at once as far as
-//! standard output takes it, the rest later by the loop, never with a write
-//! that waits (a terminal stopped or not drawing, a pipe nobody reads). At
+//! What is printed goes through a [`UserOutput`]: written by the loop once
+//! per turn (after the history lines it shows), as far as standard output
+//! takes it, the rest later, never with a write that waits (a terminal
+//! stopped or not drawing, a pipe nobody reads). At
 //! most [`MAX_PENDING_OUTPUT`] bytes wait; beyond that, what is printed is
 //! left out, counted, and once the screen has caught up one line says how
 //! many were: the chat goes on meanwhile, and the history file still gets
@@ -104,6 +105,10 @@ impl Term {
 
     /// Prints one line.
     pub fn line(&mut self, text: &str) {
+        // The common case (a script's output, a pipe) without a copy.
+        if let Mode::Lines { prompt_open: false, .. } = self.mode {
+            return self.write_parts(&[text.as_bytes(), b"\n"]);
+        }
         let out = self.line_bytes(text);
         self.write_out(&out);
     }
@@ -205,7 +210,12 @@ impl Term {
     /// Prints `s`: queued whole, or left out whole if too much waits already.
     /// Once nothing waits any more, a line first says how much was left out.
     fn write_out(&mut self, s: &str) {
-        if s.is_empty() {
+        self.write_parts(&[s.as_bytes()]);
+    }
+
+    /// [`Term::write_out`] of `parts` joined.
+    fn write_parts(&mut self, parts: &[&[u8]]) {
+        if parts.iter().all(|p| p.is_empty()) {
             return;
         }
         if self.left_out > 0 && self.out.pending() == 0 {
@@ -219,7 +229,7 @@ impl Term {
                 self.left_out = 0;
             }
         }
-        if !self.out.write(s.as_bytes()) {
+        if !self.out.write_parts(parts) {
             self.left_out += 1;
         }
     }

@@ -20,7 +20,7 @@ use crate::key::PublicKey;
 use crate::name::UserName;
 
 pub use config::{
-    CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
+    ACK_EVERY, CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
     MAX_BUFFERED_OUTPUT, MAX_UNACKED, PING_INTERVAL,
 };
 pub use error::{ChatError, SendError};
@@ -75,8 +75,10 @@ use wire::{Inbound, Wire};
 /// `Hello`s have been sent and received.
 /// Texts carry sequence numbers 1, 2, 3, … in each direction; the receiver
 /// requires them consecutive and answers with one cumulative `Ack { upto }`
-/// per `handle_input` call that brought new texts. An `Ack` that does not
-/// advance is ignored.
+/// per `handle_input` call that brought new texts (with a
+/// [`ChatConfig::ack_delay`], within that delay, or with our next text,
+/// whichever comes first; at once after [`ACK_EVERY`] texts). An `Ack` that
+/// does not advance is ignored.
 ///
 /// Closing: the side that calls [`close`](Self::close) sends `Goodbye` and
 /// waits up to [`ChatConfig::close_linger`] for acknowledgements and the
@@ -152,6 +154,8 @@ pub struct ChatSession {
     ping_at: Option<Instant>,
     /// When the peer counts as silent (open sessions only).
     idle_at: Option<Instant>,
+    /// When the delayed `Ack` is due, if one waits ([`ChatConfig::ack_delay`]).
+    ack_at: Option<Instant>,
     /// The fatal error, returned by every `handle_input` once set.
     error: Option<ChatError>,
 }
@@ -203,12 +207,22 @@ impl ChatSession {
             handshake_at: now.checked_add(config.handshake_timeout),
             ping_at: now.checked_add(config.ping_interval),
             idle_at: now.checked_add(config.idle_timeout),
+            ack_at: None,
             error: None,
         };
         if caller {
             session.send_hello();
         }
         session
+    }
+
+    /// Once the handshake is done (the peer authenticated as usual), frames
+    /// go in clear, without sealing: only for the end-to-end benchmark of
+    /// what encryption costs, and only in builds with the `bench-cleartext`
+    /// feature. Both ends must ask for it, else the chat fails.
+    #[cfg(feature = "bench-cleartext")]
+    pub fn bench_cleartext_after_handshake(&mut self) {
+        self.wire.clear_after_handshake();
     }
 
     /// Two sessions, `a` and `b`, that talk without encryption: only for
@@ -322,7 +336,7 @@ impl ChatSession {
                 return Err(error);
             }
         }
-        self.queue_replies();
+        self.queue_replies(Some(now));
         Ok(())
     }
 
@@ -399,6 +413,10 @@ impl ChatSession {
             return Err(SendError::Backpressure);
         }
         if self.peer.is_some() {
+            // A waiting `Ack` rides with the text.
+            if self.received > self.acked {
+                self.queue_ack();
+            }
             self.wire.push(&msg);
         } else {
             self.held_bytes += len;
@@ -427,7 +445,7 @@ impl ChatSession {
                 self.finish(CloseReason::LocalClose, Output::Discard);
             }
             Phase::Open => {
-                self.queue_replies();
+                self.queue_replies(None);
                 if self.peer.is_some() {
                     self.wire.push(&ChatMsg::Goodbye);
                 }
@@ -450,9 +468,10 @@ impl ChatSession {
     /// once finished.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Open => {
-                [self.handshake_at, self.ping_at, self.idle_at].into_iter().flatten().min()
-            }
+            Phase::Open => [self.handshake_at, self.ping_at, self.idle_at, self.ack_at]
+                .into_iter()
+                .flatten()
+                .min(),
             Phase::Closing { linger_until } => linger_until,
             Phase::Finished => None,
         }
@@ -464,6 +483,9 @@ impl ChatSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase {
             Phase::Open => {
+                if self.ack_at.is_some_and(|t| t <= now) {
+                    self.queue_ack();
+                }
                 if self.handshake_at.is_some_and(|t| t <= now) {
                     self.finish(CloseReason::HandshakeTimeout, Output::Discard);
                 } else if self.idle_at.is_some_and(|t| t <= now) {
@@ -509,20 +531,38 @@ impl ChatSession {
         }
     }
 
-    /// Queues the coalesced `Ack` and the `Pong`s owed to the peer.
-    fn queue_replies(&mut self) {
+    /// Queues the `Pong`s owed to the peer and the coalesced `Ack`: at
+    /// once, or, after an input at `now` with a [`ChatConfig::ack_delay`],
+    /// when the delay runs out (unless [`ACK_EVERY`] texts wait for it, or a
+    /// text of ours takes it along first).
+    fn queue_replies(&mut self, now: Option<Instant>) {
         match self.phase {
             Phase::Open => {}
             Phase::Closing { .. } | Phase::Finished => return,
         }
         if self.received > self.acked {
-            self.wire.push(&ChatMsg::Ack { upto: self.received });
-            self.acked = self.received;
+            let waiting = self.received.0 - self.acked.0;
+            let due = now
+                .filter(|_| !self.config.ack_delay.is_zero() && waiting < ACK_EVERY)
+                .and_then(|now| now.checked_add(self.config.ack_delay));
+            match due {
+                Some(due) => {
+                    self.ack_at.get_or_insert(due);
+                }
+                None => self.queue_ack(),
+            }
         }
         for _ in 0..self.pongs_due {
             self.wire.push(&ChatMsg::Pong);
         }
         self.pongs_due = 0;
+    }
+
+    /// Queues the `Ack` of every text received.
+    fn queue_ack(&mut self) {
+        self.wire.push(&ChatMsg::Ack { upto: self.received });
+        self.acked = self.received;
+        self.ack_at = None;
     }
 
     /// Ends the session: every unacknowledged text is `Undelivered`, then

@@ -20,9 +20,9 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::input::{InputDecoder as _, UserInput};
 use crate::udp::UdpDriver;
-use chats::Chats;
+use chats::{Answer, Chats};
 
-pub use chats::{CONNECT_TIMEOUT, FINISH_STALL_LIMIT, MAX_HELD_EVENTS};
+pub use chats::{ACK_DELAY, CONNECT_TIMEOUT, FINISH_STALL_LIMIT, MAX_HELD_EVENTS};
 pub use handler::{NodeEvent, NodeHandler};
 pub use incoming::{MAX_INCOMING, VERIFY_TIMEOUT};
 
@@ -34,7 +34,7 @@ const OUTPUT: Token = Token(4);
 
 /// Most input items handed to the handler in one round, so that a long
 /// script does not starve the sockets.
-const MAX_LINES_PER_TURN: usize = 64;
+const MAX_LINES_PER_TURN: usize = 256;
 
 /// Rounds of "move bytes, collect events, hand them over" per turn before
 /// sleeping.
@@ -128,17 +128,22 @@ pub enum NodeError {
 ///
 /// 1. due timers fire: registry retransmissions and keepalives, chat
 ///    keepalives, the connect timeout;
-/// 2. up to a few rounds of: move bytes on the chat streams; queue the
-///    registry's and the chats' events; hand the handler the user input it
+/// 2. up to a few rounds of: move bytes on the chat streams (write what
+///    waits, then read; the answers to what was read, such as
+///    acknowledgements, wait for the next write); queue the registry's and
+///    the chats' events; hand the handler the user input it
 ///    [`accepts`](NodeHandler::accepts) (none while a text waits for room),
 ///    then every queued event, in order. Commands the handler calls meanwhile
 ///    take effect at once, and what they report ([`NodeEvent::Sent`], …)
-///    joins the queue and is handed over in the same round;
-/// 3. queued datagrams are sent, and the handler's
-///    [`output`](NodeHandler::output) is written as far as it is taken
-///    without waiting;
-/// 4. after [`stop`], the chat streams are written once more and [`run`]
-///    returns;
+///    joins the queue and is handed over in the same round. After a round
+///    with chat events, the handler's [`output`](NodeHandler::output) is
+///    written (after [`before_output`](NodeHandler::before_output)): a text
+///    is shown before the peer hears that it arrived;
+/// 3. queued datagrams are sent, and the handler's output is written as far
+///    as it is taken without waiting (once per turn: a burst of lines is one
+///    write);
+/// 4. the chat streams are written (the last round's acknowledgements) and
+///    read; after [`stop`], [`run`] returns here;
 /// 5. the loop sleeps until a socket, the input, the output (while some of
 ///    it waits) or a signal is ready, or the next deadline.
 ///
@@ -207,6 +212,15 @@ impl ClientNode {
             events: VecDeque::new(),
             stopping: false,
         })
+    }
+
+    /// Every chat from now on goes in clear once its handshake is done:
+    /// only in builds with the `bench-cleartext` feature, for the benchmark
+    /// that measures what encryption costs end to end. The peer must do
+    /// the same, else the chat fails.
+    #[cfg(feature = "bench-cleartext")]
+    pub fn bench_cleartext(&mut self) {
+        self.chats.cleartext = true;
     }
 
     /// The address the chat listener is bound to.
@@ -310,21 +324,29 @@ impl ClientNode {
                 handler.on_deadline(now, self);
             }
             for _ in 0..MAX_SETTLE_ROUNDS {
-                self.chats.pump(now, self.poll.registry(), &mut self.events);
+                // What the peer sent is shown before it is acknowledged:
+                // the acknowledgements wait for the next pump.
+                self.chats.pump(now, self.poll.registry(), &mut self.events, Answer::Later);
                 self.collect_events(now);
                 let fed = self.feed_input(now, handler);
                 if self.events.is_empty() && !fed {
                     break;
                 }
-                self.process(now, handler);
+                if self.process(now, handler) {
+                    show(handler);
+                }
             }
             self.udp.flush(&mut self.registry, self.poll.registry())?;
+            show(handler);
             if let Some(output) = handler.output() {
-                output.flush();
                 output.update_interest(self.poll.registry(), OUTPUT);
             }
+            // The acknowledgements of what was just shown. What this reads
+            // is queued as events, so the loop does not sleep on them.
+            let now = Instant::now();
+            self.chats.pump(now, self.poll.registry(), &mut self.events, Answer::Now);
+            self.collect_events(now);
             if self.stopping {
-                self.chats.pump(Instant::now(), self.poll.registry(), &mut self.events);
                 return Ok(());
             }
             let timeout = self.next_timeout(handler);
@@ -347,7 +369,12 @@ impl ClientNode {
                         self.me.as_ref(),
                         self.poll.registry(),
                     ),
-                    INPUT => self.input.on_event(),
+                    INPUT => {
+                        self.input.on_event();
+                        if event.is_read_closed() || event.is_error() {
+                            self.input.on_hangup();
+                        }
+                    }
                     // Written before the next sleep.
                     OUTPUT => {}
                     SIGNALS => {
@@ -419,11 +446,16 @@ impl ClientNode {
     }
 
     /// Hands the handler the queued events, and those its commands add.
-    fn process<H: NodeHandler>(&mut self, now: Instant, handler: &mut H) {
+    /// Returns whether any was a chat's (something the peer sent, which the
+    /// handler may have shown).
+    fn process<H: NodeHandler>(&mut self, now: Instant, handler: &mut H) -> bool {
+        let mut chat = false;
         while let Some(event) = self.events.pop_front() {
             tracing::trace!(?event, "node event");
+            chat |= matches!(event, NodeEvent::Chat { .. });
             handler.handle(now, event, self);
         }
+        chat
     }
 
     fn next_timeout<H: NodeHandler>(&mut self, handler: &mut H) -> Option<Duration> {
@@ -437,6 +469,15 @@ impl ClientNode {
             .flatten()
             .min();
         deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// Writes what the handler printed, after what must come first
+/// ([`NodeHandler::before_output`]), as far as it is taken without waiting.
+fn show<H: NodeHandler>(handler: &mut H) {
+    handler.before_output();
+    if let Some(output) = handler.output() {
+        output.flush();
     }
 }
 

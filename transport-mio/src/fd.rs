@@ -52,6 +52,32 @@ pub(crate) fn reopen_terminal(file: &File, write: bool) -> Option<File> {
     }
 }
 
+/// `file`'s pipe (or FIFO), opened again through `/proc/self/fd` for
+/// reading (`write: false`) or writing, non-blocking: on Linux that makes a
+/// new open file description of the same pipe, ours alone, so `O_NONBLOCK`
+/// leaks to nobody and a read or write never waits. That saves the `poll`
+/// before every read or write, and lets a write fill the pipe's buffer
+/// rather than [`PIPE_BUF`](crate::PIPE_BUF) bytes at a time. `None` if
+/// `file` is not a pipe or that fails (no `/proc`, or no reader yet for a
+/// FIFO's write end).
+pub(crate) fn reopen_pipe(file: &File, write: bool) -> Option<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::FileTypeExt;
+    if !file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+        return None;
+    }
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let rw = if write { OFlags::WRONLY } else { OFlags::RDONLY };
+    let flags = rw | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    match rustix::fs::open(path.as_str(), flags, rustix::fs::Mode::empty()) {
+        Ok(fd) => Some(File::from(fd)),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot open the pipe again");
+            None
+        }
+    }
+}
+
 /// How to access `file`: non-blocking if its description already is.
 pub(crate) fn access_of(file: &File) -> Access {
     match fcntl_getfl(file) {

@@ -9,13 +9,16 @@
 //! - A terminal is opened again by its name, non-blocking: that open file
 //!   description is ours alone (setting `O_NONBLOCK` on the one shared with
 //!   the shell would leak to the shell), and a read with nothing there
-//!   returns `WouldBlock`.
-//! - A pipe (or a socket, or a terminal that cannot be opened again) keeps
-//!   its blocking description and is read only right after a zero-timeout
-//!   `poll` says it is readable now. Nothing else reads it, so it stays
-//!   readable until the read.
-//! - Both are registered with the loop's poll, read once per readiness event
-//!   and re-registered to re-arm the edge-triggered poll for the rest.
+//!   returns `WouldBlock`. A pipe is opened again the same way, through
+//!   `/proc/self/fd` (Linux).
+//! - Such a description of our own stays "ready" until a read returns
+//!   `WouldBlock`; the edge-triggered poll reports the next bytes after
+//!   that, so it is registered once, and read in chunks of [`INPUT_CHUNK`].
+//! - A pipe that cannot be opened again (no `/proc`), a socket, or a
+//!   terminal that cannot be opened again keeps its blocking description
+//!   and is read only right after a zero-timeout `poll` says it is readable
+//!   now (nothing else reads it, so it stays readable until the read), then
+//!   re-registered to re-arm the edge-triggered poll for the rest.
 //! - A regular file (or `/dev/null`) cannot be registered (`EPERM`): it is
 //!   always readable and a read never blocks, so it is read whenever input is
 //!   wanted and the loop polls with a zero timeout meanwhile.
@@ -46,7 +49,7 @@ use crate::fd::{self, Access};
 pub const MAX_LINE_LEN: usize = MAX_TEXT_LEN;
 
 /// Bytes read from standard input at a time.
-pub const INPUT_CHUNK: usize = 8 * 1024;
+pub const INPUT_CHUNK: usize = 64 * 1024;
 
 /// One unit of user input, in the order typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +108,7 @@ impl LineSplitter {
         }
         let mut rest = bytes;
         while !rest.is_empty() {
-            let (part, newline) = match rest.iter().position(|&b| b == b'\n') {
+            let (part, newline) = match find_newline(rest) {
                 Some(i) => (&rest[..i], true),
                 None => (rest, false),
             };
@@ -116,6 +119,9 @@ impl LineSplitter {
                     self.discarding = true;
                     self.partial.clear();
                     self.items.push_back(InputItem::TooLong);
+                } else if self.partial.is_empty() && newline {
+                    // A whole line in one chunk: one allocation of its size.
+                    self.partial = part.to_vec();
                 } else {
                     self.partial.extend_from_slice(part);
                 }
@@ -150,7 +156,10 @@ impl LineSplitter {
         if line.len() > MAX_LINE_LEN {
             self.items.push_back(InputItem::TooLong);
         } else {
-            self.items.push_back(InputItem::Line(String::from_utf8_lossy(&line).into_owned()));
+            // Valid UTF-8 (checked fast) is taken as it is, without a copy.
+            let text = String::from_utf8(line)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            self.items.push_back(InputItem::Line(text));
         }
     }
 
@@ -168,6 +177,19 @@ impl LineSplitter {
     pub fn ended(&self) -> bool {
         self.ended
     }
+}
+
+/// The index of the first `\n` in `bytes`: 16 bytes at a time without an
+/// early exit inside them, which the compiler turns into vector code.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for chunk in bytes.chunks(16) {
+        if chunk.iter().fold(false, |found, &b| found | (b == b'\n')) {
+            return chunk.iter().position(|&b| b == b'\n').map(|i| at + i);
+        }
+        at += chunk.len();
+    }
+    None
 }
 
 impl InputDecoder for LineSplitter {
@@ -205,6 +227,8 @@ pub struct UserInput {
     mode: Mode,
     token: Token,
     ready: bool,
+    /// See [`UserInput::on_hangup`].
+    hung_up: bool,
     buf: Vec<u8>,
 }
 
@@ -221,6 +245,7 @@ impl UserInput {
                     mode: Mode::AlwaysReady,
                     token,
                     ready: true,
+                    hung_up: false,
                     buf: Vec::new(),
                 })
             }
@@ -230,7 +255,9 @@ impl UserInput {
     /// Reads from `file`: a terminal (which is opened again, see the
     /// module documentation), a pipe, a socket or a regular file.
     pub fn from_file(file: File, registry: &Registry, token: Token) -> io::Result<Self> {
-        let file = fd::reopen_terminal(&file, false).unwrap_or(file);
+        let file = fd::reopen_terminal(&file, false)
+            .or_else(|| fd::reopen_pipe(&file, false))
+            .unwrap_or(file);
         let fd = file.as_raw_fd();
         let mode = match registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
             Ok(()) => Mode::Polled(fd::access_of(&file)),
@@ -243,6 +270,7 @@ impl UserInput {
             mode,
             token,
             ready: mode == Mode::AlwaysReady,
+            hung_up: false,
             buf: vec![0; INPUT_CHUNK],
         })
     }
@@ -255,6 +283,14 @@ impl UserInput {
     /// Records a readiness event for the input.
     pub fn on_event(&mut self) {
         self.ready = true;
+    }
+
+    /// Records that the poll reported the input's end (a hang-up, or an
+    /// error): from now on only a read that says `WouldBlock` or returns
+    /// the end clears its readiness.
+    pub fn on_hangup(&mut self) {
+        self.ready = true;
+        self.hung_up = true;
     }
 
     /// Whether the loop must not sleep: the input is readable now (a regular
@@ -294,13 +330,30 @@ impl UserInput {
                 other => break other,
             }
         };
+        let own = self.mode == Mode::Polled(Access::NonBlocking);
         match result {
             Ok(0) => {
                 decoder.push_eof();
                 self.release(registry);
                 return;
             }
+            // Our own non-blocking description stays ready until a read
+            // says it would block: the edge-triggered poll reports the next
+            // bytes after that, so no re-arming is needed.
+            Ok(n) if own => {
+                // A short read emptied the pipe or terminal: the next bytes
+                // raise a new edge. Not once the writer has gone: the end
+                // of input raises no new edge, and the next read must see it.
+                if n < self.buf.len() && !self.hung_up {
+                    self.ready = false;
+                }
+                return decoder.push(&self.buf[..n]);
+            }
             Ok(n) => decoder.push(&self.buf[..n]),
+            Err(e) if own && e.kind() == io::ErrorKind::WouldBlock => {
+                self.ready = false;
+                return;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::warn!(error = %e, "reading standard input failed; treating it as ended");
@@ -371,6 +424,19 @@ mod tests {
     }
 
     #[test]
+    fn the_first_newline_is_found_anywhere() {
+        for len in 0..50 {
+            assert_eq!(find_newline(&vec![b'x'; len]), None);
+            for at in 0..len {
+                let mut bytes = vec![b'x'; len];
+                bytes[at] = b'\n';
+                bytes[len - 1] = b'\n';
+                assert_eq!(find_newline(&bytes), Some(at), "{len} bytes, newline at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn overlong_lines_are_dropped_whole() {
         let max = vec![b'a'; MAX_LINE_LEN];
         let long = vec![b'a'; MAX_LINE_LEN + 1];
@@ -411,8 +477,11 @@ mod tests {
                 Duration::from_secs(5)
             };
             poll.poll(&mut events, Some(timeout)).unwrap();
-            if !events.is_empty() {
+            for event in events.iter() {
                 input.on_event();
+                if event.is_read_closed() || event.is_error() {
+                    input.on_hangup();
+                }
             }
         }
         panic!("input never ended: {got:?}");
@@ -451,6 +520,30 @@ mod tests {
         assert_eq!(got.len(), 201);
         assert!(got[..200].iter().all(|i| *i == line(&big)));
         assert_eq!(got[200], InputItem::Eof);
+    }
+
+    #[test]
+    fn a_pipe_is_read_as_our_own_until_its_end() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut input = UserInput::from_file(File::from(r), poll.registry(), Token(9)).unwrap();
+        assert_eq!(input.mode, Mode::Polled(Access::NonBlocking));
+        let mut w = File::from(w);
+        // A short read, then the writer goes: its end is still read.
+        w.write_all(b"first\n").unwrap();
+        let mut lines = LineSplitter::new();
+        let mut events = mio::Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::from_secs(5))).unwrap();
+        input.on_event();
+        assert_eq!(input.peek(poll.registry(), &mut lines), Some(&line("first")));
+        lines.pop();
+        assert_eq!(input.peek(poll.registry(), &mut lines), None);
+        w.write_all(b"second\nthird").unwrap();
+        drop(w);
+        assert_eq!(
+            drain(&mut input, &mut poll),
+            vec![line("second"), line("third"), InputItem::Eof]
+        );
     }
 
     #[test]
@@ -516,6 +609,7 @@ mod tests {
             mode: Mode::AlwaysReady,
             token: Token(9),
             ready: true,
+            hung_up: false,
             buf: vec![],
         };
         let mut lines = LineSplitter::new();

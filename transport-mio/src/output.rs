@@ -5,15 +5,18 @@
 //! whose reader is slow must not stop the client: while it waits, the chat
 //! still has keepalives and acks to answer and the registry its keepalives.
 //! So what is printed goes into a bounded buffer ([`UserOutput`]), written
-//! as far as the descriptor takes it without waiting; the loop writes the
-//! rest when the poll says the descriptor is writable again.
+//! by [`UserOutput::flush`] as far as the descriptor takes it without
+//! waiting: the loop flushes once per turn, before it sleeps, so a burst of
+//! lines costs one write; it writes the rest when the poll says the
+//! descriptor is writable again.
 //!
 //! How each kind of descriptor is written without waiting:
 //!
-//! - a terminal is opened again by its name, non-blocking (that open file
-//!   description is ours alone, so nothing leaks to the shell) and written
-//!   until it reports `WouldBlock`;
-//! - a pipe or a socket (or a terminal that cannot be opened again) is
+//! - a terminal is opened again by its name, and a pipe through
+//!   `/proc/self/fd` (Linux), non-blocking (that open file description is
+//!   ours alone, so nothing leaks to the shell) and written until it
+//!   reports `WouldBlock`;
+//! - a socket (or a terminal or pipe that cannot be opened again) is
 //!   written only right after a zero-timeout `poll` says it is writable, at
 //!   most [`PIPE_BUF`] bytes at a time (what a writable pipe always takes
 //!   whole);
@@ -33,7 +36,6 @@
 //! still waiting is dropped: the client ends on time even when nobody reads
 //! its output.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
@@ -75,7 +77,7 @@ enum Mode {
 pub struct UserOutput {
     file: Option<File>,
     mode: Mode,
-    pending: VecDeque<u8>,
+    pending: Pending,
     /// Registered with the loop's poll for writability.
     registered: bool,
 }
@@ -88,7 +90,12 @@ impl UserOutput {
             Ok(fd) => Self::from_file(File::from(fd)),
             Err(e) => {
                 tracing::debug!(error = %e, "standard output is closed");
-                Self { file: None, mode: Mode::Closed, pending: VecDeque::new(), registered: false }
+                Self {
+                    file: None,
+                    mode: Mode::Closed,
+                    pending: Pending::default(),
+                    registered: false,
+                }
             }
         }
     }
@@ -96,17 +103,22 @@ impl UserOutput {
     /// Writes to `file`: a terminal (which is opened again, see the module
     /// documentation), a pipe, a socket or a regular file.
     pub fn from_file(file: File) -> Self {
-        let file = fd::reopen_terminal(&file, true).unwrap_or(file);
+        let file = fd::reopen_terminal(&file, true)
+            .or_else(|| fd::reopen_pipe(&file, true))
+            .unwrap_or(file);
         let mode = match file.metadata() {
             Ok(m) if m.is_file() => Mode::Direct,
             _ => Mode::Polled(fd::access_of(&file)),
         };
         tracing::debug!(?mode, "user output");
-        Self { file: Some(file), mode, pending: VecDeque::new(), registered: false }
+        Self { file: Some(file), mode, pending: Pending::default(), registered: false }
     }
 
-    /// Queues `bytes` and writes what the descriptor takes now. If they do
-    /// not fit under [`MAX_PENDING_OUTPUT`], nothing is queued and the
+    /// Queues `bytes`; they are written by the next [`UserOutput::flush`],
+    /// never before (the loop flushes before it sleeps, so that a burst of
+    /// lines costs one write, not one each; and the caller can write what
+    /// must come first, such as a history file, before it flushes). If they
+    /// do not fit under [`MAX_PENDING_OUTPUT`], nothing is queued and the
     /// answer is `false`.
     #[must_use]
     pub fn write(&mut self, bytes: &[u8]) -> bool {
@@ -117,7 +129,23 @@ impl UserOutput {
             return false;
         }
         self.pending.extend(bytes);
-        self.flush();
+        true
+    }
+
+    /// [`UserOutput::write`] of `parts` joined, without joining them first:
+    /// all queued, or none.
+    #[must_use]
+    pub fn write_parts(&mut self, parts: &[&[u8]]) -> bool {
+        if self.mode == Mode::Closed {
+            return true;
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.pending.len() + len > MAX_PENDING_OUTPUT {
+            return false;
+        }
+        for part in parts {
+            self.pending.extend(part);
+        }
         true
     }
 
@@ -130,7 +158,7 @@ impl UserOutput {
     pub fn flush(&mut self) {
         while !self.pending.is_empty() {
             let Some(file) = self.file.as_mut() else { return };
-            let (front, _) = self.pending.as_slices();
+            let front = self.pending.front();
             let result = match self.mode {
                 Mode::Closed => return,
                 Mode::Direct => file.write(front),
@@ -144,7 +172,7 @@ impl UserOutput {
             };
             match result {
                 Ok(0) => return self.fail(&io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => drop(self.pending.drain(..n)),
+                Ok(n) => self.pending.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => return self.fail(&e),
@@ -203,6 +231,53 @@ impl UserOutput {
     }
 }
 
+/// Bytes waiting to be written: appended at the back, written from the
+/// front. One contiguous buffer, so a line is appended with one copy and
+/// written with one call.
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// Bytes at the front already written.
+    start: usize,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        // Reclaims the written front once it outweighs the rest, so the
+        // copy is paid for by the writes that made it.
+        if self.start > 0 && self.start >= self.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn front(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// The first `n` bytes were written.
+    fn advance(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,13 +292,15 @@ mod tests {
     #[test]
     fn a_pipe_nobody_reads_never_blocks_and_the_bound_holds() {
         let (mut reader, mut out) = pipe();
-        assert_eq!(out.mode, Mode::Polled(Access::PollFirst));
+        // A pipe is opened again, non-blocking, as our own.
+        assert_eq!(out.mode, Mode::Polled(Access::NonBlocking));
         let line = [b'x'; 1000];
         let mut queued = 0;
         // Fills the pipe, then the buffer up to its bound; no write waits.
         while out.write(&line) {
             queued += line.len();
             assert!(out.pending() <= MAX_PENDING_OUTPUT);
+            out.flush();
         }
         assert!(out.pending() + line.len() > MAX_PENDING_OUTPUT);
         // A write that does not fit is refused whole; a smaller one fits.
@@ -252,6 +329,7 @@ mod tests {
         let (reader, mut out) = pipe();
         drop(reader);
         assert!(out.write(b"nobody reads this\n"));
+        out.flush();
         assert_eq!(out.pending(), 0);
         assert!(out.write(b"nor this\n"));
         assert_eq!(out.mode, Mode::Closed);
@@ -265,6 +343,9 @@ mod tests {
         assert_eq!(out.mode, Mode::Direct);
         assert!(out.write(b"one\n"));
         assert!(out.write(b"two\n"));
+        // Queued until flushed, then written at once.
+        assert_eq!(out.pending(), 8);
+        out.flush();
         assert_eq!(out.pending(), 0);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\n");
         std::fs::remove_file(&path).unwrap();

@@ -8,8 +8,9 @@
 //! the peer: nothing is buffered without bound here.
 //!
 //! mio's readiness is edge-triggered, so the driver remembers "readable" and
-//! "writable" until a read or write says WouldBlock, and acts on them whenever
-//! [`StreamConn::pump`] runs.
+//! "writable" until a read or write says WouldBlock (or a read returns less
+//! than it asked for: the queue is empty, and what comes next raises a new
+//! edge), and acts on them whenever [`StreamConn::pump`] runs.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -20,7 +21,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 /// Bytes read from the socket per read call.
-pub const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Most read calls per [`StreamConn::pump`], so that one fast peer cannot
 /// starve the rest of the loop. Readiness is remembered, so the rest is read
@@ -66,6 +67,9 @@ pub struct StreamConn {
     readable: bool,
     writable: bool,
     read_closed: bool,
+    /// The poll reported the peer's end of stream (or an error): a short
+    /// read no longer means that nothing is left to read.
+    hung_up: bool,
     write_failed: bool,
     buf: Vec<u8>,
 }
@@ -102,6 +106,7 @@ impl StreamConn {
             readable: !connecting,
             writable: !connecting,
             read_closed: false,
+            hung_up: false,
             write_failed: false,
             buf: vec![0; READ_CHUNK],
         })
@@ -121,6 +126,9 @@ impl StreamConn {
     pub fn on_event(&mut self, event: &Event) {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.readable = true;
+        }
+        if event.is_read_closed() || event.is_error() {
+            self.hung_up = true;
         }
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             self.writable = true;
@@ -170,11 +178,32 @@ impl StreamConn {
             self.read(core, now);
         }
         self.write(core, now);
+        Ok(self.state(core))
+    }
+
+    /// Like [`StreamConn::pump`], but what reading makes the machine answer
+    /// (acknowledgements, pongs) waits for the next pump: writes what waits,
+    /// then reads. For a driver that shows what it received before it
+    /// acknowledges it; it must pump again before it sleeps.
+    pub fn pump_answer_later<C: StreamCore>(
+        &mut self,
+        core: &mut C,
+        now: Instant,
+    ) -> io::Result<StreamState> {
+        if !self.check_connected()? {
+            return Ok(StreamState::Connecting);
+        }
+        self.write(core, now);
+        self.read(core, now);
+        Ok(self.state(core))
+    }
+
+    fn state<C: StreamCore>(&mut self, core: &mut C) -> StreamState {
         if core.is_finished() && (core.pending_output().is_empty() || self.write_failed) {
             let _ = self.stream.shutdown(Shutdown::Both);
-            return Ok(StreamState::Done);
+            return StreamState::Done;
         }
-        Ok(StreamState::Open)
+        StreamState::Open
     }
 
     fn write<C: StreamCore>(&mut self, core: &mut C, now: Instant) {
@@ -208,7 +237,17 @@ impl StreamConn {
                     self.read_closed = true;
                     core.handle_eof(now);
                 }
-                Ok(n) => core.handle_input(now, &self.buf[..n]),
+                Ok(n) => {
+                    // A short read emptied the socket's queue: bytes that
+                    // come after it raise a new edge, so there is no need
+                    // for a read that only says WouldBlock. Not once the
+                    // peer has closed: its end of stream raises no new
+                    // edge, and the next read must see it.
+                    if n < self.buf.len() && !self.hung_up {
+                        self.readable = false;
+                    }
+                    core.handle_input(now, &self.buf[..n]);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

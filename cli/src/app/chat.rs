@@ -6,7 +6,7 @@ use p2pchat_core::{
 
 use std::time::Duration;
 
-use super::screen::{close_reason, truncate};
+use super::screen::{chat_line, close_reason, truncate};
 
 /// How soon after the process is continued (after Ctrl-Z) a chat that
 /// times out or breaks is blamed on the stop: its timers ran out while it
@@ -129,7 +129,7 @@ impl App {
             }
             ChatEvent::Received { text, .. } => {
                 let Some(peer) = self.chat_peer() else { return };
-                self.print(format!("[{clock}] {peer}: {}", escape_for_display(&text)));
+                self.print(chat_line(&clock, peer.as_str(), &escape_for_display(&text)));
                 self.record(Direction::Received, peer, text);
             }
             ChatEvent::Delivered { .. } => {}

@@ -156,6 +156,11 @@ impl App {
     /// `at_terminal`: typed at the terminal (a script's lines wait for the
     /// chat instead: its `/back` closes the chat once it has started).
     fn chat_line(&mut self, line: String, at_terminal: bool) {
+        // Most lines are a text that fits one message: sent as they are.
+        let whole = matches!(chat_command(&line), ChatLine::Text(t) if t.len() == line.len());
+        if whole && line.len() <= MAX_TEXT_LEN {
+            return self.push(Action::Send(line));
+        }
         match chat_command(&line) {
             ChatLine::Text(text) => {
                 let pieces = split_for_sending(text);

@@ -24,6 +24,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// waits for the peer's acknowledgements and `Goodbye`.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
+/// Texts received and not yet acknowledged past which an `Ack` goes out at
+/// once even with a [`ChatConfig::ack_delay`]: the peer's window
+/// ([`MAX_UNACKED`]) never waits on our delay.
+pub const ACK_EVERY: u64 = 32;
+
 /// Bytes of pending output above which the session stops asking for input
 /// ([`crate::ChatSession::wants_read`] turns false) until the driver has
 /// written some of it.
@@ -78,6 +83,13 @@ pub struct ChatConfig {
     /// After [`crate::ChatSession::close`], wait at most this long for the
     /// peer's acknowledgements and `Goodbye`.
     pub close_linger: Duration,
+    /// How long an `Ack` may wait for a text of ours to ride with (as TCP's
+    /// delayed acknowledgements do), so that a conversation costs one frame
+    /// and one wakeup per text instead of two. Zero (the default): every
+    /// input that brought texts is acknowledged at once. However long, an
+    /// `Ack` goes out at once after [`ACK_EVERY`] texts, with our `Goodbye`,
+    /// or with any text we send.
+    pub ack_delay: Duration,
 }
 
 impl Default for ChatConfig {
@@ -87,6 +99,7 @@ impl Default for ChatConfig {
             ping_interval: PING_INTERVAL,
             idle_timeout: IDLE_TIMEOUT,
             close_linger: CLOSE_LINGER,
+            ack_delay: Duration::ZERO,
         }
     }
 }

@@ -88,7 +88,7 @@ impl ChatSession {
             ChatMsg::Decline { .. } => return Err(ChatError::UnexpectedDecline),
             ChatMsg::Goodbye => match self.phase {
                 Phase::Open => {
-                    self.queue_replies();
+                    self.queue_replies(None);
                     self.wire.push(&ChatMsg::Goodbye);
                     self.finish(CloseReason::PeerClose, Output::Keep);
                 }

@@ -629,6 +629,7 @@ fn huge_durations_mean_never() {
         ping_interval: Duration::MAX,
         idle_timeout: Duration::MAX,
         close_linger: Duration::MAX,
+        ack_delay: Duration::MAX,
     };
     let (mut s, mut p) = fresh_with(now, config);
     assert_eq!(s.poll_timeout(), None);
@@ -640,3 +641,35 @@ fn huge_durations_mean_never() {
 }
 
 mod encryption_and_answers;
+
+#[test]
+fn a_delayed_ack_rides_with_a_text_or_goes_at_its_deadline() {
+    let now = super::test_origin();
+    let delay = Duration::from_millis(2);
+    let config = ChatConfig { ack_delay: delay, ..ChatConfig::default() };
+    let (mut s, mut p) = fresh_with(now, config);
+    s.handle_input(now, &p.wire(&[hello("bob")])).unwrap();
+    assert_eq!(p.read(&mut s), vec![]);
+    // One text: its ack waits, and the session asks to be woken for it.
+    s.handle_input(now, &p.wire(&[text(1, "a")])).unwrap();
+    assert_eq!(p.read(&mut s), vec![]);
+    assert_eq!(s.poll_timeout(), Some(now + delay));
+    // A text of ours takes it along.
+    s.send_text(now, "reply").unwrap();
+    assert_eq!(p.read(&mut s), vec![ack(1), text(1, "reply")]);
+    // Nobody answers: the deadline sends it, not earlier.
+    s.handle_input(now, &p.wire(&[text(2, "b")])).unwrap();
+    assert_eq!(p.read(&mut s), vec![]);
+    s.handle_timeout(now + delay / 2);
+    assert_eq!(p.read(&mut s), vec![]);
+    s.handle_timeout(now + delay);
+    assert_eq!(p.read(&mut s), vec![ack(2)]);
+    // Many texts at once are acknowledged at once.
+    let many: Vec<ChatMsg> = (3..3 + ACK_EVERY).map(|i| text(i, "x")).collect();
+    s.handle_input(now, &p.wire(&many)).unwrap();
+    assert_eq!(p.read(&mut s), vec![ack(2 + ACK_EVERY)]);
+    // Closing acknowledges what waits, before its Goodbye.
+    s.handle_input(now, &p.wire(&[text(3 + ACK_EVERY, "y")])).unwrap();
+    s.close(now);
+    assert_eq!(p.read(&mut s), vec![ack(3 + ACK_EVERY), ChatMsg::Goodbye]);
+}

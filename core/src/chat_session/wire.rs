@@ -106,6 +106,10 @@ pub(super) struct Wire {
     out: Vec<u8>,
     /// Bytes of `out` already written.
     start: usize,
+    /// Frames go in clear once the handshake is done: only for measuring
+    /// what encryption costs end to end (both ends must agree).
+    #[cfg(feature = "bench-cleartext")]
+    clear_after_handshake: bool,
 }
 
 impl Wire {
@@ -139,6 +143,8 @@ impl Wire {
             opened_at: 0,
             out,
             start: 0,
+            #[cfg(feature = "bench-cleartext")]
+            clear_after_handshake: false,
         }
     }
 
@@ -157,7 +163,15 @@ impl Wire {
             opened_at: 0,
             out: Vec::new(),
             start: 0,
+            clear_after_handshake: false,
         }
+    }
+
+    /// After the handshake, frames go in clear: only for the end-to-end
+    /// benchmark of what encryption costs; both ends must ask for it.
+    #[cfg(feature = "bench-cleartext")]
+    pub(super) fn clear_after_handshake(&mut self) {
+        self.clear_after_handshake = true;
     }
 
     /// The number of bytes `msg` takes on the wire, sealed and framed.
@@ -217,6 +231,10 @@ impl Wire {
                     return Err(ChatError::Noise(TransportError::Decrypt));
                 };
                 self.noise = Noise::Transport(transport);
+                #[cfg(feature = "bench-cleartext")]
+                if self.clear_after_handshake {
+                    self.noise = Noise::Clear;
+                }
                 for payload in std::mem::take(&mut self.held) {
                     self.queue_sealed(&payload);
                 }
@@ -264,20 +282,33 @@ impl Wire {
     /// of the turn's messages if the handshake is done, else held in clear
     /// until it is.
     pub(super) fn push(&mut self, msg: &ChatMsg) {
-        let payload = encode_chat(msg);
-        debug_assert!(payload.len() <= MAX_PLAINTEXT_LEN);
         match &mut self.noise {
-            Noise::Transport(_) => self.queue_sealed(&payload),
+            Noise::Transport(_) => self.queue_msg(msg),
             Noise::CallerPreamble { .. }
             | Noise::CalleePreamble { .. }
             | Noise::Handshake { .. } => {
+                let payload = encode_chat(msg);
+                debug_assert!(payload.len() <= MAX_PLAINTEXT_LEN);
                 self.held_len += FRAME_HEADER_LEN + payload.len() + TAG_LEN;
                 self.held.push(payload);
             }
             #[cfg(feature = "bench-cleartext")]
-            Noise::Clear => self.queue_sealed(&payload),
+            Noise::Clear => self.queue_msg(msg),
             Noise::Gone => {}
         }
+    }
+
+    /// Encodes `msg` straight into the next sealed frame (no buffer of its
+    /// own), sealing the one under way first if it would grow past a Noise
+    /// message.
+    fn queue_msg(&mut self, msg: &ChatMsg) {
+        let len = body_len(msg);
+        debug_assert!(len <= MAX_PLAINTEXT_LEN);
+        if self.unsealed.len() + len > MAX_PLAINTEXT_LEN {
+            self.seal();
+        }
+        let buf = std::mem::take(&mut self.unsealed);
+        self.unsealed = encode_into(msg, buf);
     }
 
     /// Adds an encoded message to the next sealed frame, sealing the one
@@ -385,6 +416,12 @@ impl Wire {
         self.seal();
         self.noise = Noise::Gone;
     }
+}
+
+/// `msg` encoded at the end of `buf`.
+#[allow(clippy::expect_used)] // Our messages always serialize, and a `Vec` only grows.
+fn encode_into(msg: &ChatMsg, buf: Vec<u8>) -> Vec<u8> {
+    postcard::to_extend(msg, buf).expect("our messages always serialize")
 }
 
 fn seal_frame(transport: &mut Transport, out: &mut Vec<u8>, payload: &[u8]) {

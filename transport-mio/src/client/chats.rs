@@ -37,6 +37,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// ahead is slowed down by TCP, not buffered here.
 pub const MAX_HELD_EVENTS: usize = 256;
 
+/// How long the acknowledgement of a text waits for a text of ours to ride
+/// with ([`ChatConfig::ack_delay`]): in a conversation the answer usually
+/// comes sooner, and then one frame and one wakeup of the peer do for both.
+/// A burst of texts is acknowledged at once
+/// ([`ACK_EVERY`](p2pchat_core::ACK_EVERY) at a time).
+pub const ACK_DELAY: Duration = Duration::from_millis(5);
+
 /// Chat streams get tokens from here on, one new token per stream.
 const FIRST_STREAM: usize = 16;
 
@@ -213,6 +220,16 @@ pub(super) fn pump_gated(chat: &mut Chat, open: bool, now: Instant, registry: &R
     heard
 }
 
+/// When [`Chats::pump`] writes the active chat's answers (acknowledgements,
+/// pongs) to what it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Answer {
+    /// In the same pump.
+    Now,
+    /// In the next pump: the texts read are shown first.
+    Later,
+}
+
 /// The active chat, the incoming ones, the held one, and the next stream
 /// token.
 pub(super) struct Chats {
@@ -226,6 +243,9 @@ pub(super) struct Chats {
     next_token: usize,
     /// Our long-term key, for every handshake.
     identity: PrivateKey,
+    /// Chats go in clear after the handshake (benchmark builds only).
+    #[cfg(feature = "bench-cleartext")]
+    pub(super) cleartext: bool,
 }
 
 impl Chats {
@@ -238,6 +258,8 @@ impl Chats {
             crossed: None,
             next_token: FIRST_STREAM,
             identity,
+            #[cfg(feature = "bench-cleartext")]
+            cleartext: false,
         }
     }
 
@@ -335,10 +357,15 @@ impl Chats {
         now: Instant,
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
+        answer: Answer,
     ) {
         if let Some(chat) = self.active.as_mut() {
             if let Some(conn) = chat.conn.as_mut() {
-                match conn.pump(&mut chat.session, now) {
+                let state = match answer {
+                    Answer::Now => conn.pump(&mut chat.session, now),
+                    Answer::Later => conn.pump_answer_later(&mut chat.session, now),
+                };
+                match state {
                     Ok(StreamState::Connecting) => {}
                     Ok(StreamState::Open) => chat.connect_deadline = None,
                     Ok(StreamState::Done) => {
@@ -498,7 +525,14 @@ impl Chats {
             io::Error::other(format!("no randomness for the handshake: {e}"))
         })?;
         let setup = ChatSetup { name: me, key: self.identity.clone(), role, seed };
-        Ok(ChatSession::new(now, setup, ChatConfig::default()))
+        let config = ChatConfig { ack_delay: ACK_DELAY, ..ChatConfig::default() };
+        #[allow(unused_mut)]
+        let mut session = ChatSession::new(now, setup, config);
+        #[cfg(feature = "bench-cleartext")]
+        if self.cleartext {
+            session.bench_cleartext_after_handshake();
+        }
+        Ok(session)
     }
 
     /// Closes the held chat request without a word (its caller hears that

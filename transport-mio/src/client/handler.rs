@@ -105,6 +105,11 @@ pub trait NodeHandler {
         None
     }
 
+    /// Called before the node writes [`NodeHandler::output`] (once per
+    /// turn, before the loop sleeps): write here what must be durable
+    /// before it is shown, such as a history file. Default: nothing.
+    fn before_output(&mut self) {}
+
     /// The process is about to stop (SIGTSTP, with
     /// [`NodeConfig::terminal_signals`](super::NodeConfig::terminal_signals)):
     /// set the terminal back for the shell.

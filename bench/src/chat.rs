@@ -1,0 +1,484 @@
+//! The chat part of the suite: two real `p2pchat client`s (a registry
+//! server between them for the login and the lookup) driven through pipes,
+//! as a script would drive them, against references measured in the same
+//! run.
+//!
+//! - one way: [`LINE_LEN`]-byte lines written to A's standard input, as
+//!   fast as A takes them, counted on B's standard output (its screen: each
+//!   line is shown as `[HH:MM:SS] benchA: TEXT`), from the first written to
+//!   the last shown; both history files are on. The lines are numbered, and
+//!   the count checks that each is shown exactly once, in order;
+//! - round trip with one line in flight: a line written to A's input, read
+//!   from B's output, written to B's input, read back from A's output;
+//! - both with encryption, and with a build of the client that can chat in
+//!   clear (the `bench-cleartext` feature; its hidden flag is only in that
+//!   build, which the suite makes in its own target directory,
+//!   `target/bench-cleartext`), so the ratio is the cost of encryption end to end;
+//! - references: the same driver through two `cat`s (the cost of the pipes),
+//!   a raw TCP ping-pong, and a raw TCP stream of the same framing, one
+//!   write per line and buffered ([`crate::chat_refs`]).
+//!
+//! Every round runs all of them once, in turn; the figures are the medians
+//! of the rounds. `P2PCHAT_BENCH_CHAT_LINES=N` sends N lines one way instead
+//! of [`LINES`], `P2PCHAT_BENCH_CHAT_TRIPS=N` measures N round trips instead
+//! of [`ROUND_TRIPS`] (a longer window for a profiler).
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::chat_procs::{ChatPair, NAME_A, NAME_B, Proc, server};
+use crate::chat_refs;
+use crate::report::{Record, Reference, Report};
+
+/// Bytes of text per line.
+pub const LINE_LEN: usize = 100;
+
+/// Lines sent one way per round.
+const LINES: usize = 200_000;
+/// Round trips measured per round (after [`RTT_WARMUP`]).
+const ROUND_TRIPS: usize = 5_000;
+const RTT_WARMUP: usize = 200;
+/// Rounds (each runs every measure once); medians are reported.
+const ROUNDS: usize = 5;
+
+/// Line `i` of the one-way run: its number, then filler, [`LINE_LEN`] bytes.
+pub fn numbered_line(i: usize) -> String {
+    const FILLER: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    let mut s = String::with_capacity(LINE_LEN);
+    s.push_str(&format!("{i:010} "));
+    s.push_str(&FILLER[..LINE_LEN - s.len()]);
+    s
+}
+
+/// CPU time `pid` (a single-threaded process) has run, in ns, from
+/// `/proc/PID/schedstat`: not affected by other load on the machine as
+/// wall-clock rates are.
+fn cpu_ns(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// What one round measured.
+#[derive(Debug, Default, Clone)]
+struct Round {
+    /// CPU ns per line of the sender and the receiver.
+    enc_cpu: (f64, f64),
+    clear_cpu: Option<(f64, f64)>,
+    enc_rate: f64,
+    enc_rtt: (f64, f64),
+    /// CPU µs per round trip of A and B.
+    enc_rtt_cpu: (f64, f64),
+    clear_rate: Option<f64>,
+    clear_rtt: Option<(f64, f64)>,
+    clear_rtt_cpu: Option<(f64, f64)>,
+    cat_rate: f64,
+    cat_rtt: (f64, f64),
+    tcp_rtt: (f64, f64),
+    tcp_write_rate: f64,
+    tcp_buffered_rate: f64,
+}
+
+/// Runs the chat part: builds the cleartext client if `p2pchat` is the
+/// workspace's release binary, then [`ROUNDS`] rounds.
+pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyhow::Result<()> {
+    let p2pchat = &std::fs::canonicalize(p2pchat)
+        .with_context(|| format!("no client to measure at {}", p2pchat.display()))?;
+    let cleartext = cleartext_binary(p2pchat)?;
+    let (mut lines, mut trips, rounds) =
+        if quick { (20_000, 500, 1) } else { (LINES, ROUND_TRIPS, ROUNDS) };
+    // For profiling: a longer one-way run.
+    if let Some(n) = std::env::var("P2PCHAT_BENCH_CHAT_LINES").ok().and_then(|v| v.parse().ok()) {
+        lines = n;
+    }
+    if let Some(n) = std::env::var("P2PCHAT_BENCH_CHAT_TRIPS").ok().and_then(|v| v.parse().ok()) {
+        trips = n;
+    }
+    let dir = std::env::temp_dir().join(format!("p2pchat-bench-chat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (_server, addr) = server(p2pchat, &dir)?;
+    let pins = if pin { [Some(0), Some(1)] } else { [None, None] };
+    let mut done = Vec::new();
+    for round in 0..rounds {
+        let mut r = Round::default();
+        {
+            let mut pair = ChatPair::start(p2pchat, addr, &dir, &[], pins)?;
+            (r.enc_rate, r.enc_cpu) = one_way(&mut pair, lines)?;
+            (r.enc_rtt, r.enc_rtt_cpu) = round_trips(&mut pair, trips)?;
+        }
+        if let Some(clear) = &cleartext {
+            let mut pair = ChatPair::start(clear, addr, &dir, &["--bench-cleartext"], pins)?;
+            let (rate, cpu) = one_way(&mut pair, lines)?;
+            r.clear_rate = Some(rate);
+            r.clear_cpu = Some(cpu);
+            let (rtt, cpu) = round_trips(&mut pair, trips)?;
+            r.clear_rtt = Some(rtt);
+            r.clear_rtt_cpu = Some(cpu);
+        }
+        r.cat_rate = cat_one_way(lines)?;
+        r.cat_rtt = cat_round_trips(trips)?;
+        r.tcp_rtt = chat_refs::tcp_ping_pong(trips)?;
+        r.tcp_write_rate = chat_refs::tcp_one_way(lines, false)?;
+        r.tcp_buffered_rate = chat_refs::tcp_one_way(lines, true)?;
+        eprintln!("chat round {}: {r:?}", round + 1);
+        done.push(r);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    records(report, &done, lines);
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn records(report: &mut Report, rounds: &[Round], lines: usize) {
+    let m = |f: &dyn Fn(&Round) -> Option<f64>| {
+        let v: Vec<f64> = rounds.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| median(v))
+    };
+    let rec =
+        |name: String, value: f64, unit: &'static str, reference: Option<(&str, f64)>| Record {
+            part: "chat",
+            name,
+            value,
+            unit,
+            reference: reference.map(|(n, v)| Reference {
+                name: n.to_owned(),
+                value: v,
+                ratio: value / v,
+            }),
+        };
+    let enc = m(&|r| Some(r.enc_rate)).unwrap_or(f64::NAN);
+    let clear = m(&|r| r.clear_rate);
+    let tcp_buf = m(&|r| Some(r.tcp_buffered_rate)).unwrap_or(f64::NAN);
+    let tcp_write = m(&|r| Some(r.tcp_write_rate)).unwrap_or(f64::NAN);
+    let cat = m(&|r| Some(r.cat_rate)).unwrap_or(f64::NAN);
+    let what = format!("one way, {lines} x {LINE_LEN} B");
+    report.add(rec(
+        format!("{what}, encrypted"),
+        enc,
+        "lines/s",
+        Some(clear.map_or(("target 2M lines/s", 2e6), |c| ("same, cleartext", c))),
+    ));
+    if let Some(clear) = clear {
+        report.add(rec(format!("{what}, cleartext"), clear, "lines/s", Some(("target", 2e6))));
+        // The same rounds paired: each round's encrypted rate over its
+        // cleartext rate, the median of those.
+        if let Some(paired) = m(&|r| r.clear_rate.map(|c| r.enc_rate / c)) {
+            report.add(rec(
+                "one way, encrypted / cleartext, paired by round".into(),
+                paired,
+                "ratio",
+                Some(("acceptance (issue 6)", 0.9)),
+            ));
+        }
+        // From CPU time, which other load hardly moves: the slower side
+        // sets the rate.
+        let slower = |r: (f64, f64)| r.0.max(r.1);
+        if let Some(by_cpu) = m(&|r| r.clear_cpu.map(|c| slower(c) / slower(r.enc_cpu))) {
+            report.add(rec(
+                "one way, encrypted / cleartext, from CPU per line".into(),
+                by_cpu,
+                "ratio",
+                Some(("acceptance (issue 6)", 0.9)),
+            ));
+        }
+    }
+    let cpu = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| {
+        (m(&|r| f(r).map(|x| x.0)), m(&|r| f(r).map(|x| x.1)))
+    };
+    let (enc_a, enc_b) = cpu(&|r| Some(r.enc_cpu));
+    let (clear_a, clear_b) = cpu(&|r| r.clear_cpu);
+    for (side, enc, clear) in [("sender", enc_a, clear_a), ("receiver", enc_b, clear_b)] {
+        let enc = enc.unwrap_or(f64::NAN);
+        report.add(rec(
+            format!("one way, {side} CPU per line, encrypted"),
+            enc,
+            "ns",
+            clear.map(|c| ("same, cleartext", c)),
+        ));
+    }
+    report.add(rec(format!("{what}, two cats"), cat, "lines/s", None));
+    report.add(rec("raw TCP one write per line".into(), tcp_write, "lines/s", None));
+    report.add(rec("raw TCP buffered".into(), tcp_buf, "lines/s", None));
+    let p50 = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| m(&|r| f(r).map(|x| x.0));
+    let p99 = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| m(&|r| f(r).map(|x| x.1));
+    let cat50 = p50(&|r| Some(r.cat_rtt)).unwrap_or(f64::NAN);
+    let tcp50 = p50(&|r| Some(r.tcp_rtt)).unwrap_or(f64::NAN);
+    let floor = cat50 + tcp50;
+    let enc50 = p50(&|r| Some(r.enc_rtt)).unwrap_or(f64::NAN);
+    report.add(rec(
+        "round trip p50, encrypted".into(),
+        enc50,
+        "us",
+        Some(("two cats + TCP ping-pong", floor)),
+    ));
+    report.add(rec("round trip p50 over that floor, encrypted".into(), enc50 - floor, "us", None));
+    let enc99 = p99(&|r| Some(r.enc_rtt)).unwrap_or(f64::NAN);
+    report.add(rec("round trip p99, encrypted".into(), enc99, "us", None));
+    if let (Some(c50), Some(c99)) = (p50(&|r| r.clear_rtt), p99(&|r| r.clear_rtt)) {
+        report.add(rec(
+            "round trip p50, cleartext".into(),
+            c50,
+            "us",
+            Some(("same, encrypted", enc50)),
+        ));
+        report.add(rec("round trip p99, cleartext".into(), c99, "us", None));
+    }
+    let (enc_a, enc_b) = cpu(&|r| Some(r.enc_rtt_cpu));
+    let (clear_a, clear_b) = cpu(&|r| r.clear_rtt_cpu);
+    for (side, enc, clear) in [("A", enc_a, clear_a), ("B", enc_b, clear_b)] {
+        report.add(rec(
+            format!("round trip, {side}'s CPU per trip, encrypted"),
+            enc.unwrap_or(f64::NAN),
+            "us",
+            clear.map(|c| ("same, cleartext", c)),
+        ));
+    }
+    report.add(rec("round trip p50, two cats".into(), cat50, "us", None));
+    report.add(rec(
+        "round trip p99, two cats".into(),
+        p99(&|r| Some(r.cat_rtt)).unwrap_or(f64::NAN),
+        "us",
+        None,
+    ));
+    report.add(rec("raw TCP ping-pong p50".into(), tcp50, "us", None));
+    report.add(rec(
+        "raw TCP ping-pong p99".into(),
+        p99(&|r| Some(r.tcp_rtt)).unwrap_or(f64::NAN),
+        "us",
+        None,
+    ));
+}
+
+/// The client that can chat in clear, built into its own target directory
+/// (`target/bench-cleartext`) when `p2pchat` is the workspace's release binary
+/// (`target/release/p2pchat`), so the default binary is never, even for a
+/// moment, one that can chat in clear; `None` (and a note) otherwise.
+fn cleartext_binary(p2pchat: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let Some(target) = p2pchat
+        .ends_with("target/release/p2pchat")
+        .then(|| p2pchat.parent().and_then(Path::parent))
+        .flatten()
+    else {
+        eprintln!(
+            "{} is not the workspace's build: the cleartext figures are left out",
+            p2pchat.display()
+        );
+        return Ok(None);
+    };
+    let target_dir = target.join("bench-cleartext");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--quiet", "--release", "-p", "p2pchat-cli", "--bin", "p2pchat"])
+        .args(["--features", "p2pchat-cli/bench-cleartext", "--target-dir"])
+        .arg(&target_dir)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --features p2pchat-cli/bench-cleartext failed: {status}");
+    }
+    Ok(Some(target_dir.join("release/p2pchat")))
+}
+
+/// Reads `out` until `count` lines ending in `"] {who}: "` + the numbered
+/// texts in order, checking each number. Returns when the last is read.
+fn count_numbered(out: &mut BufReader<ChildStdout>, who: &str, count: usize) -> anyhow::Result<()> {
+    let marker = format!("] {who}: ");
+    let mut line = Vec::with_capacity(256);
+    let mut next = 0usize;
+    while next < count {
+        line.clear();
+        if out.read_until(b'\n', &mut line)? == 0 {
+            bail!("output ended after {next} of {count} lines");
+        }
+        let Some(at) = find(&line, marker.as_bytes()) else { continue };
+        let text = &line[at + marker.len()..];
+        let n: usize = std::str::from_utf8(text.get(..10).unwrap_or_default())
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("unexpected line {:?}", String::from_utf8_lossy(&line)))?;
+        if n != next {
+            bail!("line {n} shown where {next} was due");
+        }
+        next += 1;
+    }
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Writes `lines` numbered lines to `stdin` in a thread, buffered.
+fn write_lines<W: Write + Send + 'static>(
+    stdin: W,
+    lines: usize,
+) -> std::thread::JoinHandle<std::io::Result<W>> {
+    std::thread::spawn(move || {
+        let mut w = BufWriter::with_capacity(1 << 16, stdin);
+        for i in 0..lines {
+            w.write_all(numbered_line(i).as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        w.into_inner().map_err(|e| e.into_error())
+    })
+}
+
+/// One way from A to B: lines/s from the first written to the last shown,
+/// and the CPU time per line of A and of B, in ns.
+fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64))> {
+    let pids = [pair.a.child.id(), pair.b.child.id()];
+    let cpu_before = pids.map(cpu_ns);
+    // A shows each line it sends (`[…] you: …`): read them away meanwhile.
+    let mut a_out = pair.a.stdout.take().context("A's output")?;
+    let drain = std::thread::spawn(move || -> anyhow::Result<_> {
+        count_numbered(&mut a_out, "you", lines)?;
+        Ok(a_out)
+    });
+    let stdin = pair.a.stdin.take().context("A's input")?;
+    let start = Instant::now();
+    let writer = write_lines(stdin, lines);
+    let b_out = pair.b.stdout.as_mut().context("B's output")?;
+    count_numbered(b_out, NAME_A, lines)?;
+    let elapsed = start.elapsed();
+    let cpu_after = pids.map(cpu_ns);
+    let per_line = |i: usize| match (cpu_before[i], cpu_after[i]) {
+        (Some(b), Some(a)) => a.saturating_sub(b) as f64 / lines as f64,
+        _ => f64::NAN,
+    };
+    pair.a.stdin = Some(writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??);
+    pair.a.stdout = Some(drain.join().map_err(|_| anyhow::anyhow!("drain panicked"))??);
+    // What was shown was in the history first.
+    let history = pair.history_lines();
+    if history.iter().any(|&n| n < lines) {
+        bail!("history files hold {history:?} lines, fewer than the {lines} shown");
+    }
+    Ok((lines as f64 / elapsed.as_secs_f64(), (per_line(0), per_line(1))))
+}
+
+/// The text of round trip `i`.
+fn trip_line(i: usize) -> String {
+    let mut s = format!("rt{i:08} ");
+    while s.len() < LINE_LEN {
+        s.push('y');
+    }
+    s
+}
+
+/// Reads `out` until a line ends with `marker` + `text`.
+fn read_until_text(
+    out: &mut BufReader<ChildStdout>,
+    buf: &mut Vec<u8>,
+    marker: &[u8],
+) -> anyhow::Result<()> {
+    loop {
+        buf.clear();
+        if out.read_until(b'\n', buf)? == 0 {
+            bail!("output ended during the round trips");
+        }
+        if buf.ends_with(marker) {
+            return Ok(());
+        }
+    }
+}
+
+/// Percentiles 50 and 99 of `v`, in microseconds.
+fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    let at = |p: usize| v.get((v.len() * p / 100).min(v.len().saturating_sub(1)));
+    let us = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
+    (us(at(50)), us(at(99)))
+}
+
+/// Round trips A → B → A with one line in flight: p50 and p99 in µs, and
+/// the CPU time per round trip of A and of B, in µs.
+fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<((f64, f64), (f64, f64))> {
+    let pids = [pair.a.child.id(), pair.b.child.id()];
+    let mut cpu_before = pids.map(cpu_ns);
+    let mut times = Vec::with_capacity(trips);
+    let mut buf = Vec::with_capacity(256);
+    for i in 0..trips + RTT_WARMUP {
+        let text = trip_line(i);
+        let to_b = format!("] {NAME_A}: {text}\n");
+        let to_a = format!("] {NAME_B}: {text}\n");
+        let start = Instant::now();
+        pair.a.send(&text)?;
+        read_until_text(pair.b.stdout.as_mut().context("B")?, &mut buf, to_b.as_bytes())?;
+        pair.b.send(&text)?;
+        read_until_text(pair.a.stdout.as_mut().context("A")?, &mut buf, to_a.as_bytes())?;
+        if i >= RTT_WARMUP {
+            times.push(start.elapsed());
+        }
+        if i + 1 == RTT_WARMUP {
+            cpu_before = pids.map(cpu_ns);
+        }
+    }
+    let cpu_after = pids.map(cpu_ns);
+    let per_trip = |i: usize| match (cpu_before[i], cpu_after[i]) {
+        (Some(b), Some(a)) => a.saturating_sub(b) as f64 / trips as f64 / 1e3,
+        _ => f64::NAN,
+    };
+    Ok((percentiles(times), (per_trip(0), per_trip(1))))
+}
+
+/// The same one-way driver through `cat | cat`.
+fn cat_one_way(lines: usize) -> anyhow::Result<f64> {
+    let mut first = Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start cat")?;
+    let middle = first.stdout.take().context("cat's output")?;
+    let mut second = Proc::spawn_with_stdin({
+        let mut c = Command::new("cat");
+        c.stdin(Stdio::from(middle));
+        c
+    })?;
+    let stdin = first.stdin.take().context("cat's input")?;
+    let start = Instant::now();
+    let writer = write_lines(stdin, lines);
+    let out = second.stdout.as_mut().context("cat's output")?;
+    let mut line = Vec::with_capacity(256);
+    for i in 0..lines {
+        line.clear();
+        if out.read_until(b'\n', &mut line)? == 0
+            || !line.starts_with(format!("{i:010}").as_bytes())
+        {
+            bail!("cat lost line {i}");
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??);
+    let _ = first.kill();
+    let _ = first.wait();
+    Ok(lines as f64 / elapsed.as_secs_f64())
+}
+
+/// The round-trip driver through two `cat`s: written to the first, read
+/// from it, written to the second, read from it.
+fn cat_round_trips(trips: usize) -> anyhow::Result<(f64, f64)> {
+    let mut a = Proc::spawn(Command::new("cat"))?;
+    let mut b = Proc::spawn(Command::new("cat"))?;
+    let mut times = Vec::with_capacity(trips);
+    let mut buf = Vec::with_capacity(256);
+    for i in 0..trips + RTT_WARMUP {
+        let text = trip_line(i);
+        let line = format!("{text}\n");
+        let start = Instant::now();
+        a.send(&text)?;
+        read_until_text(a.stdout.as_mut().context("cat")?, &mut buf, line.as_bytes())?;
+        b.send(&text)?;
+        read_until_text(b.stdout.as_mut().context("cat")?, &mut buf, line.as_bytes())?;
+        if i >= RTT_WARMUP {
+            times.push(start.elapsed());
+        }
+    }
+    Ok(percentiles(times))
+}
