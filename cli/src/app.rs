@@ -22,7 +22,7 @@ use p2pchat_core::{Entry, PublicKey, UserName};
 use p2pchat_transport_mio::NodeEvent;
 use time::UtcOffset;
 
-use crate::history::{Direction, escape_for_display};
+use crate::history::Direction;
 
 mod chat;
 mod input;
@@ -30,6 +30,7 @@ mod registry;
 mod screen;
 
 pub use input::Scope;
+pub use screen::chat_line_parts;
 
 /// Most missed callers remembered during one chat, to list after it.
 pub const MAX_MISSED_SHOWN: usize = 16;
@@ -95,6 +96,23 @@ pub enum Action {
     FinishChat,
     /// Log out of the registry.
     Logout,
+    /// A text of the chat, sent ([`Direction::Sent`], shown as `you`) or
+    /// received ([`Direction::Received`], shown with the peer's name):
+    /// recorded in the history and shown as `[HH:MM:SS] WHO: TEXT`
+    /// ([`chat_line_parts`]), with the peer [`App::chat_peer_ref`] names, the
+    /// time `at` in local time, the text escaped once for both. Carried out
+    /// right after the event that queued it, so the peer is the one it was
+    /// queued for. One action rather than a `Print` and a `Record`: the line
+    /// goes straight into the output and history buffers, without a
+    /// `String` of its own, a copy of the peer's name or of the clock.
+    ChatText {
+        /// When, as the screen and the history show it.
+        at: SystemTime,
+        /// [`Direction::Sent`] or [`Direction::Received`].
+        direction: Direction,
+        /// The text, unescaped.
+        text: String,
+    },
     /// Append a line to the history file.
     Record {
         /// When, as the screen shows it too.
@@ -311,10 +329,8 @@ impl App {
                 }
             }
             NodeEvent::Sent { text } => {
-                if let Some(peer) = self.chat_peer() {
-                    let line = screen::chat_line(&self.clock(), "you", &escape_for_display(&text));
-                    self.print(line);
-                    self.record(Direction::Sent, peer, text);
+                if self.chat_peer_ref().is_some() {
+                    self.push(Action::ChatText { at: self.now, direction: Direction::Sent, text });
                 }
             }
             NodeEvent::SendFailed { text, reason } => self.send_failed(&text, reason),

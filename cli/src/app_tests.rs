@@ -275,15 +275,7 @@ fn lines_typed_while_connecting_are_sent() {
     let a = feed(&mut app, NodeEvent::Sent { text: "early".into() });
     assert_eq!(
         a,
-        vec![
-            Action::Print("[12:34:56] you: early".into()),
-            Action::Record {
-                at: T,
-                direction: Direction::Sent,
-                peer: name("Bob"),
-                text: "early".into()
-            }
-        ]
+        vec![Action::ChatText { at: T, direction: Direction::Sent, text: "early".into() }]
     );
 }
 
@@ -294,16 +286,13 @@ fn chat_shows_records_and_ends_with_back() {
         feed(&mut app, chat_ev(ChatEvent::Received { seq: Seq(1), text: "hi\u{1b}[2J".into() }));
     assert_eq!(
         a,
-        vec![
-            Action::Print("[12:34:56] Bob: hi\\u{1b}[2J".into()),
-            Action::Record {
-                at: T,
-                direction: Direction::Received,
-                peer: name("Bob"),
-                text: "hi\u{1b}[2J".into()
-            },
-        ]
+        vec![Action::ChatText {
+            at: T,
+            direction: Direction::Received,
+            text: "hi\u{1b}[2J".into()
+        }]
     );
+    assert_eq!(app.chat_peer_ref(), Some(&name("Bob")), "the peer the line is shown with");
     assert_eq!(line(&mut app, "hello"), vec![Action::Send("hello".into())]);
     assert_eq!(line(&mut app, " /back "), vec![Action::CloseChat]);
     assert!(!app.accepts(&InputItem::Line("3".into())), "closing: the menu is not back yet");
@@ -393,7 +382,11 @@ fn request_at_menu_waits_for_2() {
     assert_eq!(a[0], Action::Accept);
     assert!(app.in_chat());
     let a = feed(&mut app, chat_ev(ChatEvent::Received { seq: Seq(1), text: "yo".into() }));
-    assert_eq!(printed(&a), vec!["[12:34:56] Bob: yo"]);
+    assert_eq!(
+        a,
+        vec![Action::ChatText { at: T, direction: Direction::Received, text: "yo".into() }]
+    );
+    assert_eq!(app.chat_peer_ref(), Some(&name("Bob")));
 }
 
 #[test]
@@ -775,4 +768,12 @@ fn calls_missed_in_a_chat_are_listed_after_it() {
     assert_eq!(printed(&a), ["Cid called, but another call was waiting: missed"]);
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::PeerClose }));
     assert!(printed(&a).contains(&"Missed calls during the chat: Cid".to_owned()), "{a:?}");
+}
+
+#[test]
+fn chat_lines_are_shown_with_clock_and_sender() {
+    assert_eq!(
+        super::chat_line_parts("12:34:56", "Bob", "hi\\u{1b}[2J").concat(),
+        "[12:34:56] Bob: hi\\u{1b}[2J"
+    );
 }

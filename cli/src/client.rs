@@ -15,7 +15,7 @@ use p2pchat_transport_mio::{
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::app::{Action, App, AppConfig, EXIT_ERROR, EXIT_OK, KeyCheck};
-use crate::history::History;
+use crate::history::{Direction, History, escape_for_display};
 use crate::identity::Identity;
 use crate::known_peers::{KnownPeers, PeerStatus, changed_key_warning, describe};
 use crate::term::Term;
@@ -81,6 +81,7 @@ pub fn run(opts: ClientOptions, interactive: bool) -> anyhow::Result<i32> {
         stopped_at: None,
         give_up_at: None,
         turn: None,
+        times: LocalTimes::default(),
     };
     client.app.tick(SystemTime::now());
     client.app.start();
@@ -116,6 +117,38 @@ struct Client {
     give_up_at: Option<Instant>,
     /// The turn's instant and wall-clock time, for [`Client::wall_clock`].
     turn: Option<(Instant, SystemTime)>,
+    /// The last chat line's time in local time, and its `HH:MM:SS`.
+    times: LocalTimes,
+}
+
+/// The local time of the last chat line and its `HH:MM:SS`, worked out
+/// again only when the time changes: the lines of a burst share the turn's
+/// wall-clock time.
+#[derive(Debug, Default)]
+struct LocalTimes {
+    last: Option<(SystemTime, OffsetDateTime)>,
+    /// The second (since the epoch, local offset applied) and its text.
+    clock: Option<(i64, String)>,
+}
+
+impl LocalTimes {
+    /// `at` in the local time of `offset`, and its `HH:MM:SS`.
+    fn get(&mut self, at: SystemTime, offset: UtcOffset) -> (OffsetDateTime, &str) {
+        let local = match self.last {
+            Some((t, local)) if t == at => local,
+            _ => {
+                let local = OffsetDateTime::from(at).to_offset(offset);
+                self.last = Some((at, local));
+                local
+            }
+        };
+        let second = local.unix_timestamp();
+        if self.clock.as_ref().is_none_or(|(s, _)| *s != second) {
+            let text = format!("{:02}:{:02}:{:02}", local.hour(), local.minute(), local.second());
+            self.clock = Some((second, text));
+        }
+        (local, self.clock.as_ref().map_or("", |(_, text)| text.as_str()))
+    }
 }
 
 /// How long Ctrl-C or SIGTERM waits for the registry to confirm the logout
@@ -296,6 +329,7 @@ impl Client {
             Action::Send(text) => node.send_text(now, text),
             Action::CloseChat => node.close_chat(now),
             Action::FinishChat => node.finish_chat(now),
+            Action::ChatText { at, direction, text } => self.chat_text(at, direction, &text),
             Action::Record { at, direction, peer, text } => {
                 let at = OffsetDateTime::from(at).to_offset(self.utc_offset);
                 let result = self.history.record(at, direction, &peer, &text);
@@ -310,6 +344,27 @@ impl Client {
 }
 
 impl Client {
+    /// A chat text recorded, then shown (both only buffered here; the
+    /// history is written first, see [`NodeHandler::before_output`]).
+    fn chat_text(&mut self, at: SystemTime, direction: Direction, text: &str) {
+        // Queued for the event just handled, so the app is still in its chat.
+        let Some(peer) = self.app.chat_peer_ref() else { return };
+        let (local, clock) = self.times.get(at, self.utc_offset);
+        let escaped = escape_for_display(text);
+        let result = self.history.record_escaped(local, direction, peer, &escaped);
+        let who = match direction {
+            Direction::Sent => "you",
+            Direction::Received
+            | Direction::Undelivered
+            | Direction::Unacknowledged
+            | Direction::Failed
+            | Direction::Started
+            | Direction::Ended => peer.as_str(),
+        };
+        self.keyboard.inner_mut().chat_line(clock, who, &escaped);
+        self.history_result(result);
+    }
+
     /// What the known-peers file says of `key` for `peer` (pinning it when
     /// the name is new).
     fn check_key(&self, peer: &UserName, key: &PublicKey) -> KeyCheck {

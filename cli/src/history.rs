@@ -270,6 +270,18 @@ impl History {
         peer: &UserName,
         text: &str,
     ) -> io::Result<()> {
+        self.record_escaped(at, direction, peer, &escape(text))
+    }
+
+    /// [`History::record`] for a text already [escaped](escape) (a chat
+    /// line escapes its text once, for the screen and the history).
+    pub fn record_escaped(
+        &mut self,
+        at: OffsetDateTime,
+        direction: Direction,
+        peer: &UserName,
+        escaped: &str,
+    ) -> io::Result<()> {
         let key = (at.unix_timestamp(), at.millisecond(), at.offset());
         let stamp = match &self.stamp {
             Some((k, s)) if *k == key => s,
@@ -278,7 +290,7 @@ impl History {
         for part in [stamp.as_str(), " ", direction.as_str(), " ", peer.as_str(), " "] {
             self.buf.extend_from_slice(part.as_bytes());
         }
-        self.buf.extend_from_slice(escape(text).as_bytes());
+        self.buf.extend_from_slice(escaped.as_bytes());
         self.buf.push(b'\n');
         if self.buf.len() >= HISTORY_BUFFER { self.flush() } else { Ok(()) }
     }

@@ -41,6 +41,7 @@ use p2pchat_transport_mio::{
     EXIT_DRAIN_TIMEOUT, InputDecoder, InputItem, LineSplitter, MAX_PENDING_OUTPUT, UserOutput,
 };
 
+use crate::app::chat_line_parts;
 use crate::raw_mode::RawMode;
 
 #[path = "screen.rs"]
@@ -111,6 +112,18 @@ impl Term {
         }
         let out = self.line_bytes(text);
         self.write_out(&out);
+    }
+
+    /// Shows a chat line, `[CLOCK] WHO: TEXT` (`text` already escaped),
+    /// written piece by piece into the output (a script's output, a pipe)
+    /// or, with the line editor, drawn as any line.
+    pub fn chat_line(&mut self, clock: &str, who: &str, text: &str) {
+        let parts = chat_line_parts(clock, who, text);
+        if let Mode::Lines { prompt_open: false, .. } = self.mode {
+            let [a, b, c, d, e, f] = parts.map(str::as_bytes);
+            return self.write_parts(&[a, b, c, d, e, f, b"\n"]);
+        }
+        self.line(&parts.concat());
     }
 
     fn line_bytes(&mut self, text: &str) -> String {

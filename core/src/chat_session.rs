@@ -10,12 +10,13 @@ mod config;
 mod error;
 mod event;
 mod messages;
+mod unacked;
 mod wire;
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq};
+use crate::chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq, TextRef};
 use crate::key::PublicKey;
 use crate::name::UserName;
 
@@ -27,6 +28,7 @@ pub use error::{ChatError, SendError};
 pub use event::{ChatEvent, CloseReason};
 pub use wire::{ChatRole, ChatSetup};
 
+use unacked::Unacked;
 use wire::{Inbound, Wire};
 
 /// One side of a chat over a reliable byte stream, as a pure state machine.
@@ -136,7 +138,7 @@ pub struct ChatSession {
     events: VecDeque<ChatEvent>,
     /// Texts sent and not yet acknowledged, oldest first, with consecutive
     /// sequence numbers ending at `next_send - 1`.
-    unacked: VecDeque<(Seq, String)>,
+    unacked: Unacked,
     /// The sequence number our next text gets.
     next_send: Seq,
     /// The highest sequence number received from the peer.
@@ -198,7 +200,7 @@ impl ChatSession {
             peer: None,
             wire: Wire::new(setup),
             events: VecDeque::new(),
-            unacked: VecDeque::new(),
+            unacked: Unacked::default(),
             next_send: Seq(1),
             received: Seq(0),
             acked: Seq(0),
@@ -406,7 +408,9 @@ impl ChatSession {
             return Err(SendError::Backpressure);
         }
         let seq = self.next_send;
-        let msg = ChatMsg::Text { seq, text: text.to_owned() };
+        // Encoded from the borrowed text straight into the frame: the only
+        // copy the session keeps is the one for `Undelivered`.
+        let msg = TextRef::Text { seq, text };
         let room = MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM;
         let len = Wire::frame_len(&msg);
         if self.wire.len() + self.held_bytes + len > room {
@@ -421,7 +425,7 @@ impl ChatSession {
         } else {
             self.held_bytes += len;
         }
-        self.unacked.push_back((seq, text.to_owned()));
+        self.unacked.push(seq, text);
         self.next_send = next(seq);
         Ok(seq)
     }
@@ -571,7 +575,7 @@ impl ChatSession {
         if self.phase == Phase::Finished {
             return;
         }
-        for (seq, text) in self.unacked.drain(..) {
+        for (seq, text) in self.unacked.take_all() {
             self.events.push_back(ChatEvent::Undelivered { seq, text });
         }
         self.events.push_back(ChatEvent::Closed { reason });

@@ -6,7 +6,7 @@ use p2pchat_core::{
 
 use std::time::Duration;
 
-use super::screen::{chat_line, close_reason, truncate};
+use super::screen::{close_reason, truncate};
 
 /// How soon after the process is continued (after Ctrl-Z) a chat that
 /// times out or breaks is blamed on the stop: its timers ran out while it
@@ -113,9 +113,8 @@ impl App {
         }
     }
 
-    /// An event of the active chat; `clock` is when it happened.
+    /// An event of the active chat (it happened at `self.now`).
     pub(super) fn chat(&mut self, event: ChatEvent) {
-        let clock = self.clock();
         match event {
             // The key was judged before connecting; the handshake proved it.
             ChatEvent::Authenticated { .. } => {}
@@ -128,9 +127,10 @@ impl App {
                 }
             }
             ChatEvent::Received { text, .. } => {
-                let Some(peer) = self.chat_peer() else { return };
-                self.print(chat_line(&clock, peer.as_str(), &escape_for_display(&text)));
-                self.record(Direction::Received, peer, text);
+                if self.chat_peer_ref().is_some() {
+                    let at = self.now;
+                    self.push(Action::ChatText { at, direction: Direction::Received, text });
+                }
             }
             ChatEvent::Delivered { .. } => {}
             // Reported with the chat's end, whose reason tells whether the
@@ -240,9 +240,14 @@ impl App {
     }
 
     pub(super) fn chat_peer(&self) -> Option<UserName> {
+        self.chat_peer_ref().cloned()
+    }
+
+    /// The active chat's peer (connecting, open or closing), if any.
+    pub fn chat_peer_ref(&self) -> Option<&UserName> {
         match &self.state {
             State::Connecting { peer } | State::Chat { peer } | State::Closing { peer } => {
-                Some(peer.clone())
+                Some(peer)
             }
             _ => None,
         }

@@ -120,12 +120,9 @@ pub(super) fn clock(at: std::time::SystemTime, offset: time::UtcOffset) -> Strin
     format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
 }
 
-/// A chat line as shown, `[HH:MM:SS] WHO: TEXT` (`text` already escaped):
-/// built without the formatting machinery, as it is printed for every text.
-pub(super) fn chat_line(clock: &str, who: &str, text: &str) -> String {
-    let mut line = String::with_capacity(clock.len() + who.len() + text.len() + 5);
-    for part in ["[", clock, "] ", who, ": ", text] {
-        line.push_str(part);
-    }
-    line
+/// A chat line as shown, `[HH:MM:SS] WHO: TEXT` (`text` already escaped),
+/// in the pieces that are written one after the other: no `String` is
+/// built for the line ([`Action::ChatText`](super::Action::ChatText)).
+pub fn chat_line_parts<'a>(clock: &'a str, who: &'a str, text: &'a str) -> [&'a str; 6] {
+    ["[", clock, "] ", who, ": ", text]
 }

@@ -36,8 +36,8 @@ impl ChatSession {
                 self.events.push_back(ChatEvent::Connected { peer });
                 // No ack can come before our texts are out, so every unacked
                 // text is a held one.
-                for (seq, text) in &self.unacked {
-                    self.wire.push(&ChatMsg::Text { seq: *seq, text: text.clone() });
+                for (seq, text) in self.unacked.iter() {
+                    self.wire.push(&crate::chat_msg::TextRef::Text { seq, text });
                 }
                 self.held_bytes = 0;
                 match self.phase {
@@ -69,11 +69,10 @@ impl ChatSession {
                 if upto > sent {
                     return Err(ChatError::BadAck { upto });
                 }
-                while let Some((seq, _)) = self.unacked.front() {
-                    if *seq > upto {
+                while let Some(seq) = self.unacked.front() {
+                    if seq > upto {
                         break;
                     }
-                    let seq = *seq;
                     self.unacked.pop_front();
                     self.events.push_back(ChatEvent::Delivered { seq });
                 }

@@ -15,7 +15,9 @@
 //! each.
 
 use crate::chat_msg::{CHAT_VERSION, ChatMsg};
-use crate::codec::{body_len, decode_chat_prefix, encode_chat};
+use serde::Serialize;
+
+use crate::codec::{body_len, decode_chat_prefix};
 use crate::frame::{FRAME_HEADER_LEN, FrameDecoder, write_frame};
 use crate::key::{PrivateKey, PublicKey};
 use crate::name::UserName;
@@ -175,7 +177,7 @@ impl Wire {
     }
 
     /// The number of bytes `msg` takes on the wire, sealed and framed.
-    pub(super) fn frame_len(msg: &ChatMsg) -> usize {
+    pub(super) fn frame_len<M: Serialize>(msg: &M) -> usize {
         FRAME_HEADER_LEN + body_len(msg) + TAG_LEN
     }
 
@@ -281,13 +283,13 @@ impl Wire {
     /// Queues `msg` behind everything already queued: sealed with the rest
     /// of the turn's messages if the handshake is done, else held in clear
     /// until it is.
-    pub(super) fn push(&mut self, msg: &ChatMsg) {
+    pub(super) fn push<M: Serialize>(&mut self, msg: &M) {
         match &mut self.noise {
             Noise::Transport(_) => self.queue_msg(msg),
             Noise::CallerPreamble { .. }
             | Noise::CalleePreamble { .. }
             | Noise::Handshake { .. } => {
-                let payload = encode_chat(msg);
+                let payload = encode_any(msg);
                 debug_assert!(payload.len() <= MAX_PLAINTEXT_LEN);
                 self.held_len += FRAME_HEADER_LEN + payload.len() + TAG_LEN;
                 self.held.push(payload);
@@ -301,7 +303,7 @@ impl Wire {
     /// Encodes `msg` straight into the next sealed frame (no buffer of its
     /// own), sealing the one under way first if it would grow past a Noise
     /// message.
-    fn queue_msg(&mut self, msg: &ChatMsg) {
+    fn queue_msg<M: Serialize>(&mut self, msg: &M) {
         let len = body_len(msg);
         debug_assert!(len <= MAX_PLAINTEXT_LEN);
         if self.unsealed.len() + len > MAX_PLAINTEXT_LEN {
@@ -418,9 +420,14 @@ impl Wire {
     }
 }
 
+/// `msg` (a [`ChatMsg`] or a borrowed text) encoded on its own.
+fn encode_any<M: Serialize>(msg: &M) -> Vec<u8> {
+    encode_into(msg, Vec::new())
+}
+
 /// `msg` encoded at the end of `buf`.
 #[allow(clippy::expect_used)] // Our messages always serialize, and a `Vec` only grows.
-fn encode_into(msg: &ChatMsg, buf: Vec<u8>) -> Vec<u8> {
+fn encode_into<M: Serialize>(msg: &M, buf: Vec<u8>) -> Vec<u8> {
     postcard::to_extend(msg, buf).expect("our messages always serialize")
 }
 
