@@ -36,8 +36,8 @@ impl ChatSession {
                 self.events.push_back(ChatEvent::Connected { peer });
                 // No ack can come before our texts are out, so every unacked
                 // text is a held one.
-                for (seq, text) in self.unacked.iter() {
-                    self.wire.push(&crate::chat_msg::TextRef::Text { seq, text });
+                for (seq, text) in self.unacked.to_vec() {
+                    self.wire.push(&crate::chat_msg::TextRef::Text { seq, text: &text });
                 }
                 self.held_bytes = 0;
                 match self.phase {

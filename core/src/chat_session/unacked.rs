@@ -1,7 +1,8 @@
 //! The texts sent and not yet acknowledged, kept for the `Undelivered`
 //! report: their sequence numbers in a queue and their bytes back to back
-//! in one buffer, so that sending a text copies it once and allocates
-//! nothing once the buffer has grown to the burst's size.
+//! in one ring buffer, so that sending a text copies it once, and neither
+//! allocates (once the buffer has grown to the burst's size) nor moves
+//! what is left when older texts are acknowledged.
 
 use std::collections::VecDeque;
 
@@ -15,10 +16,8 @@ use crate::chat_msg::Seq;
 pub(super) struct Unacked {
     /// Each text's sequence number and length, oldest first.
     texts: VecDeque<(Seq, usize)>,
-    /// Their bytes, oldest first, from `start` on.
-    bytes: String,
-    /// Bytes at the front of `bytes` whose texts were acknowledged.
-    start: usize,
+    /// Their bytes (UTF-8), oldest first.
+    bytes: VecDeque<u8>,
 }
 
 impl Unacked {
@@ -29,7 +28,7 @@ impl Unacked {
 
     /// Keeps a copy of `text`, sent as `seq`.
     pub(super) fn push(&mut self, seq: Seq, text: &str) {
-        self.bytes.push_str(text);
+        self.bytes.extend(text.as_bytes());
         self.texts.push_back((seq, text.len()));
     }
 
@@ -38,36 +37,30 @@ impl Unacked {
         self.texts.front().map(|(seq, _)| *seq)
     }
 
-    /// Forgets the oldest text (acknowledged). The acknowledged prefix of
-    /// the buffer is dropped once it outweighs what is left, so the copy is
-    /// paid for by the texts that made it.
+    /// Forgets the oldest text (acknowledged).
     pub(super) fn pop_front(&mut self) -> Option<Seq> {
         let (seq, len) = self.texts.pop_front()?;
-        self.start += len;
-        if self.texts.is_empty() {
-            self.bytes.clear();
-            self.start = 0;
-        } else if self.start >= self.bytes.len() - self.start {
-            self.bytes.drain(..self.start);
-            self.start = 0;
-        }
+        self.bytes.drain(..len);
         Some(seq)
     }
 
-    /// Every text, oldest first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (Seq, &str)> {
-        let mut at = self.start;
-        self.texts.iter().map(move |&(seq, len)| {
-            // Each text was pushed whole, so its bounds are char boundaries.
-            let text = self.bytes.get(at..at + len).unwrap_or_default();
-            at += len;
-            (seq, text)
-        })
+    /// A copy of every text, oldest first (for the rare resend and report).
+    pub(super) fn to_vec(&self) -> Vec<(Seq, String)> {
+        let mut at = 0;
+        self.texts
+            .iter()
+            .map(|&(seq, len)| {
+                let bytes: Vec<u8> = self.bytes.range(at..at + len).copied().collect();
+                at += len;
+                // Each text was pushed whole and valid, so this never replaces anything.
+                (seq, String::from_utf8_lossy(&bytes).into_owned())
+            })
+            .collect()
     }
 
     /// Takes every text out, oldest first.
     pub(super) fn take_all(&mut self) -> Vec<(Seq, String)> {
-        let all = self.iter().map(|(seq, text)| (seq, text.to_owned())).collect();
+        let all = self.to_vec();
         *self = Self::default();
         all
     }

@@ -243,6 +243,9 @@ pub(super) struct Chats {
     next_token: usize,
     /// Our long-term key, for every handshake.
     identity: PrivateKey,
+    /// The active chat's events of one [`Chats::collect`], empty between
+    /// calls (kept for its capacity).
+    events: Vec<ChatEvent>,
     /// Chats go in clear after the handshake (benchmark builds only).
     #[cfg(feature = "bench-cleartext")]
     pub(super) cleartext: bool,
@@ -258,6 +261,7 @@ impl Chats {
             crossed: None,
             next_token: FIRST_STREAM,
             identity,
+            events: Vec::new(),
             #[cfg(feature = "bench-cleartext")]
             cleartext: false,
         }
@@ -401,17 +405,22 @@ impl Chats {
         out: &mut VecDeque<NodeEvent>,
     ) {
         self.incoming.collect(now, at, registry);
-        let mut events = Vec::new();
+        // The active chat's events go through a buffer kept between calls
+        // (a burst is hundreds of them), unless a crossed call takes them.
+        let mut events = std::mem::take(&mut self.events);
         if let Some(chat) = self.active.as_mut() {
             while let Some(event) = chat.session.poll_event() {
                 chat.saw(&event, now);
                 events.push(event);
             }
         }
-        if let Some(events) = self.crossed_decline(now, events, out) {
-            for event in events {
-                out.push_back(NodeEvent::Chat { event, at });
+        if !events.is_empty() {
+            if let Some(mut events) = self.crossed_decline(now, events, out) {
+                out.extend(events.drain(..).map(|event| NodeEvent::Chat { event, at }));
+                self.events = events;
             }
+        } else {
+            self.events = events;
         }
         if let Some(chat) = self.active.as_mut() {
             chat.finish_if_done(now);

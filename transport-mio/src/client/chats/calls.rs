@@ -180,8 +180,11 @@ impl Chats {
         let crossed = events.iter().any(|e| {
             matches!(e, ChatEvent::Closed { reason: CloseReason::Declined(DeclineReason::Crossed) })
         });
+        if !crossed {
+            return Some(events);
+        }
         let callee = self.active.as_ref().and_then(|c| c.callee.clone());
-        let (true, Some((peer, key))) = (crossed, callee) else { return Some(events) };
+        let Some((peer, key)) = callee else { return Some(events) };
         let mut moved = Moved { sent: undelivered_of(events), blocked: VecDeque::new() };
         if let Some(mut ours) = self.active.take() {
             moved.blocked = std::mem::take(&mut ours.blocked);
