@@ -98,7 +98,9 @@ impl App {
                 return self.stale_line(&line, n);
             }
         }
-        match self.state.clone() {
+        // The state's kind only: cloning it would copy the peer's name for
+        // every line of a chat.
+        match &self.state {
             State::AskName => self.name_line(&line),
             State::Menu => self.menu_line(line.trim()),
             State::AskPeer => self.peer_line(line.trim()),
