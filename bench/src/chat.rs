@@ -76,8 +76,10 @@ struct Round {
     clear_rtt: Option<(f64, f64)>,
     clear_rtt_cpu: Option<(f64, f64)>,
     cat_rate: f64,
-    cat_rtt: (f64, f64),
-    tcp_rtt: (f64, f64),
+    cat_rtt: Rtt,
+    /// Two `tee -a FILE`: `cat` plus a write to a file per hop.
+    tee_rtt: Rtt,
+    tcp_rtt: Rtt,
     tcp_write_rate: f64,
     tcp_buffered_rate: f64,
 }
@@ -119,7 +121,15 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
             r.clear_rtt_cpu = Some(cpu);
         }
         r.cat_rate = cat_one_way(lines)?;
-        r.cat_rtt = cat_round_trips(trips)?;
+        r.cat_rtt = pipe_round_trips("cat", &[], trips)?;
+        let tee_file = dir.join("tee.history");
+        let tee_file = tee_file.to_str().context("temporary directory not UTF-8")?;
+        // tee writes its standard output first: that goes to /dev/null,
+        // and the pipe (as descriptor 3) is named after the file, so the
+        // line is in the file before it goes on, as in a client.
+        let script = "exec 3>&1 >/dev/null; exec tee -a \"$0\" /dev/fd/3";
+        r.tee_rtt = pipe_round_trips("sh", &["-c", script, tee_file], trips)?;
+        let _ = std::fs::remove_file(tee_file);
         r.tcp_rtt = chat_refs::tcp_ping_pong(trips)?;
         r.tcp_write_rate = chat_refs::tcp_one_way(lines, false)?;
         r.tcp_buffered_rate = chat_refs::tcp_one_way(lines, true)?;
@@ -208,9 +218,11 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
     report.add(rec("raw TCP buffered".into(), tcp_buf, "lines/s", None));
     let p50 = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| m(&|r| f(r).map(|x| x.0));
     let p99 = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| m(&|r| f(r).map(|x| x.1));
-    let cat50 = p50(&|r| Some(r.cat_rtt)).unwrap_or(f64::NAN);
-    let tcp50 = p50(&|r| Some(r.tcp_rtt)).unwrap_or(f64::NAN);
+    let cat50 = p50(&|r| Some(r.cat_rtt.p50_p99)).unwrap_or(f64::NAN);
+    let tee50 = p50(&|r| Some(r.tee_rtt.p50_p99)).unwrap_or(f64::NAN);
+    let tcp50 = p50(&|r| Some(r.tcp_rtt.p50_p99)).unwrap_or(f64::NAN);
     let floor = cat50 + tcp50;
+    let history_floor = tee50 + tcp50;
     let enc50 = p50(&|r| Some(r.enc_rtt)).unwrap_or(f64::NAN);
     report.add(rec(
         "round trip p50, encrypted".into(),
@@ -219,6 +231,14 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
         Some(("two cats + TCP ping-pong", floor)),
     ));
     report.add(rec("round trip p50 over that floor, encrypted".into(), enc50 - floor, "us", None));
+    // The same floor with the history rule: each hop also appends the line
+    // to a file before the line goes on.
+    report.add(rec(
+        "round trip p50, encrypted, against two tees + TCP ping-pong".into(),
+        enc50,
+        "us",
+        Some(("two tees (append to a file) + TCP ping-pong", history_floor)),
+    ));
     let enc99 = p99(&|r| Some(r.enc_rtt)).unwrap_or(f64::NAN);
     report.add(rec("round trip p99, encrypted".into(), enc99, "us", None));
     if let (Some(c50), Some(c99)) = (p50(&|r| r.clear_rtt), p99(&|r| r.clear_rtt)) {
@@ -240,20 +260,33 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
             clear.map(|c| ("same, cleartext", c)),
         ));
     }
-    report.add(rec("round trip p50, two cats".into(), cat50, "us", None));
-    report.add(rec(
-        "round trip p99, two cats".into(),
-        p99(&|r| Some(r.cat_rtt)).unwrap_or(f64::NAN),
-        "us",
-        None,
-    ));
-    report.add(rec("raw TCP ping-pong p50".into(), tcp50, "us", None));
-    report.add(rec(
-        "raw TCP ping-pong p99".into(),
-        p99(&|r| Some(r.tcp_rtt)).unwrap_or(f64::NAN),
-        "us",
-        None,
-    ));
+    let refs: [(&str, &dyn Fn(&Round) -> Rtt); 3] = [
+        ("two cats", &|r| r.cat_rtt),
+        ("two tees", &|r| r.tee_rtt),
+        ("raw TCP ping-pong", &|r| r.tcp_rtt),
+    ];
+    for (name, rtt) in refs {
+        report.add(rec(
+            format!("round trip p50, {name}"),
+            p50(&|r| Some(rtt(r).p50_p99)).unwrap_or(f64::NAN),
+            "us",
+            None,
+        ));
+        report.add(rec(
+            format!("round trip p99, {name}"),
+            p99(&|r| Some(rtt(r).p50_p99)).unwrap_or(f64::NAN),
+            "us",
+            None,
+        ));
+        // One wakeup, one read and one write per trip (the tee: and one
+        // append): what a client's two turns per trip are made of.
+        report.add(rec(
+            format!("round trip, CPU per trip of one of the {name}"),
+            m(&|r| Some(rtt(r).cpu)).unwrap_or(f64::NAN),
+            "us",
+            None,
+        ));
+    }
 }
 
 /// The client that can chat in clear, built into its own target directory
@@ -400,6 +433,12 @@ fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
 /// Round trips A → B → A with one line in flight: p50 and p99 in µs, and
 /// the CPU time per round trip of A and of B, in µs.
 fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<((f64, f64), (f64, f64))> {
+    // Free to run on any CPU, as the references (`cat`, the TCP threads)
+    // are: pinned to different CPUs, every hop between them would be a
+    // wakeup across CPUs, which cost this machine twice the round trip
+    // (110 µs against 52 µs, 50 µs of CPU per trip against 21 µs).
+    pair.a.unpin();
+    pair.b.unpin();
     let pids = [pair.a.child.id(), pair.b.child.id()];
     let mut cpu_before = pids.map(cpu_ns);
     let mut times = Vec::with_capacity(trips);
@@ -426,6 +465,63 @@ fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<((f64, f64),
         _ => f64::NAN,
     };
     Ok((percentiles(times), (per_trip(0), per_trip(1))))
+}
+
+/// CPU time the calling thread has used, in nanoseconds, from
+/// `/proc/thread-self/schedstat`.
+pub fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// The round-trip driver through two processes that each copy a line from
+/// their input to their output, as `cat`; a `tee -a FILE` also appends it
+/// to a file first, as a client records a line in its history before
+/// showing it (its extra write to /dev/null costs about 0.2 µs).
+/// Returns p50 and p99 in µs, and each process's CPU time per trip (the
+/// mean of the two).
+fn pipe_round_trips(program: &str, args: &[&str], trips: usize) -> anyhow::Result<Rtt> {
+    let spawn = || {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        Proc::spawn(cmd)
+    };
+    let mut a = spawn()?;
+    let mut b = spawn()?;
+    let pids = [a.child.id(), b.child.id()];
+    let mut cpu_before = pids.map(cpu_ns);
+    let mut times = Vec::with_capacity(trips);
+    let mut buf = Vec::with_capacity(256);
+    for i in 0..trips + RTT_WARMUP {
+        let text = trip_line(i);
+        let line = format!("{text}\n");
+        let start = Instant::now();
+        a.send(&text)?;
+        read_until_text(a.stdout.as_mut().context(program.to_owned())?, &mut buf, line.as_bytes())?;
+        b.send(&text)?;
+        read_until_text(b.stdout.as_mut().context(program.to_owned())?, &mut buf, line.as_bytes())?;
+        if i >= RTT_WARMUP {
+            times.push(start.elapsed());
+        }
+        if i + 1 == RTT_WARMUP {
+            cpu_before = pids.map(cpu_ns);
+        }
+    }
+    let cpu_after = pids.map(cpu_ns);
+    let cpu: Vec<f64> =
+        (0..2).filter_map(|i| Some(cpu_after[i]?.saturating_sub(cpu_before[i]?) as f64)).collect();
+    let per_trip = cpu.iter().sum::<f64>() / cpu.len().max(1) as f64 / trips as f64 / 1e3;
+    Ok(Rtt { p50_p99: percentiles(times), cpu: per_trip })
+}
+
+/// A round trip's p50 and p99 (µs), and the CPU time (µs) per trip of one
+/// of the processes (or threads) that copy the line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rtt {
+    /// p50 and p99, µs.
+    pub p50_p99: (f64, f64),
+    /// CPU µs per trip of one copying process.
+    pub cpu: f64,
 }
 
 /// The same one-way driver through `cat | cat`.
@@ -459,26 +555,4 @@ fn cat_one_way(lines: usize) -> anyhow::Result<f64> {
     let _ = first.kill();
     let _ = first.wait();
     Ok(lines as f64 / elapsed.as_secs_f64())
-}
-
-/// The round-trip driver through two `cat`s: written to the first, read
-/// from it, written to the second, read from it.
-fn cat_round_trips(trips: usize) -> anyhow::Result<(f64, f64)> {
-    let mut a = Proc::spawn(Command::new("cat"))?;
-    let mut b = Proc::spawn(Command::new("cat"))?;
-    let mut times = Vec::with_capacity(trips);
-    let mut buf = Vec::with_capacity(256);
-    for i in 0..trips + RTT_WARMUP {
-        let text = trip_line(i);
-        let line = format!("{text}\n");
-        let start = Instant::now();
-        a.send(&text)?;
-        read_until_text(a.stdout.as_mut().context("cat")?, &mut buf, line.as_bytes())?;
-        b.send(&text)?;
-        read_until_text(b.stdout.as_mut().context("cat")?, &mut buf, line.as_bytes())?;
-        if i >= RTT_WARMUP {
-            times.push(start.elapsed());
-        }
-    }
-    Ok(percentiles(times))
 }

@@ -56,6 +56,16 @@ impl Proc {
         }
     }
 
+    /// Lets the process run on any CPU the benchmark itself may use (undoes
+    /// [`Proc::pin`]).
+    pub fn unpin(&self) {
+        let Ok(set) = rustix::thread::sched_getaffinity(None) else { return };
+        let pid = rustix::process::Pid::from_child(&self.child);
+        if let Err(e) = rustix::thread::sched_setaffinity(Some(pid), &set) {
+            eprintln!("cannot unpin process {}: {e}", self.child.id());
+        }
+    }
+
     /// Writes one line to the process's standard input.
     pub fn send(&mut self, line: &str) -> anyhow::Result<()> {
         let stdin = self.stdin.as_mut().context("standard input closed")?;

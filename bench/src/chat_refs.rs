@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
-use crate::chat::{LINE_LEN, numbered_line};
+use crate::chat::{LINE_LEN, Rtt, numbered_line, thread_cpu_ns};
 
 /// A connected pair of loopback TCP streams, with `TCP_NODELAY` as the chat
 /// sets it.
@@ -38,17 +38,25 @@ fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 /// One framed line sent back and forth between two threads, one in flight:
-/// p50 and p99 round trip in µs.
-pub fn tcp_ping_pong(trips: usize) -> anyhow::Result<(f64, f64)> {
+/// p50 and p99 round trip in µs, and the echoing thread's CPU time per trip.
+pub fn tcp_ping_pong(trips: usize) -> anyhow::Result<Rtt> {
     let (mut a, mut b) = pair()?;
-    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+    let echo = std::thread::spawn(move || -> std::io::Result<f64> {
         let mut buf = Vec::new();
-        loop {
+        let mut cpu_before = None;
+        for i in 0usize.. {
+            if i == 200 {
+                cpu_before = thread_cpu_ns();
+            }
             if read_frame(&mut b, &mut buf).is_err() {
-                return Ok(());
+                // The last read (the end of the stream) is not a trip.
+                let trips = i.saturating_sub(200).max(1);
+                let cpu = thread_cpu_ns().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
+                return Ok(cpu.map_or(f64::NAN, |ns| ns as f64 / trips as f64 / 1e3));
             }
             b.write_all(&frame(&buf))?;
         }
+        Ok(f64::NAN)
     });
     let text = numbered_line(0);
     let mut buf = Vec::new();
@@ -62,10 +70,10 @@ pub fn tcp_ping_pong(trips: usize) -> anyhow::Result<(f64, f64)> {
         }
     }
     drop(a);
-    echo.join().map_err(|_| anyhow::anyhow!("echo panicked"))??;
+    let cpu = echo.join().map_err(|_| anyhow::anyhow!("echo panicked"))??;
     times.sort();
     let us = |p: usize| times[(times.len() * p / 100).min(times.len() - 1)].as_secs_f64() * 1e6;
-    Ok((us(50), us(99)))
+    Ok(Rtt { p50_p99: (us(50), us(99)), cpu })
 }
 
 /// `lines` framed lines one way: lines/s from the first write to the last
