@@ -260,7 +260,8 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
             clear.map(|c| ("same, cleartext", c)),
         ));
     }
-    let refs: [(&str, &dyn Fn(&Round) -> Rtt); 3] = [
+    type Pick<'a> = &'a dyn Fn(&Round) -> Rtt;
+    let refs: [(&str, Pick<'_>); 3] = [
         ("two cats", &|r| r.cat_rtt),
         ("two tees", &|r| r.tee_rtt),
         ("raw TCP ping-pong", &|r| r.tcp_rtt),
