@@ -247,9 +247,51 @@ pub const HISTORY_BUFFER: usize = 64 * 1024;
 pub struct History {
     file: File,
     buf: Vec<u8>,
-    /// The last time written (its millisecond and offset) and its text: the
-    /// messages of a burst share their millisecond.
-    stamp: Option<((i64, u16, time::UtcOffset), String)>,
+    /// The last time written, as text.
+    stamp: Stamp,
+}
+
+/// The last time a history line was stamped with, as text: the messages of
+/// a burst share their millisecond (the text is reused), those of a
+/// conversation their second (only the milliseconds are written again, as
+/// three digits, not through the formatting machinery).
+#[derive(Debug, Default)]
+struct Stamp {
+    /// The second (and offset) `text` holds.
+    second: Option<(i64, time::UtcOffset)>,
+    /// Its millisecond.
+    millisecond: u16,
+    /// `at` formatted with [`TIME_FORMAT`].
+    text: String,
+}
+
+/// Where the milliseconds are in a stamp: after `YYYY-MM-DDTHH:MM:SS.`.
+const MILLIS_AT: usize = 20;
+
+impl Stamp {
+    /// `at` formatted as [`format_time`] does.
+    fn get(&mut self, at: OffsetDateTime) -> &str {
+        let second = Some((at.unix_timestamp(), at.offset()));
+        let ms = at.millisecond();
+        let digits = self
+            .text
+            .get(MILLIS_AT..MILLIS_AT + 3)
+            .filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+        if self.second != second || digits.is_none() {
+            self.text = format_time(at);
+            self.second = second;
+            self.millisecond = ms;
+        } else if self.millisecond != ms {
+            let ms_text =
+                [b'0' + (ms / 100) as u8, b'0' + (ms / 10 % 10) as u8, b'0' + (ms % 10) as u8];
+            let mut text = std::mem::take(&mut self.text).into_bytes();
+            text[MILLIS_AT..MILLIS_AT + 3].copy_from_slice(&ms_text);
+            // Only ASCII digits replaced ASCII digits.
+            self.text = String::from_utf8(text).unwrap_or_else(|_| format_time(at));
+            self.millisecond = ms;
+        }
+        &self.text
+    }
 }
 
 impl History {
@@ -258,7 +300,7 @@ impl History {
     /// the mode it has.
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).mode(HISTORY_MODE).open(path)?;
-        Ok(Self { file, buf: Vec::with_capacity(HISTORY_BUFFER), stamp: None })
+        Ok(Self { file, buf: Vec::with_capacity(HISTORY_BUFFER), stamp: Stamp::default() })
     }
 
     /// Appends one line to the buffer, writing the buffer out once it holds
@@ -282,12 +324,8 @@ impl History {
         peer: &UserName,
         escaped: &str,
     ) -> io::Result<()> {
-        let key = (at.unix_timestamp(), at.millisecond(), at.offset());
-        let stamp = match &self.stamp {
-            Some((k, s)) if *k == key => s,
-            _ => &self.stamp.insert((key, format_time(at))).1,
-        };
-        for part in [stamp.as_str(), " ", direction.as_str(), " ", peer.as_str(), " "] {
+        let stamp = self.stamp.get(at);
+        for part in [stamp, " ", direction.as_str(), " ", peer.as_str(), " "] {
             self.buf.extend_from_slice(part.as_bytes());
         }
         self.buf.extend_from_slice(escaped.as_bytes());
@@ -416,6 +454,29 @@ mod tests {
             format_line(at, Direction::Unacknowledged, &peer, "maybe"),
             "2023-11-14T22:13:20.000+00:00 unacknowledged Mert maybe"
         );
+    }
+
+    #[test]
+    fn stamps_reuse_the_second_and_rewrite_the_milliseconds() {
+        let mut stamp = Stamp::default();
+        let base = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let offset = time::UtcOffset::from_hms(5, 30, 0).unwrap();
+        for ms in [0, 1, 1, 9, 10, 99, 100, 998, 999, 7, 0] {
+            for second in [0, 1] {
+                let at = (base
+                    + time::Duration::milliseconds(i64::from(ms))
+                    + time::Duration::seconds(second))
+                .to_offset(offset);
+                assert_eq!(stamp.get(at), format_time(at), "{ms} ms");
+            }
+        }
+        // Years before 0 do not fit the layout: formatted whole.
+        let far = OffsetDateTime::from_unix_timestamp(-62_198_755_200).unwrap();
+        for ms in [0, 5, 5, 6] {
+            let at = far + time::Duration::milliseconds(ms);
+            assert_eq!(stamp.get(at), format_time(at));
+            assert!(stamp.get(at).starts_with('-'), "{}", format_time(at));
+        }
     }
 
     #[test]

@@ -57,16 +57,37 @@ impl FrameDecoder {
 
     /// Buffers `bytes` received from the stream.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
+        self.reclaim();
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops the bytes of the frames taken out: at once when nothing else
+    /// is buffered, else once they outweigh a frame.
+    fn reclaim(&mut self) {
+        if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
+        } else if self.start > MAX_FRAME_LEN {
+            self.buf.drain(..self.start);
+            self.start = 0;
         }
-        self.buf.extend_from_slice(bytes);
     }
 
     /// Takes out the next complete payload, `Ok(None)` when the buffer holds
     /// less than a whole frame.
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        Ok(self.next_frame_ref()?.map(<[u8]>::to_vec))
+    }
+
+    /// [`FrameDecoder::next_frame`] without a copy: the payload is borrowed
+    /// from the buffer until the next call (which reclaims its bytes, as
+    /// [`FrameDecoder::push`] does).
+    ///
+    /// # Errors
+    ///
+    /// As [`FrameDecoder::next_frame`].
+    pub fn next_frame_ref(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        self.reclaim();
         let pending = &self.buf[self.start..];
         let Some((header, rest)) = pending.split_first_chunk::<FRAME_HEADER_LEN>() else {
             return Ok(None);
@@ -75,19 +96,12 @@ impl FrameDecoder {
         if len as usize > MAX_FRAME_LEN {
             return Err(FrameError::TooLong { len });
         }
-        let Some(payload) = rest.get(..len as usize) else {
+        if rest.len() < len as usize {
             return Ok(None);
-        };
-        let payload = payload.to_vec();
-        self.start += FRAME_HEADER_LEN + payload.len();
-        if self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
-        } else if self.start > MAX_FRAME_LEN {
-            self.buf.drain(..self.start);
-            self.start = 0;
         }
-        Ok(Some(payload))
+        let from = self.start + FRAME_HEADER_LEN;
+        self.start = from + len as usize;
+        Ok(self.buf.get(from..self.start))
     }
 
     /// Bytes received but not yet returned as a frame.
@@ -118,6 +132,26 @@ mod tests {
             assert_eq!(got, vec![b"hello".to_vec(), vec![], vec![7; 300]]);
             assert_eq!(d.buffered(), 0);
         }
+    }
+
+    #[test]
+    fn borrowed_frames_match_owned_ones_and_memory_is_reclaimed() {
+        let mut wire = Vec::new();
+        for i in 0..50u8 {
+            write_frame(&mut wire, &vec![i; usize::from(i) * 7]);
+        }
+        let mut d = FrameDecoder::new();
+        let mut got = Vec::new();
+        for chunk in wire.chunks(61) {
+            d.push(chunk);
+            while let Some(f) = d.next_frame_ref().unwrap() {
+                got.push(f.to_vec());
+            }
+        }
+        let want: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; usize::from(i) * 7]).collect();
+        assert_eq!(got, want);
+        assert_eq!(d.buffered(), 0);
+        assert!(d.buf.is_empty(), "the last call reclaimed the frames taken");
     }
 
     #[test]

@@ -329,6 +329,12 @@ impl ClientNode {
                 self.chats.pump(now, self.poll.registry(), &mut self.events, Answer::Later);
                 self.collect_events(now);
                 let fed = self.feed_input(now, handler);
+                if fed {
+                    // The texts just typed go out before their echo and
+                    // history lines are made (the round trip's critical
+                    // path); a line the handler shows is not lost meanwhile.
+                    self.chats.pump(now, self.poll.registry(), &mut self.events, Answer::Later);
+                }
                 if self.events.is_empty() && !fed {
                     break;
                 }

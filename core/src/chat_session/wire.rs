@@ -192,11 +192,20 @@ impl Wire {
         if let Some(msg) = self.next_opened()? {
             return Ok(Some(Inbound::Msg(msg)));
         }
+        // The frame is borrowed from the decoder while the rest of the wire
+        // handles it: the decoder is set aside meanwhile.
+        let mut frames = std::mem::take(&mut self.frames);
+        let next = self.next_from(&mut frames);
+        self.frames = frames;
+        next
+    }
+
+    fn next_from(&mut self, frames: &mut FrameDecoder) -> Result<Option<Inbound>, ChatError> {
         loop {
-            let Some(frame) = self.frames.next_frame()? else {
+            let Some(frame) = frames.next_frame_ref()? else {
                 return Ok(None);
             };
-            if let Some(inbound) = self.handle_frame(&frame)? {
+            if let Some(inbound) = self.handle_frame(frame)? {
                 return Ok(Some(inbound));
             }
         }
@@ -244,21 +253,23 @@ impl Wire {
                 Ok(Some(Inbound::Secured { name: peer, key }))
             }
             Noise::Transport(mut transport) => {
-                let plain = transport.open(frame);
+                // Every message of the frame opened before was taken out:
+                // its buffer is reused.
+                let opened = transport.open_into(frame, &mut self.opened);
                 self.noise = Noise::Transport(transport);
+                opened?;
                 // A sealed frame carries at least one message.
-                let plain = plain?;
-                if plain.is_empty() {
+                if self.opened.is_empty() {
                     return Err(ChatError::Malformed(crate::codec::DecodeError::Malformed));
                 }
-                self.opened = plain;
                 self.opened_at = 0;
                 Ok(self.next_opened()?.map(Inbound::Msg))
             }
             #[cfg(feature = "bench-cleartext")]
             Noise::Clear => {
                 self.noise = Noise::Clear;
-                self.opened = frame.to_vec();
+                self.opened.clear();
+                self.opened.extend_from_slice(frame);
                 self.opened_at = 0;
                 Ok(self.next_opened()?.map(Inbound::Msg))
             }

@@ -52,16 +52,30 @@ impl Transport {
 
     /// Opens one sealed message.
     pub fn open(&mut self, sealed: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let mut plain = Vec::new();
+        self.open_into(sealed, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// Opens one sealed message into `plain` (replacing what it held; its
+    /// memory is reused, so a session opens frame after frame without
+    /// allocating).
+    pub fn open_into(&mut self, sealed: &[u8], plain: &mut Vec<u8>) -> Result<(), TransportError> {
+        plain.clear();
         if sealed.len() < TAG_LEN || sealed.len() > MAX_NOISE_MSG_LEN {
             return Err(TransportError::BadLength);
         }
-        let mut plain = vec![0; sealed.len() - TAG_LEN];
-        let n = self.state.read_message(sealed, &mut plain).map_err(|_| TransportError::Decrypt)?;
+        plain.resize(sealed.len() - TAG_LEN, 0);
+        let opened = self.state.read_message(sealed, plain);
+        let Ok(n) = opened else {
+            plain.clear();
+            return Err(TransportError::Decrypt);
+        };
         plain.truncate(n);
         self.opened += 1;
         if self.opened % REKEY_INTERVAL == 0 {
             self.state.rekey_incoming();
         }
-        Ok(plain)
+        Ok(())
     }
 }
