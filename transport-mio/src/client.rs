@@ -133,7 +133,8 @@ pub enum NodeError {
 ///    acknowledgements, wait for the next write); queue the registry's and
 ///    the chats' events; hand the handler the user input it
 ///    [`accepts`](NodeHandler::accepts) (none while a text waits for room),
-///    then every queued event, in order. Commands the handler calls meanwhile
+///    and write the texts it sent to the chat stream at once; then every
+///    queued event, in order. Commands the handler calls meanwhile
 ///    take effect at once, and what they report ([`NodeEvent::Sent`], …)
 ///    joins the queue and is handed over in the same round. After a round
 ///    with chat events, the handler's [`output`](NodeHandler::output) is
