@@ -411,7 +411,7 @@ impl Chats {
         if let Some(chat) = self.active.as_mut() {
             while let Some(event) = chat.session.poll_event() {
                 chat.saw(&event, now);
-                events.push(event);
+                push_coalesced(&mut events, event);
             }
         }
         if !events.is_empty() {
@@ -675,4 +675,33 @@ fn drop_conn(registry: &Registry, chat: &mut Chat, now: Instant) {
     }
     chat.connect_deadline = None;
     chat.session.handle_eof(now);
+}
+
+/// Queues `event`, except that a run of deliveries is reported once, by its
+/// last: texts are acknowledged in order, so it stands for those before it
+/// (an acknowledgement of a burst is one event, not one per text).
+fn push_coalesced(events: &mut Vec<ChatEvent>, event: ChatEvent) {
+    if let (ChatEvent::Delivered { .. }, Some(ChatEvent::Delivered { .. })) =
+        (&event, events.last())
+    {
+        events.pop();
+    }
+    events.push(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_deliveries_are_reported_by_their_last() {
+        let delivered = |n| ChatEvent::Delivered { seq: Seq(n) };
+        let received = |n| ChatEvent::Received { seq: Seq(n), text: format!("t{n}") };
+        let mut events = Vec::new();
+        for e in [delivered(1), delivered(2), received(1), delivered(3), delivered(4), delivered(5)]
+        {
+            push_coalesced(&mut events, e);
+        }
+        assert_eq!(events, vec![delivered(2), received(1), delivered(5)]);
+    }
 }

@@ -21,7 +21,10 @@ pub enum NodeEvent {
     /// An event of the registry client.
     Registry(ClientEvent),
     /// An event of the active chat session (or of the held chat, once
-    /// accepted).
+    /// accepted). Of the active chat's consecutive
+    /// [`Delivered`](ChatEvent::Delivered) events only the last is
+    /// reported: texts are acknowledged in order, so it stands for every
+    /// text sent up to its sequence number.
     Chat {
         /// The event.
         event: ChatEvent,
