@@ -14,7 +14,7 @@ use p2pchat_transport_mio::{
 };
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::app::{Action, App, AppConfig, EXIT_ERROR, EXIT_OK, KeyCheck};
+use crate::app::{Action, App, AppConfig, EXIT_ERROR, EXIT_OK, KeyCheck, chat_line_parts};
 use crate::history::{Direction, History, escape_for_display};
 use crate::identity::Identity;
 use crate::known_peers::{KnownPeers, PeerStatus, changed_key_warning, describe};
@@ -121,33 +121,63 @@ struct Client {
     times: LocalTimes,
 }
 
-/// The local time of the last chat line and its `HH:MM:SS`, worked out
-/// again only when the time changes: the lines of a burst share the turn's
-/// wall-clock time.
+/// The local time of the last chat line and the start of the screen lines,
+/// `[HH:MM:SS] WHO: `, one for our own lines and one for the peer's, worked
+/// out again only when they change: the lines of a burst share the turn's
+/// wall-clock time, and a conversation alternates between the two.
 #[derive(Debug, Default)]
 struct LocalTimes {
     last: Option<(SystemTime, OffsetDateTime)>,
-    /// The second (since the epoch, local offset applied) and its text.
-    clock: Option<(i64, String)>,
+    /// Ours (`you`), then the peer's.
+    starts: [LineStart; 2],
+}
+
+/// `[HH:MM:SS] WHO: ` and the second and sender it was made for.
+#[derive(Debug, Default)]
+struct LineStart {
+    /// The second (since the epoch, local offset applied).
+    second: Option<i64>,
+    who: String,
+    text: String,
 }
 
 impl LocalTimes {
-    /// `at` in the local time of `offset`, and its `HH:MM:SS`.
-    fn get(&mut self, at: SystemTime, offset: UtcOffset) -> (OffsetDateTime, &str) {
-        let local = match self.last {
+    /// `at` in the local time of `offset`.
+    fn local(&mut self, at: SystemTime, offset: UtcOffset) -> OffsetDateTime {
+        match self.last {
             Some((t, local)) if t == at => local,
             _ => {
                 let local = OffsetDateTime::from(at).to_offset(offset);
                 self.last = Some((at, local));
                 local
             }
-        };
-        let second = local.unix_timestamp();
-        if self.clock.as_ref().is_none_or(|(s, _)| *s != second) {
-            let text = format!("{:02}:{:02}:{:02}", local.hour(), local.minute(), local.second());
-            self.clock = Some((second, text));
         }
-        (local, self.clock.as_ref().map_or("", |(_, text)| text.as_str()))
+    }
+
+    /// The start of a chat line from `who` at `local`: `[HH:MM:SS] WHO: `;
+    /// `ours`: our own line (else the peer's).
+    fn line_start(&mut self, local: OffsetDateTime, who: &str, ours: bool) -> &str {
+        let start = &mut self.starts[usize::from(!ours)];
+        let second = local.unix_timestamp();
+        if start.second != Some(second) || start.who != who {
+            let [h, m, s] = [local.hour(), local.minute(), local.second()];
+            let mut clock = [0u8; 8];
+            for (i, v) in [h, m, s].into_iter().enumerate() {
+                clock[3 * i] = b'0' + v / 10;
+                clock[3 * i + 1] = b'0' + v % 10;
+            }
+            clock[2] = b':';
+            clock[5] = b':';
+            let clock = std::str::from_utf8(&clock).unwrap_or("??:??:??");
+            start.text.clear();
+            for part in chat_line_parts(clock, who, "") {
+                start.text.push_str(part);
+            }
+            start.who.clear();
+            start.who.push_str(who);
+            start.second = Some(second);
+        }
+        &start.text
     }
 }
 
@@ -349,7 +379,7 @@ impl Client {
     fn chat_text(&mut self, at: SystemTime, direction: Direction, text: &str) {
         // Queued for the event just handled, so the app is still in its chat.
         let Some(peer) = self.app.chat_peer_ref() else { return };
-        let (local, clock) = self.times.get(at, self.utc_offset);
+        let local = self.times.local(at, self.utc_offset);
         let escaped = escape_for_display(text);
         let result = self.history.record_escaped(local, direction, peer, &escaped);
         let who = match direction {
@@ -361,7 +391,9 @@ impl Client {
             | Direction::Started
             | Direction::Ended => peer.as_str(),
         };
-        self.keyboard.inner_mut().chat_line(clock, who, &escaped);
+        let ours = direction == Direction::Sent;
+        let start = self.times.line_start(local, who, ours);
+        self.keyboard.inner_mut().chat_line(start, &escaped);
         self.history_result(result);
     }
 
@@ -385,4 +417,38 @@ pub fn random_u64() -> u64 {
         tracing::warn!(error = %e, "no OS randomness; request ids are predictable");
     }
     u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_starts_follow_the_second_and_the_sender() {
+        let mut times = LocalTimes::default();
+        let offset = UtcOffset::from_hms(1, 0, 0).unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let cases = [
+            (t0, "you", "[23:13:20] you: "),
+            (t0, "you", "[23:13:20] you: "),
+            (t0, "Bob", "[23:13:20] Bob: "),
+            (t0 + Duration::from_millis(999), "Bob", "[23:13:20] Bob: "),
+            (t0 + Duration::from_millis(1000), "Bob", "[23:13:21] Bob: "),
+            (t0 + Duration::from_millis(1000), "you", "[23:13:21] you: "),
+        ];
+        for (at, who, want) in cases {
+            let local = times.local(at, offset);
+            assert_eq!(times.line_start(local, who, who == "you"), want);
+        }
+        // Alternating, as a conversation does.
+        let local = times.local(t0, offset);
+        for _ in 0..3 {
+            assert_eq!(times.line_start(local, "you", true), "[23:13:20] you: ");
+            assert_eq!(times.line_start(local, "Bob", false), "[23:13:20] Bob: ");
+        }
+        // 23:59:59 UTC, past midnight in the local time.
+        let midnight = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 - 83_600 + 3599);
+        let local = times.local(midnight, offset);
+        assert_eq!(times.line_start(local, "Bob", false), "[00:59:59] Bob: ");
+    }
 }

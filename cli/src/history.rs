@@ -249,6 +249,18 @@ pub struct History {
     buf: Vec<u8>,
     /// The last time written, as text.
     stamp: Stamp,
+    /// The start of the last line written.
+    prefix: Prefix,
+}
+
+/// The start of the last history line, up to its text: `TIME KIND PEER `.
+#[derive(Debug, Default)]
+struct Prefix {
+    /// The stamp's generation and the kind it was made for.
+    made_for: Option<(u64, Direction)>,
+    /// The peer it was made for.
+    peer: String,
+    text: String,
 }
 
 /// The last time a history line was stamped with, as text: the messages of
@@ -263,14 +275,17 @@ struct Stamp {
     millisecond: u16,
     /// `at` formatted with [`TIME_FORMAT`].
     text: String,
+    /// Counts the changes of `text`.
+    generation: u64,
 }
 
 /// Where the milliseconds are in a stamp: after `YYYY-MM-DDTHH:MM:SS.`.
 const MILLIS_AT: usize = 20;
 
 impl Stamp {
-    /// `at` formatted as [`format_time`] does.
-    fn get(&mut self, at: OffsetDateTime) -> &str {
+    /// `at` formatted as [`format_time`] does, and the text's generation
+    /// (it changes whenever the text does).
+    fn get(&mut self, at: OffsetDateTime) -> (&str, u64) {
         let second = Some((at.unix_timestamp(), at.offset()));
         let ms = at.millisecond();
         let digits = self
@@ -289,8 +304,11 @@ impl Stamp {
             // Only ASCII digits replaced ASCII digits.
             self.text = String::from_utf8(text).unwrap_or_else(|_| format_time(at));
             self.millisecond = ms;
+        } else {
+            return (&self.text, self.generation);
         }
-        &self.text
+        self.generation += 1;
+        (&self.text, self.generation)
     }
 }
 
@@ -300,7 +318,12 @@ impl History {
     /// the mode it has.
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).mode(HISTORY_MODE).open(path)?;
-        Ok(Self { file, buf: Vec::with_capacity(HISTORY_BUFFER), stamp: Stamp::default() })
+        Ok(Self {
+            file,
+            buf: Vec::with_capacity(HISTORY_BUFFER),
+            stamp: Stamp::default(),
+            prefix: Prefix::default(),
+        })
     }
 
     /// Appends one line to the buffer, writing the buffer out once it holds
@@ -324,10 +347,20 @@ impl History {
         peer: &UserName,
         escaped: &str,
     ) -> io::Result<()> {
-        let stamp = self.stamp.get(at);
-        for part in [stamp, " ", direction.as_str(), " ", peer.as_str(), " "] {
-            self.buf.extend_from_slice(part.as_bytes());
+        let (stamp, generation) = self.stamp.get(at);
+        // The lines of a burst share their time, kind and peer: the start
+        // of the line is made once and copied whole.
+        let prefix = &mut self.prefix;
+        if prefix.made_for != Some((generation, direction)) || prefix.peer != peer.as_str() {
+            prefix.text.clear();
+            for part in [stamp, " ", direction.as_str(), " ", peer.as_str(), " "] {
+                prefix.text.push_str(part);
+            }
+            prefix.peer.clear();
+            prefix.peer.push_str(peer.as_str());
+            prefix.made_for = Some((generation, direction));
         }
+        self.buf.extend_from_slice(prefix.text.as_bytes());
         self.buf.extend_from_slice(escaped.as_bytes());
         self.buf.push(b'\n');
         if self.buf.len() >= HISTORY_BUFFER { self.flush() } else { Ok(()) }
@@ -467,16 +500,47 @@ mod tests {
                     + time::Duration::milliseconds(i64::from(ms))
                     + time::Duration::seconds(second))
                 .to_offset(offset);
-                assert_eq!(stamp.get(at), format_time(at), "{ms} ms");
+                assert_eq!(stamp.get(at).0, format_time(at), "{ms} ms");
             }
         }
         // Years before 0 do not fit the layout: formatted whole.
         let far = OffsetDateTime::from_unix_timestamp(-62_198_755_200).unwrap();
         for ms in [0, 5, 5, 6] {
             let at = far + time::Duration::milliseconds(ms);
-            assert_eq!(stamp.get(at), format_time(at));
-            assert!(stamp.get(at).starts_with('-'), "{}", format_time(at));
+            assert_eq!(stamp.get(at).0, format_time(at));
+            assert!(stamp.get(at).0.starts_with('-'), "{}", format_time(at));
         }
+    }
+
+    #[test]
+    fn lines_of_a_burst_share_their_start_and_others_do_not() {
+        let path =
+            std::env::temp_dir().join(format!("p2pchat-history-burst-{}.txt", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let (bob, eve) = (UserName::new("Bob").unwrap(), UserName::new("Eve").unwrap());
+        let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let ms = |n| t0 + time::Duration::milliseconds(n);
+        let lines = [
+            (ms(0), Direction::Sent, &bob, "a"),
+            (ms(0), Direction::Sent, &bob, "b"),
+            (ms(0), Direction::Received, &bob, "c"),
+            (ms(0), Direction::Received, &eve, "d"),
+            (ms(7), Direction::Received, &eve, "e"),
+            (ms(7), Direction::Sent, &bob, "f\ng"),
+            (ms(1007), Direction::Sent, &bob, "h"),
+        ];
+        let mut h = History::open(&path).unwrap();
+        for (at, direction, peer, text) in lines {
+            h.record(at, direction, peer, text).unwrap();
+        }
+        h.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let want: String = lines
+            .iter()
+            .map(|(at, direction, peer, text)| format_line(*at, *direction, peer, text) + "\n")
+            .collect();
+        assert_eq!(text, want);
     }
 
     #[test]

@@ -41,7 +41,6 @@ use p2pchat_transport_mio::{
     EXIT_DRAIN_TIMEOUT, InputDecoder, InputItem, LineSplitter, MAX_PENDING_OUTPUT, UserOutput,
 };
 
-use crate::app::chat_line_parts;
 use crate::raw_mode::RawMode;
 
 #[path = "screen.rs"]
@@ -114,16 +113,15 @@ impl Term {
         self.write_out(&out);
     }
 
-    /// Shows a chat line, `[CLOCK] WHO: TEXT` (`text` already escaped),
-    /// written piece by piece into the output (a script's output, a pipe)
-    /// or, with the line editor, drawn as any line.
-    pub fn chat_line(&mut self, clock: &str, who: &str, text: &str) {
-        let parts = chat_line_parts(clock, who, text);
+    /// Shows a chat line: `start` (`[HH:MM:SS] WHO: `, see
+    /// [`chat_line_parts`](crate::app::chat_line_parts)) then `text`
+    /// (already escaped), written straight into the output (a script's
+    /// output, a pipe) or, with the line editor, drawn as any line.
+    pub fn chat_line(&mut self, start: &str, text: &str) {
         if let Mode::Lines { prompt_open: false, .. } = self.mode {
-            let [a, b, c, d, e, f] = parts.map(str::as_bytes);
-            return self.write_parts(&[a, b, c, d, e, f, b"\n"]);
+            return self.write_parts(&[start.as_bytes(), text.as_bytes(), b"\n"]);
         }
-        self.line(&parts.concat());
+        self.line(&[start, text].concat());
     }
 
     fn line_bytes(&mut self, text: &str) -> String {
