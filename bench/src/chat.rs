@@ -136,8 +136,18 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
         eprintln!("chat round {}: {r:?}", round + 1);
         done.push(r);
     }
-    let _ = std::fs::remove_dir_all(&dir);
     records(report, &done, lines);
+    // What the pieces of a round trip cost, once per run.
+    for (name, us) in crate::chat_syscalls::syscall_costs(&dir)? {
+        report.add(Record {
+            part: "chat",
+            name: format!("system call: {name}"),
+            value: us,
+            unit: "us",
+            reference: None,
+        });
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use crate::chat::{LINE_LEN, Rtt, numbered_line, thread_cpu_ns};
 
 /// A connected pair of loopback TCP streams, with `TCP_NODELAY` as the chat
 /// sets it.
-fn pair() -> anyhow::Result<(TcpStream, TcpStream)> {
+pub fn pair() -> anyhow::Result<(TcpStream, TcpStream)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let a = TcpStream::connect(listener.local_addr()?)?;
     let (b, _) = listener.accept()?;

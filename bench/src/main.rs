@@ -10,6 +10,7 @@ mod batch_io;
 mod chat;
 mod chat_procs;
 mod chat_refs;
+mod chat_syscalls;
 mod child;
 mod core_bench;
 mod echo;
