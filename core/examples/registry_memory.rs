@@ -2,10 +2,13 @@
 //! (default 1,000,000, or the first argument) from distinct addresses and
 //! prints the process's resident memory before and after, per user.
 //!
-//! `cargo run --release -p p2pchat-core --example registry_memory [USERS]`
+//! `cargo run --release -p p2pchat-core --example registry_memory [USERS] [distinct]`
 //!
 //! Linux only (reads `/proc/self/statm`). The users come from 16 IPv4
-//! addresses, each with many ports, as a load generator on loopback would.
+//! addresses, each with many ports, as a load generator on loopback would;
+//! with `distinct`, each from an IPv4 address of its own, as users on the
+//! internet mostly are (the server then also counts users per address for
+//! every one of them).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,7 +25,12 @@ fn rss() -> u64 {
     pages * 4096
 }
 
-fn addr(i: u32) -> SocketAddr {
+fn addr(i: u32, distinct: bool) -> SocketAddr {
+    if distinct {
+        // One IPv4 address each, as users on the internet mostly are (the
+        // address is only a number here: nothing is sent).
+        return SocketAddr::from(((0x0a00_0000 + i).to_be_bytes(), 5000));
+    }
     // 16 addresses in 127.0.0.0/8, 65,000 ports each at most.
     let ip = [127, 0, 1, (i % 16) as u8 + 1];
     SocketAddr::from((ip, 1024 + (i / 16) as u16))
@@ -30,6 +38,7 @@ fn addr(i: u32) -> SocketAddr {
 
 fn main() {
     let users: u32 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let distinct = std::env::args().nth(2).as_deref() == Some("distinct");
     let now = Instant::now();
     let config = ServerConfig {
         lease: Duration::from_secs(60),
@@ -47,7 +56,7 @@ fn main() {
     let mut out = Vec::with_capacity(2048);
     let started = Instant::now();
     for i in 0..users {
-        let from = addr(i);
+        let from = addr(i, distinct);
         s.handle_datagram(now, from, &get);
         out.clear();
         let _ = s.poll_transmit_into(&mut out);
