@@ -226,7 +226,7 @@ fn main() -> ExitCode {
             relay_record,
         } => {
             let relay =
-                (!no_relay).then(|| RelayOptions { port: relay_port, record: relay_record });
+                (!no_relay).then_some(RelayOptions { port: relay_port, record: relay_record });
             server(bind, lease, max_users, max_per_address, relay)
         }
         Command::Client {

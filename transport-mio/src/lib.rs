@@ -40,8 +40,9 @@ mod stream;
 mod udp;
 
 pub use client::{
-    ACK_DELAY, CONNECT_TIMEOUT, ClientNode, FINISH_STALL_LIMIT, InputSource, MAX_HELD_EVENTS,
-    MAX_INCOMING, NodeConfig, NodeError, NodeEvent, NodeHandler, VERIFY_TIMEOUT,
+    ACK_DELAY, CONNECT_TIMEOUT, ClientNode, FINISH_STALL_LIMIT, InputSource, MAX_ANSWERED,
+    MAX_HELD_EVENTS, MAX_INCOMING, NodeConfig, NodeError, NodeEvent, NodeHandler,
+    RELAY_PAIR_TIMEOUT, VERIFY_TIMEOUT,
 };
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use mmsg::BATCH;

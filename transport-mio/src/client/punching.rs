@@ -1,0 +1,648 @@
+//! Calls across NATs: the registry's introduction, hole punching from the
+//! chat port, and the relay when punching fails (docs/PROTOCOL.md §14).
+//!
+//! A call ([`ClientNode::connect`](super::ClientNode::connect)) first asks
+//! the registry for an introduction, then runs a [`Punch`] as the caller:
+//! the callee's local addresses at once, its observed address a moment
+//! later, from sockets bound with `SO_REUSEADDR` and `SO_REUSEPORT` to the
+//! chat listener's port (so that an endpoint-independent NAT uses the
+//! mapping it has, and both SYNs meet: TCP simultaneous open). The first
+//! connection established is the chat's, with us as the Noise initiator;
+//! every other is closed. With none after
+//! [`PUNCH_TIMEOUT`](p2pchat_core::PUNCH_TIMEOUT), the call goes through
+//! the relay. Without an introduction (a registry that does not know the
+//! message, or none in time) the call connects to the listed address, as
+//! before introductions existed.
+//!
+//! The callee, on the registry's unprompted introduction, punches the same
+//! way; each connection its own attempts make is admitted like one its
+//! listener accepts (the caller speaks first on the one it kept, and proves
+//! its key there). When no caller has proved itself on a direct
+//! connection by the end of its punching, the callee goes to the relay
+//! too.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use mio::{Registry, Token};
+use p2pchat_core::{
+    Candidate, CandidateKind, ClientEvent, Introduction, MAX_CANDIDATES, Operation, PathId,
+    PublicKey, Punch, PunchAction, PunchEvent, PunchRole, UserName,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::chats::Dial;
+use super::relay_link::{LinkState, RelayLink};
+use super::{ClientNode, NodeEvent};
+use crate::stream::{StreamConn, StreamCore, StreamState};
+
+/// Most introductions answered (punched for) at once; an older one is
+/// dropped for a new one.
+pub const MAX_ANSWERED: usize = 4;
+
+/// Punching and relay sockets get tokens from here on (the chats' come
+/// from far below).
+const FIRST_TOKEN: usize = 1 << 30;
+
+/// The chat listener, bound with address and port reuse so that punching
+/// sockets can share its port.
+pub(super) fn bind_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// A non-blocking connect to `to` from `from` (the chat port), with reuse.
+fn punch_socket(from: SocketAddr, to: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&from.into())?;
+    match socket.connect(&to.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Our local IPv4 addresses for the registry (host candidates): the
+/// listener's own address when it is bound to one, else every up
+/// interface's, loopback excluded.
+pub(super) fn local_ipv4s(listen: IpAddr) -> Vec<Ipv4Addr> {
+    match listen {
+        IpAddr::V4(ip) if ip.is_loopback() => Vec::new(),
+        IpAddr::V4(ip) if !ip.is_unspecified() => vec![ip],
+        IpAddr::V6(_) => Vec::new(),
+        IpAddr::V4(_) => {
+            let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
+            let mut out: Vec<Ipv4Addr> = addrs
+                .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+                .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+                .collect();
+            out.dedup();
+            out
+        }
+    }
+}
+
+/// A socket core that only waits for the connect.
+struct Probe;
+
+impl StreamCore for Probe {
+    fn handle_input(&mut self, _now: Instant, _bytes: &[u8]) {}
+    fn handle_eof(&mut self, _now: Instant) {}
+    fn pending_output(&mut self) -> &[u8] {
+        &[]
+    }
+    fn consume(&mut self, _n: usize) {}
+    fn wants_read(&self) -> bool {
+        false
+    }
+    fn is_finished(&self) -> bool {
+        false
+    }
+}
+
+/// One side's punching towards one peer, and its relay fallback.
+struct Attempt {
+    peer: UserName,
+    key: PublicKey,
+    punch: Option<Punch>,
+    paths: BTreeMap<PathId, StreamConn>,
+    /// The relay's address and our hello, if the registry relays.
+    ticket: Option<(SocketAddr, Vec<u8>)>,
+    relay: Option<RelayLink>,
+}
+
+/// Our call while it has no connection yet.
+struct CallOut {
+    attempt: Attempt,
+    /// The listed chat address, for a call without an introduction.
+    listed: SocketAddr,
+    introduced: bool,
+}
+
+/// An introduction we answer as the callee.
+struct CallIn {
+    attempt: Attempt,
+    /// The caller proved itself on a direct connection: no relay.
+    heard: bool,
+}
+
+/// What the node must do with the chats.
+enum Outcome {
+    /// Start our call on this dial; `relayed` says how it was made
+    /// (`None`: not through an introduction).
+    Call { peer: UserName, key: PublicKey, dial: Dial, relayed: Option<bool> },
+    /// Admit a connection on which we are the callee.
+    Admit { conn: StreamConn, early: Vec<u8>, relayed: Option<(UserName, bool)> },
+}
+
+/// The calls under way, and the introductions being answered.
+pub(super) struct Punching {
+    out: Option<CallOut>,
+    answering: VecDeque<CallIn>,
+    /// Where punching sockets bind: the listener's address.
+    chat_addr: SocketAddr,
+    registry_ip: IpAddr,
+    next_token: usize,
+    outcomes: Vec<Outcome>,
+}
+
+impl Punching {
+    pub(super) fn new(chat_addr: SocketAddr, registry: SocketAddr) -> Self {
+        Self {
+            out: None,
+            answering: VecDeque::new(),
+            chat_addr,
+            registry_ip: registry.ip(),
+            next_token: FIRST_TOKEN,
+            outcomes: Vec::new(),
+        }
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        Token(self.next_token)
+    }
+
+    fn attempts_mut(&mut self) -> impl Iterator<Item = &mut Attempt> {
+        self.out
+            .iter_mut()
+            .map(|c| &mut c.attempt)
+            .chain(self.answering.iter_mut().map(|c| &mut c.attempt))
+    }
+
+    fn attempts(&self) -> impl Iterator<Item = &Attempt> {
+        self.out.iter().map(|c| &c.attempt).chain(self.answering.iter().map(|c| &c.attempt))
+    }
+
+    /// Records a readiness event for a punching or relay socket.
+    pub(super) fn on_event(&mut self, event: &mio::event::Event) {
+        for a in self.attempts_mut() {
+            for conn in a.paths.values_mut().filter(|c| c.token() == event.token()) {
+                conn.on_event(event);
+            }
+            if let Some(link) = a.relay.as_mut().filter(|l| l.token() == Some(event.token())) {
+                link.on_event(event);
+            }
+        }
+    }
+
+    /// The earliest deadline of the punches and relay links.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.attempts()
+            .flat_map(|a| {
+                [
+                    a.punch.as_ref().and_then(Punch::poll_timeout),
+                    a.relay.as_ref().map(RelayLink::deadline),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Starts our call to `peer`: the introduction is asked for by the node.
+    fn call(&mut self, peer: UserName, key: PublicKey, listed: SocketAddr, registry: &Registry) {
+        if let Some(mut old) = self.out.take() {
+            old.attempt.close(registry);
+        }
+        let attempt =
+            Attempt { peer, key, punch: None, paths: BTreeMap::new(), ticket: None, relay: None };
+        self.out = Some(CallOut { attempt, listed, introduced: false });
+    }
+
+    /// Candidates of the family we bind, local ones first, as the peer
+    /// listed them.
+    fn candidates(&self, intro: &Introduction) -> Vec<Candidate> {
+        let observed = intro.peer.chat_addr();
+        intro
+            .candidates
+            .iter()
+            .filter(|a| a.is_ipv4() == self.chat_addr.is_ipv4())
+            .map(|&addr| Candidate {
+                addr,
+                kind: if addr == observed { CandidateKind::Observed } else { CandidateKind::Local },
+            })
+            .take(MAX_CANDIDATES)
+            .collect()
+    }
+
+    fn ticket(&self, intro: &Introduction) -> Option<(SocketAddr, Vec<u8>)> {
+        intro.relay.as_ref().map(|t| (SocketAddr::new(self.registry_ip, t.port), t.hello.clone()))
+    }
+
+    /// The registry's answer to our introduction.
+    fn introduced(
+        &mut self,
+        now: Instant,
+        name: &UserName,
+        intro: Option<Introduction>,
+        registry: &Registry,
+    ) {
+        let Some(call) =
+            self.out.as_mut().filter(|c| !c.introduced && c.attempt.peer.key() == name.key())
+        else {
+            return;
+        };
+        call.introduced = true;
+        let Some(intro) = intro.filter(|i| i.peer.key == call.attempt.key) else {
+            // Gone meanwhile, or listed under another key now: the direct
+            // connect says so the way it always did.
+            return self.without_introduction();
+        };
+        let candidates = self.candidates(&intro);
+        let ticket = self.ticket(&intro);
+        let Some(call) = self.out.as_mut() else { return };
+        call.attempt.ticket = ticket;
+        match Punch::new(now, PunchRole::Caller, &candidates) {
+            Ok(punch) => call.attempt.punch = Some(punch),
+            Err(e) => {
+                tracing::debug!(error = %e, "no candidate to punch; trying the relay");
+                self.use_relay(now, registry);
+            }
+        }
+    }
+
+    /// Our call goes to the listed address, as without introductions.
+    fn without_introduction(&mut self) {
+        if let Some(call) = self.out.take() {
+            let a = call.attempt;
+            self.outcomes.push(Outcome::Call {
+                peer: a.peer,
+                key: a.key,
+                dial: Dial::Addr(call.listed),
+                relayed: None,
+            });
+        }
+    }
+
+    /// Someone calls us.
+    fn called(&mut self, now: Instant, intro: Introduction, registry: &Registry) {
+        let candidates = self.candidates(&intro);
+        let ticket = self.ticket(&intro);
+        let punch = match Punch::new(now, PunchRole::Callee, &candidates) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(error = %e, "no candidate to punch towards a caller");
+                None
+            }
+        };
+        if self.answering.len() >= MAX_ANSWERED {
+            if let Some(mut old) = self.answering.pop_front() {
+                old.attempt.close(registry);
+            }
+        }
+        let attempt = Attempt {
+            peer: intro.peer.name,
+            key: intro.peer.key,
+            punch,
+            paths: BTreeMap::new(),
+            ticket,
+            relay: None,
+        };
+        self.answering.push_back(CallIn { attempt, heard: false });
+        if self.answering.back().is_some_and(|c| c.attempt.punch.is_none()) {
+            self.callee_relay(now, self.answering.len() - 1, registry);
+        }
+    }
+
+    /// A caller proved its key on a connection we admitted: the chat is
+    /// direct, unless it came through the relay.
+    fn authenticated(
+        &mut self,
+        name: &UserName,
+        events: &mut VecDeque<NodeEvent>,
+        registry: &Registry,
+    ) {
+        for c in &mut self.answering {
+            if c.attempt.peer.key() == name.key() && !c.heard && c.attempt.relay.is_none() {
+                c.heard = true;
+                events.push_back(NodeEvent::Route { peer: name.clone(), relayed: false });
+                if let Some(link) = c.attempt.relay.as_mut() {
+                    link.close(registry);
+                }
+            }
+        }
+    }
+
+    /// Moves every socket and timer along; collects outcomes.
+    fn drive(&mut self, now: Instant, registry: &Registry) {
+        for i in 0..=self.answering.len() {
+            let (role, attempt) = match i {
+                0 => match self.out.as_mut().filter(|c| c.introduced) {
+                    Some(c) => (PunchRole::Caller, &mut c.attempt),
+                    None => continue,
+                },
+                i => match self.answering.get_mut(i - 1) {
+                    Some(c) => (PunchRole::Callee, &mut c.attempt),
+                    None => continue,
+                },
+            };
+            let from = self.chat_addr;
+            let mut relay_now = false;
+            let mut chosen = None;
+            if let Some(punch) = attempt.punch.as_mut() {
+                if punch.poll_timeout().is_some_and(|t| t <= now) {
+                    punch.handle_timeout(now);
+                }
+                // Connects that completed or failed.
+                let ids: Vec<PathId> = attempt.paths.keys().copied().collect();
+                for id in ids {
+                    let Some(conn) = attempt.paths.get_mut(&id) else { continue };
+                    match conn.pump(&mut Probe, now) {
+                        Ok(StreamState::Connecting) => {}
+                        Ok(StreamState::Open | StreamState::Done) => match role {
+                            PunchRole::Caller => punch.handle_connected(now, id),
+                            PunchRole::Callee => {
+                                // Ours no longer: the admission's, to hear
+                                // the caller on it.
+                                punch.handle_connected(now, id);
+                                if let Some(conn) = attempt.paths.remove(&id) {
+                                    self.outcomes.push(Outcome::Admit {
+                                        conn,
+                                        early: Vec::new(),
+                                        relayed: None,
+                                    });
+                                }
+                            }
+                        },
+                        Err(e) => {
+                            tracing::trace!(error = %e, "a punching attempt failed");
+                            if let Some(conn) = attempt.paths.remove(&id) {
+                                conn.close(registry);
+                            }
+                            punch.handle_failed(now, id);
+                        }
+                    }
+                }
+                while let Some(action) = punch.poll_action() {
+                    match action {
+                        PunchAction::Connect { path, addr } => {
+                            self.next_token += 1;
+                            let token = Token(self.next_token);
+                            match punch_socket(from, addr)
+                                .and_then(|s| StreamConn::connecting(s, registry, token))
+                            {
+                                Ok(conn) => {
+                                    attempt.paths.insert(path, conn);
+                                }
+                                Err(e) => {
+                                    tracing::debug!(%addr, error = %e, "cannot open a punching socket");
+                                    punch.handle_failed(now, path);
+                                }
+                            }
+                        }
+                        PunchAction::Close { path } => {
+                            if let Some(conn) = attempt.paths.remove(&path) {
+                                conn.close(registry);
+                            }
+                        }
+                    }
+                }
+                match punch.poll_event() {
+                    Some(PunchEvent::Chosen { path, addr, .. }) => {
+                        tracing::debug!(%addr, "punched a direct connection");
+                        chosen = attempt.paths.remove(&path);
+                    }
+                    Some(PunchEvent::UseRelay) => relay_now = true,
+                    None => {}
+                }
+            }
+            if let Some(conn) = chosen {
+                if let Some(call) = self.out.take() {
+                    let a = call.attempt;
+                    self.outcomes.push(Outcome::Call {
+                        peer: a.peer,
+                        key: a.key,
+                        dial: Dial::Conn(conn),
+                        relayed: Some(false),
+                    });
+                }
+                continue;
+            }
+            if relay_now {
+                match i {
+                    0 => self.use_relay(now, registry),
+                    i => self.callee_relay(now, i - 1, registry),
+                }
+            }
+        }
+        self.drive_relays(now, registry);
+    }
+
+    /// Our call goes to the relay.
+    fn use_relay(&mut self, now: Instant, registry: &Registry) {
+        let token = self.token();
+        let Some(call) = self.out.as_mut() else { return };
+        call.attempt.punch = None;
+        let opened = match &call.attempt.ticket {
+            Some((addr, hello)) => RelayLink::open(now, *addr, hello, registry, token),
+            None => Err("no direct connection, and the registry does not relay".to_owned()),
+        };
+        match opened {
+            Ok(link) => call.attempt.relay = Some(link),
+            Err(why) => {
+                if let Some(call) = self.out.take() {
+                    let a = call.attempt;
+                    self.outcomes.push(Outcome::Call {
+                        peer: a.peer,
+                        key: a.key,
+                        dial: Dial::Failed(why),
+                        relayed: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The callee of introduction `i` goes to the relay, unless the caller
+    /// came directly.
+    fn callee_relay(&mut self, now: Instant, i: usize, registry: &Registry) {
+        let token = self.token();
+        let Some(c) = self.answering.get_mut(i) else { return };
+        c.attempt.punch = None;
+        if c.heard {
+            return;
+        }
+        if let Some((addr, hello)) = &c.attempt.ticket {
+            match RelayLink::open(now, *addr, hello, registry, token) {
+                Ok(link) => c.attempt.relay = Some(link),
+                Err(why) => tracing::debug!(%why, "cannot reach the relay"),
+            }
+        }
+    }
+
+    fn drive_relays(&mut self, now: Instant, registry: &Registry) {
+        if let Some(call) = self.out.as_mut() {
+            if let Some(link) = call.attempt.relay.as_mut() {
+                match link.pump(now, registry) {
+                    LinkState::Waiting => {}
+                    LinkState::Paired(_) => {
+                        let conn = link.take();
+                        if let (Some(conn), Some(call)) = (conn, self.out.take()) {
+                            let a = call.attempt;
+                            self.outcomes.push(Outcome::Call {
+                                peer: a.peer,
+                                key: a.key,
+                                dial: Dial::Conn(conn),
+                                relayed: Some(true),
+                            });
+                        }
+                    }
+                    LinkState::Failed(why) => {
+                        if let Some(call) = self.out.take() {
+                            let a = call.attempt;
+                            self.outcomes.push(Outcome::Call {
+                                peer: a.peer,
+                                key: a.key,
+                                dial: Dial::Failed(why),
+                                relayed: None,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut i = 0;
+        while i < self.answering.len() {
+            let c = &mut self.answering[i];
+            let state = c.attempt.relay.as_mut().map(|l| l.pump(now, registry));
+            match state {
+                Some(LinkState::Paired(early)) => {
+                    if let Some(conn) = c.attempt.relay.as_mut().and_then(RelayLink::take) {
+                        let peer = c.attempt.peer.clone();
+                        self.outcomes.push(Outcome::Admit {
+                            conn,
+                            early,
+                            relayed: Some((peer, true)),
+                        });
+                    }
+                    c.attempt.relay = None;
+                    self.answering.remove(i);
+                    continue;
+                }
+                Some(LinkState::Failed(why)) => {
+                    tracing::debug!(%why, "the relay did not pair us with a caller");
+                    self.answering.remove(i);
+                    continue;
+                }
+                Some(LinkState::Waiting) => {}
+                None => {
+                    // Done punching and not relaying: forget it.
+                    if c.attempt.punch.is_none() && c.attempt.paths.is_empty() {
+                        self.answering.remove(i);
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Gives up our call under way; returns whom it was for.
+    fn cancel(&mut self, registry: &Registry) -> Option<(UserName, PublicKey)> {
+        let mut call = self.out.take()?;
+        call.attempt.close(registry);
+        Some((call.attempt.peer, call.attempt.key))
+    }
+}
+
+impl Attempt {
+    fn close(&mut self, registry: &Registry) {
+        for (_, conn) in std::mem::take(&mut self.paths) {
+            conn.close(registry);
+        }
+        if let Some(link) = self.relay.as_mut() {
+            link.close(registry);
+        }
+    }
+}
+
+impl ClientNode {
+    /// Starts a call through the registry's introduction.
+    pub(super) fn call(&mut self, now: Instant, peer: UserName, key: PublicKey, addr: SocketAddr) {
+        self.punching.call(peer.clone(), key, addr, self.poll.registry());
+        self.registry.introduce(now, peer);
+    }
+
+    /// Gives up a call that is still punching. Returns whether one was.
+    pub(super) fn cancel_punching(&mut self, now: Instant) -> bool {
+        let Some((peer, key)) = self.punching.cancel(self.poll.registry()) else { return false };
+        let Some(me) = self.me.clone() else { return true };
+        let dial = Dial::Failed("cancelled".to_owned());
+        self.chats.connect(now, me, peer, key, dial, self.poll.registry(), &mut self.events);
+        true
+    }
+
+    /// Takes the registry's events that are the punching's; returns the
+    /// others.
+    pub(super) fn punching_event(&mut self, now: Instant, ev: ClientEvent) -> Option<ClientEvent> {
+        let registry = self.poll.registry();
+        match ev {
+            ClientEvent::Introduced { name, intro } => {
+                self.punching.introduced(now, &name, intro, registry);
+                None
+            }
+            ClientEvent::Called { intro } => {
+                if self.me.is_some() {
+                    self.punching.called(now, intro, registry);
+                }
+                None
+            }
+            ClientEvent::Refused { op: Operation::Introduce, .. }
+            | ClientEvent::Unreachable { op: Operation::Introduce } => {
+                self.punching.without_introduction();
+                None
+            }
+            ClientEvent::StillTrying { op: Operation::Introduce | Operation::Locals }
+            | ClientEvent::Refused { op: Operation::Locals, .. }
+            | ClientEvent::Unreachable { op: Operation::Locals } => None,
+            other => Some(other),
+        }
+    }
+
+    /// Callers that proved themselves on connections we admitted.
+    pub(super) fn punching_heard(&mut self, names: &[UserName]) {
+        for name in names {
+            self.punching.authenticated(name, &mut self.events, self.poll.registry());
+        }
+    }
+
+    /// Fires the punching's timers, moves its sockets, and hands what it
+    /// made to the chats.
+    pub(super) fn drive_punching(&mut self, now: Instant) {
+        let registry = self.poll.registry();
+        self.punching.drive(now, registry);
+        for outcome in std::mem::take(&mut self.punching.outcomes) {
+            match outcome {
+                Outcome::Call { peer, key, dial, relayed } => {
+                    let Some(me) = self.me.clone() else { continue };
+                    if let Some(relayed) = relayed {
+                        self.events.push_back(NodeEvent::Route { peer: peer.clone(), relayed });
+                    }
+                    self.chats.connect(now, me, peer, key, dial, registry, &mut self.events);
+                }
+                Outcome::Admit { conn, early, relayed } => {
+                    let Some(me) = self.me.clone() else {
+                        conn.close(registry);
+                        continue;
+                    };
+                    if let Some((peer, relayed)) = relayed {
+                        self.events.push_back(NodeEvent::Route { peer, relayed });
+                    }
+                    self.chats.admit(now, conn, me, &early, registry);
+                }
+            }
+        }
+    }
+}
