@@ -5,6 +5,7 @@
 mod chats;
 mod handler;
 mod incoming;
+mod punch_node;
 mod punching;
 mod relay_link;
 
@@ -182,7 +183,7 @@ impl ClientNode {
     /// the signals no longer have their default actions.
     pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
         let poll = Poll::new()?;
-        let mut listener = punching::bind_listener(config.listen)
+        let mut listener = punch_node::bind_listener(config.listen)
             .map_err(|source| NodeError::Listen { addr: config.listen, source })?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let chat_port = listener.local_addr()?.port();
@@ -207,7 +208,7 @@ impl ClientNode {
         tracing::info!(listen = %chat_addr, "taking chats");
         let mut registry =
             RegistryClient::new(config.server, config.seed, config.identity.public_key());
-        registry.set_locals(&punching::local_ipv4s(chat_addr.ip()));
+        registry.set_locals(&punch_node::local_ipv4s(chat_addr.ip()));
         Ok(Self {
             poll,
             udp,
@@ -379,12 +380,7 @@ impl ClientNode {
                             self.udp.read_all(&mut self.registry, now);
                         }
                     }
-                    LISTENER => self.chats.take_incoming(
-                        now,
-                        &mut self.listener,
-                        self.me.as_ref(),
-                        self.poll.registry(),
-                    ),
+                    LISTENER => self.take_incoming(now),
                     INPUT => {
                         self.input.on_event();
                         if event.is_read_closed() || event.is_error() {
@@ -424,7 +420,6 @@ impl ClientNode {
     }
 
     fn collect_events(&mut self, now: Instant) {
-        self.drive_punching(now);
         while let Some(ev) = self.registry.poll_event() {
             let Some(ev) = self.punching_event(now, ev) else { continue };
             // The registry's answers about callers are the admission's.
@@ -436,6 +431,7 @@ impl ClientNode {
             }
             self.events.push_back(NodeEvent::Registry(ev));
         }
+        self.drive_punching(now);
         self.chats.collect(now, SystemTime::now(), self.poll.registry(), &mut self.events);
         let lookups = self.chats.take_lookups();
         self.punching_heard(&lookups);

@@ -14,29 +14,28 @@
 //! message, or none in time) the call connects to the listed address, as
 //! before introductions existed.
 //!
-//! The callee, on the registry's unprompted introduction, punches the same
-//! way; each connection its own attempts make is admitted like one its
+//! The callee, on the registry's unprompted introduction, punches towards
+//! the caller's observed address (a LAN connection is the caller's to
+//! make); each connection its own attempts make is admitted like one its
 //! listener accepts (the caller speaks first on the one it kept, and proves
 //! its key there). When no caller has proved itself on a direct
 //! connection by the end of its punching, the callee goes to the relay
 //! too.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use mio::net::TcpStream;
 use mio::{Registry, Token};
 use p2pchat_core::{
-    Candidate, CandidateKind, ClientEvent, Introduction, MAX_CANDIDATES, Operation, PathId,
-    PublicKey, Punch, PunchAction, PunchEvent, PunchRole, UserName,
+    Candidate, CandidateKind, Introduction, MAX_CANDIDATES, PathId, PublicKey, Punch, PunchAction,
+    PunchEvent, PunchRole, UserName,
 };
-use socket2::{Domain, Protocol, Socket, Type};
 
+use super::NodeEvent;
 use super::chats::Dial;
+use super::punch_node::punch_socket;
 use super::relay_link::{LinkState, RelayLink};
-use super::{ClientNode, NodeEvent};
 use crate::stream::{StreamConn, StreamCore, StreamState};
 
 /// Most introductions answered (punched for) at once; an older one is
@@ -46,53 +45,6 @@ pub const MAX_ANSWERED: usize = 4;
 /// Punching and relay sockets get tokens from here on (the chats' come
 /// from far below).
 const FIRST_TOKEN: usize = 1 << 30;
-
-/// The chat listener, bound with address and port reuse so that punching
-/// sockets can share its port.
-pub(super) fn bind_listener(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    socket.set_nonblocking(true)?;
-    Ok(mio::net::TcpListener::from_std(socket.into()))
-}
-
-/// A non-blocking connect to `to` from `from` (the chat port), with reuse.
-fn punch_socket(from: SocketAddr, to: SocketAddr) -> io::Result<TcpStream> {
-    let socket = Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&from.into())?;
-    match socket.connect(&to.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(TcpStream::from_std(socket.into()))
-}
-
-/// Our local IPv4 addresses for the registry (host candidates): the
-/// listener's own address when it is bound to one, else every up
-/// interface's, loopback excluded.
-pub(super) fn local_ipv4s(listen: IpAddr) -> Vec<Ipv4Addr> {
-    match listen {
-        IpAddr::V4(ip) if ip.is_loopback() => Vec::new(),
-        IpAddr::V4(ip) if !ip.is_unspecified() => vec![ip],
-        IpAddr::V6(_) => Vec::new(),
-        IpAddr::V4(_) => {
-            let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return Vec::new() };
-            let mut out: Vec<Ipv4Addr> = addrs
-                .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
-                .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
-                .collect();
-            out.dedup();
-            out
-        }
-    }
-}
 
 /// A socket core that only waits for the connect.
 struct Probe;
@@ -129,6 +81,9 @@ struct CallOut {
     /// The listed chat address, for a call without an introduction.
     listed: SocketAddr,
     introduced: bool,
+    /// The IPs of the callee's candidates: a connection from one of them
+    /// while punching is the callee's.
+    candidate_ips: Vec<IpAddr>,
 }
 
 /// An introduction we answer as the callee.
@@ -139,7 +94,7 @@ struct CallIn {
 }
 
 /// What the node must do with the chats.
-enum Outcome {
+pub(super) enum Outcome {
     /// Start our call on this dial; `relayed` says how it was made
     /// (`None`: not through an introduction).
     Call { peer: UserName, key: PublicKey, dial: Dial, relayed: Option<bool> },
@@ -155,7 +110,7 @@ pub(super) struct Punching {
     chat_addr: SocketAddr,
     registry_ip: IpAddr,
     next_token: usize,
-    outcomes: Vec<Outcome>,
+    pub(super) outcomes: Vec<Outcome>,
 }
 
 impl Punching {
@@ -170,7 +125,7 @@ impl Punching {
         }
     }
 
-    fn token(&mut self) -> Token {
+    pub(super) fn token(&mut self) -> Token {
         self.next_token += 1;
         Token(self.next_token)
     }
@@ -212,13 +167,19 @@ impl Punching {
     }
 
     /// Starts our call to `peer`: the introduction is asked for by the node.
-    fn call(&mut self, peer: UserName, key: PublicKey, listed: SocketAddr, registry: &Registry) {
+    pub(super) fn call(
+        &mut self,
+        peer: UserName,
+        key: PublicKey,
+        listed: SocketAddr,
+        registry: &Registry,
+    ) {
         if let Some(mut old) = self.out.take() {
             old.attempt.close(registry);
         }
         let attempt =
             Attempt { peer, key, punch: None, paths: BTreeMap::new(), ticket: None, relay: None };
-        self.out = Some(CallOut { attempt, listed, introduced: false });
+        self.out = Some(CallOut { attempt, listed, introduced: false, candidate_ips: Vec::new() });
     }
 
     /// Candidates of the family we bind, local ones first, as the peer
@@ -242,7 +203,7 @@ impl Punching {
     }
 
     /// The registry's answer to our introduction.
-    fn introduced(
+    pub(super) fn introduced(
         &mut self,
         now: Instant,
         name: &UserName,
@@ -264,6 +225,7 @@ impl Punching {
         let ticket = self.ticket(&intro);
         let Some(call) = self.out.as_mut() else { return };
         call.attempt.ticket = ticket;
+        call.candidate_ips = candidates.iter().map(|c| c.addr.ip()).collect();
         match Punch::new(now, PunchRole::Caller, &candidates) {
             Ok(punch) => call.attempt.punch = Some(punch),
             Err(e) => {
@@ -274,7 +236,7 @@ impl Punching {
     }
 
     /// Our call goes to the listed address, as without introductions.
-    fn without_introduction(&mut self) {
+    pub(super) fn without_introduction(&mut self) {
         if let Some(call) = self.out.take() {
             let a = call.attempt;
             self.outcomes.push(Outcome::Call {
@@ -286,9 +248,12 @@ impl Punching {
         }
     }
 
-    /// Someone calls us.
-    fn called(&mut self, now: Instant, intro: Introduction, registry: &Registry) {
-        let candidates = self.candidates(&intro);
+    /// Someone calls us. We try only the caller's observed address: a
+    /// connection on a LAN (or one machine) is the caller's to make, to
+    /// our listener, and our connects there would only collide with its.
+    pub(super) fn called(&mut self, now: Instant, intro: Introduction, registry: &Registry) {
+        let mut candidates = self.candidates(&intro);
+        candidates.retain(|c| c.kind == CandidateKind::Observed);
         let ticket = self.ticket(&intro);
         let punch = match Punch::new(now, PunchRole::Callee, &candidates) {
             Ok(p) => Some(p),
@@ -318,7 +283,7 @@ impl Punching {
 
     /// A caller proved its key on a connection we admitted: the chat is
     /// direct, unless it came through the relay.
-    fn authenticated(
+    pub(super) fn authenticated(
         &mut self,
         name: &UserName,
         events: &mut VecDeque<NodeEvent>,
@@ -336,7 +301,7 @@ impl Punching {
     }
 
     /// Moves every socket and timer along; collects outcomes.
-    fn drive(&mut self, now: Instant, registry: &Registry) {
+    pub(super) fn drive(&mut self, now: Instant, registry: &Registry) {
         for i in 0..=self.answering.len() {
             let (role, attempt) = match i {
                 0 => match self.out.as_mut().filter(|c| c.introduced) {
@@ -549,8 +514,34 @@ impl Punching {
         }
     }
 
+    /// Whether our call is punching now.
+    pub(super) fn punching_out(&self) -> bool {
+        self.out.as_ref().is_some_and(|c| c.attempt.punch.as_ref().is_some_and(|p| !p.is_done()))
+    }
+
+    /// A connection our listener took while our call punches: the call's
+    /// if it comes from one of the callee's candidate addresses (returns
+    /// `None`), else handed back.
+    pub(super) fn accepted(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        conn: StreamConn,
+    ) -> Option<StreamConn> {
+        let Some(call) = self.out.as_mut() else { return Some(conn) };
+        if !call.candidate_ips.contains(&from.ip()) {
+            return Some(conn);
+        }
+        let Some(punch) = call.attempt.punch.as_mut().filter(|p| !p.is_done()) else {
+            return Some(conn);
+        };
+        let path = punch.handle_accepted(now, from);
+        call.attempt.paths.insert(path, conn);
+        None
+    }
+
     /// Gives up our call under way; returns whom it was for.
-    fn cancel(&mut self, registry: &Registry) -> Option<(UserName, PublicKey)> {
+    pub(super) fn cancel(&mut self, registry: &Registry) -> Option<(UserName, PublicKey)> {
         let mut call = self.out.take()?;
         call.attempt.close(registry);
         Some((call.attempt.peer, call.attempt.key))
@@ -564,85 +555,6 @@ impl Attempt {
         }
         if let Some(link) = self.relay.as_mut() {
             link.close(registry);
-        }
-    }
-}
-
-impl ClientNode {
-    /// Starts a call through the registry's introduction.
-    pub(super) fn call(&mut self, now: Instant, peer: UserName, key: PublicKey, addr: SocketAddr) {
-        self.punching.call(peer.clone(), key, addr, self.poll.registry());
-        self.registry.introduce(now, peer);
-    }
-
-    /// Gives up a call that is still punching. Returns whether one was.
-    pub(super) fn cancel_punching(&mut self, now: Instant) -> bool {
-        let Some((peer, key)) = self.punching.cancel(self.poll.registry()) else { return false };
-        let Some(me) = self.me.clone() else { return true };
-        let dial = Dial::Failed("cancelled".to_owned());
-        self.chats.connect(now, me, peer, key, dial, self.poll.registry(), &mut self.events);
-        true
-    }
-
-    /// Takes the registry's events that are the punching's; returns the
-    /// others.
-    pub(super) fn punching_event(&mut self, now: Instant, ev: ClientEvent) -> Option<ClientEvent> {
-        let registry = self.poll.registry();
-        match ev {
-            ClientEvent::Introduced { name, intro } => {
-                self.punching.introduced(now, &name, intro, registry);
-                None
-            }
-            ClientEvent::Called { intro } => {
-                if self.me.is_some() {
-                    self.punching.called(now, intro, registry);
-                }
-                None
-            }
-            ClientEvent::Refused { op: Operation::Introduce, .. }
-            | ClientEvent::Unreachable { op: Operation::Introduce } => {
-                self.punching.without_introduction();
-                None
-            }
-            ClientEvent::StillTrying { op: Operation::Introduce | Operation::Locals }
-            | ClientEvent::Refused { op: Operation::Locals, .. }
-            | ClientEvent::Unreachable { op: Operation::Locals } => None,
-            other => Some(other),
-        }
-    }
-
-    /// Callers that proved themselves on connections we admitted.
-    pub(super) fn punching_heard(&mut self, names: &[UserName]) {
-        for name in names {
-            self.punching.authenticated(name, &mut self.events, self.poll.registry());
-        }
-    }
-
-    /// Fires the punching's timers, moves its sockets, and hands what it
-    /// made to the chats.
-    pub(super) fn drive_punching(&mut self, now: Instant) {
-        let registry = self.poll.registry();
-        self.punching.drive(now, registry);
-        for outcome in std::mem::take(&mut self.punching.outcomes) {
-            match outcome {
-                Outcome::Call { peer, key, dial, relayed } => {
-                    let Some(me) = self.me.clone() else { continue };
-                    if let Some(relayed) = relayed {
-                        self.events.push_back(NodeEvent::Route { peer: peer.clone(), relayed });
-                    }
-                    self.chats.connect(now, me, peer, key, dial, registry, &mut self.events);
-                }
-                Outcome::Admit { conn, early, relayed } => {
-                    let Some(me) = self.me.clone() else {
-                        conn.close(registry);
-                        continue;
-                    };
-                    if let Some((peer, relayed)) = relayed {
-                        self.events.push_back(NodeEvent::Route { peer, relayed });
-                    }
-                    self.chats.admit(now, conn, me, &early, registry);
-                }
-            }
         }
     }
 }
