@@ -395,6 +395,15 @@ fn lying_registry(
             ServerMsg::ListPage { entries, next } => {
                 ServerMsg::ListPage { entries: entries.into_iter().map(fix).collect(), next }
             }
+            // An introduction to Bob: his entry as above, and the only
+            // address to try him at is the one it lists.
+            ServerMsg::Introduced { intro: Some(mut intro) }
+                if intro.peer.name.as_str() == "Bob" =>
+            {
+                intro.peer = fix(intro.peer);
+                intro.candidates = vec![intro.peer.chat_addr()];
+                ServerMsg::Introduced { intro: Some(intro) }
+            }
             other => other,
         }
     };

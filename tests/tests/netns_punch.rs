@@ -23,6 +23,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Proc, binary, history, temp_dir};
+use p2pchat_core::RELAY_MAGIC;
 use p2pchat_tests::netns::NetHost;
 use p2pchat_tests::netns_nat::{NatKind, NatNet, NatTopology};
 
@@ -221,7 +222,10 @@ fn behind_a_symmetric_nat_the_chat_is_relayed_and_the_relay_sees_no_text() {
     };
     assert!(started.contains("started (relayed"), "{started}");
     assert!(other.contains("started (relayed"), "{other}");
-    // It carried the chat: two hellos, and far more than the texts' length.
+    // It carried the chat: two hellos (whose magic the recording shows,
+    // so it does see what the relay reads), and far more than the texts'
+    // length.
+    assert!(contains(&recorded, &RELAY_MAGIC), "the recording missed the hellos");
     assert!(recorded.len() > 2 * TEXTS * 20, "the relay read only {} bytes", recorded.len());
 }
 

@@ -206,8 +206,8 @@ impl ClientNode {
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         let chat_addr = listener.local_addr()?;
         tracing::info!(listen = %chat_addr, "taking chats");
-        let mut registry =
-            RegistryClient::new(config.server, config.seed, config.identity.public_key());
+        let public_key = config.identity.public_key();
+        let mut registry = RegistryClient::new(config.server, config.seed, public_key);
         registry.set_locals(&punch_node::local_ipv4s(chat_addr.ip()));
         Ok(Self {
             poll,
@@ -219,7 +219,7 @@ impl ClientNode {
             chat_port,
             me: None,
             chats: Chats::new(config.identity),
-            punching: punching::Punching::new(chat_addr, config.server),
+            punching: punching::Punching::new(chat_addr, config.server, public_key),
             events: VecDeque::new(),
             stopping: false,
         })
@@ -306,7 +306,7 @@ impl ClientNode {
     /// [`NodeEvent::SendFailed`] follows. A text that finds the session full
     /// waits (and no user input is taken) until there is room.
     pub fn send_text(&mut self, now: Instant, text: String) {
-        self.chats.send_text(now, text, &mut self.events);
+        self.on_chat(now, punching::Deferred::Text(text));
     }
 
     /// Ends the active chat politely once the peer has acknowledged every
@@ -315,12 +315,12 @@ impl ClientNode {
     /// chat goes on meanwhile. For the end of a script: its last texts may
     /// wait out a TCP retransmission stall.
     pub fn finish_chat(&mut self, now: Instant) {
-        self.chats.finish(now);
+        self.on_chat(now, punching::Deferred::Finish);
     }
 
     /// Ends the active chat politely; its `Closed` event follows.
     pub fn close_chat(&mut self, now: Instant) {
-        self.chats.close(now, &mut self.events);
+        self.on_chat(now, punching::Deferred::Close);
     }
 
     /// Makes [`ClientNode::run`] return at the end of this turn, after

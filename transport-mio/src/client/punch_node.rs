@@ -11,7 +11,7 @@ use p2pchat_core::{ClientEvent, Operation, PublicKey, UserName};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::chats::Dial;
-use super::punching::Outcome;
+use super::punching::{Deferred, Outcome};
 use super::{ClientNode, NodeEvent};
 use crate::stream::StreamConn;
 
@@ -63,6 +63,27 @@ pub(super) fn local_ipv4s(listen: IpAddr) -> Vec<Ipv4Addr> {
 }
 
 impl ClientNode {
+    /// Carries out a command on the active chat, or keeps it for the chat
+    /// of our call while that has no connection yet.
+    pub(super) fn on_chat(&mut self, now: Instant, command: Deferred) {
+        if self.punching.calling() {
+            self.punching.held.push(command);
+            return;
+        }
+        match command {
+            Deferred::Text(text) => self.chats.send_text(now, text, &mut self.events),
+            Deferred::Finish => self.chats.finish(now),
+            Deferred::Close => self.chats.close(now, &mut self.events),
+        }
+    }
+
+    /// Carries out what was held for our call's chat, in order.
+    fn replay_held(&mut self, now: Instant) {
+        for command in std::mem::take(&mut self.punching.held) {
+            self.on_chat(now, command);
+        }
+    }
+
     /// Takes the listener's connections: while our call punches, one from
     /// the callee's candidate addresses is the call's (we are its Noise
     /// initiator), any other is admitted as always.
@@ -106,6 +127,7 @@ impl ClientNode {
         let Some(me) = self.me.clone() else { return true };
         let dial = Dial::Failed("cancelled".to_owned());
         self.chats.connect(now, me, peer, key, dial, self.poll.registry(), &mut self.events);
+        self.replay_held(now);
         true
     }
 
@@ -146,9 +168,9 @@ impl ClientNode {
     /// Fires the punching's timers, moves its sockets, and hands what it
     /// made to the chats.
     pub(super) fn drive_punching(&mut self, now: Instant) {
-        let registry = self.poll.registry();
-        self.punching.drive(now, registry);
+        self.punching.drive(now, self.poll.registry());
         for outcome in std::mem::take(&mut self.punching.outcomes) {
+            let registry = self.poll.registry();
             match outcome {
                 Outcome::Call { peer, key, dial, relayed } => {
                     let Some(me) = self.me.clone() else { continue };
@@ -156,6 +178,7 @@ impl ClientNode {
                         self.events.push_back(NodeEvent::Route { peer: peer.clone(), relayed });
                     }
                     self.chats.connect(now, me, peer, key, dial, registry, &mut self.events);
+                    self.replay_held(now);
                 }
                 Outcome::Admit { conn, early, relayed } => {
                     let Some(me) = self.me.clone() else {

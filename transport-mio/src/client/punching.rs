@@ -109,19 +109,36 @@ pub(super) struct Punching {
     /// Where punching sockets bind: the listener's address.
     chat_addr: SocketAddr,
     registry_ip: IpAddr,
+    /// Our public key: in calls that cross, the smaller key's goes on.
+    me: PublicKey,
     next_token: usize,
     pub(super) outcomes: Vec<Outcome>,
+    /// What the user did while our call had no connection yet, for its
+    /// chat once it has one.
+    pub(super) held: Vec<Deferred>,
+}
+
+/// A command on our call's chat, held while the call has no connection.
+pub(super) enum Deferred {
+    /// [`ClientNode::send_text`](super::ClientNode::send_text).
+    Text(String),
+    /// [`ClientNode::finish_chat`](super::ClientNode::finish_chat).
+    Finish,
+    /// [`ClientNode::close_chat`](super::ClientNode::close_chat).
+    Close,
 }
 
 impl Punching {
-    pub(super) fn new(chat_addr: SocketAddr, registry: SocketAddr) -> Self {
+    pub(super) fn new(chat_addr: SocketAddr, registry: SocketAddr, me: PublicKey) -> Self {
         Self {
             out: None,
             answering: VecDeque::new(),
             chat_addr,
             registry_ip: registry.ip(),
+            me,
             next_token: FIRST_TOKEN,
             outcomes: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -221,6 +238,9 @@ impl Punching {
             // connect says so the way it always did.
             return self.without_introduction();
         };
+        if self.crossed() {
+            return self.without_introduction();
+        }
         let candidates = self.candidates(&intro);
         let ticket = self.ticket(&intro);
         let Some(call) = self.out.as_mut() else { return };
@@ -251,6 +271,13 @@ impl Punching {
     /// Someone calls us. We try only the caller's observed address: a
     /// connection on a LAN (or one machine) is the caller's to make, to
     /// our listener, and our connects there would only collide with its.
+    ///
+    /// When it crosses our own call to the same user and our key is the
+    /// larger (our call is the one that ends, docs/PROTOCOL.md §9.7), our
+    /// call stops punching and connects to the listed address, as calls
+    /// did before introductions: the two calls then meet as they always
+    /// did, on two connections, and the chats' rule for crossed calls
+    /// keeps one.
     pub(super) fn called(&mut self, now: Instant, intro: Introduction, registry: &Registry) {
         let mut candidates = self.candidates(&intro);
         candidates.retain(|c| c.kind == CandidateKind::Observed);
@@ -276,6 +303,12 @@ impl Punching {
             relay: None,
         };
         self.answering.push_back(CallIn { attempt, heard: false });
+        if self.crossed() && self.out.as_ref().is_some_and(|c| c.introduced) {
+            if let Some(call) = self.out.as_mut() {
+                call.attempt.close(registry);
+            }
+            self.without_introduction();
+        }
         if self.answering.back().is_some_and(|c| c.attempt.punch.is_none()) {
             self.callee_relay(now, self.answering.len() - 1, registry);
         }
@@ -514,6 +547,12 @@ impl Punching {
         }
     }
 
+    /// Whether our call has no connection yet (introduction, punching or
+    /// relay under way).
+    pub(super) fn calling(&self) -> bool {
+        self.out.is_some()
+    }
+
     /// Whether our call is punching now.
     pub(super) fn punching_out(&self) -> bool {
         self.out.as_ref().is_some_and(|c| c.attempt.punch.as_ref().is_some_and(|p| !p.is_done()))
@@ -528,8 +567,10 @@ impl Punching {
         from: SocketAddr,
         conn: StreamConn,
     ) -> Option<StreamConn> {
+        let crossed = self.crossing();
         let Some(call) = self.out.as_mut() else { return Some(conn) };
-        if !call.candidate_ips.contains(&from.ip()) {
+        // In crossed calls each call keeps its own connection.
+        if crossed || !call.candidate_ips.contains(&from.ip()) {
             return Some(conn);
         }
         let Some(punch) = call.attempt.punch.as_mut().filter(|p| !p.is_done()) else {
@@ -538,6 +579,17 @@ impl Punching {
         let path = punch.handle_accepted(now, from);
         call.attempt.paths.insert(path, conn);
         None
+    }
+
+    /// Whether the user we call is calling us too.
+    fn crossing(&self) -> bool {
+        let Some(call) = self.out.as_ref() else { return false };
+        self.answering.iter().any(|c| c.attempt.key == call.attempt.key)
+    }
+
+    /// Whether calls cross and ours is the one to end (the larger key).
+    fn crossed(&self) -> bool {
+        self.crossing() && self.out.as_ref().is_some_and(|c| self.me.0 > c.attempt.key.0)
     }
 
     /// Gives up our call under way; returns whom it was for.
