@@ -81,9 +81,10 @@ struct CallOut {
     /// The listed chat address, for a call without an introduction.
     listed: SocketAddr,
     introduced: bool,
-    /// The IPs of the callee's candidates: a connection from one of them
-    /// while punching is the callee's.
-    candidate_ips: Vec<IpAddr>,
+    /// The callee's candidates: a connection from one of them (its chat
+    /// port, as a port-preserving NAT keeps it) while punching is the
+    /// callee's.
+    candidates: Vec<SocketAddr>,
 }
 
 /// An introduction we answer as the callee.
@@ -196,7 +197,7 @@ impl Punching {
         }
         let attempt =
             Attempt { peer, key, punch: None, paths: BTreeMap::new(), ticket: None, relay: None };
-        self.out = Some(CallOut { attempt, listed, introduced: false, candidate_ips: Vec::new() });
+        self.out = Some(CallOut { attempt, listed, introduced: false, candidates: Vec::new() });
     }
 
     /// Candidates of the family we bind, local ones first, as the peer
@@ -245,7 +246,7 @@ impl Punching {
         let ticket = self.ticket(&intro);
         let Some(call) = self.out.as_mut() else { return };
         call.attempt.ticket = ticket;
-        call.candidate_ips = candidates.iter().map(|c| c.addr.ip()).collect();
+        call.candidates = candidates.iter().map(|c| c.addr).collect();
         match Punch::new(now, PunchRole::Caller, &candidates) {
             Ok(punch) => call.attempt.punch = Some(punch),
             Err(e) => {
@@ -570,7 +571,7 @@ impl Punching {
         let crossed = self.crossing();
         let Some(call) = self.out.as_mut() else { return Some(conn) };
         // In crossed calls each call keeps its own connection.
-        if crossed || !call.candidate_ips.contains(&from.ip()) {
+        if crossed || !call.candidates.contains(&from) {
             return Some(conn);
         }
         let Some(punch) = call.attempt.punch.as_mut().filter(|p| !p.is_done()) else {
