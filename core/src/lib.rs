@@ -81,7 +81,9 @@ pub use registry_config::{
     DEFAULT_LEASE, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_USERS, MAX_LEASE, RESERVED_USERS,
     ServerConfig, ServerEvent, ServerStats,
 };
-pub use registry_intro::{INTRO_RETRY, INTRO_SENDS, MAX_INTROS_PER_CALLEE, MAX_PENDING_INTROS};
+pub use registry_intro::{
+    INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, MAX_INTROS_PER_CALLEE, MAX_PENDING_INTROS,
+};
 pub use registry_msg::{
     COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, Introduction, MAX_LOCAL_ADDRS,
     RefuseReason, RelayTicket, RequestId, ServerMsg,

@@ -6,8 +6,10 @@
 //! Both addresses are validated: the caller's by its cookie, the callee's
 //! because it logged in from it. Only the caller, listed itself, may ask.
 //! What waits for an acknowledgement is bounded in all
-//! ([`MAX_PENDING_INTROS`]) and per callee ([`MAX_INTROS_PER_CALLEE`]), and
-//! each is sent at most [`INTRO_SENDS`] times.
+//! ([`MAX_PENDING_INTROS`], remembered for [`INTRO_MEMORY`]) and per callee
+//! ([`MAX_INTROS_PER_CALLEE`]), and each is sent at most [`INTRO_SENDS`]
+//! times. A retransmitted `Introduce` (same caller, same request id) gets
+//! the same answer again and makes no second introduction.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -37,14 +39,28 @@ pub const INTRO_RETRY: Duration = Duration::from_millis(500);
 /// How many times an unprompted introduction is sent at most.
 pub const INTRO_SENDS: u32 = 5;
 
-/// An unprompted introduction waiting for its acknowledgement.
+/// How long the registry remembers an introduction, so that the caller's
+/// retransmitted `Introduce` (its answer was lost) gets the same answer
+/// rather than a second introduction: as long as a client retransmits
+/// (`GIVE_UP_AFTER`).
+pub const INTRO_MEMORY: Duration = Duration::from_secs(30);
+
+/// An introduction made in the last [`INTRO_MEMORY`].
 #[derive(Debug)]
 struct Pending {
     nonce: u64,
+    /// The caller, the id of its request and the answer it got.
+    caller: SocketAddr,
+    id: RequestId,
+    answer: Vec<u8>,
+    /// The callee and its unprompted copy.
     to: SocketAddr,
     datagram: Vec<u8>,
     sends: u32,
-    next: Instant,
+    /// When to send the copy again; `None` once acknowledged or sent
+    /// [`INTRO_SENDS`] times.
+    next: Option<Instant>,
+    forget_at: Instant,
 }
 
 /// The relay the registry hands out tokens for.
@@ -83,9 +99,17 @@ impl Introducer {
         caller: u32,
         callee: u32,
     ) -> Result<(), RefuseReason> {
+        // A retransmission: the same answer, and nothing new for the callee.
+        if let Some(p) = self.pending.iter().find(|p| p.caller == from && p.id == id) {
+            let (buf, start) = out.begin();
+            buf.extend_from_slice(&p.answer);
+            out.commit(from, start);
+            return Ok(());
+        }
         let callee_row = table.row(callee);
         let callee_addr = callee_row.addr().socket_addr();
-        let waiting = self.pending.iter().filter(|p| p.to == callee_addr).count();
+        let waiting =
+            self.pending.iter().filter(|p| p.to == callee_addr && p.next.is_some()).count();
         if self.pending.len() >= MAX_PENDING_INTROS || waiting >= MAX_INTROS_PER_CALLEE {
             return Err(RefuseReason::TooManyIntroductions);
         }
@@ -106,7 +130,11 @@ impl Introducer {
         };
         let to_caller = introduction(nonce, callee_row, caller_ticket);
         let to_callee = introduction(nonce, caller_row, callee_ticket);
-        send(out, from, id, &to_caller);
+        let mut answer = Vec::new();
+        server_codec::encode_reply_into(&mut answer, id, &to_caller);
+        let (buf, start) = out.begin();
+        buf.extend_from_slice(&answer);
+        out.commit(from, start);
         // The callee's copy carries the nonce's low bits as its id: it
         // answers no request of the callee's.
         let mut datagram = Vec::new();
@@ -116,38 +144,48 @@ impl Introducer {
         out.commit(callee_addr, start);
         self.pending.push(Pending {
             nonce,
+            caller: from,
+            id,
+            answer,
             to: callee_addr,
             datagram,
             sends: 1,
-            next: now + INTRO_RETRY,
+            next: Some(now + INTRO_RETRY),
+            forget_at: now + INTRO_MEMORY,
         });
         Ok(())
     }
 
     /// The callee at `from` acknowledged introduction `nonce`.
     pub(crate) fn acknowledged(&mut self, from: SocketAddr, nonce: u64) {
-        self.pending.retain(|p| !(p.nonce == nonce && p.to == from));
+        for p in self.pending.iter_mut().filter(|p| p.nonce == nonce && p.to == from) {
+            p.next = None;
+        }
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.iter().map(|p| p.next).min()
+        self.pending.iter().map(|p| p.next.unwrap_or(p.forget_at)).min()
     }
 
     /// Sends again what is due, to callees still listed at the address;
     /// forgets what was sent [`INTRO_SENDS`] times.
     pub(crate) fn handle_timeout(&mut self, now: Instant, table: &UserTable, out: &mut Outbox) {
         self.pending.retain_mut(|p| {
-            if p.next > now {
+            if p.forget_at <= now {
+                return false;
+            }
+            if p.next.is_none_or(|t| t > now) {
                 return true;
             }
             if p.sends >= INTRO_SENDS || table.find_addr(&Addr::of(p.to)).is_none() {
-                return false;
+                p.next = None;
+                return true;
             }
             let (buf, start) = out.begin();
             buf.extend_from_slice(&p.datagram);
             out.commit(p.to, start);
             p.sends += 1;
-            p.next = now + INTRO_RETRY;
+            p.next = Some(now + INTRO_RETRY);
             true
         });
     }
@@ -184,10 +222,4 @@ pub(crate) fn entry_of(row: &Row) -> Entry {
         chat_port: row.chat_port(),
         key: PublicKey(*row.key()),
     }
-}
-
-pub(crate) fn send(out: &mut Outbox, to: SocketAddr, id: RequestId, reply: &ServerMsg) {
-    let (buf, start) = out.begin();
-    server_codec::encode_reply_into(buf, id, reply);
-    out.commit(to, start);
 }

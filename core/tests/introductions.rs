@@ -7,9 +7,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ClientEvent, ConnId, CookieKey, INTRO_RETRY, INTRO_SENDS, Introduction, MAX_INTROS_PER_CALLEE,
-    Operation, PublicKey, RELAY_MAGIC, RefuseReason, RegistryClient, RegistryServer, Relay,
-    RelayConfig, RelayEvent, RelayKey, ServerConfig, UserName,
+    ClientEvent, ConnId, CookieKey, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, Introduction,
+    MAX_INTROS_PER_CALLEE, Operation, PublicKey, RELAY_MAGIC, RefuseReason, RegistryClient,
+    RegistryServer, Relay, RelayConfig, RelayEvent, RelayKey, ServerConfig, UserName,
 };
 
 const SERVER: &str = "203.0.113.1:5000";
@@ -26,6 +26,9 @@ struct World {
     to: Vec<(SocketAddr, Vec<u8>)>,
     /// Drop the next datagram from client `i` (a lost acknowledgement).
     drop_from: Option<usize>,
+    /// Seeded loss: each datagram, either way, is lost with this
+    /// probability in percent (xorshift state, percent).
+    loss: Option<(u64, u64)>,
 }
 
 impl World {
@@ -33,7 +36,7 @@ impl World {
         let now = Instant::now();
         let mut server = RegistryServer::new(now, CookieKey([7; 16]), ServerConfig::default());
         server.offer_relay(5000, &RelayKey([9; 32]));
-        Self { now, server, clients: Vec::new(), to: Vec::new(), drop_from: None }
+        Self { now, server, clients: Vec::new(), to: Vec::new(), drop_from: None, loss: None }
     }
 
     fn client(&mut self, at: &str, name: &str, key: u8, locals: &[Ipv4Addr]) -> usize {
@@ -45,24 +48,38 @@ impl World {
         self.clients.len() - 1
     }
 
+    /// Whether the loss drops the next datagram.
+    fn lost(&mut self) -> bool {
+        let Some((x, percent)) = self.loss.as_mut() else { return false };
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x % 100 < *percent
+    }
+
     /// Passes datagrams both ways until none is left.
     fn settle(&mut self) {
         loop {
             let mut moved = false;
-            for i in 0..self.clients.len() {
-                let (from, c) = &mut self.clients[i];
-                let from = *from;
+            let mut sent = Vec::new();
+            for (i, (from, c)) in self.clients.iter_mut().enumerate() {
                 while let Some(t) = c.poll_transmit() {
-                    moved = true;
-                    if self.drop_from.take_if(|d| *d == i).is_some() {
-                        continue;
-                    }
-                    self.server.handle_datagram(self.now, from, &t.payload);
+                    sent.push((i, *from, t.payload));
                 }
+            }
+            for (i, from, payload) in sent {
+                moved = true;
+                if self.drop_from.take_if(|d| *d == i).is_some() || self.lost() {
+                    continue;
+                }
+                self.server.handle_datagram(self.now, from, &payload);
             }
             while let Some(t) = self.server.poll_transmit() {
                 moved = true;
                 self.to.push((t.dst, t.payload.clone()));
+                if self.lost() {
+                    continue;
+                }
                 if let Some((_, c)) = self.clients.iter_mut().find(|(a, _)| *a == t.dst) {
                     c.handle_datagram(self.now, addr(SERVER), &t.payload);
                 }
@@ -176,7 +193,8 @@ fn unacknowledged_introductions_stop_after_their_sends() {
     let sent = w.to.iter().filter(|(d, _)| *d == bob_addr).count();
     // Two datagrams of the login, then the introduction's sends.
     assert_eq!(sent, 2 + INTRO_SENDS as usize);
-    assert_eq!(w.server.poll_timeout().map(|t| t > w.now + Duration::from_secs(30)), Some(true));
+    w.advance(INTRO_MEMORY);
+    assert_eq!(w.to.iter().filter(|(d, _)| *d == bob_addr).count(), sent, "no more sends");
 }
 
 #[test]
@@ -211,4 +229,42 @@ fn only_listed_callers_are_introduced_to_listed_others_within_limits() {
         op: Operation::Introduce,
         reason: RefuseReason::TooManyIntroductions
     }));
+}
+
+/// Under 20% loss each way, in virtual time: the caller gets one answer,
+/// the callee hears of the call at most once (and almost always), and the
+/// registry forgets every introduction in the end.
+#[test]
+fn introductions_survive_loss_and_are_reported_once() {
+    let seeds = 300u64;
+    let mut heard = 0;
+    for seed in 1..=seeds {
+        let mut w = World::new();
+        let ann = w.client("198.51.100.7:40000", "ann", 1, &[Ipv4Addr::new(192, 0, 2, 10)]);
+        let bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+        w.events(ann);
+        w.events(bob);
+        w.loss = Some((seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, 20));
+        w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
+        w.settle();
+        let (mut answers, mut calls) = (Vec::new(), Vec::new());
+        for _ in 0..400 {
+            w.advance(Duration::from_millis(100));
+            answers.extend(introduced(&w.events(ann)));
+            calls.extend(called(&w.events(bob)));
+        }
+        assert_eq!(answers.len(), 1, "seed {seed}: the caller's answers {answers:?}");
+        let answer = answers[0].clone().expect("bob is online");
+        assert!(calls.len() <= 1, "seed {seed}: bob heard of the call {} times", calls.len());
+        if let Some(call) = calls.first() {
+            assert_eq!(call.nonce, answer.nonce, "seed {seed}");
+            heard += 1;
+        }
+        // Only keepalives and lease ends are left to wake the registry.
+        let next = w.server.poll_timeout().expect("leases");
+        assert!(next > w.now + INTRO_RETRY, "seed {seed}: an introduction is still pending");
+    }
+    // A callee misses the call only when all 5 sends, or its answer's
+    // sends, are lost: far below 2% at 20% loss.
+    assert!(heard * 100 >= seeds * 98, "bob heard {heard} of {seeds} calls");
 }

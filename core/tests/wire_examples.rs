@@ -14,8 +14,8 @@ use std::time::Instant;
 use p2pchat_core::{
     CHAT_VERSION, COOKIE_EPOCH, COOKIE_LEN, ChatConfig, ChatMsg, ChatRole, ChatSession, ChatSetup,
     ClientMsg, Cookie, Cursor, DeclineReason, DecodeError, Entry, FRAME_HEADER_LEN, FrameDecoder,
-    GET_COOKIE_LEN, HEADER_LEN, INTRO_RETRY, INTRO_SENDS, Introduction, KEY_LEN, MAGIC,
-    MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_INTROS_PER_CALLEE, MAX_KEY_LEN, MAX_LOCAL_ADDRS,
+    GET_COOKIE_LEN, HEADER_LEN, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, Introduction, KEY_LEN,
+    MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_INTROS_PER_CALLEE, MAX_KEY_LEN, MAX_LOCAL_ADDRS,
     MAX_NAME_LEN, MAX_PENDING_INTROS, MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey, PublicKey,
     REGISTRY_VERSION, REKEY_INTERVAL, REPLY_BIT, RefuseReason, RelayKey, RelayTicket, RequestId,
     Seq, ServerMsg, TAG_LEN, TokenMint, UserName, body_len, decode_chat, decode_reply,
@@ -692,6 +692,7 @@ fn constants_table_matches() {
         format!("| `MAX_INTROS_PER_CALLEE` | {MAX_INTROS_PER_CALLEE} |"),
         format!("| `INTRO_RETRY` | {} ms |", INTRO_RETRY.as_millis()),
         format!("| `INTRO_SENDS` | {INTRO_SENDS} |"),
+        format!("| `INTRO_MEMORY` | {} s |", INTRO_MEMORY.as_secs()),
     ];
     for row in &rows {
         assert_doc_has(row);
