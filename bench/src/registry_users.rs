@@ -176,6 +176,8 @@ fn run_chunk(chunk: &mut [Pending], buf: &mut [u8], stats: &mut LoginStats) -> i
                         | ServerMsg::ListPage { .. }
                         | ServerMsg::Found { .. }
                         | ServerMsg::LoggedOut
+                        | ServerMsg::Introduced { .. }
+                        | ServerMsg::Noted
                         | ServerMsg::Challenge { .. },
                     ) => {}
                 }

@@ -204,6 +204,9 @@ pub struct App {
     connect_error: Option<String>,
     /// The user cancelled the call under way: its end says so.
     cancelled: bool,
+    /// How the latest chat's connection was made, and with whom: through
+    /// the relay (`true`) or direct.
+    route: Option<(UserName, bool)>,
     /// Callers turned away as busy during the chat, listed after it.
     missed: Vec<UserName>,
     /// The wall-clock time of the input being handled (see [`App::tick`]).
@@ -244,6 +247,7 @@ impl App {
             said_still_trying: false,
             connect_error: None,
             cancelled: false,
+            route: None,
             missed: Vec::new(),
             now: SystemTime::UNIX_EPOCH,
             calls: 0,
@@ -328,6 +332,7 @@ impl App {
                     self.async_line(format!("{peer} withdrew the chat request"));
                 }
             }
+            NodeEvent::Route { peer, relayed } => self.route = Some((peer, relayed)),
             NodeEvent::Sent { text } => {
                 if self.chat_peer_ref().is_some() {
                     self.push(Action::ChatText { at: self.now, direction: Direction::Sent, text });

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use p2pchat_core::{
-    CookieKey, DEFAULT_MAX_PER_ADDRESS, Fingerprint, RegistryServer, ServerConfig, ServerEvent,
-    UserName,
+    CookieKey, DEFAULT_MAX_PER_ADDRESS, Fingerprint, RegistryServer, Relay, RelayCloseReason,
+    RelayConfig, RelayEvent, RelayKey, ServerConfig, ServerEvent, UserName,
 };
 use p2pchat_transport_mio::{
     ListError, SERVER_SOCKET_BUFFER, ServerLoop, fetch_list, local_addr_for, size_buffers,
@@ -82,6 +82,18 @@ enum Command {
         /// Most users listed from one IPv4 address or one IPv6 /64.
         #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PER_ADDRESS as u32, value_parser = clap::value_parser!(u32).range(1..))]
         max_per_address: u32,
+        /// Do not relay chats. By default the server also relays, over TCP,
+        /// the (end-to-end encrypted) chats of users who cannot connect
+        /// directly, and issues them tokens for it.
+        #[arg(long)]
+        no_relay: bool,
+        /// TCP port of the relay, on the address of --bind. Default: the
+        /// same number as the registry's UDP port.
+        #[arg(long, value_name = "PORT")]
+        relay_port: Option<u16>,
+        /// Test aid: append every byte the relay reads to this file.
+        #[arg(long, value_name = "PATH", hide = true)]
+        relay_record: Option<PathBuf>,
     },
     /// Log in and chat, from the menu.
     #[command(after_help = EXIT_CODES)]
@@ -204,8 +216,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Server { bind, lease, max_users, max_per_address } => {
-            server(bind, lease, max_users, max_per_address)
+        Command::Server {
+            bind,
+            lease,
+            max_users,
+            max_per_address,
+            no_relay,
+            relay_port,
+            relay_record,
+        } => {
+            let relay =
+                (!no_relay).then_some(RelayOptions { port: relay_port, record: relay_record });
+            server(bind, lease, max_users, max_per_address, relay)
         }
         Command::Client {
             name,
@@ -281,11 +303,20 @@ fn println_flush(line: &str) {
     }
 }
 
+/// How `p2pchat server` relays.
+struct RelayOptions {
+    /// The relay's TCP port (default: the registry's port number).
+    port: Option<u16>,
+    /// Where to record what the relay reads (a test aid).
+    record: Option<PathBuf>,
+}
+
 fn server(
     bind: SocketAddr,
     lease: u32,
     max_users: u32,
     max_per_address: u32,
+    relay: Option<RelayOptions>,
 ) -> anyhow::Result<i32> {
     use anyhow::Context as _;
     // Read while the process has one thread.
@@ -304,10 +335,42 @@ fn server(
         // The core drops datagrams forged with this address as their source.
         local_addr: Some(addr),
     };
-    let core = RegistryServer::new(Instant::now(), CookieKey(key), config);
+    let mut core = RegistryServer::new(Instant::now(), CookieKey(key), config);
+    let relay = match relay {
+        Some(options) => {
+            let at = SocketAddr::new(bind.ip(), options.port.unwrap_or(addr.port()));
+            // The registry's port number when it is free over TCP, else
+            // (unless a port was asked for) one the OS picks.
+            let listener = match (std::net::TcpListener::bind(at), options.port) {
+                (Ok(l), _) => l,
+                (Err(_), None) => std::net::TcpListener::bind(SocketAddr::new(bind.ip(), 0))
+                    .with_context(|| format!("cannot bind a relay port on {}", bind.ip()))?,
+                (Err(e), Some(_)) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot bind the relay's TCP port {at}"));
+                }
+            };
+            let mut relay_key = [0u8; 32];
+            getrandom::fill(&mut relay_key)
+                .map_err(|e| anyhow::anyhow!("no OS randomness for the relay key: {e}"))?;
+            let relay_key = RelayKey(relay_key);
+            core.offer_relay(listener.local_addr()?.port(), &relay_key);
+            let machine = Relay::new(&relay_key, core.origin(), RelayConfig::default());
+            Some((listener, machine, options.record))
+        }
+        None => None,
+    };
     let mut server = ServerLoop::new(socket, core)?;
     server.stop_on_signals()?;
     println_flush(&format!("Server listening on {addr}"));
+    if let Some((listener, machine, record)) = relay {
+        let record = match record {
+            Some(path) => Some(relay_recorder(&path)?),
+            None => None,
+        };
+        let at = server.add_relay(listener, machine, Box::new(relay_line), record)?;
+        println_flush(&format!("Relaying chats on TCP {at}"));
+    }
     // One write per turn of the loop, not one per event: a burst of logins
     // costs the loop no extra system calls, and each turn's lines are out
     // before the loop sleeps.
@@ -339,6 +402,32 @@ fn server(
     )?;
     tracing::info!("server stopped");
     Ok(0)
+}
+
+/// A line for each pairing and refusal of the relay.
+fn relay_line(event: &RelayEvent) {
+    match event {
+        RelayEvent::Paired { .. } => println_flush("relay: a chat paired"),
+        RelayEvent::Close { reason: RelayCloseReason::Refused(status), .. } => {
+            println_flush(&format!("relay: refused a connection ({status:?})"));
+        }
+        RelayEvent::Close { .. } => {}
+    }
+}
+
+/// Appends what the relay reads to `path`.
+fn relay_recorder(path: &std::path::Path) -> anyhow::Result<p2pchat_transport_mio::RelayRecorder> {
+    use anyhow::Context as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Box::new(move |bytes: &[u8]| {
+        if let Err(e) = file.write_all(bytes) {
+            tracing::warn!(error = %e, "recording the relay failed");
+        }
+    }))
 }
 
 fn list(server: SocketAddr) -> anyhow::Result<i32> {

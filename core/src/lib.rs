@@ -1,9 +1,9 @@
 //! # p2pchat-core
 //!
 //! The protocol of p2pchat and nothing else: the registry server, the registry
-//! client and the peer-to-peer chat session, each a pure state machine; and,
-//! not wired into the others yet, hole punching ([`Punch`]) and the chat
-//! relay ([`Relay`]).
+//! client and the peer-to-peer chat session, each a pure state machine; hole
+//! punching ([`Punch`]) after the registry's introductions, and the chat
+//! relay ([`Relay`]) whose tokens the registry issues.
 //!
 //! ## Guarantees
 //! - **No I/O.** Nothing here opens a socket, reads a clock, spawns a thread or
@@ -40,6 +40,7 @@ mod punch;
 mod registry_addr;
 mod registry_client;
 mod registry_config;
+mod registry_intro;
 mod registry_msg;
 mod registry_server;
 mod registry_table;
@@ -74,15 +75,18 @@ pub use punch::{
 };
 pub use registry_client::{
     ClientEvent, GIVE_UP_AFTER, INITIAL_RETRY, MAX_CHALLENGES, MAX_LIST_ENTRIES, MAX_RETRY,
-    MIN_KEEPALIVE_INTERVAL, Operation, RegistryClient, STILL_TRYING_AFTER,
+    MIN_KEEPALIVE_INTERVAL, Operation, REMEMBERED_INTROS, RegistryClient, STILL_TRYING_AFTER,
 };
 pub use registry_config::{
     DEFAULT_LEASE, DEFAULT_MAX_PER_ADDRESS, DEFAULT_MAX_USERS, MAX_LEASE, RESERVED_USERS,
     ServerConfig, ServerEvent, ServerStats,
 };
+pub use registry_intro::{
+    INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, MAX_INTROS_PER_CALLEE, MAX_PENDING_INTROS,
+};
 pub use registry_msg::{
-    COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, RefuseReason, RequestId,
-    ServerMsg,
+    COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, Introduction, MAX_LOCAL_ADDRS,
+    RefuseReason, RelayTicket, RequestId, ServerMsg,
 };
 pub use registry_server::RegistryServer;
 pub use relay::{

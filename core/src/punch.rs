@@ -35,8 +35,9 @@
 //!   reaches the callee. Once chosen, a direct connection is never replaced
 //!   by the relay.
 //!
-//! Not wired yet: no registry message carries candidates, and the client
-//! does not run a [`Punch`].
+//! The client runs one per call and per introduction it answers
+//! (`transport-mio/src/client/punching.rs`); the callee gives it only the
+//! caller's observed address (docs/PROTOCOL.md §14.1).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;

@@ -1,14 +1,15 @@
 //! The registry client: logging in, staying listed, fetching the list.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, HEADER_LEN};
 use crate::key::PublicKey;
 use crate::name::UserName;
 use crate::registry_msg::{
-    ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
+    ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, Introduction, MAX_LOCAL_ADDRS, RefuseReason,
+    RequestId, ServerMsg,
 };
 use crate::transmit::Transmit;
 
@@ -44,6 +45,10 @@ pub const MIN_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// longer list is cut there.
 pub const MAX_LIST_ENTRIES: usize = 100_000;
 
+/// How many nonces of unprompted introductions the client remembers, so
+/// that the registry's retransmissions are acknowledged but reported once.
+pub const REMEMBERED_INTROS: usize = 16;
+
 /// What the client was asked to do, as named in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
@@ -57,6 +62,10 @@ pub enum Operation {
     Lookup,
     /// Logging out.
     Logout,
+    /// Telling the registry our local addresses.
+    Locals,
+    /// Asking for an introduction.
+    Introduce,
 }
 
 /// What the application needs to know.
@@ -91,6 +100,21 @@ pub enum ClientEvent {
         /// Its entry, or `None` when no such user is online.
         entry: Option<Entry>,
     },
+    /// The answer to [`RegistryClient::introduce`]: the callee's side of
+    /// the introduction (`None`: not online).
+    Introduced {
+        /// The name asked for.
+        name: UserName,
+        /// The callee's entry and candidates, and our relay ticket.
+        intro: Option<Introduction>,
+    },
+    /// Someone asked the registry to introduce them to us: the caller's
+    /// entry and candidates, and our relay ticket. Acknowledged already;
+    /// reported once per introduction.
+    Called {
+        /// The introduction.
+        intro: Introduction,
+    },
     /// We are no longer listed, as asked.
     LoggedOut,
     /// An operation has gone unanswered for [`STILL_TRYING_AFTER`]; the
@@ -116,6 +140,8 @@ enum Op {
     List { after: Option<Cursor> },
     Lookup { name: UserName },
     Logout,
+    Locals,
+    Introduce { name: UserName },
 }
 
 impl Op {
@@ -127,6 +153,8 @@ impl Op {
             Op::List { .. } => Some(Operation::List),
             Op::Lookup { .. } => Some(Operation::Lookup),
             Op::Logout => Some(Operation::Logout),
+            Op::Locals => Some(Operation::Locals),
+            Op::Introduce { .. } => Some(Operation::Introduce),
         }
     }
 }
@@ -199,6 +227,10 @@ pub struct RegistryClient {
     logged_in: bool,
     lease: Duration,
     list: Vec<Entry>,
+    /// Our local IPv4 addresses, told to the registry after each login.
+    locals: Vec<Ipv4Addr>,
+    /// Nonces of the latest unprompted introductions.
+    intros_seen: VecDeque<u64>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
 }
@@ -220,6 +252,8 @@ impl RegistryClient {
             logged_in: false,
             lease: crate::registry_config::DEFAULT_LEASE,
             list: Vec::new(),
+            locals: Vec::new(),
+            intros_seen: VecDeque::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -238,6 +272,20 @@ impl RegistryClient {
         self.identity = Some(Identity { name, chat_port, keepalive_at: None });
         self.logged_in = false;
         self.start(now, Op::Login { keepalive: false });
+    }
+
+    /// Our local IPv4 addresses (host candidates; at most
+    /// [`MAX_LOCAL_ADDRS`] are kept), told to the registry after every
+    /// login that the registry had to challenge first (a new login, or a
+    /// restarted registry). Set it before [`login`](Self::login).
+    pub fn set_locals(&mut self, addrs: &[Ipv4Addr]) {
+        self.locals = addrs.iter().copied().take(MAX_LOCAL_ADDRS).collect();
+    }
+
+    /// Asks the registry to introduce us to `name`; ends in one
+    /// [`ClientEvent::Introduced`] (or a refusal).
+    pub fn introduce(&mut self, now: Instant, name: UserName) {
+        self.start(now, Op::Introduce { name });
     }
 
     /// Fetches the whole list, page by page; ends in one
@@ -285,6 +333,10 @@ impl RegistryClient {
             }
         };
         let Some(pending) = self.in_flight.remove(&id) else {
+            if let ServerMsg::Introduced { intro: Some(intro) } = msg {
+                self.called(intro);
+                return;
+            }
             tracing::trace!(id = id.0, "ignored a duplicate or stale reply");
             return;
         };
@@ -304,6 +356,12 @@ impl RegistryClient {
             (op, ServerMsg::Refused { reason }) => self.refused(op, reason),
             (Op::Login { .. }, ServerMsg::Welcome { observed, lease_secs }) => {
                 self.lease = Duration::from_secs(lease_secs.into());
+                // A challenged login is a new one for the registry (ours,
+                // or after its restart): it learns our addresses again.
+                if (!self.logged_in || pending.attempt.challenges > 0) && !self.locals.is_empty() {
+                    self.cancel(|op| matches!(op, Op::Locals));
+                    self.start(now, Op::Locals);
+                }
                 let interval = self.keepalive_interval();
                 if let Some(identity) = &mut self.identity {
                     identity.keepalive_at = Some(now + interval);
@@ -338,6 +396,15 @@ impl RegistryClient {
                 self.events.push_back(ClientEvent::Found { name, entry });
             }
             (Op::Logout, ServerMsg::LoggedOut) => self.events.push_back(ClientEvent::LoggedOut),
+            (Op::Locals, ServerMsg::Noted) => {}
+            (Op::Introduce { name }, ServerMsg::Introduced { intro }) => {
+                self.events.push_back(ClientEvent::Introduced { name, intro });
+            }
+            (op, ServerMsg::Introduced { intro: Some(intro) }) => {
+                // An unprompted introduction whose id is one of ours.
+                self.in_flight.insert(id, Pending { op, ..pending });
+                self.called(intro);
+            }
             (op, msg) => {
                 tracing::debug!(?op, ?msg, "ignored a reply that does not answer its request");
                 self.in_flight.insert(id, Pending { op, ..pending });
@@ -466,6 +533,10 @@ impl RegistryClient {
                 ClientMsg::Lookup { cookie, name: name.as_str().to_owned() }
             }
             (Op::Logout, Some(cookie)) => ClientMsg::Logout { cookie },
+            (Op::Locals, Some(cookie)) => ClientMsg::Locals { cookie, addrs: self.locals.clone() },
+            (Op::Introduce { name }, Some(cookie)) => {
+                ClientMsg::Introduce { cookie, name: name.as_str().to_owned() }
+            }
         };
         let id = RequestId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
@@ -523,11 +594,35 @@ impl RegistryClient {
             }
             Op::Login { keepalive: false } => self.identity = None,
             Op::List { .. } => self.list.clear(),
-            Op::Login { keepalive: true } | Op::Lookup { .. } | Op::Logout => {}
+            Op::Login { keepalive: true }
+            | Op::Lookup { .. }
+            | Op::Logout
+            | Op::Locals
+            | Op::Introduce { .. } => {}
         }
         if let Some(op) = op.operation() {
             self.events.push_back(ClientEvent::Unreachable { op });
         }
+    }
+
+    /// An unprompted introduction: acknowledged every time (the registry
+    /// sends it until it hears), reported once.
+    fn called(&mut self, intro: Introduction) {
+        if let Some(cookie) = self.cookie {
+            let id = RequestId(self.next_id);
+            self.next_id = self.next_id.wrapping_add(1);
+            let ack = ClientMsg::IntroAck { cookie, nonce: intro.nonce };
+            let payload = codec::encode_request(id, &ack);
+            self.transmits.push_back(Transmit { dst: self.server, payload });
+        }
+        if !self.logged_in || self.intros_seen.contains(&intro.nonce) {
+            return;
+        }
+        if self.intros_seen.len() >= REMEMBERED_INTROS {
+            self.intros_seen.pop_front();
+        }
+        self.intros_seen.push_back(intro.nonce);
+        self.events.push_back(ClientEvent::Called { intro });
     }
 
     /// Forgets in-flight and waiting operations that `matches` picks.

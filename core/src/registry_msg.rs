@@ -4,7 +4,7 @@
 //! header in front and turns them into bytes. `docs/PROTOCOL.md` gives the
 //! byte layout of each.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,11 @@ pub const COOKIE_LEN: usize = 16;
 /// the request, and no reply of version 1 (whose `Challenge` could pass for
 /// a `GetCookie`) is ever taken for one.
 pub const GET_COOKIE_LEN: usize = 64;
+
+/// Most local addresses a client announces and the registry keeps for a
+/// user ([`ClientMsg::Locals`]): IPv4 only, stored in the user's row (4
+/// bytes each), so a row grows by 17 bytes. More are ignored.
+pub const MAX_LOCAL_ADDRS: usize = 4;
 
 /// Identifies one request; its reply carries the same id, so a retransmitted
 /// request and a duplicated reply are recognised for what they are.
@@ -99,6 +104,32 @@ pub enum ClientMsg {
         /// The cookie the server handed out.
         cookie: Cookie,
     },
+    /// Tells the registry the sender's own IPv4 interface addresses (its
+    /// host candidates), for the introductions of callers on its LAN.
+    /// Answered by `Noted`; kept only while the sender is listed.
+    Locals {
+        /// The cookie the server handed out.
+        cookie: Cookie,
+        /// At most [`MAX_LOCAL_ADDRS`] are kept.
+        addrs: Vec<Ipv4Addr>,
+    },
+    /// Asks the registry to introduce the sender to the user `name`: the
+    /// reply carries the callee's candidates (and relay token), and the
+    /// callee gets the caller's unprompted.
+    Introduce {
+        /// The cookie the server handed out.
+        cookie: Cookie,
+        /// The callee's name, compared by name key.
+        name: String,
+    },
+    /// Acknowledges an unprompted introduction: the registry stops
+    /// sending it. Not answered.
+    IntroAck {
+        /// The cookie the server handed out.
+        cookie: Cookie,
+        /// The introduction's nonce.
+        nonce: u64,
+    },
 }
 
 impl ClientMsg {
@@ -109,7 +140,10 @@ impl ClientMsg {
             ClientMsg::Login { cookie, .. }
             | ClientMsg::List { cookie, .. }
             | ClientMsg::Lookup { cookie, .. }
-            | ClientMsg::Logout { cookie } => Some(cookie),
+            | ClientMsg::Logout { cookie }
+            | ClientMsg::Locals { cookie, .. }
+            | ClientMsg::Introduce { cookie, .. }
+            | ClientMsg::IntroAck { cookie, .. } => Some(cookie),
         }
     }
 }
@@ -156,6 +190,27 @@ pub(crate) enum ClientMsgRef<'a> {
         /// The cookie.
         cookie: Cookie,
     },
+    /// See [`ClientMsg::Locals`].
+    Locals {
+        /// The cookie.
+        cookie: Cookie,
+        /// The addresses' octets, 4 bytes each, as sent (any count).
+        addrs: &'a [u8],
+    },
+    /// See [`ClientMsg::Introduce`].
+    Introduce {
+        /// The cookie.
+        cookie: Cookie,
+        /// The callee's name, as sent.
+        name: &'a str,
+    },
+    /// See [`ClientMsg::IntroAck`].
+    IntroAck {
+        /// The cookie.
+        cookie: Cookie,
+        /// The introduction's nonce.
+        nonce: u64,
+    },
 }
 
 impl ClientMsgRef<'_> {
@@ -166,7 +221,10 @@ impl ClientMsgRef<'_> {
             ClientMsgRef::Login { cookie, .. }
             | ClientMsgRef::List { cookie, .. }
             | ClientMsgRef::Lookup { cookie, .. }
-            | ClientMsgRef::Logout { cookie } => Some(cookie),
+            | ClientMsgRef::Logout { cookie }
+            | ClientMsgRef::Locals { cookie, .. }
+            | ClientMsgRef::Introduce { cookie, .. }
+            | ClientMsgRef::IntroAck { cookie, .. } => Some(cookie),
         }
     }
 }
@@ -191,6 +249,37 @@ pub enum RefuseReason {
     /// holds as many names as the registry allows one address.
     #[error("too many users are already logged in from this address")]
     TooManyFromAddress,
+    /// The callee already has as many introductions waiting for its
+    /// acknowledgement as the registry keeps, or the registry as many in
+    /// all.
+    #[error("too many introductions are under way; try again shortly")]
+    TooManyIntroductions,
+}
+
+/// A relay token in an introduction: where the relay is and the hello this
+/// side must present to it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RelayTicket {
+    /// The relay's TCP port, at the registry's IP address.
+    pub port: u16,
+    /// The hello to send the relay, [`RELAY_HELLO_LEN`](crate::RELAY_HELLO_LEN)
+    /// bytes.
+    pub hello: Vec<u8>,
+}
+
+/// What one side of a call learns about the other from the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Introduction {
+    /// Numbers the introduction: the callee acknowledges it by this, and
+    /// both relay hellos carry it.
+    pub nonce: u64,
+    /// The other side's entry (for the callee: the caller's).
+    pub peer: Entry,
+    /// Where to try the other side, in order: its local addresses with its
+    /// chat port, then its observed IP with its chat port.
+    pub candidates: Vec<SocketAddr>,
+    /// The relay and this side's hello, when the registry relays.
+    pub relay: Option<RelayTicket>,
 }
 
 /// What the registry answers.
@@ -228,4 +317,13 @@ pub enum ServerMsg {
     },
     /// The sender is not (or no longer) listed.
     LoggedOut,
+    /// The answer to `Introduce` (`None`: no such user online, or the
+    /// caller is not listed itself); also sent unprompted to the callee,
+    /// with the caller's side, until it acknowledges it.
+    Introduced {
+        /// The introduction.
+        intro: Option<Introduction>,
+    },
+    /// The answer to `Locals`.
+    Noted,
 }

@@ -11,10 +11,12 @@ use crate::name::UserName;
 use crate::outbox::Outbox;
 use crate::registry_addr::Addr;
 use crate::registry_config::{MAX_LEASE, RESERVED_USERS, ServerConfig, ServerEvent, ServerStats};
+use crate::registry_intro::{Introducer, RelayOffer, entry_of};
 use crate::registry_msg::{
     ClientMsgRef, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
 };
 use crate::registry_table::{Row, UserTable};
+use crate::relay::{RelayKey, TokenMint};
 use crate::server_codec;
 use crate::transmit::Transmit;
 
@@ -44,9 +46,11 @@ use crate::transmit::Transmit;
 ///   header marks it as a reply, and everything from its own address, so
 ///   neither an echo service, nor another registry, nor a datagram forged
 ///   with the server's own address as source can start a loop.
-/// - Memory is bounded by [`ServerConfig::max_users`] entries of about 116
-///   bytes each, plus two 4-byte index entries; each call queues at most
-///   one transmit.
+/// - Memory is bounded by [`ServerConfig::max_users`] entries of about 132
+///   bytes each, plus two 4-byte index entries, and
+///   [`MAX_PENDING_INTROS`](crate::MAX_PENDING_INTROS) introductions; each
+///   call queues at most two transmits (an introduction: the reply, and the
+///   callee's copy to its validated address).
 /// - Answering a request allocates nothing once the reply buffer has grown
 ///   to a burst's size (drain it with
 ///   [`poll_transmit_into`](Self::poll_transmit_into)); a keepalive (a
@@ -68,6 +72,7 @@ pub struct RegistryServer {
     /// The lease in ticks.
     lease_ms: u32,
     out: Outbox,
+    intros: Introducer,
     events: VecDeque<ServerEvent>,
     stats: ServerStats,
 }
@@ -91,9 +96,24 @@ impl RegistryServer {
             now_frac: false,
             lease_ms,
             out: Outbox::default(),
+            intros: Introducer::default(),
             events: VecDeque::new(),
             stats: ServerStats::default(),
         }
+    }
+
+    /// Hands out relay tokens in introductions: the relay listens on TCP
+    /// `port` at the registry's IP and checks hellos with `key`, counting
+    /// expiries from this server's time origin (the relay must be given
+    /// the same [`origin`](Self::origin)).
+    pub fn offer_relay(&mut self, port: u16, key: &RelayKey) {
+        let mint = TokenMint::new(key, self.origin);
+        self.intros.set_relay(RelayOffer { port, mint });
+    }
+
+    /// The server's time origin (the `now` it was made with).
+    pub fn origin(&self) -> Instant {
+        self.origin
     }
 
     /// Handles one datagram received from `from`.
@@ -154,6 +174,14 @@ impl RegistryServer {
             }
             ClientMsgRef::List { after, .. } => self.page(from, id, after),
             ClientMsgRef::Lookup { name, .. } => self.lookup(from, id, name),
+            ClientMsgRef::Locals { addrs, .. } => {
+                if let Some(i) = self.table.find_addr(&Addr::of(from)) {
+                    self.table.set_locals(i, addrs);
+                }
+                self.send(from, id, &ServerMsg::Noted);
+            }
+            ClientMsgRef::Introduce { name, .. } => self.introduce(now, from, id, name),
+            ClientMsgRef::IntroAck { nonce, .. } => self.intros.acknowledged(from, nonce),
             ClientMsgRef::Logout { .. } => {
                 if let Some(i) = self.table.find_addr(&Addr::of(from)) {
                     self.remove(i, Removal::LoggedOut);
@@ -184,18 +212,22 @@ impl RegistryServer {
         self.events.pop_front()
     }
 
-    /// When the next lease runs out.
+    /// When the next lease runs out, or an introduction is due again.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let i = self.table.first_to_expire()?;
-        let at = self.full_ticks(self.table.row(i).expires());
-        Some(self.origin + Duration::from_millis(at))
+        let lease = self.table.first_to_expire().map(|i| {
+            let at = self.full_ticks(self.table.row(i).expires());
+            self.origin + Duration::from_millis(at)
+        });
+        [lease, self.intros.poll_timeout()].into_iter().flatten().min()
     }
 
-    /// Removes every entry whose lease has run out by `now`.
+    /// Removes every entry whose lease has run out by `now`; sends again
+    /// the introductions that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         let since = now.saturating_duration_since(self.origin);
         self.set_now(since);
+        self.intros.handle_timeout(now, &self.table, &mut self.out);
         while let Some(i) = self.table.first_to_expire() {
             let at = self.full_ticks(self.table.row(i).expires());
             if Duration::from_millis(at) > since {
@@ -375,6 +407,21 @@ impl RegistryServer {
         self.stats.replied += 1;
     }
 
+    /// Introduces the sender, if listed, to `name`, if listed and not the
+    /// sender; else answers `Introduced { None }`.
+    fn introduce(&mut self, now: Instant, from: SocketAddr, id: RequestId, name: &str) {
+        let caller = self.table.find_addr(&Addr::of(from));
+        let callee = self.table.name_id_of(name).and_then(|id| self.table.find_name(id));
+        let (Some(caller), Some(callee)) = (caller, callee.filter(|&c| Some(c) != caller)) else {
+            self.send(from, id, &ServerMsg::Introduced { intro: None });
+            return;
+        };
+        match self.intros.introduce(now, &self.table, &mut self.out, from, id, caller, callee) {
+            Ok(()) => self.stats.replied += 2,
+            Err(reason) => self.send(from, id, &refused(reason)),
+        }
+    }
+
     /// One page of the list, resuming strictly after the row in `after`, as
     /// long as fits in one datagram. A cursor this server cannot have
     /// handed out gets an empty last page.
@@ -471,15 +518,6 @@ fn write_row(buf: &mut Vec<u8>, row: &Row) {
         row.chat_port(),
         row.key(),
     );
-}
-
-fn entry_of(row: &Row) -> Entry {
-    Entry {
-        name: UserName::from_listed(row.name()),
-        addr: row.addr().socket_addr(),
-        chat_port: row.chat_port(),
-        key: row.public_key(),
-    }
 }
 
 fn refused(reason: RefuseReason) -> ServerMsg {

@@ -1,9 +1,9 @@
 //! The registry's user table: compact rows in one slab, two hash indices of
 //! row numbers, and the lease order as a linked list through the rows.
 //!
-//! A row holds the name inline, the key, the address, the chat port, the
-//! expiry and two links: about 116 bytes, with no heap allocation of its
-//! own. Rows are found by name key and by address through
+//! A row holds the name inline, the key, the address, the chat port, up to
+//! [`MAX_LOCAL_ADDRS`] local IPv4 addresses, the expiry and two links:
+//! about 132 bytes, with no heap allocation of its own. Rows are found by name key and by address through
 //! [`hashbrown::HashTable`]s holding only row numbers (4 bytes each), hashed
 //! with SipHash keyed by a secret the caller derives from its own, so no
 //! sender can force collisions. A row's name key is stored as its 128-bit
@@ -31,6 +31,7 @@ use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 use crate::key::{KEY_LEN, PublicKey};
 use crate::name::{MAX_NAME_LEN, NameKey, UserName, ascii_key_into};
 use crate::registry_addr::{Addr, Prefix};
+use crate::registry_msg::MAX_LOCAL_ADDRS;
 use crate::server_codec::IpOctets;
 
 /// "No row": the end of a list.
@@ -58,6 +59,10 @@ pub(crate) struct Row {
     ip: [u8; 16],
     key: [u8; KEY_LEN],
     id: NameId,
+    /// The user's local IPv4 addresses (`locals_len` of them), as it
+    /// announced them.
+    locals: [[u8; 4]; MAX_LOCAL_ADDRS],
+    locals_len: u8,
     /// Lease end, in the server's ticks (see `RegistryServer`).
     expires: u32,
     /// Lease order (for a free row, `next` chains the free list).
@@ -74,6 +79,8 @@ const FREE_ROW: Row = Row {
     ip: [0; 16],
     key: [0; KEY_LEN],
     id: NameId([0; 4]),
+    locals: [[0; 4]; MAX_LOCAL_ADDRS],
+    locals_len: 0,
     expires: 0,
     prev: NIL,
     next: NIL,
@@ -108,6 +115,10 @@ impl Row {
     }
     pub(crate) fn expires(&self) -> u32 {
         self.expires
+    }
+    /// The local IPv4 addresses the user announced.
+    pub(crate) fn locals(&self) -> &[[u8; 4]] {
+        &self.locals[..usize::from(self.locals_len)]
     }
 }
 
@@ -332,6 +343,19 @@ impl UserTable {
         }
     }
 
+    /// Sets row `i`'s local addresses from `octets` (4 bytes each); those
+    /// past [`MAX_LOCAL_ADDRS`], and a partial last one, are dropped.
+    pub(crate) fn set_locals(&mut self, i: u32, octets: &[u8]) {
+        let row = &mut self.rows[i as usize];
+        let mut n = 0;
+        for (slot, ip) in row.locals.iter_mut().zip(octets.chunks_exact(4)) {
+            slot.copy_from_slice(ip);
+            n += 1;
+        }
+        // At most MAX_LOCAL_ADDRS (4).
+        row.locals_len = n as u8;
+    }
+
     /// Rewrites row `i`'s name as written (same key, other case or form).
     pub(crate) fn rename(&mut self, i: u32, name: &str) {
         if name.is_empty() || name.len() > MAX_NAME_LEN {
@@ -470,6 +494,10 @@ mod tests {
         assert_eq!(t.find_addr(&addr(12)), Some(2));
         assert_eq!(t.row(2).addr().socket_addr(), addr(12).socket_addr());
         assert_eq!(t.prefix_count(&addr(2)), 0);
+        t.set_locals(2, &[10, 0, 0, 1, 10, 0, 0, 2, 10, 0, 0, 3, 10, 0, 0, 4, 10, 0, 0, 5, 9]);
+        assert_eq!(t.row(2).locals(), [[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 4]]);
+        t.refresh(2, 20, 7);
+        assert_eq!(t.row(2).locals().len(), MAX_LOCAL_ADDRS, "kept by a refresh");
         for i in [0, 1, 2, 3] {
             t.remove(i);
         }

@@ -8,8 +8,8 @@
 //! pair's bandwidth and each address's connections, and closes idle pairs
 //! and connections that never pair.
 //!
-//! Not wired yet: nothing in `p2pchat server` runs a [`Relay`] and no
-//! registry message carries a token (docs/PROTOCOL.md §14 is a draft).
+//! `p2pchat server` runs one beside its registry, which issues the tokens
+//! in its introductions (docs/PROTOCOL.md §14).
 
 mod bucket;
 mod config;

@@ -41,6 +41,15 @@ pub(crate) fn decode_request_ref(
         },
         3 => ClientMsgRef::Lookup { cookie: r.cookie()?, name: r.str()? },
         4 => ClientMsgRef::Logout { cookie: r.cookie()? },
+        5 => ClientMsgRef::Locals {
+            cookie: r.cookie()?,
+            addrs: {
+                let count = r.varint(10, 0x01)?;
+                r.take(count.checked_mul(4).ok_or(DecodeError::Malformed)?)?
+            },
+        },
+        6 => ClientMsgRef::Introduce { cookie: r.cookie()?, name: r.str()? },
+        7 => ClientMsgRef::IntroAck { cookie: r.cookie()?, nonce: r.varint(10, 0x01)? },
         _ => return Err(DecodeError::Malformed),
     };
     if !r.0.is_empty() {
@@ -345,6 +354,10 @@ mod tests {
             ClientMsg::List { cookie, after: Some(Cursor("12".into())) },
             ClientMsg::Lookup { cookie, name: "\u{e9}t\u{e9}".into() },
             ClientMsg::Logout { cookie },
+            ClientMsg::Locals { cookie, addrs: vec![[192, 0, 2, 7].into(), [10, 1, 2, 3].into()] },
+            ClientMsg::Introduce { cookie, name: "nil".into() },
+            ClientMsg::IntroAck { cookie, nonce: u64::MAX },
+            ClientMsg::IntroAck { cookie, nonce: 300 },
         ];
         let same = |bytes: &[u8]| {
             let owned = decode_request(bytes);
@@ -372,6 +385,21 @@ mod tests {
                         (ClientMsg::Logout { cookie }, ClientMsgRef::Logout { cookie: c }) => {
                             *cookie == c
                         }
+                        (
+                            ClientMsg::Locals { cookie, addrs },
+                            ClientMsgRef::Locals { cookie: c, addrs: a },
+                        ) => {
+                            *cookie == c
+                                && addrs.iter().flat_map(|x| x.octets()).eq(a.iter().copied())
+                        }
+                        (
+                            ClientMsg::Introduce { cookie, name },
+                            ClientMsgRef::Introduce { cookie: c, name: n },
+                        ) => *cookie == c && name == n,
+                        (
+                            ClientMsg::IntroAck { cookie, nonce },
+                            ClientMsgRef::IntroAck { cookie: c, nonce: n },
+                        ) => *cookie == c && *nonce == n,
                         _ => false,
                     };
                     assert!(agree, "{m:?} vs {r:?}");
@@ -421,7 +449,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let len = (x % 24) as usize;
-            let b: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8 % 6).collect();
+            let b: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8 % 9).collect();
             same(&body(&b));
         }
         for msg in &msgs {

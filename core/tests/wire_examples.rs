@@ -14,11 +14,12 @@ use std::time::Instant;
 use p2pchat_core::{
     CHAT_VERSION, COOKIE_EPOCH, COOKIE_LEN, ChatConfig, ChatMsg, ChatRole, ChatSession, ChatSetup,
     ClientMsg, Cookie, Cursor, DeclineReason, DecodeError, Entry, FRAME_HEADER_LEN, FrameDecoder,
-    GET_COOKIE_LEN, HEADER_LEN, KEY_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_KEY_LEN,
-    MAX_NAME_LEN, MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey, PublicKey, REGISTRY_VERSION,
-    REKEY_INTERVAL, REPLY_BIT, RefuseReason, RequestId, Seq, ServerMsg, TAG_LEN, UserName,
-    body_len, decode_chat, decode_reply, decode_request, encode_chat, encode_reply, encode_request,
-    write_frame,
+    GET_COOKIE_LEN, HEADER_LEN, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, Introduction, KEY_LEN,
+    MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_INTROS_PER_CALLEE, MAX_KEY_LEN, MAX_LOCAL_ADDRS,
+    MAX_NAME_LEN, MAX_PENDING_INTROS, MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey, PublicKey,
+    REGISTRY_VERSION, REKEY_INTERVAL, REPLY_BIT, RefuseReason, RelayKey, RelayTicket, RequestId,
+    Seq, ServerMsg, TAG_LEN, TokenMint, UserName, body_len, decode_chat, decode_reply,
+    decode_request, encode_chat, encode_reply, encode_request, write_frame,
 };
 use serde::Serialize;
 
@@ -120,6 +121,9 @@ fn client_variant(m: &ClientMsg) -> &'static str {
         ClientMsg::List { .. } => "List",
         ClientMsg::Lookup { .. } => "Lookup",
         ClientMsg::Logout { .. } => "Logout",
+        ClientMsg::Locals { .. } => "Locals",
+        ClientMsg::Introduce { .. } => "Introduce",
+        ClientMsg::IntroAck { .. } => "IntroAck",
     }
 }
 
@@ -131,6 +135,8 @@ fn server_variant(m: &ServerMsg) -> &'static str {
         ServerMsg::ListPage { .. } => "ListPage",
         ServerMsg::Found { .. } => "Found",
         ServerMsg::LoggedOut => "LoggedOut",
+        ServerMsg::Introduced { .. } => "Introduced",
+        ServerMsg::Noted => "Noted",
     }
 }
 
@@ -152,12 +158,17 @@ const ALL_VARIANTS: &[(&str, &str)] = &[
     ("ClientMsg", "List"),
     ("ClientMsg", "Lookup"),
     ("ClientMsg", "Logout"),
+    ("ClientMsg", "Locals"),
+    ("ClientMsg", "Introduce"),
+    ("ClientMsg", "IntroAck"),
     ("ServerMsg", "Challenge"),
     ("ServerMsg", "Welcome"),
     ("ServerMsg", "Refused"),
     ("ServerMsg", "ListPage"),
     ("ServerMsg", "Found"),
     ("ServerMsg", "LoggedOut"),
+    ("ServerMsg", "Introduced"),
+    ("ServerMsg", "Noted"),
     ("ChatMsg", "Hello"),
     ("ChatMsg", "Text"),
     ("ChatMsg", "Decline"),
@@ -187,6 +198,26 @@ fn zoe() -> Entry {
     Entry { name: name("zoë"), addr: addr("[2001:db8::5]:40001"), chat_port: 6001, key: key(0xe0) }
 }
 
+/// The introduction of the example: Mert (key `01 …`) asked for John (key
+/// `21 …`), introduction 7, with the caller's relay hello of §14.2.
+fn introduction() -> Introduction {
+    let origin = Instant::now();
+    let mint = TokenMint::new(&RelayKey(std::array::from_fn(|i| i as u8)), origin);
+    let at = origin + std::time::Duration::from_secs(3540);
+    let (hello, _) = mint.issue(at, key(0x01), key(0x21), 7);
+    Introduction {
+        nonce: 7,
+        peer: Entry {
+            name: name("John"),
+            addr: addr("203.0.113.9:50123"),
+            chat_port: 6000,
+            key: key(0x21),
+        },
+        candidates: vec![addr("192.0.2.20:6000"), addr("203.0.113.9:6000")],
+        relay: Some(RelayTicket { port: 5000, hello: hello.encode() }),
+    }
+}
+
 /// Every worked example in `docs/PROTOCOL.md`, in document order.
 fn examples() -> Vec<Example> {
     use Example::{Chat, Plain, Reply, Request};
@@ -204,12 +235,23 @@ fn examples() -> Vec<Example> {
         Request(id(3), ClientMsg::List { cookie: COOKIE, after: Some(Cursor("17".into())) }),
         Request(id(4), ClientMsg::Lookup { cookie: COOKIE, name: "nil".into() }),
         Request(id(5), ClientMsg::Logout { cookie: COOKIE }),
+        Request(
+            id(8),
+            ClientMsg::Locals {
+                cookie: COOKIE,
+                addrs: vec![[192, 0, 2, 20].into(), [198, 51, 100, 3].into()],
+            },
+        ),
+        Request(id(9), ClientMsg::Introduce { cookie: COOKIE, name: "John".into() }),
+        Request(id(10), ClientMsg::IntroAck { cookie: COOKIE, nonce: 7 }),
         Reply(id(1), ServerMsg::Challenge { cookie: COOKIE }),
         Reply(id(2), ServerMsg::Welcome { observed: addr("198.51.100.7:40000"), lease_secs: 60 }),
         Reply(id(2), ServerMsg::Refused { reason: RefuseReason::NameTaken }),
         Reply(id(3), ServerMsg::ListPage { entries: vec![nil(), zoe()], next: None }),
         Reply(id(4), ServerMsg::Found { entry: Some(nil()) }),
         Reply(id(5), ServerMsg::LoggedOut),
+        Reply(id(9), ServerMsg::Introduced { intro: Some(introduction()) }),
+        Reply(id(8), ServerMsg::Noted),
     ];
     let chat = worked_chat();
     let ([caller_preamble, message_1, message_3, hello], [callee_preamble, message_2]) = chat;
@@ -396,6 +438,7 @@ fn variant_index_tables_match() {
         RefuseReason::ServerFull,
         RefuseReason::UnsupportedVersion,
         RefuseReason::TooManyFromAddress,
+        RefuseReason::TooManyIntroductions,
     ];
     for reason in reasons {
         let bytes = encode(&reason);
@@ -427,6 +470,9 @@ fn every_cookie_carrying_request_is_at_least_a_challenge_long() {
         ClientMsg::List { cookie: COOKIE, after: None },
         ClientMsg::Lookup { cookie: COOKIE, name: String::new() },
         ClientMsg::Logout { cookie: COOKIE },
+        ClientMsg::Locals { cookie: COOKIE, addrs: Vec::new() },
+        ClientMsg::Introduce { cookie: COOKIE, name: String::new() },
+        ClientMsg::IntroAck { cookie: COOKIE, nonce: 0 },
     ];
     for msg in smallest {
         assert!(msg.cookie().is_some());
@@ -533,13 +579,13 @@ fn decoding_rules_hold() {
     assert!(decode_request(&lookup(&[1, b'a'])).is_ok());
     assert_eq!(decode_request(&lookup(&[1, 0xff])), Err(DecodeError::Malformed));
     assert_eq!(decode_request(&lookup(&[2, b'a'])), Err(DecodeError::Malformed));
-    assert_eq!(decode_request(&body(&[5])), Err(DecodeError::Malformed));
+    assert_eq!(decode_request(&body(&[8])), Err(DecodeError::Malformed));
     let reply = |bytes: &[u8]| {
         let mut d = body(bytes);
         d[4] = REPLY_BIT | REGISTRY_VERSION;
         d
     };
-    assert_eq!(decode_reply(&reply(&[7])), Err(DecodeError::Malformed));
+    assert_eq!(decode_reply(&reply(&[8])), Err(DecodeError::Malformed));
     assert_eq!(decode_chat(&[6]), Err(DecodeError::Malformed));
     assert_eq!(decode_chat(&[]), Err(DecodeError::Malformed));
     // Strictness: one byte too many.
@@ -641,6 +687,12 @@ fn constants_table_matches() {
         format!("| `MAX_PLAINTEXT_LEN` | {MAX_PLAINTEXT_LEN} |"),
         format!("| `REKEY_INTERVAL` | {REKEY_INTERVAL} |"),
         format!("| `MAX_TEXT_LEN` | {MAX_TEXT_LEN} |"),
+        format!("| `MAX_LOCAL_ADDRS` | {MAX_LOCAL_ADDRS} |"),
+        format!("| `MAX_PENDING_INTROS` | {MAX_PENDING_INTROS} |"),
+        format!("| `MAX_INTROS_PER_CALLEE` | {MAX_INTROS_PER_CALLEE} |"),
+        format!("| `INTRO_RETRY` | {} ms |", INTRO_RETRY.as_millis()),
+        format!("| `INTRO_SENDS` | {INTRO_SENDS} |"),
+        format!("| `INTRO_MEMORY` | {} s |", INTRO_MEMORY.as_secs()),
     ];
     for row in &rows {
         assert_doc_has(row);

@@ -110,7 +110,7 @@ impl Pair {
         };
         let allowed = |l: &str| {
             let l = untimed(l);
-            l.starts_with("Chat with Ann started, fingerprint ")
+            l.starts_with("Chat with Ann started (direct), fingerprint ")
                 || l.starts_with("Type a message and press Enter")
                 || l == "you: hello Ann"
                 || l == "Ann: bye Bob"

@@ -74,6 +74,8 @@ const ETH_P_ALL: u16 = 0x0003;
 #[derive(Debug)]
 struct Segment {
     to_port: bool,
+    /// The other end's port: tells the connections on the port apart.
+    other: u16,
     seq: u32,
     syn: bool,
     payload: Vec<u8>,
@@ -144,6 +146,7 @@ fn parse(frame: &[u8], port: u16) -> Option<Segment> {
     let offset = usize::from(tcp[12] >> 4) * 4;
     Some(Segment {
         to_port: dst == port,
+        other: if dst == port { src } else { dst },
         seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
         syn: tcp[13] & 0x02 != 0,
         payload: tcp.get(offset..)?.to_vec(),
@@ -152,9 +155,13 @@ fn parse(frame: &[u8], port: u16) -> Option<Segment> {
 
 /// The byte stream one direction carried, put together from its segments
 /// by sequence number (loopback shows each segment twice, out and in).
-fn reassemble(segments: &[Segment], to_port: bool) -> Vec<u8> {
-    let dir: Vec<&Segment> = segments.iter().filter(|s| s.to_port == to_port).collect();
-    let isn = dir.iter().find(|s| s.syn).expect("the capture saw the SYN").seq;
+fn reassemble(segments: &[&Segment], to_port: bool) -> Vec<u8> {
+    let dir: Vec<&Segment> = segments.iter().copied().filter(|s| s.to_port == to_port).collect();
+    // The last connection between the two ports is the chat's (attempts
+    // that failed before it had the same ports).
+    let last_syn = dir.iter().rposition(|s| s.syn).expect("the capture saw the SYN");
+    let dir = &dir[last_syn..];
+    let isn = dir[0].seq;
     let mut parts = BTreeMap::new();
     for s in dir.iter().filter(|s| !s.payload.is_empty()) {
         parts.insert(s.seq.wrapping_sub(isn).wrapping_sub(1), &s.payload);
@@ -221,7 +228,15 @@ fn no_text_crosses_in_clear() {
     ann.send("/back");
     ann.expect("Chat with Bob ended: you left the chat.");
     bob.expect("Chat with Ann ended: Ann left the chat.");
-    let segments = capture.finish();
+    let all = capture.finish();
+    // The chat's connection is the one that carried the most: the port
+    // also saw the callee's punching attempts (PROTOCOL §14.1).
+    let mut carried_by: BTreeMap<u16, usize> = BTreeMap::new();
+    for s in &all {
+        *carried_by.entry(s.other).or_default() += s.payload.len();
+    }
+    let chat = carried_by.iter().max_by_key(|(_, n)| **n).map(|(p, _)| *p);
+    let segments: Vec<&Segment> = all.iter().filter(|s| Some(s.other) == chat).collect();
 
     let to_bob = reassemble(&segments, true);
     let to_ann = reassemble(&segments, false);
@@ -244,11 +259,11 @@ fn no_text_crosses_in_clear() {
         for (what, bytes) in [("to Bob", &to_bob), ("to Ann", &to_ann)] {
             assert!(!contains(bytes, t.as_bytes()), "{t:?} crossed in clear {what}");
         }
-        assert!(segments.iter().all(|s| !contains(&s.payload, t.as_bytes())), "{t:?} in clear");
+        assert!(all.iter().all(|s| !contains(&s.payload, t.as_bytes())), "{t:?} in clear");
     }
     println!(
         "captured {} segments, {} bytes to Bob and {} to Ann, {} frames; no text in clear",
-        segments.len(),
+        all.len(),
         to_bob.len(),
         to_ann.len(),
         f_bob.len() + f_ann.len()
@@ -394,6 +409,15 @@ fn lying_registry(
             ServerMsg::Found { entry } => ServerMsg::Found { entry: entry.map(fix) },
             ServerMsg::ListPage { entries, next } => {
                 ServerMsg::ListPage { entries: entries.into_iter().map(fix).collect(), next }
+            }
+            // An introduction to Bob: his entry as above, and the only
+            // address to try him at is the one it lists.
+            ServerMsg::Introduced { intro: Some(mut intro) }
+                if intro.peer.name.as_str() == "Bob" =>
+            {
+                intro.peer = fix(intro.peer);
+                intro.candidates = vec![intro.peer.chat_addr()];
+                ServerMsg::Introduced { intro: Some(intro) }
             }
             other => other,
         }

@@ -5,6 +5,9 @@
 mod chats;
 mod handler;
 mod incoming;
+mod punch_node;
+mod punching;
+mod relay_link;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -25,6 +28,8 @@ use chats::{Answer, Chats};
 pub use chats::{ACK_DELAY, CONNECT_TIMEOUT, FINISH_STALL_LIMIT, MAX_HELD_EVENTS};
 pub use handler::{NodeEvent, NodeHandler};
 pub use incoming::{MAX_INCOMING, VERIFY_TIMEOUT};
+pub use punching::MAX_ANSWERED;
+pub use relay_link::RELAY_PAIR_TIMEOUT;
 
 const UDP: Token = Token(0);
 const LISTENER: Token = Token(1);
@@ -168,6 +173,7 @@ pub struct ClientNode {
     chat_port: u16,
     me: Option<UserName>,
     chats: Chats,
+    punching: punching::Punching,
     events: VecDeque<NodeEvent>,
     stopping: bool,
 }
@@ -178,7 +184,7 @@ impl ClientNode {
     /// the signals no longer have their default actions.
     pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.listen)
+        let mut listener = punch_node::bind_listener(config.listen)
             .map_err(|source| NodeError::Listen { addr: config.listen, source })?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let chat_port = listener.local_addr()?.port();
@@ -199,17 +205,22 @@ impl ClientNode {
             Signals::new([SIGINT, SIGTERM])?
         };
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
-        tracing::info!(listen = %listener.local_addr()?, "taking chats");
+        let chat_addr = listener.local_addr()?;
+        tracing::info!(listen = %chat_addr, "taking chats");
+        let public_key = config.identity.public_key();
+        let mut registry = RegistryClient::new(config.server, config.seed, public_key);
+        registry.set_locals(&punch_node::local_ipv4s(chat_addr.ip()));
         Ok(Self {
             poll,
             udp,
-            registry: RegistryClient::new(config.server, config.seed, config.identity.public_key()),
+            registry,
             listener,
             signals,
             input,
             chat_port,
             me: None,
             chats: Chats::new(config.identity),
+            punching: punching::Punching::new(chat_addr, config.server, public_key),
             events: VecDeque::new(),
             stopping: false,
         })
@@ -255,11 +266,16 @@ impl ClientNode {
     /// is `key` (as the registry lists it; the handshake refuses any other);
     /// it becomes the active chat (an old one is dropped). Does nothing
     /// before [`ClientNode::login`], which gives our name.
+    ///
+    /// The call goes through the registry's introduction, hole punching and,
+    /// failing those, the relay (see `client/punching.rs`); a
+    /// [`NodeEvent::Route`] says which before the chat's `Connected`.
     pub fn connect(&mut self, now: Instant, peer: UserName, key: PublicKey, addr: SocketAddr) {
-        let Some(me) = self.me.clone() else { return };
-        tracing::debug!(%addr, %peer, "connecting");
-        let registry = self.poll.registry();
-        self.chats.connect(now, me, peer, key, addr, registry, &mut self.events);
+        if self.me.is_none() {
+            return;
+        }
+        tracing::debug!(%addr, %peer, "calling");
+        self.call(now, peer, key, addr);
     }
 
     /// Makes the held chat the active one and answers it. If it went away
@@ -283,6 +299,7 @@ impl ClientNode {
     /// Gives up the call under way, if it has not started: it ends at once
     /// (its `Closed` event follows) and the callee sees it withdrawn.
     pub fn cancel_call(&mut self, now: Instant) {
+        self.cancel_punching(now);
         self.chats.cancel_call(now, self.poll.registry(), &mut self.events);
     }
 
@@ -290,7 +307,7 @@ impl ClientNode {
     /// [`NodeEvent::SendFailed`] follows. A text that finds the session full
     /// waits (and no user input is taken) until there is room.
     pub fn send_text(&mut self, now: Instant, text: String) {
-        self.chats.send_text(now, text, &mut self.events);
+        self.on_chat(now, punching::Deferred::Text(text));
     }
 
     /// Ends the active chat politely once the peer has acknowledged every
@@ -299,12 +316,12 @@ impl ClientNode {
     /// chat goes on meanwhile. For the end of a script: its last texts may
     /// wait out a TCP retransmission stall.
     pub fn finish_chat(&mut self, now: Instant) {
-        self.chats.finish(now);
+        self.on_chat(now, punching::Deferred::Finish);
     }
 
     /// Ends the active chat politely; its `Closed` event follows.
     pub fn close_chat(&mut self, now: Instant) {
-        self.chats.close(now, &mut self.events);
+        self.on_chat(now, punching::Deferred::Close);
     }
 
     /// Makes [`ClientNode::run`] return at the end of this turn, after
@@ -370,12 +387,7 @@ impl ClientNode {
                             self.udp.read_all(&mut self.registry, now);
                         }
                     }
-                    LISTENER => self.chats.take_incoming(
-                        now,
-                        &mut self.listener,
-                        self.me.as_ref(),
-                        self.poll.registry(),
-                    ),
+                    LISTENER => self.take_incoming(now),
                     INPUT => {
                         self.input.on_event();
                         if event.is_read_closed() || event.is_error() {
@@ -397,7 +409,10 @@ impl ClientNode {
                             }
                         }
                     }
-                    _ => self.chats.on_event(event),
+                    _ => {
+                        self.punching.on_event(event);
+                        self.chats.on_event(event);
+                    }
                 }
             }
         }
@@ -408,10 +423,12 @@ impl ClientNode {
             self.registry.handle_timeout(now);
         }
         self.chats.fire_timers(now, self.poll.registry(), &mut self.events);
+        self.drive_punching(now);
     }
 
     fn collect_events(&mut self, now: Instant) {
         while let Some(ev) = self.registry.poll_event() {
+            let Some(ev) = self.punching_event(now, ev) else { continue };
             // The registry's answers about callers are the admission's.
             if let ClientEvent::Found { name, entry } = &ev {
                 let registry = self.poll.registry();
@@ -421,8 +438,11 @@ impl ClientNode {
             }
             self.events.push_back(NodeEvent::Registry(ev));
         }
+        self.drive_punching(now);
         self.chats.collect(now, SystemTime::now(), self.poll.registry(), &mut self.events);
-        for name in self.chats.take_lookups() {
+        let lookups = self.chats.take_lookups();
+        self.punching_heard(&lookups);
+        for name in lookups {
             self.registry.lookup(now, name);
         }
     }
@@ -471,10 +491,15 @@ impl ClientNode {
         if input_now || !self.events.is_empty() {
             return Some(Duration::ZERO);
         }
-        let deadline = [self.chats.deadline(), self.registry.poll_timeout(), handler.deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let deadline = [
+            self.chats.deadline(),
+            self.registry.poll_timeout(),
+            handler.deadline(),
+            self.punching.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 }

@@ -20,8 +20,9 @@
 //! - [`ServerLoop`] is the whole registry server loop; [`size_buffers`]
 //!   gives its socket room for bursts; [`fetch_list`] is one list request
 //!   from start to finish.
-//! - [`RelayLoop`] drives the chat relay (`p2pchat_core::Relay`) over a TCP
-//!   listener and its connections (not started by the server yet).
+//! - [`RelayDriver`] drives the chat relay (`p2pchat_core::Relay`) over a
+//!   TCP listener and its connections, inside the registry's [`ServerLoop`]
+//!   ([`ServerLoop::add_relay`]) or alone ([`RelayLoop`]).
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -39,15 +40,16 @@ mod stream;
 mod udp;
 
 pub use client::{
-    ACK_DELAY, CONNECT_TIMEOUT, ClientNode, FINISH_STALL_LIMIT, InputSource, MAX_HELD_EVENTS,
-    MAX_INCOMING, NodeConfig, NodeError, NodeEvent, NodeHandler, VERIFY_TIMEOUT,
+    ACK_DELAY, CONNECT_TIMEOUT, ClientNode, FINISH_STALL_LIMIT, InputSource, MAX_ANSWERED,
+    MAX_HELD_EVENTS, MAX_INCOMING, NodeConfig, NodeError, NodeEvent, NodeHandler,
+    RELAY_PAIR_TIMEOUT, VERIFY_TIMEOUT,
 };
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use mmsg::BATCH;
 pub use oneshot::{ListError, fetch_list, local_addr_for};
 pub use output::{EXIT_DRAIN_TIMEOUT, MAX_PENDING_OUTPUT, PIPE_BUF, UserOutput};
-pub use relay::{RELAY_READ_CHUNK, RelayLoop, RelayStopHandle};
-pub use server::{ServerLoop, StopHandle};
+pub use relay::{RELAY_READ_CHUNK, RelayDriver, RelayLoop, RelayRecorder, RelayStopHandle};
+pub use server::{RelayEvents, ServerLoop, StopHandle};
 pub use sockbuf::{BufferSizes, SERVER_SOCKET_BUFFER, size_buffers};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};
 pub use udp::{DatagramCore, MAX_QUEUED_DATAGRAMS, UdpDriver};

@@ -85,7 +85,8 @@ pub fn fetch_list(
                 reason @ (RefuseReason::NameTaken
                 | RefuseReason::NameInvalid
                 | RefuseReason::ServerFull
-                | RefuseReason::TooManyFromAddress) => ListError::Refused { server, reason },
+                | RefuseReason::TooManyFromAddress
+                | RefuseReason::TooManyIntroductions) => ListError::Refused { server, reason },
             }));
             stop.stop();
         }

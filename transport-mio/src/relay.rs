@@ -1,8 +1,11 @@
 //! The relay's loop: a TCP listener, the relayed connections and one
 //! [`Relay`] machine, on one thread.
 //!
-//! Not wired yet: `p2pchat server` does not start it (a later step runs it
-//! beside the registry, sharing the token key and time origin).
+//! [`RelayDriver`] is the part that any `mio::Poll` can carry: `p2pchat
+//! server --relay` runs it in the registry's own loop
+//! ([`ServerLoop::add_relay`](crate::ServerLoop::add_relay)), so that one
+//! thread serves both and they share the token key and the time origin.
+//! [`RelayLoop`] runs it alone.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -11,14 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use p2pchat_core::{ConnId, Relay, RelayEvent};
 
-const LISTENER: Token = Token(0);
-const WAKER: Token = Token(1);
-/// Connection tokens are their [`ConnId`] plus this.
-const FIRST_CONN: u64 = 2;
+const WAKER: Token = Token(0);
+/// The driver's tokens start here.
+const FIRST: Token = Token(1);
 
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 256;
@@ -55,32 +58,50 @@ struct Conn {
     write_blocked: bool,
 }
 
-/// Drives a [`Relay`] over a TCP listener and its connections.
+/// Where every byte the relay reads is copied (hellos and what it
+/// forwards), for tests that check the
+/// relay sees no cleartext.
+pub type RelayRecorder = Box<dyn FnMut(&[u8]) + Send>;
+
+/// A [`Relay`] over a TCP listener and its connections, registered on a
+/// poll it does not own, under tokens from `base` up (the listener is
+/// `base`, connection `n` is `base + 1 + n`).
 ///
-/// Each turn: fire the machine's timer if due; write what waits for each
-/// connection; drop the sockets the machine closes; read each connection
-/// as far as its budget and readiness allow; then sleep until a socket is
-/// ready or the next deadline (not at all when a connection still has
-/// something it could read or write).
-pub struct RelayLoop {
-    poll: Poll,
+/// Driver contract, for the loop that owns the poll: hand it every event
+/// whose token it [`owns`](Self::owns) ([`on_event`](Self::on_event)); each
+/// turn call [`turn`](Self::turn) (it fires due timers, writes, reads and
+/// drops closed sockets), and sleep no longer than
+/// [`poll_timeout`](Self::poll_timeout), or not at all when `turn` said
+/// more is to do.
+pub struct RelayDriver {
     listener: TcpListener,
     relay: Relay,
     conns: HashMap<ConnId, Conn>,
     next_id: u64,
-    stop: RelayStopHandle,
+    base: usize,
+    recorder: Option<RelayRecorder>,
 }
 
-impl RelayLoop {
-    /// Takes over a bound listener and the machine to drive.
-    pub fn new(listener: std::net::TcpListener, relay: Relay) -> io::Result<Self> {
+impl RelayDriver {
+    /// Takes over a bound listener and the machine, registering the
+    /// listener on `registry` under `base`.
+    pub fn new(
+        listener: std::net::TcpListener,
+        relay: Relay,
+        registry: &Registry,
+        base: Token,
+    ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
-        let poll = Poll::new()?;
-        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let stop = RelayStopHandle { flag: Arc::new(AtomicBool::new(false)), waker };
-        Ok(Self { poll, listener, relay, conns: HashMap::new(), next_id: 0, stop })
+        registry.register(&mut listener, base, Interest::READABLE)?;
+        Ok(Self {
+            listener,
+            relay,
+            conns: HashMap::new(),
+            next_id: 0,
+            base: base.0,
+            recorder: None,
+        })
     }
 
     /// The address the listener is bound to.
@@ -88,68 +109,53 @@ impl RelayLoop {
         self.listener.local_addr()
     }
 
-    /// A handle that stops the loop.
-    pub fn stop_handle(&self) -> RelayStopHandle {
-        self.stop.clone()
-    }
-
     /// The machine.
     pub fn relay(&self) -> &Relay {
         &self.relay
     }
 
-    /// Runs until stopped, handing each event to `on_event`. Returns `Err`
-    /// only when polling itself fails.
-    pub fn run(&mut self, mut on_event: impl FnMut(&RelayEvent)) -> io::Result<()> {
-        let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        loop {
-            let now = Instant::now();
-            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
-                self.relay.handle_timeout(now);
+    /// Copies every byte forwarded from then on to `recorder`.
+    pub fn record(&mut self, recorder: RelayRecorder) {
+        self.recorder = Some(recorder);
+    }
+
+    /// Whether `token` is the listener's or a connection's.
+    pub fn owns(&self, token: Token) -> bool {
+        token.0 >= self.base
+    }
+
+    /// When the machine next needs [`turn`](Self::turn).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.relay.poll_timeout()
+    }
+
+    /// A readiness event for one of its tokens.
+    pub fn on_event(&mut self, now: Instant, event: &Event, registry: &Registry) {
+        let token = event.token();
+        if token.0 == self.base {
+            self.accept_all(now, registry);
+            return;
+        }
+        let id = ConnId((token.0 - self.base - 1) as u64);
+        if let Some(c) = self.conns.get_mut(&id) {
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                c.read_blocked = false;
             }
-            let more = self.turn(now, &mut on_event);
-            if self.stop.flag.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let timeout = if more {
-                Some(Duration::ZERO)
-            } else {
-                self.relay.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()))
-            };
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_all(Instant::now()),
-                    WAKER => {}
-                    Token(t) => {
-                        let id = ConnId((t as u64).wrapping_sub(FIRST_CONN));
-                        if let Some(c) = self.conns.get_mut(&id) {
-                            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                                c.read_blocked = false;
-                            }
-                            if event.is_writable() || event.is_error() {
-                                c.write_blocked = false;
-                            }
-                        }
-                    }
-                }
+            if event.is_writable() || event.is_error() {
+                c.write_blocked = false;
             }
         }
     }
 
-    fn accept_all(&mut self, now: Instant) {
+    fn accept_all(&mut self, now: Instant, registry: &Registry) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, from)) => {
                     let id = ConnId(self.next_id);
                     self.next_id += 1;
-                    let token = Token((id.0 + FIRST_CONN) as usize);
+                    let token = Token(self.base + 1 + id.0 as usize);
                     let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(e) = self.poll.registry().register(&mut stream, token, interest) {
+                    if let Err(e) = registry.register(&mut stream, token, interest) {
                         tracing::warn!(error = %e, "registering a relay connection failed");
                         continue;
                     }
@@ -169,23 +175,31 @@ impl RelayLoop {
         }
     }
 
-    /// One pass over every connection; returns whether one may have more
-    /// to do right away.
-    fn turn(&mut self, now: Instant, on_event: &mut impl FnMut(&RelayEvent)) -> bool {
+    /// Fires due timers, then one pass over every connection; returns
+    /// whether one may have more to do right away.
+    pub fn turn(
+        &mut self,
+        now: Instant,
+        registry: &Registry,
+        on_event: &mut impl FnMut(&RelayEvent),
+    ) -> bool {
+        if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+            self.relay.handle_timeout(now);
+        }
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         let mut buf = vec![0u8; RELAY_READ_CHUNK];
         for &id in &ids {
-            self.write(now, id);
-            self.read(now, id, &mut buf);
+            self.write(now, id, registry);
+            self.read(now, id, &mut buf, registry);
         }
         // Reads queued bytes for partners: write them now.
         for &id in &ids {
-            self.write(now, id);
+            self.write(now, id, registry);
         }
         while let Some(ev) = self.relay.poll_event() {
             if let RelayEvent::Close { conn, .. } = &ev {
                 if let Some(mut c) = self.conns.remove(conn) {
-                    let _ = self.poll.registry().deregister(&mut c.stream);
+                    let _ = registry.deregister(&mut c.stream);
                 }
             }
             on_event(&ev);
@@ -196,26 +210,26 @@ impl RelayLoop {
         })
     }
 
-    fn write(&mut self, now: Instant, id: ConnId) {
+    fn write(&mut self, now: Instant, id: ConnId, registry: &Registry) {
         let Some(c) = self.conns.get_mut(&id) else { return };
         while !c.write_blocked && self.relay.wants_write(id) {
             match c.stream.write(self.relay.pending_output(id)) {
                 Ok(0) => {
-                    self.fail(now, id);
+                    self.fail(now, id, registry);
                     return;
                 }
                 Ok(n) => self.relay.consume(id, n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.write_blocked = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.fail(now, id);
+                    self.fail(now, id, registry);
                     return;
                 }
             }
         }
     }
 
-    fn read(&mut self, now: Instant, id: ConnId, buf: &mut [u8]) {
+    fn read(&mut self, now: Instant, id: ConnId, buf: &mut [u8], registry: &Registry) {
         for _ in 0..MAX_READS_PER_TURN {
             let budget = self.relay.read_budget(now, id).min(buf.len());
             let Some(c) = self.conns.get_mut(&id) else { return };
@@ -230,22 +244,91 @@ impl RelayLoop {
                 }
                 Ok(n) => {
                     self.relay.handle_input(now, id, &buf[..n]);
+                    if let Some(record) = self.recorder.as_mut() {
+                        record(&buf[..n]);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.read_blocked = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.fail(now, id);
+                    self.fail(now, id, registry);
                     return;
                 }
             }
         }
     }
 
-    fn fail(&mut self, now: Instant, id: ConnId) {
+    fn fail(&mut self, now: Instant, id: ConnId, registry: &Registry) {
         if let Some(mut c) = self.conns.remove(&id) {
-            let _ = self.poll.registry().deregister(&mut c.stream);
+            let _ = registry.deregister(&mut c.stream);
         }
         self.relay.handle_error(now, id);
+    }
+}
+
+/// Drives a [`RelayDriver`] alone, on a poll of its own.
+///
+/// Each turn: fire the machine's timer if due; write what waits for each
+/// connection; drop the sockets the machine closes; read each connection
+/// as far as its budget and readiness allow; then sleep until a socket is
+/// ready or the next deadline (not at all when a connection still has
+/// something it could read or write).
+pub struct RelayLoop {
+    poll: Poll,
+    driver: RelayDriver,
+    stop: RelayStopHandle,
+}
+
+impl RelayLoop {
+    /// Takes over a bound listener and the machine to drive.
+    pub fn new(listener: std::net::TcpListener, relay: Relay) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let driver = RelayDriver::new(listener, relay, poll.registry(), FIRST)?;
+        let stop = RelayStopHandle { flag: Arc::new(AtomicBool::new(false)), waker };
+        Ok(Self { poll, driver, stop })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.driver.local_addr()
+    }
+
+    /// A handle that stops the loop.
+    pub fn stop_handle(&self) -> RelayStopHandle {
+        self.stop.clone()
+    }
+
+    /// The machine.
+    pub fn relay(&self) -> &Relay {
+        self.driver.relay()
+    }
+
+    /// Runs until stopped, handing each event to `on_event`. Returns `Err`
+    /// only when polling itself fails.
+    pub fn run(&mut self, mut on_event: impl FnMut(&RelayEvent)) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let more = self.driver.turn(Instant::now(), self.poll.registry(), &mut on_event);
+            if self.stop.flag.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let timeout = if more {
+                Some(Duration::ZERO)
+            } else {
+                self.driver.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()))
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if self.driver.owns(event.token()) {
+                    self.driver.on_event(Instant::now(), event, self.poll.registry());
+                }
+            }
+        }
     }
 }
 

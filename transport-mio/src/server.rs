@@ -10,11 +10,19 @@ use mio::{Events, Poll, Token, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use p2pchat_core::{Relay, RelayEvent};
+
+use crate::relay::{RelayDriver, RelayRecorder};
 use crate::udp::{DatagramCore, UdpDriver};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 const SIGNALS: Token = Token(2);
+/// The relay's tokens start here.
+const RELAY: Token = Token(3);
+
+/// What the loop does with each relay event.
+pub type RelayEvents = Box<dyn FnMut(&RelayEvent) + Send>;
 
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 64;
@@ -43,14 +51,16 @@ impl StopHandle {
 /// Each turn: read every datagram until WouldBlock, a batch at a time,
 /// feeding the machine and sending the answers to each batch before reading
 /// the next; fire its timer if due, send its transmits (queueing what would
-/// block), hand its events to the caller, then sleep until the socket is
-/// ready or the machine's next deadline.
+/// block), hand its events to the caller, move the relay's bytes (if it
+/// runs one, [`add_relay`](Self::add_relay)), then sleep until a socket is
+/// ready or the next deadline.
 pub struct ServerLoop<C> {
     poll: Poll,
     udp: UdpDriver,
     core: C,
     stop: StopHandle,
     signals: Option<Signals>,
+    relay: Option<(RelayDriver, RelayEvents)>,
 }
 
 impl<C: DatagramCore> ServerLoop<C> {
@@ -60,7 +70,26 @@ impl<C: DatagramCore> ServerLoop<C> {
         let udp = UdpDriver::new(socket, poll.registry(), SOCKET)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let stop = StopHandle { flag: Arc::new(AtomicBool::new(false)), waker };
-        Ok(Self { poll, udp, core, stop, signals: None })
+        Ok(Self { poll, udp, core, stop, signals: None, relay: None })
+    }
+
+    /// Runs `relay` on `listener` in this loop, on this thread, handing
+    /// its events to `on_event`; `record`, if given, gets a copy of every
+    /// byte the relay reads (a test aid). Returns the listener's address.
+    pub fn add_relay(
+        &mut self,
+        listener: std::net::TcpListener,
+        relay: Relay,
+        on_event: RelayEvents,
+        record: Option<RelayRecorder>,
+    ) -> io::Result<SocketAddr> {
+        let mut driver = RelayDriver::new(listener, relay, self.poll.registry(), RELAY)?;
+        if let Some(record) = record {
+            driver.record(record);
+        }
+        let addr = driver.local_addr()?;
+        self.relay = Some((driver, on_event));
+        Ok(addr)
     }
 
     /// The address the socket is bound to.
@@ -111,12 +140,21 @@ impl<C: DatagramCore> ServerLoop<C> {
             while let Some(ev) = self.core.poll_event() {
                 on_event(ev);
             }
+            let more = match self.relay.as_mut() {
+                Some((driver, on_relay)) => driver.turn(now, self.poll.registry(), on_relay),
+                None => false,
+            };
             on_idle();
             if self.stop.flag.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            let timeout =
-                self.core.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+            let relay_timeout = self.relay.as_ref().and_then(|(d, _)| d.poll_timeout());
+            let deadline = [self.core.poll_timeout(), relay_timeout].into_iter().flatten().min();
+            let timeout = if more {
+                Some(std::time::Duration::ZERO)
+            } else {
+                deadline.map(|t| t.saturating_duration_since(Instant::now()))
+            };
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -141,7 +179,12 @@ impl<C: DatagramCore> ServerLoop<C> {
                         }
                     }
                     WAKER => {}
-                    other => tracing::debug!(?other, "event for an unknown token"),
+                    other => match self.relay.as_mut() {
+                        Some((driver, _)) if driver.owns(other) => {
+                            driver.on_event(now, event, self.poll.registry());
+                        }
+                        Some(_) | None => tracing::debug!(?other, "event for an unknown token"),
+                    },
                 }
             }
         }

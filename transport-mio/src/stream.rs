@@ -81,6 +81,12 @@ impl StreamConn {
         Self::register(stream, registry, token, true)
     }
 
+    /// Wraps a stream whose non-blocking connect is under way (a punching
+    /// socket), registered under `token`.
+    pub fn connecting(stream: TcpStream, registry: &Registry, token: Token) -> io::Result<Self> {
+        Self::register(stream, registry, token, true)
+    }
+
     /// Wraps an accepted stream, registered under `token`.
     pub fn accepted(stream: TcpStream, registry: &Registry, token: Token) -> io::Result<Self> {
         Self::register(stream, registry, token, false)

@@ -81,10 +81,22 @@ impl App {
         }
         self.chat_connected = true;
         let clock = self.clock();
+        // How the connection was made, when the node said (a call through
+        // the registry's introduction).
+        let route = match self.route.take() {
+            Some((p, relayed)) if p.key() == peer.key() => {
+                if relayed {
+                    " (relayed by the server, still end-to-end encrypted)"
+                } else {
+                    " (direct)"
+                }
+            }
+            Some(_) | None => "",
+        };
         if let Some(trust) = self.peer_trust.take() {
-            self.print(format!("[{clock}] Chat with {peer} started, {trust}."));
+            self.print(format!("[{clock}] Chat with {peer} started{route}, {trust}."));
         } else {
-            self.print(format!("[{clock}] Chat with {peer} started."));
+            self.print(format!("[{clock}] Chat with {peer} started{route}."));
         }
         self.print(format!(
             "Type a message and press Enter; {BACK} ends the chat, {HELP} lists the commands."

@@ -65,6 +65,8 @@ impl App {
             }
             ClientEvent::Unreachable { op } => self.unreachable(op),
             ClientEvent::StillTrying { op } => self.still_trying(op),
+            // The node's own business: it punches, and reports the chat.
+            ClientEvent::Introduced { .. } | ClientEvent::Called { .. } => {}
         }
     }
 
@@ -79,7 +81,7 @@ impl App {
                     self.print(format!("Still trying to reach the registry at {server}…"));
                 }
             }
-            Operation::Keepalive => {}
+            Operation::Keepalive | Operation::Locals | Operation::Introduce => {}
         }
     }
 
@@ -104,6 +106,8 @@ impl App {
                 self.print(format!("error: the registry refused the request: {reason}"));
                 self.unanswered(op);
             }
+            // The node's: a call without an introduction is tried directly.
+            Operation::Locals | Operation::Introduce => {}
         }
     }
 
@@ -128,6 +132,7 @@ impl App {
                 self.print(format!("error: the registry at {server} did not answer"));
                 self.unanswered(op);
             }
+            Operation::Locals | Operation::Introduce => {}
         }
     }
 

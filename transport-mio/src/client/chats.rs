@@ -56,6 +56,17 @@ const FIRST_STREAM: usize = 16;
 /// coming, the wait goes on.
 pub const FINISH_STALL_LIMIT: Duration = Duration::from_secs(60);
 
+/// Where a call goes: a TCP connect to an address, or a connection made
+/// already (punched, or through the relay).
+pub(super) enum Dial {
+    /// Connect to this address.
+    Addr(SocketAddr),
+    /// Use this connection.
+    Conn(StreamConn),
+    /// No connection could be made, for this reason.
+    Failed(String),
+}
+
 /// A chat stream and its session.
 pub(super) struct Chat {
     conn: Option<StreamConn>,
@@ -472,9 +483,9 @@ impl Chats {
         }
     }
 
-    /// Starts a chat as `me` with `peer`, whose chat address is `addr` and
-    /// whose key the registry lists as `peer_key`; it replaces the active
-    /// chat.
+    /// Starts a chat as `me` with `peer`, whose chat address is `addr` (or
+    /// on a connection made already) and whose key the registry lists as
+    /// `peer_key`; it replaces the active chat.
     #[allow(clippy::too_many_arguments)] // The node's parts, passed down.
     pub(super) fn connect(
         &mut self,
@@ -482,7 +493,7 @@ impl Chats {
         me: UserName,
         peer: UserName,
         peer_key: PublicKey,
-        addr: SocketAddr,
+        dial: Dial,
         registry: &Registry,
         out: &mut VecDeque<NodeEvent>,
     ) {
@@ -505,7 +516,12 @@ impl Chats {
             }
         };
         let token = self.token();
-        let conn = match StreamConn::connect(addr, registry, token) {
+        let connected = match dial {
+            Dial::Addr(addr) => StreamConn::connect(addr, registry, token),
+            Dial::Conn(conn) => Ok(conn),
+            Dial::Failed(why) => Err(io::Error::other(why)),
+        };
+        let conn = match connected {
             Ok(conn) => Some(conn),
             Err(e) => {
                 out.push_back(NodeEvent::ConnectFailed { reason: e.to_string() });
@@ -601,25 +617,42 @@ impl Chats {
             match StreamConn::accepted(stream, registry, token) {
                 Ok(conn) => {
                     tracing::debug!(%from, "admitting an incoming connection");
-                    let Ok(session) = self.session(now, me, ChatRole::Callee) else {
-                        conn.close(registry);
-                        continue;
-                    };
-                    let mut chat = Chat::new(Some(conn), session, None);
-                    // Read what has arrived before admitting: a stranger's
-                    // reset is seen here and costs no place, and a caller
-                    // who has spoken is not the first to be evicted.
-                    let heard = pump_gated(&mut chat, true, now, registry);
-                    if chat.conn.is_none() {
-                        tracing::debug!(%from, "an incoming connection ended before admission");
-                        continue;
-                    }
-                    if let Some(mut dropped) = self.incoming.admit(chat, heard) {
-                        dropped.close_conn(registry);
-                    }
+                    self.admit(now, conn, me, &[], registry);
                 }
                 Err(e) => tracing::debug!(error = %e, "registering a chat connection failed"),
             }
+        }
+    }
+
+    /// Admits a connection on which we are the callee (accepted, punched
+    /// or relayed), after feeding its session `early` bytes read already.
+    pub(super) fn admit(
+        &mut self,
+        now: Instant,
+        conn: StreamConn,
+        me: UserName,
+        early: &[u8],
+        registry: &Registry,
+    ) {
+        let Ok(mut session) = self.session(now, me, ChatRole::Callee) else {
+            conn.close(registry);
+            return;
+        };
+        let heard = !early.is_empty();
+        if heard {
+            StreamCore::handle_input(&mut session, now, early);
+        }
+        let mut chat = Chat::new(Some(conn), session, None);
+        // Read what has arrived before admitting: a stranger's reset is
+        // seen here and costs no place, and a caller who has spoken is not
+        // the first to be evicted.
+        let heard = pump_gated(&mut chat, true, now, registry) || heard;
+        if chat.conn.is_none() {
+            tracing::debug!("an incoming connection ended before admission");
+            return;
+        }
+        if let Some(mut dropped) = self.incoming.admit(chat, heard) {
+            dropped.close_conn(registry);
         }
     }
 

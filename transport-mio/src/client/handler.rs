@@ -60,6 +60,16 @@ pub enum NodeEvent {
         /// Who had asked.
         peer: UserName,
     },
+    /// How the connection of a chat with `peer` was made, once it is: for
+    /// our call, before its `Connected`; for a call to us, before its
+    /// request.
+    Route {
+        /// The other side.
+        peer: UserName,
+        /// Through the registry's relay (end to end encrypted still), or
+        /// direct.
+        relayed: bool,
+    },
     /// A text given to [`ClientNode::send_text`] was queued in the session.
     Sent {
         /// The text.
