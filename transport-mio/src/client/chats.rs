@@ -61,8 +61,9 @@ pub const FINISH_STALL_LIMIT: Duration = Duration::from_secs(60);
 pub(super) enum Dial {
     /// Connect to this address.
     Addr(SocketAddr),
-    /// Use this connection.
-    Conn(StreamConn),
+    /// Use this connection, whose peer already sent these bytes (read with
+    /// the relay's answer; empty for a direct connection).
+    Conn(StreamConn, Vec<u8>),
     /// No connection could be made, for this reason.
     Failed(String),
 }
@@ -518,7 +519,12 @@ impl Chats {
         let token = self.token();
         let connected = match dial {
             Dial::Addr(addr) => StreamConn::connect(addr, registry, token),
-            Dial::Conn(conn) => Ok(conn),
+            Dial::Conn(conn, early) => {
+                if !early.is_empty() {
+                    StreamCore::handle_input(&mut session, now, &early);
+                }
+                Ok(conn)
+            }
             Dial::Failed(why) => Err(io::Error::other(why)),
         };
         let conn = match connected {

@@ -423,7 +423,7 @@ impl Punching {
                     self.outcomes.push(Outcome::Call {
                         peer: a.peer,
                         key: a.key,
-                        dial: Dial::Conn(conn),
+                        dial: Dial::Conn(conn, Vec::new()),
                         relayed: Some(false),
                     });
                 }
@@ -486,14 +486,14 @@ impl Punching {
             if let Some(link) = call.attempt.relay.as_mut() {
                 match link.pump(now, registry) {
                     LinkState::Waiting => {}
-                    LinkState::Paired(_) => {
+                    LinkState::Paired(early) => {
                         let conn = link.take();
                         if let (Some(conn), Some(call)) = (conn, self.out.take()) {
                             let a = call.attempt;
                             self.outcomes.push(Outcome::Call {
                                 peer: a.peer,
                                 key: a.key,
-                                dial: Dial::Conn(conn),
+                                dial: Dial::Conn(conn, early),
                                 relayed: Some(true),
                             });
                         }
