@@ -22,7 +22,7 @@
 //!   from start to finish.
 //! - [`RelayDriver`] drives the chat relay (`p2pchat_core::Relay`) over a
 //!   TCP listener and its connections, inside the registry's [`ServerLoop`]
-//!   ([`ServerLoop::add_relay`]) or alone ([`RelayLoop`]).
+//!   ([`ServerLoop::add_relay`]).
 
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,7 +48,7 @@ pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN
 pub use mmsg::BATCH;
 pub use oneshot::{ListError, fetch_list, local_addr_for};
 pub use output::{EXIT_DRAIN_TIMEOUT, MAX_PENDING_OUTPUT, PIPE_BUF, UserOutput};
-pub use relay::{RELAY_READ_CHUNK, RelayDriver, RelayLoop, RelayRecorder, RelayStopHandle};
+pub use relay::{RELAY_READ_CHUNK, RelayDriver, RelayRecorder};
 pub use server::{RelayEvents, ServerLoop, StopHandle};
 pub use sockbuf::{BufferSizes, SERVER_SOCKET_BUFFER, size_buffers};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};

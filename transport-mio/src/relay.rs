@@ -5,26 +5,16 @@
 //! server --relay` runs it in the registry's own loop
 //! ([`ServerLoop::add_relay`](crate::ServerLoop::add_relay)), so that one
 //! thread serves both and they share the token key and the time origin.
-//! [`RelayLoop`] runs it alone.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use mio::{Interest, Registry, Token};
 use p2pchat_core::{ConnId, Relay, RelayEvent};
-
-const WAKER: Token = Token(0);
-/// The driver's tokens start here.
-const FIRST: Token = Token(1);
-
-/// Readiness events taken per poll.
-const EVENTS_CAPACITY: usize = 256;
 
 /// Bytes read per read call (less when the relay's budget is smaller).
 pub const RELAY_READ_CHUNK: usize = 16 * 1024;
@@ -32,23 +22,6 @@ pub const RELAY_READ_CHUNK: usize = 16 * 1024;
 /// Most read calls per connection per turn, so that one fast sender cannot
 /// starve the others; what is left is read in the next turn.
 const MAX_READS_PER_TURN: usize = 8;
-
-/// Stops a running [`RelayLoop`] from another thread.
-#[derive(Debug, Clone)]
-pub struct RelayStopHandle {
-    flag: Arc<AtomicBool>,
-    waker: Arc<Waker>,
-}
-
-impl RelayStopHandle {
-    /// Asks the loop to return at its next wakeup, which this call causes.
-    pub fn stop(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        if let Err(e) = self.waker.wake() {
-            tracing::warn!(error = %e, "waking the relay loop failed");
-        }
-    }
-}
 
 struct Conn {
     stream: TcpStream,
@@ -263,72 +236,6 @@ impl RelayDriver {
             let _ = registry.deregister(&mut c.stream);
         }
         self.relay.handle_error(now, id);
-    }
-}
-
-/// Drives a [`RelayDriver`] alone, on a poll of its own.
-///
-/// Each turn: fire the machine's timer if due; write what waits for each
-/// connection; drop the sockets the machine closes; read each connection
-/// as far as its budget and readiness allow; then sleep until a socket is
-/// ready or the next deadline (not at all when a connection still has
-/// something it could read or write).
-pub struct RelayLoop {
-    poll: Poll,
-    driver: RelayDriver,
-    stop: RelayStopHandle,
-}
-
-impl RelayLoop {
-    /// Takes over a bound listener and the machine to drive.
-    pub fn new(listener: std::net::TcpListener, relay: Relay) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let driver = RelayDriver::new(listener, relay, poll.registry(), FIRST)?;
-        let stop = RelayStopHandle { flag: Arc::new(AtomicBool::new(false)), waker };
-        Ok(Self { poll, driver, stop })
-    }
-
-    /// The address the listener is bound to.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.driver.local_addr()
-    }
-
-    /// A handle that stops the loop.
-    pub fn stop_handle(&self) -> RelayStopHandle {
-        self.stop.clone()
-    }
-
-    /// The machine.
-    pub fn relay(&self) -> &Relay {
-        self.driver.relay()
-    }
-
-    /// Runs until stopped, handing each event to `on_event`. Returns `Err`
-    /// only when polling itself fails.
-    pub fn run(&mut self, mut on_event: impl FnMut(&RelayEvent)) -> io::Result<()> {
-        let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        loop {
-            let more = self.driver.turn(Instant::now(), self.poll.registry(), &mut on_event);
-            if self.stop.flag.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            let timeout = if more {
-                Some(Duration::ZERO)
-            } else {
-                self.driver.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()))
-            };
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            for event in events.iter() {
-                if self.driver.owns(event.token()) {
-                    self.driver.on_event(Instant::now(), event, self.poll.registry());
-                }
-            }
-        }
     }
 }
 

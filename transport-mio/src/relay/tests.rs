@@ -1,31 +1,42 @@
-//! The relay loop on loopback: a pair is joined and bytes flow both ways
-//! through real sockets; a forged token is refused; one side's end closes
-//! the other.
+//! The relay in the registry's loop, on loopback, as `p2pchat server`
+//! runs it: a pair is joined and bytes flow both ways through real
+//! sockets; a forged token is refused; one side's end closes the other.
 
 use super::*;
-use p2pchat_core::{PublicKey, RELAY_REPLY_LEN, RelayConfig, RelayKey, RelayStatus, TokenMint};
+use crate::{ServerLoop, StopHandle};
+use p2pchat_core::{
+    CookieKey, PublicKey, RELAY_REPLY_LEN, RegistryServer, RelayConfig, RelayKey, RelayStatus,
+    ServerConfig, TokenMint,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream as StdStream;
+use std::sync::mpsc;
+use std::time::Duration;
 
 const KEY: RelayKey = RelayKey([3; 32]);
 const WAIT: Duration = Duration::from_secs(10);
 
-fn start() -> (SocketAddr, TokenMint, RelayStopHandle, std::thread::JoinHandle<Vec<RelayEvent>>) {
+type Started =
+    (SocketAddr, TokenMint, StopHandle, mpsc::Receiver<RelayEvent>, std::thread::JoinHandle<()>);
+
+fn start() -> Started {
     let origin = Instant::now();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     // A rate the test does not wait for (the default would take 8 s for
     // the mebibyte below: the rate itself is the core's tests' business).
     let config = RelayConfig { pair_rate: 1 << 30, ..RelayConfig::default() };
     let relay = Relay::new(&KEY, origin, config);
-    let mut lp = RelayLoop::new(listener, relay).unwrap();
-    let addr = lp.local_addr().unwrap();
-    let stop = lp.stop_handle();
-    let thread = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        lp.run(|e| seen.push(e.clone())).unwrap();
-        seen
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let registry = RegistryServer::new(origin, CookieKey([5; 16]), ServerConfig::default());
+    let mut lp = ServerLoop::new(udp, registry).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let on_relay = Box::new(move |e: &RelayEvent| {
+        let _ = tx.send(e.clone());
     });
-    (addr, TokenMint::new(&KEY, origin), stop, thread)
+    let addr = lp.add_relay(listener, relay, on_relay, None).unwrap();
+    let stop = lp.stop_handle();
+    let thread = std::thread::spawn(move || lp.run(|_| {}).unwrap());
+    (addr, TokenMint::new(&KEY, origin), stop, rx, thread)
 }
 
 fn connect(addr: SocketAddr, hello: &[u8]) -> StdStream {
@@ -44,7 +55,7 @@ fn reply(s: &mut StdStream) -> u8 {
 
 #[test]
 fn pairs_and_relays_over_real_sockets() {
-    let (addr, mint, stop, thread) = start();
+    let (addr, mint, stop, events, thread) = start();
     let (a, b) = mint.issue(Instant::now(), PublicKey([1; 32]), PublicKey([2; 32]), 1);
     let mut caller = connect(addr, &a.encode());
     let mut callee = connect(addr, &b.encode());
@@ -79,6 +90,6 @@ fn pairs_and_relays_over_real_sockets() {
     assert_eq!(callee.read(&mut [0; 1]).unwrap(), 0);
 
     stop.stop();
-    let events = thread.join().unwrap();
-    assert!(events.iter().any(|e| matches!(e, RelayEvent::Paired { .. })));
+    thread.join().unwrap();
+    assert!(events.try_iter().any(|e| matches!(e, RelayEvent::Paired { .. })));
 }
