@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::event::Event;
-use mio::net::TcpListener;
+use mio::net::TcpStream;
 use mio::{Registry, Token};
 use p2pchat_core::{
     ChatConfig, ChatEvent, ChatRole, ChatSession, ChatSetup, CloseReason, Entry, PrivateKey,
@@ -593,40 +593,29 @@ impl Chats {
         self.active = Some(chat);
     }
 
-    /// Accepts every pending connection and admits it to prove who it is
-    /// (only once we are logged in, `me`: before that it is closed).
+    /// Admits a connection our listener accepted, to prove who it is (only
+    /// once we are logged in, `me`: before that it is closed).
     pub(super) fn take_incoming(
         &mut self,
         now: Instant,
-        listener: &mut TcpListener,
+        stream: TcpStream,
+        from: SocketAddr,
         me: Option<&UserName>,
         registry: &Registry,
     ) {
-        loop {
-            let (stream, from) = match listener.accept() {
-                Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a chat failed");
-                    return;
-                }
-            };
-            let Some(me) = me.cloned() else {
-                // Not logged in yet: close at once; the other side reports
-                // that we did not take it.
-                tracing::debug!(%from, "refused a chat connection before login");
-                drop(stream);
-                continue;
-            };
-            let token = self.token();
-            match StreamConn::accepted(stream, registry, token) {
-                Ok(conn) => {
-                    tracing::debug!(%from, "admitting an incoming connection");
-                    self.admit(now, conn, me, &[], registry);
-                }
-                Err(e) => tracing::debug!(error = %e, "registering a chat connection failed"),
+        let Some(me) = me.cloned() else {
+            // Not logged in yet: close at once; the other side reports
+            // that we did not take it.
+            tracing::debug!(%from, "refused a chat connection before login");
+            return;
+        };
+        let token = self.token();
+        match StreamConn::accepted(stream, registry, token) {
+            Ok(conn) => {
+                tracing::debug!(%from, "admitting an incoming connection");
+                self.admit(now, conn, me, &[], registry);
             }
+            Err(e) => tracing::debug!(error = %e, "registering a chat connection failed"),
         }
     }
 

@@ -89,10 +89,6 @@ impl ClientNode {
     /// initiator), any other is admitted as always.
     pub(super) fn take_incoming(&mut self, now: Instant) {
         let registry = self.poll.registry();
-        if !self.punching.punching_out() {
-            self.chats.take_incoming(now, &mut self.listener, self.me.as_ref(), registry);
-            return;
-        }
         loop {
             let (stream, from) = match self.listener.accept() {
                 Ok(s) => s,
@@ -103,14 +99,16 @@ impl ClientNode {
                     return;
                 }
             };
-            let token = self.punching.token();
-            let Ok(conn) = StreamConn::accepted(stream, registry, token) else { continue };
-            match self.punching.accepted(now, from, conn) {
-                None => {}
-                Some(conn) => match self.me.clone() {
-                    Some(me) => self.chats.admit(now, conn, me, &[], registry),
-                    None => conn.close(registry),
-                },
+            if self.punching.claims(from) {
+                let token = self.punching.token();
+                match StreamConn::accepted(stream, registry, token) {
+                    Ok(conn) => self.punching.take_accepted(now, from, conn),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "registering a punched connection failed")
+                    }
+                }
+            } else {
+                self.chats.take_incoming(now, stream, from, self.me.as_ref(), registry);
             }
         }
     }

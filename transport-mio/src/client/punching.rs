@@ -258,14 +258,8 @@ impl Punching {
 
     /// Our call goes to the listed address, as without introductions.
     pub(super) fn without_introduction(&mut self) {
-        if let Some(call) = self.out.take() {
-            let a = call.attempt;
-            self.outcomes.push(Outcome::Call {
-                peer: a.peer,
-                key: a.key,
-                dial: Dial::Addr(call.listed),
-                relayed: None,
-            });
+        if let Some(listed) = self.out.as_ref().map(|c| c.listed) {
+            self.end_call(Dial::Addr(listed), None);
         }
     }
 
@@ -418,15 +412,7 @@ impl Punching {
                 }
             }
             if let Some(conn) = chosen {
-                if let Some(call) = self.out.take() {
-                    let a = call.attempt;
-                    self.outcomes.push(Outcome::Call {
-                        peer: a.peer,
-                        key: a.key,
-                        dial: Dial::Conn(conn, Vec::new()),
-                        relayed: Some(false),
-                    });
-                }
+                self.end_call(Dial::Conn(conn, Vec::new()), Some(false));
                 continue;
             }
             if relay_now {
@@ -437,6 +423,14 @@ impl Punching {
             }
         }
         self.drive_relays(now, registry);
+    }
+
+    /// Our call is done here: the node connects it as `dial` says.
+    fn end_call(&mut self, dial: Dial, relayed: Option<bool>) {
+        if let Some(call) = self.out.take() {
+            let a = call.attempt;
+            self.outcomes.push(Outcome::Call { peer: a.peer, key: a.key, dial, relayed });
+        }
     }
 
     /// Our call goes to the relay.
@@ -450,17 +444,7 @@ impl Punching {
         };
         match opened {
             Ok(link) => call.attempt.relay = Some(link),
-            Err(why) => {
-                if let Some(call) = self.out.take() {
-                    let a = call.attempt;
-                    self.outcomes.push(Outcome::Call {
-                        peer: a.peer,
-                        key: a.key,
-                        dial: Dial::Failed(why),
-                        relayed: None,
-                    });
-                }
-            }
+            Err(why) => self.end_call(Dial::Failed(why), None),
         }
     }
 
@@ -487,28 +471,11 @@ impl Punching {
                 match link.pump(now, registry) {
                     LinkState::Waiting => {}
                     LinkState::Paired(early) => {
-                        let conn = link.take();
-                        if let (Some(conn), Some(call)) = (conn, self.out.take()) {
-                            let a = call.attempt;
-                            self.outcomes.push(Outcome::Call {
-                                peer: a.peer,
-                                key: a.key,
-                                dial: Dial::Conn(conn, early),
-                                relayed: Some(true),
-                            });
+                        if let Some(conn) = link.take() {
+                            self.end_call(Dial::Conn(conn, early), Some(true));
                         }
                     }
-                    LinkState::Failed(why) => {
-                        if let Some(call) = self.out.take() {
-                            let a = call.attempt;
-                            self.outcomes.push(Outcome::Call {
-                                peer: a.peer,
-                                key: a.key,
-                                dial: Dial::Failed(why),
-                                relayed: None,
-                            });
-                        }
-                    }
+                    LinkState::Failed(why) => self.end_call(Dial::Failed(why), None),
                 }
             }
         }
@@ -554,32 +521,23 @@ impl Punching {
         self.out.is_some()
     }
 
-    /// Whether our call is punching now.
-    pub(super) fn punching_out(&self) -> bool {
-        self.out.as_ref().is_some_and(|c| c.attempt.punch.as_ref().is_some_and(|p| !p.is_done()))
+    /// Whether a connection our listener takes from `from` is our call's:
+    /// our call is punching and `from` is one of the callee's candidate
+    /// addresses (in crossed calls each call keeps its own connection).
+    pub(super) fn claims(&self, from: SocketAddr) -> bool {
+        let Some(call) = self.out.as_ref() else { return false };
+        !self.crossing()
+            && call.candidates.contains(&from)
+            && call.attempt.punch.as_ref().is_some_and(|p| !p.is_done())
     }
 
-    /// A connection our listener took while our call punches: the call's
-    /// if it comes from one of the callee's candidate addresses (returns
-    /// `None`), else handed back.
-    pub(super) fn accepted(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        conn: StreamConn,
-    ) -> Option<StreamConn> {
-        let crossed = self.crossing();
-        let Some(call) = self.out.as_mut() else { return Some(conn) };
-        // In crossed calls each call keeps its own connection.
-        if crossed || !call.candidates.contains(&from) {
-            return Some(conn);
-        }
-        let Some(punch) = call.attempt.punch.as_mut().filter(|p| !p.is_done()) else {
-            return Some(conn);
-        };
+    /// Takes a connection [`claims`](Self::claims) said is our call's,
+    /// registered under [`token`](Self::token).
+    pub(super) fn take_accepted(&mut self, now: Instant, from: SocketAddr, conn: StreamConn) {
+        let Some(call) = self.out.as_mut() else { return };
+        let Some(punch) = call.attempt.punch.as_mut() else { return };
         let path = punch.handle_accepted(now, from);
         call.attempt.paths.insert(path, conn);
-        None
     }
 
     /// Whether the user we call is calling us too.
