@@ -60,6 +60,15 @@ struct Pending {
     tries: u32,
 }
 
+/// Logs in users `users` to the IPv4 `server` within `within`; an error
+/// unless every one of them is listed.
+pub fn login_all(server: SocketAddr, users: Range<u32>, within: Duration) -> anyhow::Result<()> {
+    let count = users.len();
+    let logins = login_users(server, users, Instant::now() + within)?;
+    anyhow::ensure!(logins.failed == 0, "{} of {count} users failed to log in", logins.failed);
+    Ok(())
+}
+
 /// Logs in users `users` to the IPv4 `server`, stopping at `deadline`.
 pub fn login_users(
     server: SocketAddr,
