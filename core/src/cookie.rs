@@ -58,8 +58,8 @@ impl CookieJar {
     /// time wherever it differs.)
     pub(crate) fn check_since(&self, since: Duration, addr: SocketAddr, cookie: &Cookie) -> bool {
         let epoch = since.as_secs() / COOKIE_EPOCH.as_secs();
-        ct_eq(&self.hash(epoch, addr), cookie)
-            || (epoch > 0 && ct_eq(&self.hash(epoch - 1, addr), cookie))
+        ct_eq(&self.hash(epoch, addr).0, &cookie.0)
+            || (epoch > 0 && ct_eq(&self.hash(epoch - 1, addr).0, &cookie.0))
     }
 
     fn epoch(&self, now: Instant) -> u64 {
@@ -94,9 +94,10 @@ impl CookieJar {
     }
 }
 
-/// Compares two cookies in time independent of where they differ.
-fn ct_eq(a: &Cookie, b: &Cookie) -> bool {
-    a.0.iter().zip(b.0.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares two secrets (cookies, relay tags) in time independent of where
+/// they differ.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use ring::hmac;
 
+use crate::cookie::ct_eq;
 use crate::key::{KEY_LEN, PublicKey};
 
 /// The first four bytes of a relay hello and of a relay reply: `"p2pr"`.
@@ -244,8 +245,4 @@ impl RelayHello {
             tag: t,
         })
     }
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
