@@ -53,6 +53,10 @@ pub struct RelayDriver {
     next_id: u64,
     base: usize,
     recorder: Option<RelayRecorder>,
+    /// The read buffer and the list of connections a turn walks, kept
+    /// between turns so that a turn allocates nothing.
+    buf: Vec<u8>,
+    ids: Vec<ConnId>,
 }
 
 impl RelayDriver {
@@ -74,6 +78,8 @@ impl RelayDriver {
             next_id: 0,
             base: base.0,
             recorder: None,
+            buf: vec![0; RELAY_READ_CHUNK],
+            ids: Vec::new(),
         })
     }
 
@@ -159,15 +165,23 @@ impl RelayDriver {
         if self.relay.poll_timeout().is_some_and(|t| t <= now) {
             self.relay.handle_timeout(now);
         }
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
-        let mut buf = vec![0u8; RELAY_READ_CHUNK];
-        for &id in &ids {
-            self.write(now, id, registry);
-            self.read(now, id, &mut buf, registry);
-        }
-        // Reads queued bytes for partners: write them now.
-        for &id in &ids {
-            self.write(now, id, registry);
+        // The registry's loop calls this every turn: with nothing relayed
+        // it allocates nothing and walks nothing.
+        if !self.conns.is_empty() {
+            let mut ids = std::mem::take(&mut self.ids);
+            let mut buf = std::mem::take(&mut self.buf);
+            ids.clear();
+            ids.extend(self.conns.keys().copied());
+            for &id in &ids {
+                self.write(now, id, registry);
+                self.read(now, id, &mut buf, registry);
+            }
+            // Reads queued bytes for partners: write them now.
+            for &id in &ids {
+                self.write(now, id, registry);
+            }
+            self.ids = ids;
+            self.buf = buf;
         }
         while let Some(ev) = self.relay.poll_event() {
             if let RelayEvent::Close { conn, .. } = &ev {
