@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use mio::net::UdpSocket;
 
 /// Most datagrams received, or sent, by one system call.
-pub const BATCH: usize = 32;
+pub const BATCH: usize = 64;
 
 /// One received datagram: its length in its buffer, and its sender.
 pub(crate) type Received = (usize, SocketAddr);
