@@ -15,29 +15,25 @@ mod known_peers;
 mod line_editor;
 mod private_file;
 mod raw_mode;
+mod server;
 mod split;
 mod term;
 mod typed;
 
 use std::io::{IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use p2pchat_core::{
-    CookieKey, DEFAULT_MAX_PER_ADDRESS, Fingerprint, RegistryServer, Relay, RelayCloseReason,
-    RelayConfig, RelayEvent, RelayKey, ServerConfig, ServerEvent, UserName,
-};
-use p2pchat_transport_mio::{
-    ListError, SERVER_SOCKET_BUFFER, ServerLoop, fetch_list, local_addr_for, size_buffers,
-};
+use p2pchat_core::{DEFAULT_MAX_PER_ADDRESS, Fingerprint, UserName};
+use p2pchat_transport_mio::{ListError, MAX_SERVER_THREADS, fetch_list, local_addr_for};
 
 use crate::client::{ClientOptions, random_u64};
 use crate::config::parse_server;
 use crate::identity::{Created, Identity, identity_path};
 use crate::known_peers::{KnownPeers, TrustOutcome, describe, known_peers_path};
+use crate::server::{RelayOptions, ServerOptions};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -94,6 +90,11 @@ enum Command {
         /// Test aid: append every byte the relay reads to this file.
         #[arg(long, value_name = "PATH", hide = true)]
         relay_record: Option<PathBuf>,
+        /// Serve on this many threads, each with its own socket on the
+        /// port (SO_REUSEPORT) and one shared list. One is enough up to
+        /// about 250,000 requests a second.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=MAX_SERVER_THREADS as i64))]
+        threads: u16,
     },
     /// Log in and chat, from the menu.
     #[command(after_help = EXIT_CODES)]
@@ -224,10 +225,18 @@ fn main() -> ExitCode {
             no_relay,
             relay_port,
             relay_record,
+            threads,
         } => {
             let relay =
                 (!no_relay).then_some(RelayOptions { port: relay_port, record: relay_record });
-            server(bind, lease, max_users, max_per_address, relay)
+            server::server(ServerOptions {
+                bind,
+                lease,
+                max_users,
+                max_per_address,
+                relay,
+                threads: threads.into(),
+            })
         }
         Command::Client {
             name,
@@ -290,144 +299,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// The time at the start of each server log line: RFC 3339, local time
-/// with its UTC offset, to the second.
-const LOG_TIME: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
-);
-
 fn println_flush(line: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
         tracing::debug!(error = %e, "writing standard output failed");
     }
-}
-
-/// How `p2pchat server` relays.
-struct RelayOptions {
-    /// The relay's TCP port (default: the registry's port number).
-    port: Option<u16>,
-    /// Where to record what the relay reads (a test aid).
-    record: Option<PathBuf>,
-}
-
-fn server(
-    bind: SocketAddr,
-    lease: u32,
-    max_users: u32,
-    max_per_address: u32,
-    relay: Option<RelayOptions>,
-) -> anyhow::Result<i32> {
-    use anyhow::Context as _;
-    // Read while the process has one thread.
-    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
-    let socket = UdpSocket::bind(bind).with_context(|| format!("cannot bind {bind}"))?;
-    let addr = socket.local_addr()?;
-    let buffers = size_buffers(&socket, SERVER_SOCKET_BUFFER)?;
-    tracing::info!(recv = buffers.recv, send = buffers.send, "socket buffers");
-    let mut key = [0u8; 16];
-    getrandom::fill(&mut key)
-        .map_err(|e| anyhow::anyhow!("no OS randomness for the cookie key: {e}"))?;
-    let config = ServerConfig {
-        lease: Duration::from_secs(lease.into()),
-        max_users: usize::try_from(max_users).unwrap_or(usize::MAX),
-        max_per_address: usize::try_from(max_per_address).unwrap_or(usize::MAX),
-        // The core drops datagrams forged with this address as their source.
-        local_addr: Some(addr),
-    };
-    let mut core = RegistryServer::new(Instant::now(), CookieKey(key), config);
-    let relay = match relay {
-        Some(options) => {
-            let at = SocketAddr::new(bind.ip(), options.port.unwrap_or(addr.port()));
-            // The registry's port number when it is free over TCP, else
-            // (unless a port was asked for) one the OS picks.
-            let listener = match (std::net::TcpListener::bind(at), options.port) {
-                (Ok(l), _) => l,
-                (Err(_), None) => std::net::TcpListener::bind(SocketAddr::new(bind.ip(), 0))
-                    .with_context(|| format!("cannot bind a relay port on {}", bind.ip()))?,
-                (Err(e), Some(_)) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot bind the relay's TCP port {at}"));
-                }
-            };
-            let mut relay_key = [0u8; 32];
-            getrandom::fill(&mut relay_key)
-                .map_err(|e| anyhow::anyhow!("no OS randomness for the relay key: {e}"))?;
-            let relay_key = RelayKey(relay_key);
-            core.offer_relay(listener.local_addr()?.port(), &relay_key);
-            let machine = Relay::new(&relay_key, core.origin(), RelayConfig::default());
-            Some((listener, machine, options.record))
-        }
-        None => None,
-    };
-    let mut server = ServerLoop::new(socket, core)?;
-    server.stop_on_signals()?;
-    println_flush(&format!("Server listening on {addr}"));
-    if let Some((listener, machine, record)) = relay {
-        let record = match record {
-            Some(path) => Some(relay_recorder(&path)?),
-            None => None,
-        };
-        let at = server.add_relay(listener, machine, Box::new(relay_line), record)?;
-        println_flush(&format!("Relaying chats on TCP {at}"));
-    }
-    // One write per turn of the loop, not one per event: a burst of logins
-    // costs the loop no extra system calls, and each turn's lines are out
-    // before the loop sleeps.
-    let out = std::cell::RefCell::new(std::io::BufWriter::new(std::io::stdout()));
-    let flush = || {
-        if let Err(e) = out.borrow_mut().flush() {
-            tracing::debug!(error = %e, "writing standard output failed");
-        }
-    };
-    server.run_with_idle(
-        |event| {
-            let at = time::OffsetDateTime::now_utc().to_offset(offset);
-            let at = at.format(LOG_TIME).unwrap_or_else(|_| at.unix_timestamp().to_string());
-            let line = match event {
-                ServerEvent::LoggedIn { name, addr, chat_addr } => {
-                    format!("[{name}] logged in from {addr}, takes chats at {chat_addr}")
-                }
-                ServerEvent::LoggedOut { name, .. } => format!("[{name}] logged out"),
-                ServerEvent::TimedOut { name, .. } => format!("[{name}] timed out"),
-                ServerEvent::Roamed { name, from, to } => {
-                    format!("[{name}] moved from {from} to {to}")
-                }
-            };
-            if let Err(e) = writeln!(out.borrow_mut(), "{at} {line}") {
-                tracing::debug!(error = %e, "writing standard output failed");
-            }
-        },
-        flush,
-    )?;
-    tracing::info!("server stopped");
-    Ok(0)
-}
-
-/// A line for each pairing and refusal of the relay.
-fn relay_line(event: &RelayEvent) {
-    match event {
-        RelayEvent::Paired { .. } => println_flush("relay: a chat paired"),
-        RelayEvent::Close { reason: RelayCloseReason::Refused(status), .. } => {
-            println_flush(&format!("relay: refused a connection ({status:?})"));
-        }
-        RelayEvent::Close { .. } => {}
-    }
-}
-
-/// Appends what the relay reads to `path`.
-fn relay_recorder(path: &std::path::Path) -> anyhow::Result<p2pchat_transport_mio::RelayRecorder> {
-    use anyhow::Context as _;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    Ok(Box::new(move |bytes: &[u8]| {
-        if let Err(e) = file.write_all(bytes) {
-            tracing::warn!(error = %e, "recording the relay failed");
-        }
-    }))
 }
 
 fn list(server: SocketAddr) -> anyhow::Result<i32> {

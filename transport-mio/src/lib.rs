@@ -19,7 +19,8 @@
 //!   test is another), which answers with the node's commands.
 //! - [`ServerLoop`] is the whole registry server loop; [`size_buffers`]
 //!   gives its socket room for bursts; [`fetch_list`] is one list request
-//!   from start to finish.
+//!   from start to finish. [`SharedCore`] and [`reuse_port_sockets`] run
+//!   one registry on several loops, each on its own thread and socket.
 //! - [`RelayDriver`] drives the chat relay (`p2pchat_core::Relay`) over a
 //!   TCP listener and its connections, inside the registry's [`ServerLoop`]
 //!   ([`ServerLoop::add_relay`]).
@@ -35,6 +36,7 @@ mod oneshot;
 mod output;
 mod relay;
 mod server;
+mod shared;
 mod sockbuf;
 mod stream;
 mod udp;
@@ -50,6 +52,7 @@ pub use oneshot::{ListError, fetch_list, local_addr_for};
 pub use output::{EXIT_DRAIN_TIMEOUT, MAX_PENDING_OUTPUT, PIPE_BUF, UserOutput};
 pub use relay::{RELAY_READ_CHUNK, RelayDriver, RelayRecorder};
 pub use server::{RelayEvents, ServerLoop, StopHandle};
+pub use shared::{MAX_SERVER_THREADS, SharedCore, reuse_port_sockets};
 pub use sockbuf::{BufferSizes, SERVER_SOCKET_BUFFER, size_buffers};
 pub use stream::{READ_CHUNK, StreamConn, StreamCore, StreamState};
 pub use udp::{DatagramCore, MAX_QUEUED_DATAGRAMS, UdpDriver};
