@@ -31,14 +31,7 @@ fn whole_session(test: &str, bind: &str) {
         me.expect("Enter choice:");
     }
     // So does `p2pchat list`.
-    let out = std::process::Command::new(common::binary())
-        .args(["list", "--server", &addr.to_string()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let listed = String::from_utf8(out.stdout).unwrap();
-    let names: Vec<&str> = listed.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["Ann", "Bob"], "p2pchat list printed {listed:?}");
+    assert_eq!(common::listed_names(addr), ["Ann", "Bob"]);
 
     // Bob waits (2), Ann connects (1).
     bob.send("2");

@@ -31,14 +31,7 @@ fn a_server_on_two_threads_serves_one_list() {
     let mut bob = logged_in_client("Bob", addr, &dir);
     srv.expect("[Bob] logged in from");
     for _ in 0..LISTS {
-        let out = std::process::Command::new(common::binary())
-            .args(["list", "--server", &addr.to_string()])
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        let listed = String::from_utf8(out.stdout).unwrap();
-        let names: Vec<&str> = listed.lines().map(|l| l.split(' ').next().unwrap()).collect();
-        assert_eq!(names, ["Ann", "Bob"], "p2pchat list printed {listed:?}");
+        assert_eq!(common::listed_names(addr), ["Ann", "Bob"]);
     }
     call(&mut ann, &mut bob);
     say_and_leave(&mut ann, &mut bob, "hello across threads");

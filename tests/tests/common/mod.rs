@@ -384,8 +384,8 @@ pub fn run_as(cwd: &Path, label: &str, args: &[&str]) -> std::process::Output {
         .expect("run p2pchat")
 }
 
-/// The chat address `p2pchat list` prints for `name`.
-pub fn listed_chat_addr(server: SocketAddr, name: &str) -> SocketAddr {
+/// What `p2pchat list` prints, checked to have succeeded.
+pub fn list_output(server: SocketAddr) -> String {
     let out = Command::new(binary())
         .args(["list", "--server", &server.to_string()])
         .env("RUST_LOG", "warn")
@@ -393,7 +393,18 @@ pub fn listed_chat_addr(server: SocketAddr, name: &str) -> SocketAddr {
         .output()
         .expect("run p2pchat list");
     assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).expect("UTF-8 list");
+    String::from_utf8(out.stdout).expect("UTF-8 list")
+}
+
+/// The names `p2pchat list` prints, in its order.
+pub fn listed_names(server: SocketAddr) -> Vec<String> {
+    let text = list_output(server);
+    text.lines().map(|l| l.split(' ').next().unwrap_or_default().to_owned()).collect()
+}
+
+/// The chat address `p2pchat list` prints for `name`.
+pub fn listed_chat_addr(server: SocketAddr, name: &str) -> SocketAddr {
+    let text = list_output(server);
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} not in `p2pchat list`: {text:?}"))
