@@ -1,9 +1,8 @@
 //! The registry's user table: compact rows in one slab, two hash indices of
 //! row numbers, and the lease order as a linked list through the rows.
 //!
-//! A row holds the name inline, the key, the address, the chat port, up to
-//! [`MAX_LOCAL_ADDRS`] local IPv4 addresses, the expiry and two links:
-//! about 132 bytes, with no heap allocation of its own. Rows are found by name key and by address through
+//! A row holds the name inline, the key, the address, the chat port, the
+//! expiry and two links: 116 bytes, with no heap allocation of its own. Rows are found by name key and by address through
 //! [`hashbrown::HashTable`]s holding only row numbers (4 bytes each), hashed
 //! with SipHash keyed by a secret the caller derives from its own, so no
 //! sender can force collisions. A row's name key is stored as its 128-bit
@@ -31,7 +30,6 @@ use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 use crate::key::{KEY_LEN, PublicKey};
 use crate::name::{MAX_NAME_LEN, NameKey, UserName, ascii_key_into};
 use crate::registry_addr::{Addr, Prefix};
-use crate::registry_msg::MAX_LOCAL_ADDRS;
 use crate::server_codec::IpOctets;
 
 /// "No row": the end of a list.
@@ -59,10 +57,6 @@ pub(crate) struct Row {
     ip: [u8; 16],
     key: [u8; KEY_LEN],
     id: NameId,
-    /// The user's local IPv4 addresses (`locals_len` of them), as it
-    /// announced them.
-    locals: [[u8; 4]; MAX_LOCAL_ADDRS],
-    locals_len: u8,
     /// Lease end, in the server's ticks (see `RegistryServer`).
     expires: u32,
     /// Lease order (for a free row, `next` chains the free list).
@@ -79,8 +73,6 @@ const FREE_ROW: Row = Row {
     ip: [0; 16],
     key: [0; KEY_LEN],
     id: NameId([0; 4]),
-    locals: [[0; 4]; MAX_LOCAL_ADDRS],
-    locals_len: 0,
     expires: 0,
     prev: NIL,
     next: NIL,
@@ -91,11 +83,11 @@ impl Row {
     pub(crate) fn name(&self) -> &[u8] {
         &self.name[..usize::from(self.name_len)]
     }
-    pub(crate) fn addr(&self) -> Addr {
+    fn addr(&self) -> Addr {
         Addr { ip: self.ip, port: self.port, v6: self.v6 }
     }
     /// The IP's octets as the list shows them (4 for IPv4, 16 for IPv6).
-    pub(crate) fn ip_octets(&self) -> IpOctets<'_> {
+    fn ip_octets(&self) -> IpOctets<'_> {
         match self.ip.last_chunk::<4>() {
             Some(v4) if !self.v6 => IpOctets::V4(v4),
             Some(_) | None => IpOctets::V6(&self.ip),
@@ -115,10 +107,6 @@ impl Row {
     }
     pub(crate) fn expires(&self) -> u32 {
         self.expires
-    }
-    /// The local IPv4 addresses the user announced.
-    pub(crate) fn locals(&self) -> &[[u8; 4]] {
-        &self.locals[..usize::from(self.locals_len)]
     }
 }
 
@@ -219,6 +207,17 @@ impl UserTable {
         &self.rows[i as usize]
     }
 
+    /// Row `i`'s address.
+    pub(crate) fn addr(&self, i: u32) -> Addr {
+        self.rows[i as usize].addr()
+    }
+
+    /// Row `i`'s IP's octets as the list shows them (4 for IPv4, 16 for
+    /// IPv6).
+    pub(crate) fn ip_octets(&self, i: u32) -> IpOctets<'_> {
+        self.rows[i as usize].ip_octets()
+    }
+
     pub(crate) fn find_addr(&self, addr: &Addr) -> Option<u32> {
         let rows = &self.rows;
         let hash = self.addr_hash(addr);
@@ -311,8 +310,8 @@ impl UserTable {
         Some(i)
     }
 
-    /// Removes row `i` and returns what it held.
-    pub(crate) fn remove(&mut self, i: u32) -> Row {
+    /// Removes row `i` and returns what it held, with its address.
+    pub(crate) fn remove(&mut self, i: u32) -> (Row, Addr) {
         let row = self.rows[i as usize];
         if let Ok(e) = self.by_name.find_entry(row.id.hash(), |&j| j == i) {
             e.remove();
@@ -328,7 +327,7 @@ impl UserTable {
         self.rows[i as usize].next = self.free;
         self.free = i;
         self.len -= 1;
-        row
+        (row, row.addr())
     }
 
     /// Renews row `i`'s lease to `expires` (the latest of all: every lease
@@ -341,19 +340,6 @@ impl UserTable {
             self.unlink(i);
             self.link_tail(i);
         }
-    }
-
-    /// Sets row `i`'s local addresses from `octets` (4 bytes each); those
-    /// past [`MAX_LOCAL_ADDRS`], and a partial last one, are dropped.
-    pub(crate) fn set_locals(&mut self, i: u32, octets: &[u8]) {
-        let row = &mut self.rows[i as usize];
-        let mut n = 0;
-        for (slot, ip) in row.locals.iter_mut().zip(octets.chunks_exact(4)) {
-            slot.copy_from_slice(ip);
-            n += 1;
-        }
-        // At most MAX_LOCAL_ADDRS (4).
-        row.locals_len = n as u8;
     }
 
     /// Rewrites row `i`'s name as written (same key, other case or form).
@@ -405,9 +391,9 @@ impl UserTable {
         }
     }
 
-    /// Every user, in row order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Row> {
-        self.rows.iter().filter(|r| r.name_len != 0)
+    /// Every user's row number, in row order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::successors(self.next_occupied(0), |&i| self.next_occupied(i as usize + 1))
     }
 
     fn link_tail(&mut self, i: u32) {
@@ -479,7 +465,7 @@ mod tests {
         // Refreshing ann sends her to the back.
         t.refresh(0, 10, 8);
         assert_eq!(t.first_to_expire(), Some(1));
-        assert_eq!(t.remove(1).name(), b"bob");
+        assert_eq!(t.remove(1).0.name(), b"bob");
         assert_eq!(t.find_name(id(&t, "bob")), None);
         assert_eq!(t.next_occupied(1), Some(2));
         // The freed row is reused.
@@ -492,12 +478,8 @@ mod tests {
         t.move_to(2, addr(12));
         assert_eq!(t.find_addr(&addr(2)), None);
         assert_eq!(t.find_addr(&addr(12)), Some(2));
-        assert_eq!(t.row(2).addr().socket_addr(), addr(12).socket_addr());
+        assert_eq!(t.addr(2).socket_addr(), addr(12).socket_addr());
         assert_eq!(t.prefix_count(&addr(2)), 0);
-        t.set_locals(2, &[10, 0, 0, 1, 10, 0, 0, 2, 10, 0, 0, 3, 10, 0, 0, 4, 10, 0, 0, 5, 9]);
-        assert_eq!(t.row(2).locals(), [[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 4]]);
-        t.refresh(2, 20, 7);
-        assert_eq!(t.row(2).locals().len(), MAX_LOCAL_ADDRS, "kept by a refresh");
         for i in [0, 1, 2, 3] {
             t.remove(i);
         }
