@@ -46,9 +46,9 @@ use crate::transmit::Transmit;
 ///   header marks it as a reply, and everything from its own address, so
 ///   neither an echo service, nor another registry, nor a datagram forged
 ///   with the server's own address as source can start a loop.
-/// - Memory is bounded by [`ServerConfig::max_users`] entries of 116 bytes
-///   each, plus two 4-byte index entries and a count per IPv4 address or
-///   IPv6 /64, and
+/// - Memory is bounded by [`ServerConfig::max_users`] entries of 104 bytes
+///   each (an IPv6 user 16 more), plus two 4-byte index entries and a count
+///   per IPv4 address or IPv6 /64, and
 ///   [`MAX_PENDING_INTROS`](crate::MAX_PENDING_INTROS) introductions; each
 ///   datagram queues at most one transmit (an `Introduce`: the callee's
 ///   copy to its validated address; an `IntroAck`: the caller's held

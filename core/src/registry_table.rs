@@ -2,7 +2,10 @@
 //! row numbers, and the lease order as a linked list through the rows.
 //!
 //! A row holds the name inline, the key, the address, the chat port, the
-//! expiry and two links: 116 bytes, with no heap allocation of its own. Rows are found by name key and by address through
+//! expiry and two links: 104 bytes, with no heap allocation of its own. An
+//! IPv4 address takes 4 bytes in the row; an IPv6 address lives in a side
+//! slab of 16-byte slots, and its row holds the slot's number in the same 4
+//! bytes. Rows are found by name key and by address through
 //! [`hashbrown::HashTable`]s holding only row numbers (4 bytes each), hashed
 //! with SipHash keyed by a secret the caller derives from its own, so no
 //! sender can force collisions. A row's name key is stored as its 128-bit
@@ -50,11 +53,14 @@ impl NameId {
 pub(crate) struct Row {
     name: [u8; MAX_NAME_LEN],
     name_len: u8,
-    /// Whether `ip` is an IPv6 address (else IPv4-mapped).
+    /// Whether the address is IPv6 (its octets in the side slab), else
+    /// IPv4 (its octets in `ip`).
     v6: bool,
     port: u16,
     chat_port: u16,
-    ip: [u8; 16],
+    /// The IPv4 address's octets; for an IPv6 address, its slot in the
+    /// table's side slab (a `u32` in native byte order).
+    ip: [u8; 4],
     key: [u8; KEY_LEN],
     id: NameId,
     /// Lease end, in the server's ticks (see `RegistryServer`).
@@ -70,7 +76,7 @@ const FREE_ROW: Row = Row {
     v6: false,
     port: 0,
     chat_port: 0,
-    ip: [0; 16],
+    ip: [0; 4],
     key: [0; KEY_LEN],
     id: NameId([0; 4]),
     expires: 0,
@@ -83,15 +89,9 @@ impl Row {
     pub(crate) fn name(&self) -> &[u8] {
         &self.name[..usize::from(self.name_len)]
     }
-    fn addr(&self) -> Addr {
-        Addr { ip: self.ip, port: self.port, v6: self.v6 }
-    }
-    /// The IP's octets as the list shows them (4 for IPv4, 16 for IPv6).
-    fn ip_octets(&self) -> IpOctets<'_> {
-        match self.ip.last_chunk::<4>() {
-            Some(v4) if !self.v6 => IpOctets::V4(v4),
-            Some(_) | None => IpOctets::V6(&self.ip),
-        }
+    /// The slot of the row's IPv6 address in the side slab.
+    fn slot(&self) -> usize {
+        u32::from_ne_bytes(self.ip) as usize
     }
     pub(crate) fn port(&self) -> u16 {
         self.port
@@ -131,6 +131,10 @@ pub(crate) struct UserTable {
     max: usize,
     by_name: HashTable<u32>,
     by_addr: HashTable<u32>,
+    /// The IPv6 addresses of the rows that have one (each row holds its
+    /// slot's number), and the slots no row holds.
+    v6: Vec<[u8; 16]>,
+    v6_free: Vec<u32>,
     per_prefix: HashMap<u64, u32, Keyed>,
     per_v4: HashMap<u32, u32, Keyed>,
     /// Lease order: `head` expires first.
@@ -162,6 +166,8 @@ impl UserTable {
             max,
             by_name: HashTable::with_capacity(reserve),
             by_addr: HashTable::with_capacity(reserve),
+            v6: Vec::new(),
+            v6_free: Vec::new(),
             per_prefix: HashMap::with_hasher(hasher),
             per_v4: HashMap::with_hasher(hasher),
             head: NIL,
@@ -197,10 +203,7 @@ impl UserTable {
     }
 
     fn addr_hash(&self, addr: &Addr) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write(&addr.ip);
-        h.write_u16(addr.port);
-        h.finish()
+        addr_hash_with(self.hasher, addr)
     }
 
     pub(crate) fn row(&self, i: u32) -> &Row {
@@ -209,19 +212,23 @@ impl UserTable {
 
     /// Row `i`'s address.
     pub(crate) fn addr(&self, i: u32) -> Addr {
-        self.rows[i as usize].addr()
+        addr_of(&self.rows[i as usize], &self.v6)
     }
 
     /// Row `i`'s IP's octets as the list shows them (4 for IPv4, 16 for
     /// IPv6).
     pub(crate) fn ip_octets(&self, i: u32) -> IpOctets<'_> {
-        self.rows[i as usize].ip_octets()
+        let row = &self.rows[i as usize];
+        match self.v6.get(row.slot()) {
+            Some(ip) if row.v6 => IpOctets::V6(ip),
+            Some(_) | None => IpOctets::V4(&row.ip),
+        }
     }
 
     pub(crate) fn find_addr(&self, addr: &Addr) -> Option<u32> {
-        let rows = &self.rows;
+        let (rows, v6) = (&self.rows, &self.v6);
         let hash = self.addr_hash(addr);
-        self.by_addr.find(hash, |&i| rows[i as usize].addr() == *addr).copied()
+        self.by_addr.find(hash, |&i| holds(&rows[i as usize], v6, addr)).copied()
     }
 
     pub(crate) fn find_name(&self, id: NameId) -> Option<u32> {
@@ -276,9 +283,7 @@ impl UserTable {
         row.name[..name.len()].copy_from_slice(name.as_bytes());
         // At most MAX_NAME_LEN (32), checked above.
         row.name_len = name.len() as u8;
-        row.v6 = addr.v6;
-        row.ip = addr.ip;
-        row.port = addr.port;
+        self.place(&mut row, &addr);
         row.chat_port = chat_port;
         row.key = key.0;
         row.id = id;
@@ -302,32 +307,76 @@ impl UserTable {
         self.link_tail(i);
         let rows = &self.rows;
         self.by_name.insert_unique(id.hash(), i, |&j| rows[j as usize].id.hash());
-        let hash = self.addr_hash(&addr);
-        let rows = &self.rows;
-        let hasher = self.hasher;
-        self.by_addr.insert_unique(hash, i, |&j| addr_hash_with(hasher, &rows[j as usize].addr()));
-        self.count_prefix(&addr, true);
+        self.index_addr(i, &addr);
         Some(i)
+    }
+
+    /// Writes `addr` into `row`, taking a slot of the side slab for an
+    /// IPv6 address.
+    fn place(&mut self, row: &mut Row, addr: &Addr) {
+        row.v6 = addr.v6;
+        row.port = addr.port;
+        if !addr.v6 {
+            row.ip.copy_from_slice(&addr.ip[12..]);
+            return;
+        }
+        let slot = match self.v6_free.pop() {
+            Some(slot) => {
+                self.v6[slot as usize] = addr.ip;
+                slot
+            }
+            None => {
+                // One slot per row at most, and rows are numbered in u32.
+                self.v6.push(addr.ip);
+                (self.v6.len() - 1) as u32
+            }
+        };
+        row.ip = slot.to_ne_bytes();
+    }
+
+    /// Gives back row `i`'s slot of the side slab, if it holds one.
+    fn release_slot(&mut self, i: u32) {
+        let row = &self.rows[i as usize];
+        if row.v6 {
+            self.v6_free.push(u32::from_ne_bytes(row.ip));
+        }
+    }
+
+    /// Adds row `i`, which holds `addr`, to the address index and counts.
+    fn index_addr(&mut self, i: u32, addr: &Addr) {
+        let hash = self.addr_hash(addr);
+        let (rows, v6, hasher) = (&self.rows, &self.v6, self.hasher);
+        self.by_addr
+            .insert_unique(hash, i, |&j| addr_hash_with(hasher, &addr_of(&rows[j as usize], v6)));
+        self.count_prefix(addr, true);
+    }
+
+    /// Takes row `i`, which holds `addr`, out of the address index and
+    /// counts.
+    fn unindex_addr(&mut self, i: u32, addr: &Addr) {
+        let hash = self.addr_hash(addr);
+        if let Ok(e) = self.by_addr.find_entry(hash, |&j| j == i) {
+            e.remove();
+        }
+        self.count_prefix(addr, false);
     }
 
     /// Removes row `i` and returns what it held, with its address.
     pub(crate) fn remove(&mut self, i: u32) -> (Row, Addr) {
         let row = self.rows[i as usize];
+        let addr = self.addr(i);
         if let Ok(e) = self.by_name.find_entry(row.id.hash(), |&j| j == i) {
             e.remove();
         }
-        let hash = self.addr_hash(&row.addr());
-        if let Ok(e) = self.by_addr.find_entry(hash, |&j| j == i) {
-            e.remove();
-        }
-        self.count_prefix(&row.addr(), false);
+        self.unindex_addr(i, &addr);
+        self.release_slot(i);
         self.unlink(i);
         self.occupied[i as usize / 64] &= !(1 << (i % 64));
         self.rows[i as usize] = FREE_ROW;
         self.rows[i as usize].next = self.free;
         self.free = i;
         self.len -= 1;
-        (row, row.addr())
+        (row, addr)
     }
 
     /// Renews row `i`'s lease to `expires` (the latest of all: every lease
@@ -355,21 +404,13 @@ impl UserTable {
 
     /// Moves row `i` to address `to`, which no row holds.
     pub(crate) fn move_to(&mut self, i: u32, to: Addr) {
-        let old = self.rows[i as usize].addr();
-        let hash = self.addr_hash(&old);
-        if let Ok(e) = self.by_addr.find_entry(hash, |&j| j == i) {
-            e.remove();
-        }
-        self.count_prefix(&old, false);
-        let row = &mut self.rows[i as usize];
-        row.ip = to.ip;
-        row.port = to.port;
-        row.v6 = to.v6;
-        let hash = self.addr_hash(&to);
-        let rows = &self.rows;
-        let hasher = self.hasher;
-        self.by_addr.insert_unique(hash, i, |&j| addr_hash_with(hasher, &rows[j as usize].addr()));
-        self.count_prefix(&to, true);
+        let old = self.addr(i);
+        self.unindex_addr(i, &old);
+        self.release_slot(i);
+        let mut row = self.rows[i as usize];
+        self.place(&mut row, &to);
+        self.rows[i as usize] = row;
+        self.index_addr(i, &to);
     }
 
     /// The row whose lease ends first.
@@ -429,11 +470,37 @@ fn finish_id(h: SipHasher13x128) -> NameId {
     NameId([out.h1 as u32, (out.h1 >> 32) as u32, out.h2 as u32, (out.h2 >> 32) as u32])
 }
 
+/// The address's hash for the index: an IPv4 address and its port in one
+/// word (one SipHash block), an IPv6 address in full.
 fn addr_hash_with(hasher: Keyed, addr: &Addr) -> u64 {
     let mut h = hasher.build_hasher();
-    h.write(&addr.ip);
-    h.write_u16(addr.port);
+    if addr.v6 {
+        h.write(&addr.ip);
+        h.write_u16(addr.port);
+    } else {
+        let v4 =
+            u64::from(u32::from_be_bytes([addr.ip[12], addr.ip[13], addr.ip[14], addr.ip[15]]));
+        h.write_u64((v4 << 16) | u64::from(addr.port));
+    }
     h.finish()
+}
+
+/// The address `row` holds; `v6` is the table's side slab.
+fn addr_of(row: &Row, v6: &[[u8; 16]]) -> Addr {
+    let mut ip = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+    match v6.get(row.slot()) {
+        Some(v6) if row.v6 => ip = *v6,
+        Some(_) | None => ip[12..].copy_from_slice(&row.ip),
+    }
+    Addr { ip, port: row.port, v6: row.v6 }
+}
+
+/// Whether `row` holds `addr`, without building the row's `Addr`.
+fn holds(row: &Row, v6: &[[u8; 16]], addr: &Addr) -> bool {
+    if row.port != addr.port || row.v6 != addr.v6 {
+        return false;
+    }
+    if addr.v6 { v6.get(row.slot()) == Some(&addr.ip) } else { row.ip[..] == addr.ip[12..] }
 }
 
 #[cfg(test)]
@@ -485,6 +552,61 @@ mod tests {
         }
         assert_eq!((t.len(), t.first_to_expire(), t.next_occupied(0)), (0, None, None));
         assert!(t.per_v4.is_empty() && t.per_prefix.is_empty());
+    }
+
+    #[test]
+    fn a_row_is_104_bytes() {
+        assert_eq!(std::mem::size_of::<Row>(), 104);
+    }
+
+    /// IPv6 addresses live in the side slab: found, listed, moved to and
+    /// from IPv4, their slots reused, and never confused with the
+    /// IPv4-mapped form or another port.
+    #[test]
+    fn ipv6_rows_keep_their_addresses_in_the_side_slab() {
+        let a = |s: &str| Addr::of(s.parse::<SocketAddr>().expect("valid"));
+        let mut t = UserTable::new(8, 8, [1; 16]);
+        let key = PublicKey([1; 32]);
+        let six = a("[2001:db8::1]:4000");
+        let mapped = a("[::ffff:192.0.2.1]:4000");
+        let four = a("192.0.2.1:4000");
+        for (n, (name, at)) in [("ann", six), ("bob", mapped), ("carl", four)].iter().enumerate() {
+            assert_eq!(t.insert(name, id(&t, name), *at, 7, &key, 1), Some(n as u32));
+        }
+        for (n, at) in [six, mapped, four].iter().enumerate() {
+            assert_eq!(t.find_addr(at), Some(n as u32), "{:?}", at.socket_addr());
+            assert_eq!(t.addr(n as u32), *at);
+        }
+        assert_eq!(t.find_addr(&a("[2001:db8::1]:4001")), None);
+        assert_eq!(t.find_addr(&a("[2001:db8::2]:4000")), None);
+        assert!(matches!(t.ip_octets(0), IpOctets::V6(ip) if *ip == six.ip));
+        assert!(matches!(t.ip_octets(2), IpOctets::V4(&[192, 0, 2, 1])));
+        assert_eq!(t.v6.len(), 2);
+        // Ann moves to IPv4 and back to another IPv6 address: one slot.
+        t.move_to(0, a("198.51.100.1:1"));
+        assert_eq!(t.find_addr(&six), None);
+        assert_eq!(t.addr(0), a("198.51.100.1:1"));
+        let other = a("[2001:db8::9]:2");
+        t.move_to(0, other);
+        assert_eq!((t.find_addr(&other), t.addr(0)), (Some(0), other));
+        assert_eq!(t.v6.len(), 2, "the freed slot was reused");
+        // Removing bob frees his slot for dave.
+        assert_eq!(t.remove(1).1, mapped);
+        let dave = a("[2001:db8::d]:3");
+        assert_eq!(t.insert("dave", id(&t, "dave"), dave, 7, &key, 2), Some(1));
+        assert_eq!((t.find_addr(&dave), t.v6.len()), (Some(1), 2));
+        assert_eq!(t.addr(0), other, "ann's slot is untouched");
+        assert_eq!(t.prefix_count(&four), 1, "the mapped address no longer counts");
+        // Many IPv6 rows on one port: lookups of other addresses meet them
+        // in the index's probes, and must compare the whole address.
+        let mut t = UserTable::new(256, 256, [1; 16]);
+        let v6 = |i: u16| a(&format!("[2001:db8::{i:x}]:4000"));
+        for i in 0..256 {
+            let name = format!("u{i}");
+            assert!(t.insert(&name, id(&t, &name), v6(i), 7, &key, 1).is_some());
+        }
+        assert!((0..256).all(|i| t.find_addr(&v6(i)) == Some(u32::from(i))));
+        assert!((256..1024).all(|i| t.find_addr(&v6(i)).is_none()));
     }
 
     #[test]
