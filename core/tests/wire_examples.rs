@@ -241,11 +241,7 @@ fn examples() -> Vec<Example> {
         ),
         Request(
             id(10),
-            ClientMsg::IntroAck {
-                cookie: COOKIE,
-                nonce: 7,
-                locals: vec![[192, 0, 2, 20].into(), [198, 51, 100, 3].into()],
-            },
+            ClientMsg::IntroAck { cookie: COOKIE, nonce: 7, locals: vec![[192, 0, 2, 20].into()] },
         ),
         Reply(id(1), ServerMsg::Challenge { cookie: COOKIE }),
         Reply(id(2), ServerMsg::Welcome { observed: addr("198.51.100.7:40000"), lease_secs: 60 }),
