@@ -186,7 +186,6 @@ fn run_chunk(chunk: &mut [Pending], buf: &mut [u8], stats: &mut LoginStats) -> i
                         | ServerMsg::Found { .. }
                         | ServerMsg::LoggedOut
                         | ServerMsg::Introduced { .. }
-                        | ServerMsg::Noted
                         | ServerMsg::Challenge { .. },
                     ) => {}
                 }

@@ -82,7 +82,7 @@ pub use registry_config::{
     ServerConfig, ServerEvent, ServerStats,
 };
 pub use registry_intro::{
-    INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, MAX_INTROS_PER_CALLEE, MAX_PENDING_INTROS,
+    INTRO_HOLD, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, MAX_INTROS_PER_CALLEE, MAX_PENDING_INTROS,
 };
 pub use registry_msg::{
     COOKIE_LEN, ClientMsg, Cookie, Cursor, Entry, GET_COOKIE_LEN, Introduction, MAX_LOCAL_ADDRS,

@@ -62,8 +62,6 @@ pub enum Operation {
     Lookup,
     /// Logging out.
     Logout,
-    /// Telling the registry our local addresses.
-    Locals,
     /// Asking for an introduction.
     Introduce,
 }
@@ -140,7 +138,6 @@ enum Op {
     List { after: Option<Cursor> },
     Lookup { name: UserName },
     Logout,
-    Locals,
     Introduce { name: UserName },
 }
 
@@ -153,7 +150,6 @@ impl Op {
             Op::List { .. } => Some(Operation::List),
             Op::Lookup { .. } => Some(Operation::Lookup),
             Op::Logout => Some(Operation::Logout),
-            Op::Locals => Some(Operation::Locals),
             Op::Introduce { .. } => Some(Operation::Introduce),
         }
     }
@@ -227,7 +223,7 @@ pub struct RegistryClient {
     logged_in: bool,
     lease: Duration,
     list: Vec<Entry>,
-    /// Our local IPv4 addresses, told to the registry after each login.
+    /// Our local IPv4 addresses, told to the other side in introductions.
     locals: Vec<Ipv4Addr>,
     /// Nonces of the latest unprompted introductions.
     intros_seen: VecDeque<u64>,
@@ -275,9 +271,9 @@ impl RegistryClient {
     }
 
     /// Our local IPv4 addresses (host candidates; at most
-    /// [`MAX_LOCAL_ADDRS`] are kept), told to the registry after every
-    /// login that the registry had to challenge first (a new login, or a
-    /// restarted registry). Set it before [`login`](Self::login).
+    /// [`MAX_LOCAL_ADDRS`] are kept), announced to the other side of each
+    /// introduction: in our `Introduce` when we call, in our `IntroAck`
+    /// when we are called. The registry keeps none of them.
     pub fn set_locals(&mut self, addrs: &[Ipv4Addr]) {
         self.locals = addrs.iter().copied().take(MAX_LOCAL_ADDRS).collect();
     }
@@ -356,12 +352,6 @@ impl RegistryClient {
             (op, ServerMsg::Refused { reason }) => self.refused(op, reason),
             (Op::Login { .. }, ServerMsg::Welcome { observed, lease_secs }) => {
                 self.lease = Duration::from_secs(lease_secs.into());
-                // A challenged login is a new one for the registry (ours,
-                // or after its restart): it learns our addresses again.
-                if (!self.logged_in || pending.attempt.challenges > 0) && !self.locals.is_empty() {
-                    self.cancel(|op| matches!(op, Op::Locals));
-                    self.start(now, Op::Locals);
-                }
                 let interval = self.keepalive_interval();
                 if let Some(identity) = &mut self.identity {
                     identity.keepalive_at = Some(now + interval);
@@ -396,7 +386,6 @@ impl RegistryClient {
                 self.events.push_back(ClientEvent::Found { name, entry });
             }
             (Op::Logout, ServerMsg::LoggedOut) => self.events.push_back(ClientEvent::LoggedOut),
-            (Op::Locals, ServerMsg::Noted) => {}
             (Op::Introduce { name }, ServerMsg::Introduced { intro }) => {
                 self.events.push_back(ClientEvent::Introduced { name, intro });
             }
@@ -533,10 +522,11 @@ impl RegistryClient {
                 ClientMsg::Lookup { cookie, name: name.as_str().to_owned() }
             }
             (Op::Logout, Some(cookie)) => ClientMsg::Logout { cookie },
-            (Op::Locals, Some(cookie)) => ClientMsg::Locals { cookie, addrs: self.locals.clone() },
-            (Op::Introduce { name }, Some(cookie)) => {
-                ClientMsg::Introduce { cookie, name: name.as_str().to_owned() }
-            }
+            (Op::Introduce { name }, Some(cookie)) => ClientMsg::Introduce {
+                cookie,
+                name: name.as_str().to_owned(),
+                locals: self.locals.clone(),
+            },
         };
         let id = RequestId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
@@ -597,7 +587,6 @@ impl RegistryClient {
             Op::Login { keepalive: true }
             | Op::Lookup { .. }
             | Op::Logout
-            | Op::Locals
             | Op::Introduce { .. } => {}
         }
         if let Some(op) = op.operation() {
@@ -606,12 +595,14 @@ impl RegistryClient {
     }
 
     /// An unprompted introduction: acknowledged every time (the registry
-    /// sends it until it hears), reported once.
+    /// sends it until it hears), with our local addresses for the caller;
+    /// reported once.
     fn called(&mut self, intro: Introduction) {
         if let Some(cookie) = self.cookie {
             let id = RequestId(self.next_id);
             self.next_id = self.next_id.wrapping_add(1);
-            let ack = ClientMsg::IntroAck { cookie, nonce: intro.nonce };
+            let locals = self.locals.clone();
+            let ack = ClientMsg::IntroAck { cookie, nonce: intro.nonce, locals };
             let payload = codec::encode_request(id, &ack);
             self.transmits.push_back(Transmit { dst: self.server, payload });
         }

@@ -1,15 +1,23 @@
 //! The registry's introductions: a caller asks to be introduced to a
-//! listed user; the caller gets the callee's candidates in the reply, and
-//! the callee gets the caller's, unprompted, through the mapping its
-//! keepalives keep open, again and again until it acknowledges them.
+//! listed user; the callee gets the caller's candidates unprompted, through
+//! the mapping its keepalives keep open, again and again until it
+//! acknowledges them, and the caller gets the callee's in the reply.
+//!
+//! Local addresses travel in the exchange itself, not in the table: the
+//! caller's in its `Introduce`, passed on in the callee's copy; the
+//! callee's in its `IntroAck`. The caller's answer is held until that
+//! acknowledgement comes (its candidates then lead with the callee's local
+//! addresses) or [`INTRO_HOLD`] passes without one (then it carries the
+//! callee's observed address only).
 //!
 //! Both addresses are validated: the caller's by its cookie, the callee's
 //! because it logged in from it. Only the caller, listed itself, may ask.
 //! What waits for an acknowledgement is bounded in all
 //! ([`MAX_PENDING_INTROS`], remembered for [`INTRO_MEMORY`]) and per callee
 //! ([`MAX_INTROS_PER_CALLEE`]), and each is sent at most [`INTRO_SENDS`]
-//! times. A retransmitted `Introduce` (same caller, same request id) gets
-//! the same answer again and makes no second introduction.
+//! times. A retransmitted `Introduce` (same caller, same request id) makes
+//! no second introduction: while the answer is held it is dropped, once
+//! answered it gets the same answer again.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -18,8 +26,10 @@ use crate::key::PublicKey;
 use crate::name::UserName;
 use crate::outbox::Outbox;
 use crate::registry_addr::Addr;
-use crate::registry_msg::{Entry, Introduction, RefuseReason, RelayTicket, RequestId, ServerMsg};
-use crate::registry_table::{Row, UserTable};
+use crate::registry_msg::{
+    Entry, Introduction, MAX_LOCAL_ADDRS, RefuseReason, RelayTicket, RequestId, ServerMsg,
+};
+use crate::registry_table::UserTable;
 use crate::relay::TokenMint;
 use crate::server_codec;
 
@@ -39,20 +49,38 @@ pub const INTRO_RETRY: Duration = Duration::from_millis(500);
 /// How many times an unprompted introduction is sent at most.
 pub const INTRO_SENDS: u32 = 5;
 
+/// How long the registry holds the caller's answer for the callee's
+/// acknowledgement (which carries the callee's local addresses) before it
+/// answers without them: two sends of the introduction ([`INTRO_RETRY`])
+/// and the round trip of the second, so one lost copy or acknowledgement
+/// still brings the local addresses. A caller whose callee is gone (listed
+/// but not answering) waits this long for its answer.
+pub const INTRO_HOLD: Duration = Duration::from_secs(1);
+
 /// How long the registry remembers an introduction, so that the caller's
 /// retransmitted `Introduce` (its answer was lost) gets the same answer
 /// rather than a second introduction: as long as a client retransmits
 /// (`GIVE_UP_AFTER`).
 pub const INTRO_MEMORY: Duration = Duration::from_secs(30);
 
+/// The caller's answer.
+#[derive(Debug)]
+enum Answer {
+    /// Waiting for the callee's acknowledgement until `until`: the
+    /// callee's side, with its observed address as the only candidate.
+    Held { intro: Introduction, until: Instant },
+    /// Sent, as encoded: sent again to a retransmitted `Introduce`.
+    Sent(Vec<u8>),
+}
+
 /// An introduction made in the last [`INTRO_MEMORY`].
 #[derive(Debug)]
 struct Pending {
     nonce: u64,
-    /// The caller, the id of its request and the answer it got.
+    /// The caller, the id of its request and its answer.
     caller: SocketAddr,
     id: RequestId,
-    answer: Vec<u8>,
+    answer: Answer,
     /// The callee and its unprompted copy.
     to: SocketAddr,
     datagram: Vec<u8>,
@@ -61,6 +89,34 @@ struct Pending {
     /// [`INTRO_SENDS`] times.
     next: Option<Instant>,
     forget_at: Instant,
+}
+
+impl Pending {
+    /// Sends the caller its answer, if held, with the callee's local
+    /// addresses `locals` (4 octets each) before its observed address.
+    /// Returns whether it sent it.
+    fn answer(&mut self, out: &mut Outbox, locals: &[u8]) -> bool {
+        let Answer::Held { intro, .. } = &mut self.answer else {
+            return false;
+        };
+        let mut intro = intro.clone();
+        intro.candidates = candidates(intro.candidates.last().copied(), locals);
+        let mut answer = Vec::new();
+        let msg = ServerMsg::Introduced { intro: Some(intro) };
+        server_codec::encode_reply_into(&mut answer, self.id, &msg);
+        let (buf, start) = out.begin();
+        buf.extend_from_slice(&answer);
+        out.commit(self.caller, start);
+        self.answer = Answer::Sent(answer);
+        true
+    }
+
+    fn held_until(&self) -> Option<Instant> {
+        match self.answer {
+            Answer::Held { until, .. } => Some(until),
+            Answer::Sent(_) => None,
+        }
+    }
 }
 
 /// The relay the registry hands out tokens for.
@@ -85,9 +141,12 @@ impl Introducer {
         self.relay = Some(relay);
     }
 
-    /// Introduces the caller in row `caller` (at `from`) to the user in row
-    /// `callee`: the reply to request `id` goes to `from` now, the callee's
-    /// introduction to the callee now and at each retry.
+    /// Introduces the caller in row `caller` (at `from`, with the local
+    /// addresses `locals`, 4 octets each) to the user in row `callee`: the
+    /// callee's copy goes to the callee now and at each retry; the answer
+    /// to request `id` waits for the callee's acknowledgement (see
+    /// [`acknowledged`](Self::acknowledged)) or [`INTRO_HOLD`]. Returns how
+    /// many datagrams it queued.
     #[allow(clippy::too_many_arguments)] // The server's parts, passed down.
     pub(crate) fn introduce(
         &mut self,
@@ -96,18 +155,19 @@ impl Introducer {
         out: &mut Outbox,
         from: SocketAddr,
         id: RequestId,
-        caller: u32,
+        (caller, locals): (u32, &[u8]),
         callee: u32,
-    ) -> Result<(), RefuseReason> {
-        // A retransmission: the same answer, and nothing new for the callee.
+    ) -> Result<u64, RefuseReason> {
+        // A retransmission: nothing new for the callee, and the same answer
+        // once there is one.
         if let Some(p) = self.pending.iter().find(|p| p.caller == from && p.id == id) {
+            let Answer::Sent(answer) = &p.answer else { return Ok(0) };
             let (buf, start) = out.begin();
-            buf.extend_from_slice(&p.answer);
+            buf.extend_from_slice(answer);
             out.commit(from, start);
-            return Ok(());
+            return Ok(1);
         }
-        let callee_row = table.row(callee);
-        let callee_addr = callee_row.addr().socket_addr();
+        let callee_addr = table.addr(callee).socket_addr();
         let waiting =
             self.pending.iter().filter(|p| p.to == callee_addr && p.next.is_some()).count();
         if self.pending.len() >= MAX_PENDING_INTROS || waiting >= MAX_INTROS_PER_CALLEE {
@@ -115,11 +175,11 @@ impl Introducer {
         }
         self.next_nonce = self.next_nonce.wrapping_add(1);
         let nonce = self.next_nonce;
-        let caller_row = table.row(caller);
+        let (caller_key, callee_key) =
+            (table.row(caller).public_key(), table.row(callee).public_key());
         let (caller_ticket, callee_ticket) = match &self.relay {
             Some(relay) => {
-                let (a, b) =
-                    relay.mint.issue(now, caller_row.public_key(), callee_row.public_key(), nonce);
+                let (a, b) = relay.mint.issue(now, caller_key, callee_key, nonce);
                 let ticket = |hello: crate::RelayHello| RelayTicket {
                     port: relay.port,
                     hello: hello.encode(),
@@ -128,17 +188,13 @@ impl Introducer {
             }
             None => (None, None),
         };
-        let to_caller = introduction(nonce, callee_row, caller_ticket);
-        let to_callee = introduction(nonce, caller_row, callee_ticket);
-        let mut answer = Vec::new();
-        server_codec::encode_reply_into(&mut answer, id, &to_caller);
-        let (buf, start) = out.begin();
-        buf.extend_from_slice(&answer);
-        out.commit(from, start);
+        let to_caller = introduction(nonce, table, callee, &[], caller_ticket);
+        let to_callee = introduction(nonce, table, caller, locals, callee_ticket);
         // The callee's copy carries the nonce's low bits as its id: it
         // answers no request of the callee's.
         let mut datagram = Vec::new();
-        server_codec::encode_reply_into(&mut datagram, RequestId(nonce as u32), &to_callee);
+        let msg = ServerMsg::Introduced { intro: Some(to_callee) };
+        server_codec::encode_reply_into(&mut datagram, RequestId(nonce as u32), &msg);
         let (buf, start) = out.begin();
         buf.extend_from_slice(&datagram);
         out.commit(callee_addr, start);
@@ -146,31 +202,54 @@ impl Introducer {
             nonce,
             caller: from,
             id,
-            answer,
+            answer: Answer::Held { intro: to_caller, until: now + INTRO_HOLD },
             to: callee_addr,
             datagram,
             sends: 1,
             next: Some(now + INTRO_RETRY),
             forget_at: now + INTRO_MEMORY,
         });
-        Ok(())
+        Ok(1)
     }
 
-    /// The callee at `from` acknowledged introduction `nonce`.
-    pub(crate) fn acknowledged(&mut self, from: SocketAddr, nonce: u64) {
+    /// The callee at `from` acknowledged introduction `nonce`, announcing
+    /// the local addresses `locals` (4 octets each): the caller gets its
+    /// answer now, if it was held. Returns how many datagrams it queued.
+    pub(crate) fn acknowledged(
+        &mut self,
+        out: &mut Outbox,
+        from: SocketAddr,
+        nonce: u64,
+        locals: &[u8],
+    ) -> u64 {
+        let mut sent = 0;
         for p in self.pending.iter_mut().filter(|p| p.nonce == nonce && p.to == from) {
             p.next = None;
+            sent += u64::from(p.answer(out, locals));
         }
+        sent
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.iter().map(|p| p.next.unwrap_or(p.forget_at)).min()
+        let each = |p: &Pending| [p.next, p.held_until(), Some(p.forget_at)].into_iter().flatten();
+        self.pending.iter().flat_map(each).min()
     }
 
-    /// Sends again what is due, to callees still listed at the address;
-    /// forgets what was sent [`INTRO_SENDS`] times.
-    pub(crate) fn handle_timeout(&mut self, now: Instant, table: &UserTable, out: &mut Outbox) {
+    /// Answers the callers whose callee did not acknowledge in time, sends
+    /// again what is due, to callees still listed at the address, and
+    /// forgets what was sent [`INTRO_SENDS`] times. Returns how many
+    /// answers it queued.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        table: &UserTable,
+        out: &mut Outbox,
+    ) -> u64 {
+        let mut answered = 0;
         self.pending.retain_mut(|p| {
+            if p.held_until().is_some_and(|t| t <= now) {
+                answered += u64::from(p.answer(out, &[]));
+            }
             if p.forget_at <= now {
                 return false;
             }
@@ -188,37 +267,47 @@ impl Introducer {
             p.next = Some(now + INTRO_RETRY);
             true
         });
+        answered
     }
 }
 
-/// The introduction that tells one side about the user in `row`.
-fn introduction(nonce: u64, row: &Row, relay: Option<RelayTicket>) -> ServerMsg {
-    ServerMsg::Introduced {
-        intro: Some(Introduction {
-            nonce,
-            peer: entry_of(row),
-            candidates: candidates(row),
-            relay,
-        }),
-    }
+/// The introduction that tells one side about the user in row `i`, who
+/// announced the local addresses `locals` (4 octets each).
+fn introduction(
+    nonce: u64,
+    table: &UserTable,
+    i: u32,
+    locals: &[u8],
+    relay: Option<RelayTicket>,
+) -> Introduction {
+    let peer = entry_of(table, i);
+    let observed = peer.chat_addr();
+    Introduction { nonce, peer, candidates: candidates(Some(observed), locals), relay }
 }
 
-/// Where to reach the user in `row`: its local addresses, then its
-/// observed IP, each with its chat port.
-pub(crate) fn candidates(row: &Row) -> Vec<SocketAddr> {
-    let port = row.chat_port();
-    let observed = SocketAddr::new(row.addr().socket_addr().ip(), port);
-    let locals =
-        row.locals().iter().map(|&ip| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port));
-    let mut out: Vec<SocketAddr> = locals.filter(|a| *a != observed).collect();
+/// Where to reach a user: the first [`MAX_LOCAL_ADDRS`] of its local
+/// addresses `locals` (4 octets each), then its `observed` IP, each with
+/// its chat port (the observed address's port); a local address equal to
+/// the observed one is left out.
+fn candidates(observed: Option<SocketAddr>, locals: &[u8]) -> Vec<SocketAddr> {
+    let Some(observed) = observed else { return Vec::new() };
+    let port = observed.port();
+    let mut out: Vec<SocketAddr> = locals
+        .chunks_exact(4)
+        .take(MAX_LOCAL_ADDRS)
+        .map(|ip| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])), port))
+        .filter(|a| *a != observed)
+        .collect();
     out.push(observed);
     out
 }
 
-pub(crate) fn entry_of(row: &Row) -> Entry {
+/// Row `i`'s entry.
+pub(crate) fn entry_of(table: &UserTable, i: u32) -> Entry {
+    let row = table.row(i);
     Entry {
         name: UserName::from_listed(row.name()),
-        addr: row.addr().socket_addr(),
+        addr: table.addr(i).socket_addr(),
         chat_port: row.chat_port(),
         key: PublicKey(*row.key()),
     }

@@ -21,9 +21,10 @@ pub const COOKIE_LEN: usize = 16;
 /// a `GetCookie`) is ever taken for one.
 pub const GET_COOKIE_LEN: usize = 64;
 
-/// Most local addresses a client announces and the registry keeps for a
-/// user ([`ClientMsg::Locals`]): IPv4 only, stored in the user's row (4
-/// bytes each), so a row grows by 17 bytes. More are ignored.
+/// Most local addresses a client announces in an introduction
+/// ([`ClientMsg::Introduce`], [`ClientMsg::IntroAck`]) and the registry
+/// passes on to the other side: IPv4 only. More are ignored. The registry
+/// keeps none of them past the introduction.
 pub const MAX_LOCAL_ADDRS: usize = 4;
 
 /// Identifies one request; its reply carries the same id, so a retransmitted
@@ -104,31 +105,30 @@ pub enum ClientMsg {
         /// The cookie the server handed out.
         cookie: Cookie,
     },
-    /// Tells the registry the sender's own IPv4 interface addresses (its
-    /// host candidates), for the introductions of callers on its LAN.
-    /// Answered by `Noted`; kept only while the sender is listed.
-    Locals {
-        /// The cookie the server handed out.
-        cookie: Cookie,
-        /// At most [`MAX_LOCAL_ADDRS`] are kept.
-        addrs: Vec<Ipv4Addr>,
-    },
     /// Asks the registry to introduce the sender to the user `name`: the
-    /// reply carries the callee's candidates (and relay token), and the
-    /// callee gets the caller's unprompted.
+    /// callee gets the caller's candidates unprompted, and the reply
+    /// carries the callee's (and the relay token) once the callee has
+    /// acknowledged, or after [`INTRO_HOLD`](crate::INTRO_HOLD) without.
     Introduce {
         /// The cookie the server handed out.
         cookie: Cookie,
         /// The callee's name, compared by name key.
         name: String,
+        /// The sender's own IPv4 interface addresses (its host
+        /// candidates), for a callee on its LAN; the first
+        /// [`MAX_LOCAL_ADDRS`] are passed on, the rest ignored.
+        locals: Vec<Ipv4Addr>,
     },
     /// Acknowledges an unprompted introduction: the registry stops
-    /// sending it. Not answered.
+    /// sending it, and passes `locals` on to the caller. Not answered.
     IntroAck {
         /// The cookie the server handed out.
         cookie: Cookie,
         /// The introduction's nonce.
         nonce: u64,
+        /// The sender's own IPv4 interface addresses, for the caller; the
+        /// first [`MAX_LOCAL_ADDRS`] are passed on, the rest ignored.
+        locals: Vec<Ipv4Addr>,
     },
 }
 
@@ -141,7 +141,6 @@ impl ClientMsg {
             | ClientMsg::List { cookie, .. }
             | ClientMsg::Lookup { cookie, .. }
             | ClientMsg::Logout { cookie }
-            | ClientMsg::Locals { cookie, .. }
             | ClientMsg::Introduce { cookie, .. }
             | ClientMsg::IntroAck { cookie, .. } => Some(cookie),
         }
@@ -190,19 +189,14 @@ pub(crate) enum ClientMsgRef<'a> {
         /// The cookie.
         cookie: Cookie,
     },
-    /// See [`ClientMsg::Locals`].
-    Locals {
-        /// The cookie.
-        cookie: Cookie,
-        /// The addresses' octets, 4 bytes each, as sent (any count).
-        addrs: &'a [u8],
-    },
     /// See [`ClientMsg::Introduce`].
     Introduce {
         /// The cookie.
         cookie: Cookie,
         /// The callee's name, as sent.
         name: &'a str,
+        /// The local addresses' octets, 4 bytes each, as sent (any count).
+        locals: &'a [u8],
     },
     /// See [`ClientMsg::IntroAck`].
     IntroAck {
@@ -210,6 +204,8 @@ pub(crate) enum ClientMsgRef<'a> {
         cookie: Cookie,
         /// The introduction's nonce.
         nonce: u64,
+        /// The local addresses' octets, 4 bytes each, as sent (any count).
+        locals: &'a [u8],
     },
 }
 
@@ -222,7 +218,6 @@ impl ClientMsgRef<'_> {
             | ClientMsgRef::List { cookie, .. }
             | ClientMsgRef::Lookup { cookie, .. }
             | ClientMsgRef::Logout { cookie }
-            | ClientMsgRef::Locals { cookie, .. }
             | ClientMsgRef::Introduce { cookie, .. }
             | ClientMsgRef::IntroAck { cookie, .. } => Some(cookie),
         }
@@ -275,8 +270,9 @@ pub struct Introduction {
     pub nonce: u64,
     /// The other side's entry (for the callee: the caller's).
     pub peer: Entry,
-    /// Where to try the other side, in order: its local addresses with its
-    /// chat port, then its observed IP with its chat port.
+    /// Where to try the other side, in order: the local addresses it
+    /// announced in the introduction with its chat port, then its observed
+    /// IP with its chat port.
     pub candidates: Vec<SocketAddr>,
     /// The relay and this side's hello, when the registry relays.
     pub relay: Option<RelayTicket>,
@@ -324,6 +320,4 @@ pub enum ServerMsg {
         /// The introduction.
         intro: Option<Introduction>,
     },
-    /// The answer to `Locals`.
-    Noted,
 }

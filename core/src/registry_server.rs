@@ -15,7 +15,7 @@ use crate::registry_intro::{Introducer, RelayOffer, entry_of};
 use crate::registry_msg::{
     ClientMsgRef, Entry, GET_COOKIE_LEN, RefuseReason, RequestId, ServerMsg,
 };
-use crate::registry_table::{Row, UserTable};
+use crate::registry_table::UserTable;
 use crate::relay::{RelayKey, TokenMint};
 use crate::server_codec;
 use crate::transmit::Transmit;
@@ -46,11 +46,13 @@ use crate::transmit::Transmit;
 ///   header marks it as a reply, and everything from its own address, so
 ///   neither an echo service, nor another registry, nor a datagram forged
 ///   with the server's own address as source can start a loop.
-/// - Memory is bounded by [`ServerConfig::max_users`] entries of about 132
-///   bytes each, plus two 4-byte index entries, and
+/// - Memory is bounded by [`ServerConfig::max_users`] entries of 104 bytes
+///   each (an IPv6 user 16 more), plus two 4-byte index entries and a count
+///   per IPv4 address or IPv6 /64, and
 ///   [`MAX_PENDING_INTROS`](crate::MAX_PENDING_INTROS) introductions; each
-///   call queues at most two transmits (an introduction: the reply, and the
-///   callee's copy to its validated address).
+///   datagram queues at most one transmit (an `Introduce`: the callee's
+///   copy to its validated address; an `IntroAck`: the caller's held
+///   answer to the caller's validated address).
 /// - Answering a request allocates nothing once the reply buffer has grown
 ///   to a burst's size (drain it with
 ///   [`poll_transmit_into`](Self::poll_transmit_into)); a keepalive (a
@@ -174,14 +176,12 @@ impl RegistryServer {
             }
             ClientMsgRef::List { after, .. } => self.page(from, id, after),
             ClientMsgRef::Lookup { name, .. } => self.lookup(from, id, name),
-            ClientMsgRef::Locals { addrs, .. } => {
-                if let Some(i) = self.table.find_addr(&Addr::of(from)) {
-                    self.table.set_locals(i, addrs);
-                }
-                self.send(from, id, &ServerMsg::Noted);
+            ClientMsgRef::Introduce { name, locals, .. } => {
+                self.introduce(now, from, id, name, locals)
             }
-            ClientMsgRef::Introduce { name, .. } => self.introduce(now, from, id, name),
-            ClientMsgRef::IntroAck { nonce, .. } => self.intros.acknowledged(from, nonce),
+            ClientMsgRef::IntroAck { nonce, locals, .. } => {
+                self.stats.replied += self.intros.acknowledged(&mut self.out, from, nonce, locals);
+            }
             ClientMsgRef::Logout { .. } => {
                 if let Some(i) = self.table.find_addr(&Addr::of(from)) {
                     self.remove(i, Removal::LoggedOut);
@@ -212,7 +212,8 @@ impl RegistryServer {
         self.events.pop_front()
     }
 
-    /// When the next lease runs out, or an introduction is due again.
+    /// When the next lease runs out, an introduction is due again, or a
+    /// held answer to one is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let lease = self.table.first_to_expire().map(|i| {
@@ -223,11 +224,12 @@ impl RegistryServer {
     }
 
     /// Removes every entry whose lease has run out by `now`; sends again
-    /// the introductions that are due.
+    /// the introductions that are due, and the answers held past
+    /// [`INTRO_HOLD`](crate::INTRO_HOLD).
     pub fn handle_timeout(&mut self, now: Instant) {
         let since = now.saturating_duration_since(self.origin);
         self.set_now(since);
-        self.intros.handle_timeout(now, &self.table, &mut self.out);
+        self.stats.replied += self.intros.handle_timeout(now, &self.table, &mut self.out);
         while let Some(i) = self.table.first_to_expire() {
             let at = self.full_ticks(self.table.row(i).expires());
             if Duration::from_millis(at) > since {
@@ -239,7 +241,7 @@ impl RegistryServer {
 
     /// The users online now, in no particular order.
     pub fn users(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.table.iter().map(entry_of)
+        self.table.iter().map(|i| entry_of(&self.table, i))
     }
 
     /// How many users are online.
@@ -324,7 +326,7 @@ impl RegistryServer {
             Some((_, row)) if *row.key() != key.0 => {
                 return self.send(from, id, &refused(RefuseReason::NameTaken));
             }
-            Some((_, row)) if row.addr() == addr => None,
+            Some((h, _)) if held == Some(h) => None,
             Some((h, _)) => Some(h),
             None => None,
         };
@@ -338,7 +340,7 @@ impl RegistryServer {
             // A new entry for `from`, less the one that roams away.
             let mut here = self.table.prefix_count(&addr);
             if let Some(h) = roams_from {
-                if self.table.row(h).addr().same_prefix(&addr) {
+                if self.table.addr(h).same_prefix(&addr) {
                     // The roaming entry is counted in `here`.
                     here = here.saturating_sub(1);
                 }
@@ -352,7 +354,7 @@ impl RegistryServer {
         }
         match roams_from {
             Some(h) => {
-                let old = self.table.row(h).addr().socket_addr();
+                let old = self.table.addr(h).socket_addr();
                 self.events.push_back(ServerEvent::Roamed {
                     name: name.clone(),
                     from: old,
@@ -399,7 +401,7 @@ impl RegistryServer {
         match found {
             Some(i) => {
                 buf.push(1);
-                write_row(buf, self.table.row(i));
+                write_row(buf, &self.table, i);
             }
             None => buf.push(0),
         }
@@ -409,15 +411,23 @@ impl RegistryServer {
 
     /// Introduces the sender, if listed, to `name`, if listed and not the
     /// sender; else answers `Introduced { None }`.
-    fn introduce(&mut self, now: Instant, from: SocketAddr, id: RequestId, name: &str) {
+    fn introduce(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        id: RequestId,
+        name: &str,
+        locals: &[u8],
+    ) {
         let caller = self.table.find_addr(&Addr::of(from));
         let callee = self.table.name_id_of(name).and_then(|id| self.table.find_name(id));
         let (Some(caller), Some(callee)) = (caller, callee.filter(|&c| Some(c) != caller)) else {
             self.send(from, id, &ServerMsg::Introduced { intro: None });
             return;
         };
-        match self.intros.introduce(now, &self.table, &mut self.out, from, id, caller, callee) {
-            Ok(()) => self.stats.replied += 2,
+        let (table, out) = (&self.table, &mut self.out);
+        match self.intros.introduce(now, table, out, from, id, (caller, locals), callee) {
+            Ok(sent) => self.stats.replied += sent,
             Err(reason) => self.send(from, id, &refused(reason)),
         }
     }
@@ -445,7 +455,7 @@ impl RegistryServer {
         let mut next = first.and_then(|f| self.table.next_occupied(f));
         while let Some(i) = next {
             let before = buf.len();
-            write_row(buf, self.table.row(i));
+            write_row(buf, &self.table, i);
             if buf.len() > limit {
                 buf.truncate(before);
                 more = true;
@@ -465,9 +475,9 @@ impl RegistryServer {
     }
 
     fn remove(&mut self, i: u32, why: Removal) {
-        let row = self.table.remove(i);
+        let (row, addr) = self.table.remove(i);
         let name = UserName::from_listed(row.name());
-        let addr = row.addr().socket_addr();
+        let addr = addr.socket_addr();
         self.events.push_back(match why {
             Removal::LoggedOut => ServerEvent::LoggedOut { name, addr },
             Removal::TimedOut => ServerEvent::TimedOut { name, addr },
@@ -509,11 +519,12 @@ enum Removal {
     TimedOut,
 }
 
-fn write_row(buf: &mut Vec<u8>, row: &Row) {
+fn write_row(buf: &mut Vec<u8>, table: &UserTable, i: u32) {
+    let row = table.row(i);
     server_codec::write_entry(
         buf,
         row.name(),
-        row.ip_octets(),
+        table.ip_octets(i),
         row.port(),
         row.chat_port(),
         row.key(),

@@ -1,9 +1,11 @@
 //! The registry's user table: compact rows in one slab, two hash indices of
 //! row numbers, and the lease order as a linked list through the rows.
 //!
-//! A row holds the name inline, the key, the address, the chat port, up to
-//! [`MAX_LOCAL_ADDRS`] local IPv4 addresses, the expiry and two links:
-//! about 132 bytes, with no heap allocation of its own. Rows are found by name key and by address through
+//! A row holds the name inline, the key, the address, the chat port, the
+//! expiry and two links: 104 bytes, with no heap allocation of its own. An
+//! IPv4 address takes 4 bytes in the row; an IPv6 address lives in a side
+//! slab of 16-byte slots, and its row holds the slot's number in the same 4
+//! bytes. Rows are found by name key and by address through
 //! [`hashbrown::HashTable`]s holding only row numbers (4 bytes each), hashed
 //! with SipHash keyed by a secret the caller derives from its own, so no
 //! sender can force collisions. A row's name key is stored as its 128-bit
@@ -31,7 +33,6 @@ use siphasher::sip128::{Hasher128, SipHasher13 as SipHasher13x128};
 use crate::key::{KEY_LEN, PublicKey};
 use crate::name::{MAX_NAME_LEN, NameKey, UserName, ascii_key_into};
 use crate::registry_addr::{Addr, Prefix};
-use crate::registry_msg::MAX_LOCAL_ADDRS;
 use crate::server_codec::IpOctets;
 
 /// "No row": the end of a list.
@@ -52,17 +53,16 @@ impl NameId {
 pub(crate) struct Row {
     name: [u8; MAX_NAME_LEN],
     name_len: u8,
-    /// Whether `ip` is an IPv6 address (else IPv4-mapped).
+    /// Whether the address is IPv6 (its octets in the side slab), else
+    /// IPv4 (its octets in `ip`).
     v6: bool,
     port: u16,
     chat_port: u16,
-    ip: [u8; 16],
+    /// The IPv4 address's octets; for an IPv6 address, its slot in the
+    /// table's side slab (a `u32` in native byte order).
+    ip: [u8; 4],
     key: [u8; KEY_LEN],
     id: NameId,
-    /// The user's local IPv4 addresses (`locals_len` of them), as it
-    /// announced them.
-    locals: [[u8; 4]; MAX_LOCAL_ADDRS],
-    locals_len: u8,
     /// Lease end, in the server's ticks (see `RegistryServer`).
     expires: u32,
     /// Lease order (for a free row, `next` chains the free list).
@@ -76,11 +76,9 @@ const FREE_ROW: Row = Row {
     v6: false,
     port: 0,
     chat_port: 0,
-    ip: [0; 16],
+    ip: [0; 4],
     key: [0; KEY_LEN],
     id: NameId([0; 4]),
-    locals: [[0; 4]; MAX_LOCAL_ADDRS],
-    locals_len: 0,
     expires: 0,
     prev: NIL,
     next: NIL,
@@ -91,15 +89,9 @@ impl Row {
     pub(crate) fn name(&self) -> &[u8] {
         &self.name[..usize::from(self.name_len)]
     }
-    pub(crate) fn addr(&self) -> Addr {
-        Addr { ip: self.ip, port: self.port, v6: self.v6 }
-    }
-    /// The IP's octets as the list shows them (4 for IPv4, 16 for IPv6).
-    pub(crate) fn ip_octets(&self) -> IpOctets<'_> {
-        match self.ip.last_chunk::<4>() {
-            Some(v4) if !self.v6 => IpOctets::V4(v4),
-            Some(_) | None => IpOctets::V6(&self.ip),
-        }
+    /// The slot of the row's IPv6 address in the side slab.
+    fn slot(&self) -> usize {
+        u32::from_ne_bytes(self.ip) as usize
     }
     pub(crate) fn port(&self) -> u16 {
         self.port
@@ -115,10 +107,6 @@ impl Row {
     }
     pub(crate) fn expires(&self) -> u32 {
         self.expires
-    }
-    /// The local IPv4 addresses the user announced.
-    pub(crate) fn locals(&self) -> &[[u8; 4]] {
-        &self.locals[..usize::from(self.locals_len)]
     }
 }
 
@@ -143,6 +131,10 @@ pub(crate) struct UserTable {
     max: usize,
     by_name: HashTable<u32>,
     by_addr: HashTable<u32>,
+    /// The IPv6 addresses of the rows that have one (each row holds its
+    /// slot's number), and the slots no row holds.
+    v6: Vec<[u8; 16]>,
+    v6_free: Vec<u32>,
     per_prefix: HashMap<u64, u32, Keyed>,
     per_v4: HashMap<u32, u32, Keyed>,
     /// Lease order: `head` expires first.
@@ -174,6 +166,8 @@ impl UserTable {
             max,
             by_name: HashTable::with_capacity(reserve),
             by_addr: HashTable::with_capacity(reserve),
+            v6: Vec::new(),
+            v6_free: Vec::new(),
             per_prefix: HashMap::with_hasher(hasher),
             per_v4: HashMap::with_hasher(hasher),
             head: NIL,
@@ -209,20 +203,32 @@ impl UserTable {
     }
 
     fn addr_hash(&self, addr: &Addr) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        h.write(&addr.ip);
-        h.write_u16(addr.port);
-        h.finish()
+        addr_hash_with(self.hasher, addr)
     }
 
     pub(crate) fn row(&self, i: u32) -> &Row {
         &self.rows[i as usize]
     }
 
+    /// Row `i`'s address.
+    pub(crate) fn addr(&self, i: u32) -> Addr {
+        addr_of(&self.rows[i as usize], &self.v6)
+    }
+
+    /// Row `i`'s IP's octets as the list shows them (4 for IPv4, 16 for
+    /// IPv6).
+    pub(crate) fn ip_octets(&self, i: u32) -> IpOctets<'_> {
+        let row = &self.rows[i as usize];
+        match self.v6.get(row.slot()) {
+            Some(ip) if row.v6 => IpOctets::V6(ip),
+            Some(_) | None => IpOctets::V4(&row.ip),
+        }
+    }
+
     pub(crate) fn find_addr(&self, addr: &Addr) -> Option<u32> {
-        let rows = &self.rows;
+        let (rows, v6) = (&self.rows, &self.v6);
         let hash = self.addr_hash(addr);
-        self.by_addr.find(hash, |&i| rows[i as usize].addr() == *addr).copied()
+        self.by_addr.find(hash, |&i| holds(&rows[i as usize], v6, addr)).copied()
     }
 
     pub(crate) fn find_name(&self, id: NameId) -> Option<u32> {
@@ -277,9 +283,7 @@ impl UserTable {
         row.name[..name.len()].copy_from_slice(name.as_bytes());
         // At most MAX_NAME_LEN (32), checked above.
         row.name_len = name.len() as u8;
-        row.v6 = addr.v6;
-        row.ip = addr.ip;
-        row.port = addr.port;
+        self.place(&mut row, &addr);
         row.chat_port = chat_port;
         row.key = key.0;
         row.id = id;
@@ -303,32 +307,76 @@ impl UserTable {
         self.link_tail(i);
         let rows = &self.rows;
         self.by_name.insert_unique(id.hash(), i, |&j| rows[j as usize].id.hash());
-        let hash = self.addr_hash(&addr);
-        let rows = &self.rows;
-        let hasher = self.hasher;
-        self.by_addr.insert_unique(hash, i, |&j| addr_hash_with(hasher, &rows[j as usize].addr()));
-        self.count_prefix(&addr, true);
+        self.index_addr(i, &addr);
         Some(i)
     }
 
-    /// Removes row `i` and returns what it held.
-    pub(crate) fn remove(&mut self, i: u32) -> Row {
-        let row = self.rows[i as usize];
-        if let Ok(e) = self.by_name.find_entry(row.id.hash(), |&j| j == i) {
-            e.remove();
+    /// Writes `addr` into `row`, taking a slot of the side slab for an
+    /// IPv6 address.
+    fn place(&mut self, row: &mut Row, addr: &Addr) {
+        row.v6 = addr.v6;
+        row.port = addr.port;
+        if !addr.v6 {
+            row.ip.copy_from_slice(&addr.ip[12..]);
+            return;
         }
-        let hash = self.addr_hash(&row.addr());
+        let slot = match self.v6_free.pop() {
+            Some(slot) => {
+                self.v6[slot as usize] = addr.ip;
+                slot
+            }
+            None => {
+                // One slot per row at most, and rows are numbered in u32.
+                self.v6.push(addr.ip);
+                (self.v6.len() - 1) as u32
+            }
+        };
+        row.ip = slot.to_ne_bytes();
+    }
+
+    /// Gives back row `i`'s slot of the side slab, if it holds one.
+    fn release_slot(&mut self, i: u32) {
+        let row = &self.rows[i as usize];
+        if row.v6 {
+            self.v6_free.push(u32::from_ne_bytes(row.ip));
+        }
+    }
+
+    /// Adds row `i`, which holds `addr`, to the address index and counts.
+    fn index_addr(&mut self, i: u32, addr: &Addr) {
+        let hash = self.addr_hash(addr);
+        let (rows, v6, hasher) = (&self.rows, &self.v6, self.hasher);
+        self.by_addr
+            .insert_unique(hash, i, |&j| addr_hash_with(hasher, &addr_of(&rows[j as usize], v6)));
+        self.count_prefix(addr, true);
+    }
+
+    /// Takes row `i`, which holds `addr`, out of the address index and
+    /// counts.
+    fn unindex_addr(&mut self, i: u32, addr: &Addr) {
+        let hash = self.addr_hash(addr);
         if let Ok(e) = self.by_addr.find_entry(hash, |&j| j == i) {
             e.remove();
         }
-        self.count_prefix(&row.addr(), false);
+        self.count_prefix(addr, false);
+    }
+
+    /// Removes row `i` and returns what it held, with its address.
+    pub(crate) fn remove(&mut self, i: u32) -> (Row, Addr) {
+        let row = self.rows[i as usize];
+        let addr = self.addr(i);
+        if let Ok(e) = self.by_name.find_entry(row.id.hash(), |&j| j == i) {
+            e.remove();
+        }
+        self.unindex_addr(i, &addr);
+        self.release_slot(i);
         self.unlink(i);
         self.occupied[i as usize / 64] &= !(1 << (i % 64));
         self.rows[i as usize] = FREE_ROW;
         self.rows[i as usize].next = self.free;
         self.free = i;
         self.len -= 1;
-        row
+        (row, addr)
     }
 
     /// Renews row `i`'s lease to `expires` (the latest of all: every lease
@@ -341,19 +389,6 @@ impl UserTable {
             self.unlink(i);
             self.link_tail(i);
         }
-    }
-
-    /// Sets row `i`'s local addresses from `octets` (4 bytes each); those
-    /// past [`MAX_LOCAL_ADDRS`], and a partial last one, are dropped.
-    pub(crate) fn set_locals(&mut self, i: u32, octets: &[u8]) {
-        let row = &mut self.rows[i as usize];
-        let mut n = 0;
-        for (slot, ip) in row.locals.iter_mut().zip(octets.chunks_exact(4)) {
-            slot.copy_from_slice(ip);
-            n += 1;
-        }
-        // At most MAX_LOCAL_ADDRS (4).
-        row.locals_len = n as u8;
     }
 
     /// Rewrites row `i`'s name as written (same key, other case or form).
@@ -369,21 +404,13 @@ impl UserTable {
 
     /// Moves row `i` to address `to`, which no row holds.
     pub(crate) fn move_to(&mut self, i: u32, to: Addr) {
-        let old = self.rows[i as usize].addr();
-        let hash = self.addr_hash(&old);
-        if let Ok(e) = self.by_addr.find_entry(hash, |&j| j == i) {
-            e.remove();
-        }
-        self.count_prefix(&old, false);
-        let row = &mut self.rows[i as usize];
-        row.ip = to.ip;
-        row.port = to.port;
-        row.v6 = to.v6;
-        let hash = self.addr_hash(&to);
-        let rows = &self.rows;
-        let hasher = self.hasher;
-        self.by_addr.insert_unique(hash, i, |&j| addr_hash_with(hasher, &rows[j as usize].addr()));
-        self.count_prefix(&to, true);
+        let old = self.addr(i);
+        self.unindex_addr(i, &old);
+        self.release_slot(i);
+        let mut row = self.rows[i as usize];
+        self.place(&mut row, &to);
+        self.rows[i as usize] = row;
+        self.index_addr(i, &to);
     }
 
     /// The row whose lease ends first.
@@ -405,9 +432,9 @@ impl UserTable {
         }
     }
 
-    /// Every user, in row order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Row> {
-        self.rows.iter().filter(|r| r.name_len != 0)
+    /// Every user's row number, in row order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        std::iter::successors(self.next_occupied(0), |&i| self.next_occupied(i as usize + 1))
     }
 
     fn link_tail(&mut self, i: u32) {
@@ -443,77 +470,38 @@ fn finish_id(h: SipHasher13x128) -> NameId {
     NameId([out.h1 as u32, (out.h1 >> 32) as u32, out.h2 as u32, (out.h2 >> 32) as u32])
 }
 
+/// The address's hash for the index: an IPv4 address and its port in one
+/// word (one SipHash block), an IPv6 address in full.
 fn addr_hash_with(hasher: Keyed, addr: &Addr) -> u64 {
     let mut h = hasher.build_hasher();
-    h.write(&addr.ip);
-    h.write_u16(addr.port);
+    if addr.v6 {
+        h.write(&addr.ip);
+        h.write_u16(addr.port);
+    } else {
+        let v4 =
+            u64::from(u32::from_be_bytes([addr.ip[12], addr.ip[13], addr.ip[14], addr.ip[15]]));
+        h.write_u64((v4 << 16) | u64::from(addr.port));
+    }
     h.finish()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::name::UserName;
-    use std::net::SocketAddr;
-
-    fn addr(i: u16) -> Addr {
-        Addr::of(SocketAddr::from(([192, 0, 2, (i % 3) as u8], 4000 + i)))
+/// The address `row` holds; `v6` is the table's side slab.
+fn addr_of(row: &Row, v6: &[[u8; 16]]) -> Addr {
+    let mut ip = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
+    match v6.get(row.slot()) {
+        Some(v6) if row.v6 => ip = *v6,
+        Some(_) | None => ip[12..].copy_from_slice(&row.ip),
     }
-
-    fn id(t: &UserTable, name: &str) -> NameId {
-        t.name_id(&UserName::new(name).expect("valid").key())
-    }
-
-    #[test]
-    fn rows_are_found_reused_and_expire_in_lease_order() {
-        let mut t = UserTable::new(4, 2, [1; 16]);
-        let names = ["ann", "bob", "carl", "dave"];
-        for (i, n) in names.iter().enumerate() {
-            let got = t.insert(n, id(&t, n), addr(i as u16), 7, &PublicKey([1; 32]), i as u32);
-            assert_eq!(got, Some(i as u32));
-        }
-        assert_eq!(t.insert("eve", id(&t, "eve"), addr(9), 7, &PublicKey([1; 32]), 9), None);
-        assert_eq!(t.find_name(id(&t, "BOB")), Some(1));
-        assert_eq!(t.find_addr(&addr(2)), Some(2));
-        assert_eq!(t.prefix_count(&addr(0)), 2, "ports 4000 and 4003 share 192.0.2.0");
-        // Refreshing ann sends her to the back.
-        t.refresh(0, 10, 8);
-        assert_eq!(t.first_to_expire(), Some(1));
-        assert_eq!(t.remove(1).name(), b"bob");
-        assert_eq!(t.find_name(id(&t, "bob")), None);
-        assert_eq!(t.next_occupied(1), Some(2));
-        // The freed row is reused.
-        assert_eq!(t.insert("eve", id(&t, "eve"), addr(9), 7, &PublicKey([1; 32]), 11), Some(1));
-        let order: Vec<u32> = std::iter::successors(t.first_to_expire(), |&i| {
-            Some(t.row(i).next).filter(|&n| n != NIL)
-        })
-        .collect();
-        assert_eq!(order, vec![2, 3, 0, 1]);
-        t.move_to(2, addr(12));
-        assert_eq!(t.find_addr(&addr(2)), None);
-        assert_eq!(t.find_addr(&addr(12)), Some(2));
-        assert_eq!(t.row(2).addr().socket_addr(), addr(12).socket_addr());
-        assert_eq!(t.prefix_count(&addr(2)), 0);
-        t.set_locals(2, &[10, 0, 0, 1, 10, 0, 0, 2, 10, 0, 0, 3, 10, 0, 0, 4, 10, 0, 0, 5, 9]);
-        assert_eq!(t.row(2).locals(), [[10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 3], [10, 0, 0, 4]]);
-        t.refresh(2, 20, 7);
-        assert_eq!(t.row(2).locals().len(), MAX_LOCAL_ADDRS, "kept by a refresh");
-        for i in [0, 1, 2, 3] {
-            t.remove(i);
-        }
-        assert_eq!((t.len(), t.first_to_expire(), t.next_occupied(0)), (0, None, None));
-        assert!(t.per_v4.is_empty() && t.per_prefix.is_empty());
-    }
-
-    #[test]
-    fn a_name_has_one_id_whichever_path_finds_it() {
-        let t = UserTable::new(4, 2, [1; 16]);
-        for name in ["Mert", "rn0l", "m_o-l", "\u{e9}t\u{e9}", "\u{c3c6}"] {
-            assert_eq!(t.name_id_of(name), Some(id(&t, name)), "{name:?}");
-        }
-        assert_eq!(t.name_id_of("a b"), None);
-        assert_eq!(t.name_id_of("a\u{200b}"), None);
-        assert_eq!(t.name_id_of("mert"), t.name_id_of("MERT"));
-        assert_ne!(id(&t, "mert"), UserTable::new(4, 2, [2; 16]).name_id_of("mert").unwrap());
-    }
+    Addr { ip, port: row.port, v6: row.v6 }
 }
+
+/// Whether `row` holds `addr`, without building the row's `Addr`.
+fn holds(row: &Row, v6: &[[u8; 16]], addr: &Addr) -> bool {
+    if row.port != addr.port || row.v6 != addr.v6 {
+        return false;
+    }
+    if addr.v6 { v6.get(row.slot()) == Some(&addr.ip) } else { row.ip[..] == addr.ip[12..] }
+}
+
+#[cfg(test)]
+mod tests;

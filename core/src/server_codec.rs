@@ -41,15 +41,12 @@ pub(crate) fn decode_request_ref(
         },
         3 => ClientMsgRef::Lookup { cookie: r.cookie()?, name: r.str()? },
         4 => ClientMsgRef::Logout { cookie: r.cookie()? },
-        5 => ClientMsgRef::Locals {
+        5 => ClientMsgRef::Introduce { cookie: r.cookie()?, name: r.str()?, locals: r.ipv4s()? },
+        6 => ClientMsgRef::IntroAck {
             cookie: r.cookie()?,
-            addrs: {
-                let count = r.varint(10, 0x01)?;
-                r.take(count.checked_mul(4).ok_or(DecodeError::Malformed)?)?
-            },
+            nonce: r.varint(10, 0x01)?,
+            locals: r.ipv4s()?,
         },
-        6 => ClientMsgRef::Introduce { cookie: r.cookie()?, name: r.str()? },
-        7 => ClientMsgRef::IntroAck { cookie: r.cookie()?, nonce: r.varint(10, 0x01)? },
         _ => return Err(DecodeError::Malformed),
     };
     if !r.0.is_empty() {
@@ -120,6 +117,12 @@ impl<'a> Reader<'a> {
 
     fn cookie(&mut self) -> Result<Cookie, DecodeError> {
         self.array::<COOKIE_LEN>().map(Cookie)
+    }
+
+    /// A `Vec<Ipv4Addr>`: a count (a `usize` varint) and 4 octets each.
+    fn ipv4s(&mut self) -> Result<&'a [u8], DecodeError> {
+        let count = self.varint(10, 0x01)?;
+        self.take(count.checked_mul(4).ok_or(DecodeError::Malformed)?)
     }
 }
 
@@ -341,6 +344,10 @@ mod tests {
         assert_eq!(out[..2], [1, 2], "appends");
     }
 
+    fn same_ips(owned: &[std::net::Ipv4Addr], octets: &[u8]) -> bool {
+        owned.iter().flat_map(|x| x.octets()).eq(octets.iter().copied())
+    }
+
     /// A small deterministic generator: the decoders must agree on every
     /// prefix and every one-byte change of real requests.
     #[test]
@@ -354,10 +361,14 @@ mod tests {
             ClientMsg::List { cookie, after: Some(Cursor("12".into())) },
             ClientMsg::Lookup { cookie, name: "\u{e9}t\u{e9}".into() },
             ClientMsg::Logout { cookie },
-            ClientMsg::Locals { cookie, addrs: vec![[192, 0, 2, 7].into(), [10, 1, 2, 3].into()] },
-            ClientMsg::Introduce { cookie, name: "nil".into() },
-            ClientMsg::IntroAck { cookie, nonce: u64::MAX },
-            ClientMsg::IntroAck { cookie, nonce: 300 },
+            ClientMsg::Introduce { cookie, name: "nil".into(), locals: Vec::new() },
+            ClientMsg::Introduce {
+                cookie,
+                name: "nil".into(),
+                locals: vec![[192, 0, 2, 7].into(), [10, 1, 2, 3].into()],
+            },
+            ClientMsg::IntroAck { cookie, nonce: u64::MAX, locals: vec![[192, 0, 2, 8].into()] },
+            ClientMsg::IntroAck { cookie, nonce: 300, locals: Vec::new() },
         ];
         let same = |bytes: &[u8]| {
             let owned = decode_request(bytes);
@@ -386,20 +397,13 @@ mod tests {
                             *cookie == c
                         }
                         (
-                            ClientMsg::Locals { cookie, addrs },
-                            ClientMsgRef::Locals { cookie: c, addrs: a },
-                        ) => {
-                            *cookie == c
-                                && addrs.iter().flat_map(|x| x.octets()).eq(a.iter().copied())
-                        }
+                            ClientMsg::Introduce { cookie, name, locals },
+                            ClientMsgRef::Introduce { cookie: c, name: n, locals: l },
+                        ) => *cookie == c && name == n && same_ips(locals, l),
                         (
-                            ClientMsg::Introduce { cookie, name },
-                            ClientMsgRef::Introduce { cookie: c, name: n },
-                        ) => *cookie == c && name == n,
-                        (
-                            ClientMsg::IntroAck { cookie, nonce },
-                            ClientMsgRef::IntroAck { cookie: c, nonce: n },
-                        ) => *cookie == c && *nonce == n,
+                            ClientMsg::IntroAck { cookie, nonce, locals },
+                            ClientMsgRef::IntroAck { cookie: c, nonce: n, locals: l },
+                        ) => *cookie == c && *nonce == n && same_ips(locals, l),
                         _ => false,
                     };
                     assert!(agree, "{m:?} vs {r:?}");

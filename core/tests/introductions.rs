@@ -7,9 +7,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
-    ClientEvent, ConnId, CookieKey, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, Introduction,
-    MAX_INTROS_PER_CALLEE, Operation, PublicKey, RELAY_MAGIC, RefuseReason, RegistryClient,
-    RegistryServer, Relay, RelayConfig, RelayEvent, RelayKey, ServerConfig, UserName,
+    ClientEvent, ClientMsg, ConnId, CookieKey, INTRO_HOLD, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS,
+    Introduction, MAX_INTROS_PER_CALLEE, Operation, PublicKey, RELAY_MAGIC, RefuseReason,
+    RegistryClient, RegistryServer, Relay, RelayConfig, RelayEvent, RelayKey, RequestId,
+    ServerConfig, ServerMsg, UserName, decode_reply, decode_request, encode_request,
 };
 
 const SERVER: &str = "203.0.113.1:5000";
@@ -139,19 +140,16 @@ fn both_sides_learn_each_others_candidates_and_tokens_that_pair() {
     w.events(ann);
     w.events(bob);
     // Bob's first acknowledgement is lost: the registry sends again, and
-    // bob hears of the call once.
+    // bob hears of the call once. Ann's answer waits for bob's
+    // acknowledgement, which brings his local addresses.
     w.drop_from = Some(bob);
     w.clients[ann].1.introduce(w.now, UserName::new("BOB").expect("valid"));
     w.settle();
-    let got = introduced(&w.events(ann));
-    let intro = got[0].clone().expect("bob is online");
-    assert_eq!(intro.peer.name.as_str(), "bob");
-    // Bob's local address, then his observed IP (the local one equal to it
-    // left out), each with his chat port.
-    assert_eq!(intro.candidates, [addr("192.0.2.20:6002"), addr("198.51.100.8:6002")]);
+    assert!(introduced(&w.events(ann)).is_empty(), "held until bob acknowledges");
     let bob_saw = called(&w.events(bob));
     assert_eq!(bob_saw.len(), 1);
-    assert_eq!(bob_saw[0].nonce, intro.nonce);
+    // Ann's local address (from her `Introduce`), then her observed IP,
+    // each with her chat port.
     assert_eq!(bob_saw[0].candidates, [addr("192.0.2.10:6001"), addr("198.51.100.7:6001")]);
     let sent_to_bob =
         |w: &World| w.to.iter().filter(|(d, _)| *d == addr("198.51.100.8:40001")).count();
@@ -159,8 +157,17 @@ fn both_sides_learn_each_others_candidates_and_tokens_that_pair() {
     w.advance(INTRO_RETRY);
     assert_eq!(sent_to_bob(&w), before + 1, "sent again: the first acknowledgement was lost");
     assert!(called(&w.events(bob)).is_empty(), "reported once");
+    let got = introduced(&w.events(ann));
+    assert_eq!(got.len(), 1, "answered at bob's acknowledgement, before INTRO_HOLD");
+    let intro = got[0].clone().expect("bob is online");
+    assert_eq!(intro.peer.name.as_str(), "bob");
+    assert_eq!(bob_saw[0].nonce, intro.nonce);
+    // Bob's local address (from his `IntroAck`), then his observed IP (the
+    // local one equal to it left out), each with his chat port.
+    assert_eq!(intro.candidates, [addr("192.0.2.20:6002"), addr("198.51.100.8:6002")]);
     w.advance(INTRO_RETRY * 4);
     assert_eq!(sent_to_bob(&w), before + 1, "acknowledged now: not sent again");
+    assert!(introduced(&w.events(ann)).is_empty(), "answered once");
 
     // The two hellos pair at a relay with the same key and origin.
     let mut relay = Relay::new(&RelayKey([9; 32]), w.server.origin(), RelayConfig::default());
@@ -223,6 +230,8 @@ fn only_listed_callers_are_introduced_to_listed_others_within_limits() {
         w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
         w.settle();
     }
+    // Their answers come after INTRO_HOLD, without bob's acknowledgement.
+    w.advance(INTRO_HOLD);
     let events = w.events(ann);
     assert_eq!(introduced(&events).len(), MAX_INTROS_PER_CALLEE);
     assert!(events.contains(&ClientEvent::Refused {
@@ -267,4 +276,128 @@ fn introductions_survive_loss_and_are_reported_once() {
     // A callee misses the call only when all 5 sends, or its answer's
     // sends, are lost: far below 2% at 20% loss.
     assert!(heard * 100 >= seeds * 98, "bob heard {heard} of {seeds} calls");
+}
+
+/// The datagrams the server queued, by destination.
+fn drain(server: &mut RegistryServer) -> Vec<(SocketAddr, Vec<u8>)> {
+    std::iter::from_fn(|| server.poll_transmit()).map(|t| (t.dst, t.payload)).collect()
+}
+
+/// The introduction in a datagram from the server.
+fn intro_in(payload: &[u8]) -> Introduction {
+    match decode_reply(payload) {
+        Ok((_, ServerMsg::Introduced { intro: Some(intro) })) => intro,
+        other => panic!("not an introduction: {other:?}"),
+    }
+}
+
+/// A callee that never acknowledges (gone without logging out): its
+/// caller is answered at INTRO_HOLD, not before, with the callee's
+/// observed address as its only candidate.
+#[test]
+fn without_an_acknowledgement_the_answer_comes_at_intro_hold_without_locals() {
+    let mut w = World::new();
+    let ann = w.client("198.51.100.7:40000", "ann", 1, &[Ipv4Addr::new(192, 0, 2, 10)]);
+    let bob = w.client("198.51.100.8:40001", "bob", 2, &[Ipv4Addr::new(192, 0, 2, 20)]);
+    w.events(ann);
+    w.clients.remove(bob);
+    w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
+    w.settle();
+    w.advance(INTRO_RETRY);
+    w.advance(INTRO_HOLD - INTRO_RETRY - Duration::from_millis(1));
+    assert!(introduced(&w.events(ann)).is_empty(), "held until INTRO_HOLD");
+    w.advance(Duration::from_millis(1));
+    let got = introduced(&w.events(ann));
+    assert_eq!(got.len(), 1, "answered at INTRO_HOLD");
+    let intro = got[0].clone().expect("bob is listed");
+    assert_eq!(intro.candidates, [addr("198.51.100.8:6002")], "no local address without the ack");
+    assert!(intro.relay.is_some(), "the relay ticket all the same");
+}
+
+/// A retransmitted `Introduce` while the answer is held is dropped: no
+/// second introduction for the callee, no answer; once answered, it gets
+/// the same answer again.
+#[test]
+fn a_retransmitted_introduce_makes_no_second_introduction() {
+    let mut w = World::new();
+    let ann = w.client("198.51.100.7:40000", "ann", 1, &[]);
+    let bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+    let (ann_at, bob_at) = (w.clients[ann].0, w.clients[bob].0);
+    // The caller's datagram, passed by hand from here on.
+    w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
+    let request = w.clients[ann].1.poll_transmit().expect("the Introduce").payload;
+    w.server.handle_datagram(w.now, ann_at, &request);
+    let first = drain(&mut w.server);
+    assert_eq!(first.len(), 1, "only bob's copy: the answer is held");
+    assert_eq!(first[0].0, bob_at);
+    let nonce = intro_in(&first[0].1).nonce;
+    w.server.handle_datagram(w.now, ann_at, &request);
+    assert_eq!(drain(&mut w.server), [], "held: dropped, and no second introduction");
+    // No acknowledgement: the answer goes at INTRO_HOLD.
+    w.now += INTRO_HOLD;
+    w.server.handle_timeout(w.now);
+    let sent = drain(&mut w.server);
+    let answers: Vec<_> = sent.iter().filter(|(d, _)| *d == ann_at).collect();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(intro_in(&answers[0].1).nonce, nonce);
+    for (to, payload) in sent.iter().filter(|(d, _)| *d == bob_at) {
+        assert_eq!(intro_in(payload).nonce, nonce, "a copy of the one introduction to {to}");
+    }
+    w.server.handle_datagram(w.now, ann_at, &request);
+    assert_eq!(drain(&mut w.server), [(ann_at, answers[0].1.clone())], "the same answer again");
+}
+
+/// Each side's local addresses, as it sent them, reach the other side:
+/// the first MAX_LOCAL_ADDRS of them, less the one equal to its observed
+/// address.
+#[test]
+fn the_first_local_addresses_of_each_side_reach_the_other() {
+    let mut w = World::new();
+    let ann = w.client("198.51.100.7:40000", "ann", 1, &[]);
+    let bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+    let (ann_at, bob_at) = (w.clients[ann].0, w.clients[bob].0);
+    let ips = |last: u8| -> Vec<Ipv4Addr> {
+        [[192, 0, 2, 1], [198, 51, 100, last], [192, 0, 2, 3], [192, 0, 2, 4], [192, 0, 2, 5]]
+            .map(Ipv4Addr::from)
+            .to_vec()
+    };
+    w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
+    let request = w.clients[ann].1.poll_transmit().expect("the Introduce").payload;
+    let Ok((id, ClientMsg::Introduce { cookie, name, .. })) = decode_request(&request) else {
+        panic!("not an Introduce");
+    };
+    let request = encode_request(id, &ClientMsg::Introduce { cookie, name, locals: ips(7) });
+    w.server.handle_datagram(w.now, ann_at, &request);
+    let copy = drain(&mut w.server);
+    let to_bob = intro_in(&copy[0].1);
+    let ann_chat = |ip: &str| addr(&format!("{ip}:6001"));
+    assert_eq!(
+        to_bob.candidates,
+        ["192.0.2.1", "192.0.2.3", "192.0.2.4", "198.51.100.7"].map(ann_chat),
+        "the first 4, less ann's observed IP, then it"
+    );
+    // Bob's client acknowledges with its (empty) locals: replaced by hand.
+    w.clients[bob].1.handle_datagram(w.now, addr(SERVER), &copy[0].1);
+    let ack = w.clients[bob].1.poll_transmit().expect("the IntroAck").payload;
+    let Ok((id, ClientMsg::IntroAck { cookie, nonce, locals })) = decode_request(&ack) else {
+        panic!("not an IntroAck");
+    };
+    assert_eq!((nonce, locals), (to_bob.nonce, Vec::new()));
+    let ack = encode_request(id, &ClientMsg::IntroAck { cookie, nonce, locals: ips(8) });
+    w.server.handle_datagram(w.now, bob_at, &ack);
+    let answer = drain(&mut w.server);
+    assert_eq!(answer.len(), 1);
+    assert_eq!(answer[0].0, ann_at);
+    let bob_chat = |ip: &str| addr(&format!("{ip}:6002"));
+    assert_eq!(
+        intro_in(&answer[0].1).candidates,
+        ["192.0.2.1", "192.0.2.3", "192.0.2.4", "198.51.100.8"].map(bob_chat)
+    );
+    // A second acknowledgement changes nothing.
+    let ack2 = encode_request(
+        RequestId(id.0 + 1),
+        &ClientMsg::IntroAck { cookie, nonce, locals: Vec::new() },
+    );
+    w.server.handle_datagram(w.now, bob_at, &ack2);
+    assert_eq!(drain(&mut w.server), []);
 }

@@ -14,11 +14,11 @@ use std::time::Instant;
 use p2pchat_core::{
     CHAT_VERSION, COOKIE_EPOCH, COOKIE_LEN, ChatConfig, ChatMsg, ChatRole, ChatSession, ChatSetup,
     ClientMsg, Cookie, Cursor, DeclineReason, DecodeError, Entry, FRAME_HEADER_LEN, FrameDecoder,
-    GET_COOKIE_LEN, HEADER_LEN, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, Introduction, KEY_LEN,
-    MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_INTROS_PER_CALLEE, MAX_KEY_LEN, MAX_LOCAL_ADDRS,
-    MAX_NAME_LEN, MAX_PENDING_INTROS, MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey, PublicKey,
-    REGISTRY_VERSION, REKEY_INTERVAL, REPLY_BIT, RefuseReason, RelayKey, RelayTicket, RequestId,
-    Seq, ServerMsg, TAG_LEN, TokenMint, UserName, body_len, decode_chat, decode_reply,
+    GET_COOKIE_LEN, HEADER_LEN, INTRO_HOLD, INTRO_MEMORY, INTRO_RETRY, INTRO_SENDS, Introduction,
+    KEY_LEN, MAGIC, MAX_DATAGRAM_LEN, MAX_FRAME_LEN, MAX_INTROS_PER_CALLEE, MAX_KEY_LEN,
+    MAX_LOCAL_ADDRS, MAX_NAME_LEN, MAX_PENDING_INTROS, MAX_PLAINTEXT_LEN, MAX_TEXT_LEN, PrivateKey,
+    PublicKey, REGISTRY_VERSION, REKEY_INTERVAL, REPLY_BIT, RefuseReason, RelayKey, RelayTicket,
+    RequestId, Seq, ServerMsg, TAG_LEN, TokenMint, UserName, body_len, decode_chat, decode_reply,
     decode_request, encode_chat, encode_reply, encode_request, write_frame,
 };
 use serde::Serialize;
@@ -121,7 +121,6 @@ fn client_variant(m: &ClientMsg) -> &'static str {
         ClientMsg::List { .. } => "List",
         ClientMsg::Lookup { .. } => "Lookup",
         ClientMsg::Logout { .. } => "Logout",
-        ClientMsg::Locals { .. } => "Locals",
         ClientMsg::Introduce { .. } => "Introduce",
         ClientMsg::IntroAck { .. } => "IntroAck",
     }
@@ -136,7 +135,6 @@ fn server_variant(m: &ServerMsg) -> &'static str {
         ServerMsg::Found { .. } => "Found",
         ServerMsg::LoggedOut => "LoggedOut",
         ServerMsg::Introduced { .. } => "Introduced",
-        ServerMsg::Noted => "Noted",
     }
 }
 
@@ -158,7 +156,6 @@ const ALL_VARIANTS: &[(&str, &str)] = &[
     ("ClientMsg", "List"),
     ("ClientMsg", "Lookup"),
     ("ClientMsg", "Logout"),
-    ("ClientMsg", "Locals"),
     ("ClientMsg", "Introduce"),
     ("ClientMsg", "IntroAck"),
     ("ServerMsg", "Challenge"),
@@ -168,7 +165,6 @@ const ALL_VARIANTS: &[(&str, &str)] = &[
     ("ServerMsg", "Found"),
     ("ServerMsg", "LoggedOut"),
     ("ServerMsg", "Introduced"),
-    ("ServerMsg", "Noted"),
     ("ChatMsg", "Hello"),
     ("ChatMsg", "Text"),
     ("ChatMsg", "Decline"),
@@ -236,14 +232,17 @@ fn examples() -> Vec<Example> {
         Request(id(4), ClientMsg::Lookup { cookie: COOKIE, name: "nil".into() }),
         Request(id(5), ClientMsg::Logout { cookie: COOKIE }),
         Request(
-            id(8),
-            ClientMsg::Locals {
+            id(9),
+            ClientMsg::Introduce {
                 cookie: COOKIE,
-                addrs: vec![[192, 0, 2, 20].into(), [198, 51, 100, 3].into()],
+                name: "John".into(),
+                locals: vec![[192, 0, 2, 10].into()],
             },
         ),
-        Request(id(9), ClientMsg::Introduce { cookie: COOKIE, name: "John".into() }),
-        Request(id(10), ClientMsg::IntroAck { cookie: COOKIE, nonce: 7 }),
+        Request(
+            id(10),
+            ClientMsg::IntroAck { cookie: COOKIE, nonce: 7, locals: vec![[192, 0, 2, 20].into()] },
+        ),
         Reply(id(1), ServerMsg::Challenge { cookie: COOKIE }),
         Reply(id(2), ServerMsg::Welcome { observed: addr("198.51.100.7:40000"), lease_secs: 60 }),
         Reply(id(2), ServerMsg::Refused { reason: RefuseReason::NameTaken }),
@@ -251,7 +250,6 @@ fn examples() -> Vec<Example> {
         Reply(id(4), ServerMsg::Found { entry: Some(nil()) }),
         Reply(id(5), ServerMsg::LoggedOut),
         Reply(id(9), ServerMsg::Introduced { intro: Some(introduction()) }),
-        Reply(id(8), ServerMsg::Noted),
     ];
     let chat = worked_chat();
     let ([caller_preamble, message_1, message_3, hello], [callee_preamble, message_2]) = chat;
@@ -470,9 +468,8 @@ fn every_cookie_carrying_request_is_at_least_a_challenge_long() {
         ClientMsg::List { cookie: COOKIE, after: None },
         ClientMsg::Lookup { cookie: COOKIE, name: String::new() },
         ClientMsg::Logout { cookie: COOKIE },
-        ClientMsg::Locals { cookie: COOKIE, addrs: Vec::new() },
-        ClientMsg::Introduce { cookie: COOKIE, name: String::new() },
-        ClientMsg::IntroAck { cookie: COOKIE, nonce: 0 },
+        ClientMsg::Introduce { cookie: COOKIE, name: String::new(), locals: Vec::new() },
+        ClientMsg::IntroAck { cookie: COOKIE, nonce: 0, locals: Vec::new() },
     ];
     for msg in smallest {
         assert!(msg.cookie().is_some());
@@ -692,6 +689,7 @@ fn constants_table_matches() {
         format!("| `MAX_INTROS_PER_CALLEE` | {MAX_INTROS_PER_CALLEE} |"),
         format!("| `INTRO_RETRY` | {} ms |", INTRO_RETRY.as_millis()),
         format!("| `INTRO_SENDS` | {INTRO_SENDS} |"),
+        format!("| `INTRO_HOLD` | {} s |", INTRO_HOLD.as_secs()),
         format!("| `INTRO_MEMORY` | {} s |", INTRO_MEMORY.as_secs()),
     ];
     for row in &rows {

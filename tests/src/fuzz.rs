@@ -106,6 +106,21 @@ pub enum FuzzRequest {
     },
     /// `Logout`.
     Logout,
+    /// `Introduce` to one of the look-alike names, with any local
+    /// addresses (any count).
+    Introduce {
+        /// Which name of [`LOOK_ALIKES`].
+        which: u8,
+        /// The addresses' octets.
+        locals: Vec<[u8; 4]>,
+    },
+    /// `IntroAck` of one of the first few nonces, with any local addresses.
+    IntroAck {
+        /// The nonce (the registry numbers introductions from 1).
+        nonce: u8,
+        /// The addresses' octets.
+        locals: Vec<[u8; 4]>,
+    },
 }
 
 /// Names that look alike, or clash once case is folded, and some that are
@@ -211,6 +226,16 @@ pub fn registry(ops: &[RegistryOp]) {
                     }
                     FuzzRequest::Lookup { name } => ClientMsg::Lookup { cookie, name },
                     FuzzRequest::Logout => ClientMsg::Logout { cookie },
+                    FuzzRequest::Introduce { which, locals } => ClientMsg::Introduce {
+                        cookie,
+                        name: LOOK_ALIKES[usize::from(which) % LOOK_ALIKES.len()].into(),
+                        locals: locals.into_iter().map(Into::into).collect(),
+                    },
+                    FuzzRequest::IntroAck { nonce, locals } => ClientMsg::IntroAck {
+                        cookie,
+                        nonce: nonce.into(),
+                        locals: locals.into_iter().map(Into::into).collect(),
+                    },
                 };
                 let bytes = encode_request(RequestId(1), &msg);
                 server.handle_datagram(now, from, &bytes);
@@ -223,6 +248,12 @@ pub fn registry(ops: &[RegistryOp]) {
             RegistryOp::Wait { secs } => {
                 now += Duration::from_secs(u64::from(*secs));
                 server.handle_timeout(now);
+                // Introductions sent again, held answers.
+                while let Some(t) = server.poll_transmit() {
+                    let decoded = decode_reply(&t.payload);
+                    assert!(decoded.is_ok(), "the server sent an undecodable datagram");
+                    assert!(t.payload.len() <= p2pchat_core::MAX_DATAGRAM_LEN);
+                }
             }
         }
         while server.poll_event().is_some() {}

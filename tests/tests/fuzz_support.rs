@@ -45,6 +45,40 @@ fn registry_operation_sequences() {
     assert!(steps > 300, "the generator made too few steps ({steps}) to mean anything");
 }
 
+/// A sequence the random one seldom makes: two users listed, introduced
+/// to each other with too many local addresses, acknowledged (also with a
+/// wrong nonce and from the wrong side), retransmitted and waited out.
+#[test]
+fn registry_introductions_keep_the_invariants() {
+    use fuzz::{FuzzRequest, RegistryOp};
+    let req = |from: u8, msg: FuzzRequest| RegistryOp::Request { from, msg, forge: false };
+    let locals = vec![[192, 0, 2, 1]; 9];
+    let login = |which: u8| FuzzRequest::LoginLookAlike { which, chat_port: 7000 };
+    let intro = |which: u8| FuzzRequest::Introduce { which, locals: locals.clone() };
+    let ack = |nonce: u8| FuzzRequest::IntroAck { nonce, locals: locals.clone() };
+    // John (0) at address 1, Joe (4) at address 2, Zoë (7) at address 3.
+    let ops = vec![
+        req(1, login(0)),
+        req(2, login(4)),
+        req(3, login(7)),
+        req(1, intro(4)),
+        req(1, intro(4)),
+        req(1, ack(1)),
+        req(2, ack(9)),
+        req(2, ack(1)),
+        req(2, ack(1)),
+        req(3, intro(0)),
+        req(3, intro(3)),
+        RegistryOp::Wait { secs: 1 },
+        req(2, intro(7)),
+        RegistryOp::Wait { secs: 40 },
+        req(1, intro(7)),
+        RegistryOp::Wait { secs: 61 },
+        req(1, intro(7)),
+    ];
+    fuzz::registry(&ops);
+}
+
 #[test]
 fn registry_client_input() {
     for (i, data) in inputs(3, 200).into_iter().enumerate() {

@@ -81,7 +81,7 @@ impl App {
                     self.print(format!("Still trying to reach the registry at {server}…"));
                 }
             }
-            Operation::Keepalive | Operation::Locals | Operation::Introduce => {}
+            Operation::Keepalive | Operation::Introduce => {}
         }
     }
 
@@ -107,7 +107,7 @@ impl App {
                 self.unanswered(op);
             }
             // The node's: a call without an introduction is tried directly.
-            Operation::Locals | Operation::Introduce => {}
+            Operation::Introduce => {}
         }
     }
 
@@ -132,7 +132,7 @@ impl App {
                 self.print(format!("error: the registry at {server} did not answer"));
                 self.unanswered(op);
             }
-            Operation::Locals | Operation::Introduce => {}
+            Operation::Introduce => {}
         }
     }
 

@@ -149,9 +149,7 @@ impl ClientNode {
                 self.punching.without_introduction();
                 None
             }
-            ClientEvent::StillTrying { op: Operation::Introduce | Operation::Locals }
-            | ClientEvent::Refused { op: Operation::Locals, .. }
-            | ClientEvent::Unreachable { op: Operation::Locals } => None,
+            ClientEvent::StillTrying { op: Operation::Introduce } => None,
             other => Some(other),
         }
     }
