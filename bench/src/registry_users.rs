@@ -1,5 +1,5 @@
 //! Filling a registry with users: user `u` logs in from its own endpoint
-//! (a loopback address 127.1.x.y and a port of its own), with the cookie
+//! (a loopback address 127.a.b.c of its own, and a port), with the cookie
 //! exchange, then its socket is closed; the entry stays for the lease.
 //! Sockets work in chunks, all of a chunk's requests in flight at once.
 
@@ -14,10 +14,16 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::registry_session::{CHAT_PORT, get_cookie_msg, user_key, user_name};
 
-/// First port of each user address.
+/// Lowest port a user logs in from (users' ports run over
+/// `PORT_BASE..PORT_BASE + PORTS`).
 const PORT_BASE: u16 = 20_000;
-/// Users per loopback address (ports `PORT_BASE..PORT_BASE + this`).
-pub const USERS_PER_ADDR: u32 = 40_000;
+/// How many ports users' endpoints spread over.
+const PORTS: u32 = 40_000;
+/// Host numbers per /24 a user address takes (127.a.b.1 to 127.a.b.250).
+const HOSTS_PER_24: u32 = 250;
+/// Most users the bench can give addresses of their own: 127.1.0.0 to
+/// 127.254.255.0, 250 per /24.
+pub const MAX_BENCH_USERS: u32 = 254 * 256 * HOSTS_PER_24;
 /// Users whose requests are in flight at once.
 const CHUNK: usize = 256;
 /// Wait for a reply before sending again.
@@ -25,11 +31,15 @@ const RETRY: Duration = Duration::from_millis(250);
 /// Sends per request before the user counts as failed.
 const TRIES: u32 = 8;
 
-/// The endpoint user `u` logs in from: 127.1.b.c, port from `PORT_BASE`.
+/// The endpoint user `u` logs in from: an IPv4 address of its own,
+/// 127.a.b.c (a from 1, c from 1 to 250), as users from a million homes
+/// would come, and a port from `PORT_BASE`. Defined for `u` below
+/// [`MAX_BENCH_USERS`].
 pub fn user_endpoint(u: u32) -> SocketAddr {
-    let a = u / USERS_PER_ADDR;
-    let ip = Ipv4Addr::new(127, 1 + (a / 250) as u8, (a % 250) as u8, 1);
-    SocketAddr::V4(SocketAddrV4::new(ip, PORT_BASE + (u % USERS_PER_ADDR) as u16))
+    let host = u % HOSTS_PER_24;
+    let net = u / HOSTS_PER_24;
+    let ip = Ipv4Addr::new(127, 1 + (net / 256) as u8, (net % 256) as u8, 1 + host as u8);
+    SocketAddr::V4(SocketAddrV4::new(ip, PORT_BASE + (u % PORTS) as u16))
 }
 
 /// How a bulk login went.
@@ -76,7 +86,10 @@ pub fn login_users(
     deadline: Instant,
 ) -> anyhow::Result<LoginStats> {
     if !server.is_ipv4() {
-        bail!("bulk logins use 127.1.x.y addresses: the server must be on IPv4 loopback");
+        bail!("bulk logins use 127.a.b.c addresses: the server must be on IPv4 loopback");
+    }
+    if users.end > MAX_BENCH_USERS {
+        bail!("the bench gives at most {MAX_BENCH_USERS} users addresses of their own");
     }
     let start = Instant::now();
     let mut stats = LoginStats::default();
