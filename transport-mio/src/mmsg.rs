@@ -14,8 +14,9 @@ use mio::net::UdpSocket;
 /// Most datagrams received, or sent, by one system call.
 pub const BATCH: usize = 64;
 
-/// One received datagram: its length in its buffer, and its sender.
-pub(crate) type Received = (usize, SocketAddr);
+/// One received datagram: its length in its buffer, and its sender (a
+/// datagram socket always reports one; a datagram without is dropped).
+pub(crate) type Received = (usize, Option<SocketAddr>);
 
 #[cfg(target_os = "linux")]
 mod linux {
@@ -26,6 +27,8 @@ mod linux {
     use nix::sys::socket::{
         ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
     };
+
+    use std::ops::Range;
 
     use super::{BATCH, Received, UdpSocket, io};
 
@@ -50,13 +53,14 @@ mod linux {
     }
 
     /// Receives up to [`BATCH`] datagrams, the `i`th into the `i`th
-    /// `len`-byte chunk of `bufs`; fills `got` and returns how many came.
+    /// `len`-byte chunk of `bufs`; replaces what `got` holds with them and
+    /// returns how many came.
     pub(crate) fn recv_batch(
         socket: &UdpSocket,
         rx: &mut Receiver,
         bufs: &mut [u8],
         len: usize,
-        got: &mut [Received; BATCH],
+        got: &mut Vec<Received>,
     ) -> io::Result<usize> {
         let mut chunks = bufs.chunks_mut(len);
         let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
@@ -64,37 +68,39 @@ mod linux {
         let results =
             recvmmsg(socket.as_raw_fd(), &mut rx.headers, iovs.iter_mut(), MsgFlags::empty(), None)
                 .map_err(io::Error::from)?;
-        let mut n = 0;
-        for msg in results {
-            // A datagram socket always reports its sender; one that did not
-            // would be skipped.
-            if let Some(from) = msg.address.as_ref().and_then(std_addr) {
-                got[n] = (msg.bytes, from);
-                n += 1;
-            }
-        }
-        Ok(n)
+        got.clear();
+        got.extend(results.map(|msg| (msg.bytes, msg.address.as_ref().and_then(std_addr))));
+        Ok(got.len())
     }
 
-    /// Sends `msgs` (at most [`BATCH`]) with one system call; returns how
-    /// many the kernel took (at least one, or an error about the first).
+    /// The destinations of one `sendmmsg`, kept between calls so that a
+    /// call writes only as many as it sends.
+    #[derive(Debug, Default)]
+    pub(crate) struct Destinations(Vec<Option<SockaddrStorage>>);
+
+    /// Sends up to [`BATCH`] of `msgs` (each a destination and where its
+    /// bytes are in `bytes`) with one system call; returns how many the
+    /// kernel took (at least one, or an error about the first).
     pub(crate) fn send_batch(
         socket: &UdpSocket,
-        msgs: &[(SocketAddr, &[u8])],
+        dsts: &mut Destinations,
+        bytes: &[u8],
+        msgs: impl Iterator<Item = (SocketAddr, Range<usize>)>,
     ) -> io::Result<usize> {
-        let msgs = &msgs[..msgs.len().min(BATCH)];
-        let n = msgs.len();
+        let mut iovs: [[IoSlice<'_>; 1]; BATCH] = [[IoSlice::new(&[])]; BATCH];
+        dsts.0.clear();
+        for (slot, (dst, range)) in iovs.iter_mut().zip(msgs) {
+            *slot = [IoSlice::new(&bytes[range])];
+            dsts.0.push(Some(SockaddrStorage::from(dst)));
+        }
+        let n = dsts.0.len();
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(n, None);
-        let iovs: [[IoSlice<'_>; 1]; BATCH] =
-            std::array::from_fn(|i| [IoSlice::new(msgs.get(i).map_or(&[][..], |m| m.1))]);
-        let addrs: [Option<SockaddrStorage>; BATCH] =
-            std::array::from_fn(|i| msgs.get(i).map(|m| SockaddrStorage::from(m.0)));
         let cmsgs: [ControlMessage<'_>; 0] = [];
         let sent = sendmmsg(
             socket.as_raw_fd(),
             &mut headers,
             &iovs[..n],
-            &addrs[..n],
+            &dsts.0,
             cmsgs,
             MsgFlags::empty(),
         )
@@ -106,8 +112,9 @@ mod linux {
 #[cfg(not(target_os = "linux"))]
 mod other {
     use std::net::SocketAddr;
+    use std::ops::Range;
 
-    use super::{BATCH, Received, UdpSocket, io};
+    use super::{Received, UdpSocket, io};
 
     /// Nothing to keep without `recvmmsg`.
     pub(crate) struct Receiver;
@@ -118,32 +125,39 @@ mod other {
         }
     }
 
+    /// Nothing to keep without `sendmmsg`.
+    #[derive(Debug, Default)]
+    pub(crate) struct Destinations;
+
     /// One `recv_from`: a batch of one.
     pub(crate) fn recv_batch(
         socket: &UdpSocket,
         _rx: &mut Receiver,
         bufs: &mut [u8],
         len: usize,
-        got: &mut [Received; BATCH],
+        got: &mut Vec<Received>,
     ) -> io::Result<usize> {
         let (n, from) = socket.recv_from(&mut bufs[..len])?;
-        got[0] = (n, from);
+        got.clear();
+        got.push((n, Some(from)));
         Ok(1)
     }
 
     /// One `send_to`: the first datagram only.
     pub(crate) fn send_batch(
         socket: &UdpSocket,
-        msgs: &[(SocketAddr, &[u8])],
+        _dsts: &mut Destinations,
+        bytes: &[u8],
+        mut msgs: impl Iterator<Item = (SocketAddr, Range<usize>)>,
     ) -> io::Result<usize> {
-        match msgs.first() {
-            Some((dst, bytes)) => socket.send_to(bytes, *dst).map(|_| 1),
+        match msgs.next() {
+            Some((dst, range)) => socket.send_to(&bytes[range], dst).map(|_| 1),
             None => Ok(0),
         }
     }
 }
 
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{Receiver, recv_batch, send_batch};
+pub(crate) use linux::{Destinations, Receiver, recv_batch, send_batch};
 #[cfg(not(target_os = "linux"))]
-pub(crate) use other::{Receiver, recv_batch, send_batch};
+pub(crate) use other::{Destinations, Receiver, recv_batch, send_batch};

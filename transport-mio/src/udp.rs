@@ -17,7 +17,7 @@ use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use p2pchat_core::{MAX_DATAGRAM_LEN, Transmit};
 
-use crate::mmsg::{self, BATCH, Receiver};
+use crate::mmsg::{self, BATCH, Destinations, Received, Receiver};
 
 /// Most datagrams held back because the socket's send buffer is full.
 pub const MAX_QUEUED_DATAGRAMS: usize = 1024;
@@ -62,6 +62,18 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
+/// The destination as a socket (IPv6 if `ipv6`) can reach it: an IPv6
+/// socket (which may be dual-stack) reaches an IPv4 address through its
+/// IPv4-mapped form; the machines only ever see the plain IPv4 address.
+fn on_wire(ipv6: bool, dst: SocketAddr) -> SocketAddr {
+    match (ipv6, dst) {
+        (true, SocketAddr::V4(v4)) => {
+            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+        }
+        (true, SocketAddr::V6(_)) | (false, _) => dst,
+    }
+}
+
 /// Where one queued datagram is in the send buffer, and where it goes.
 #[derive(Debug, Clone, Copy)]
 struct Queued {
@@ -82,6 +94,10 @@ pub struct UdpDriver {
     dropped: u64,
     /// [`BATCH`] receive buffers of [`RECV_BUF_LEN`] bytes.
     bufs: Vec<u8>,
+    /// What the last receive call got, and where the last send call sent:
+    /// kept so that a call allocates nothing.
+    got: Vec<Received>,
+    dsts: Destinations,
     /// Whether the socket is IPv6 (and so possibly dual-stack).
     ipv6: bool,
 }
@@ -102,6 +118,8 @@ impl UdpDriver {
             writable_registered: false,
             dropped: 0,
             bufs: vec![0; BATCH * RECV_BUF_LEN],
+            got: Vec::with_capacity(BATCH),
+            dsts: Destinations::default(),
             ipv6,
         })
     }
@@ -160,12 +178,12 @@ impl UdpDriver {
         core: &mut C,
         now: Instant,
     ) -> usize {
-        let mut got = [(0, SocketAddr::from(([0, 0, 0, 0], 0))); BATCH];
         let mut errors = 0;
         loop {
-            match mmsg::recv_batch(&self.socket, rx, &mut self.bufs, RECV_BUF_LEN, &mut got) {
+            match mmsg::recv_batch(&self.socket, rx, &mut self.bufs, RECV_BUF_LEN, &mut self.got) {
                 Ok(n) => {
-                    for (i, &(len, from)) in got[..n].iter().enumerate() {
+                    for (i, &(len, from)) in self.got.iter().enumerate() {
+                        let Some(from) = from else { continue };
                         let start = i * RECV_BUF_LEN;
                         let bytes = &self.bufs[start..start + len.min(RECV_BUF_LEN)];
                         core.handle_datagram(now, canonical(from), bytes);
@@ -227,27 +245,13 @@ impl UdpDriver {
         }
     }
 
-    /// The destination as this socket can reach it: an IPv6 socket (which
-    /// may be dual-stack) reaches an IPv4 address through its IPv4-mapped
-    /// form; the machines only ever see the plain IPv4 address.
-    fn on_wire(&self, dst: SocketAddr) -> SocketAddr {
-        match (self.ipv6, dst) {
-            (true, SocketAddr::V4(v4)) => {
-                SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
-            }
-            (true, SocketAddr::V6(_)) | (false, _) => dst,
-        }
-    }
-
     fn send_queued(&mut self) {
-        while !self.queue.is_empty() {
-            let mut batch: [(SocketAddr, &[u8]); BATCH] =
-                [(self.on_wire(self.queue[0].dst), &[]); BATCH];
+        while let Some(first) = self.queue.front() {
+            let first = first.dst;
             let n = self.queue.len().min(BATCH);
-            for (slot, q) in batch.iter_mut().zip(self.queue.iter()) {
-                *slot = (self.on_wire(q.dst), &self.out[q.start..q.end]);
-            }
-            match mmsg::send_batch(&self.socket, &batch[..n]) {
+            let ipv6 = self.ipv6;
+            let msgs = self.queue.iter().take(n).map(|q| (on_wire(ipv6, q.dst), q.start..q.end));
+            match mmsg::send_batch(&self.socket, &mut self.dsts, &self.out, msgs) {
                 Ok(sent) => {
                     self.queue.drain(..sent.clamp(1, n));
                 }
@@ -256,7 +260,7 @@ impl UdpDriver {
                 Err(e) => {
                     // Unreachable network, address family mismatch, …: this
                     // datagram cannot go; the next one may.
-                    tracing::debug!(dst = %batch[0].0, error = %e, "udp send failed, datagram dropped");
+                    tracing::debug!(dst = %first, error = %e, "udp send failed, datagram dropped");
                     self.dropped += 1;
                     self.queue.pop_front();
                 }
