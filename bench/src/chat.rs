@@ -64,6 +64,9 @@ struct Round {
     /// both screens), and of the same driver through two `cat`s.
     enc_driver_cpu: f64,
     cat_driver_cpu: f64,
+    /// The encrypted one way again, the clients free to run on any CPU
+    /// (when the others are pinned): rate, and CPU ns per line of each.
+    enc_free: Option<(f64, (f64, f64))>,
     enc_rate: f64,
     enc_rtt: (f64, f64),
     /// CPU µs per round trip of A and B.
@@ -105,6 +108,15 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
         {
             let mut pair = ChatPair::start(p2pchat, addr, &dir, &[], pins)?;
             (r.enc_rate, r.enc_cpu, r.enc_driver_cpu) = one_way(&mut pair, lines)?;
+            if pin {
+                // The same again unpinned, as the references run: on a
+                // machine shared with other work, a pinned client waits
+                // behind whatever else runs on its CPU.
+                pair.a.unpin();
+                pair.b.unpin();
+                let (rate, cpu, _) = one_way(&mut pair, lines)?;
+                r.enc_free = Some((rate, cpu));
+            }
             (r.enc_rtt, r.enc_rtt_cpu) = round_trips(&mut pair, trips)?;
         }
         if let Some(clear) = &cleartext {
@@ -181,6 +193,24 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
         "lines/s",
         Some(clear.map_or(("target 2M lines/s", 2e6), |c| ("same, cleartext", c))),
     ));
+    if let Some(free) = m(&|r| r.enc_free.map(|f| f.0)) {
+        report.add(rec(
+            format!("{what}, encrypted, clients unpinned"),
+            free,
+            "lines/s",
+            Some(("same, pinned", enc)),
+        ));
+        for (side, pick) in [("sender", 0), ("receiver", 1)] {
+            let cpu = m(&|r| r.enc_free.map(|f| if pick == 0 { f.1.0 } else { f.1.1 }));
+            let pinned = m(&|r| Some(if pick == 0 { r.enc_cpu.0 } else { r.enc_cpu.1 }));
+            report.add(rec(
+                format!("one way, {side} CPU per line, encrypted, clients unpinned"),
+                cpu.unwrap_or(f64::NAN),
+                "ns",
+                pinned.map(|p| ("same, pinned", p)),
+            ));
+        }
+    }
     if let Some(clear) = clear {
         report.add(rec(format!("{what}, cleartext"), clear, "lines/s", Some(("target", 2e6))));
         // The same rounds paired: each round's encrypted rate over its
