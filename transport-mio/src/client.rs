@@ -38,10 +38,8 @@ const SIGNALS: Token = Token(3);
 const OUTPUT: Token = Token(4);
 
 /// Most input items handed to the handler in one round, so that a long
-/// script does not starve the sockets. The texts of a round go to the chat
-/// stream in one write, and wake the peer once: 1,024 lines of a burst
-/// (about 100 KiB of 100-byte lines) at a time.
-const MAX_LINES_PER_TURN: usize = 1024;
+/// script does not starve the sockets.
+const MAX_LINES_PER_TURN: usize = 256;
 
 /// Rounds of "move bytes, collect events, hand them over" per turn before
 /// sleeping.
