@@ -340,6 +340,10 @@ impl Punching {
 
     /// Moves every socket and timer along; collects outcomes.
     pub(super) fn drive(&mut self, now: Instant, registry: &Registry) {
+        // The usual case, every round of every turn: no call under way.
+        if self.out.is_none() && self.answering.is_empty() {
+            return;
+        }
         for i in 0..=self.answering.len() {
             let (role, attempt) = match i {
                 0 => match self.out.as_mut().filter(|c| c.introduced) {
