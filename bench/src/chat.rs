@@ -23,13 +23,14 @@
 //! of [`LINES`], `P2PCHAT_BENCH_CHAT_TRIPS=N` measures N round trips instead
 //! of [`ROUND_TRIPS`] (a longer window for a profiler).
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+use crate::chat_lines::{count_numbered, write_lines};
 use crate::chat_procs::{ChatPair, NAME_A, NAME_B, Proc, server};
 use crate::chat_refs;
 use crate::report::{Record, Reference, Report};
@@ -45,15 +46,6 @@ const RTT_WARMUP: usize = 200;
 /// Rounds (each runs every measure once); medians are reported.
 const ROUNDS: usize = 5;
 
-/// Line `i` of the one-way run: its number, then filler, [`LINE_LEN`] bytes.
-pub fn numbered_line(i: usize) -> String {
-    const FILLER: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
-    let mut s = String::with_capacity(LINE_LEN);
-    s.push_str(&format!("{i:010} "));
-    s.push_str(&FILLER[..LINE_LEN - s.len()]);
-    s
-}
-
 /// CPU time `pid` (a single-threaded process) has run, in ns, from
 /// `/proc/PID/schedstat`: not affected by other load on the machine as
 /// wall-clock rates are.
@@ -68,6 +60,13 @@ struct Round {
     /// CPU ns per line of the sender and the receiver.
     enc_cpu: (f64, f64),
     clear_cpu: Option<(f64, f64)>,
+    /// CPU ns per line of the driver itself (its writer and its readers of
+    /// both screens), and of the same driver through two `cat`s.
+    enc_driver_cpu: f64,
+    cat_driver_cpu: f64,
+    /// The encrypted one way again, the clients free to run on any CPU
+    /// (when the others are pinned): rate, and CPU ns per line of each.
+    enc_free: Option<(f64, (f64, f64))>,
     enc_rate: f64,
     enc_rtt: (f64, f64),
     /// CPU µs per round trip of A and B.
@@ -108,19 +107,28 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
         let mut r = Round::default();
         {
             let mut pair = ChatPair::start(p2pchat, addr, &dir, &[], pins)?;
-            (r.enc_rate, r.enc_cpu) = one_way(&mut pair, lines)?;
+            (r.enc_rate, r.enc_cpu, r.enc_driver_cpu) = one_way(&mut pair, lines)?;
+            if pin {
+                // The same again unpinned, as the references run: on a
+                // machine shared with other work, a pinned client waits
+                // behind whatever else runs on its CPU.
+                pair.a.unpin();
+                pair.b.unpin();
+                let (rate, cpu, _) = one_way(&mut pair, lines)?;
+                r.enc_free = Some((rate, cpu));
+            }
             (r.enc_rtt, r.enc_rtt_cpu) = round_trips(&mut pair, trips)?;
         }
         if let Some(clear) = &cleartext {
             let mut pair = ChatPair::start(clear, addr, &dir, &["--bench-cleartext"], pins)?;
-            let (rate, cpu) = one_way(&mut pair, lines)?;
+            let (rate, cpu, _) = one_way(&mut pair, lines)?;
             r.clear_rate = Some(rate);
             r.clear_cpu = Some(cpu);
             let (rtt, cpu) = round_trips(&mut pair, trips)?;
             r.clear_rtt = Some(rtt);
             r.clear_rtt_cpu = Some(cpu);
         }
-        r.cat_rate = cat_one_way(lines)?;
+        (r.cat_rate, r.cat_driver_cpu) = cat_one_way(lines)?;
         r.cat_rtt = pipe_round_trips("cat", &[], trips)?;
         let tee_file = dir.join("tee.history");
         let tee_file = tee_file.to_str().context("temporary directory not UTF-8")?;
@@ -185,6 +193,24 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
         "lines/s",
         Some(clear.map_or(("target 2M lines/s", 2e6), |c| ("same, cleartext", c))),
     ));
+    if let Some(free) = m(&|r| r.enc_free.map(|f| f.0)) {
+        report.add(rec(
+            format!("{what}, encrypted, clients unpinned"),
+            free,
+            "lines/s",
+            Some(("same, pinned", enc)),
+        ));
+        for (side, pick) in [("sender", 0), ("receiver", 1)] {
+            let cpu = m(&|r| r.enc_free.map(|f| if pick == 0 { f.1.0 } else { f.1.1 }));
+            let pinned = m(&|r| Some(if pick == 0 { r.enc_cpu.0 } else { r.enc_cpu.1 }));
+            report.add(rec(
+                format!("one way, {side} CPU per line, encrypted, clients unpinned"),
+                cpu.unwrap_or(f64::NAN),
+                "ns",
+                pinned.map(|p| ("same, pinned", p)),
+            ));
+        }
+    }
     if let Some(clear) = clear {
         report.add(rec(format!("{what}, cleartext"), clear, "lines/s", Some(("target", 2e6))));
         // The same rounds paired: each round's encrypted rate over its
@@ -224,6 +250,16 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
         ));
     }
     report.add(rec(format!("{what}, two cats"), cat, "lines/s", None));
+    // The driver shares the two CPUs with the clients: what it spends per
+    // line is CPU the clients cannot have.
+    let driver = m(&|r| Some(r.enc_driver_cpu)).unwrap_or(f64::NAN);
+    let cat_driver = m(&|r| Some(r.cat_driver_cpu)).unwrap_or(f64::NAN);
+    report.add(rec(
+        "one way, the driver's CPU per line (writer, both readers), encrypted".into(),
+        driver,
+        "ns",
+        Some(("same driver, two cats (one reader)", cat_driver)),
+    ));
     report.add(rec("raw TCP one write per line".into(), tcp_write, "lines/s", None));
     report.add(rec("raw TCP buffered".into(), tcp_buf, "lines/s", None));
     let p50 = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| m(&|r| f(r).map(|x| x.0));
@@ -330,56 +366,13 @@ fn cleartext_binary(p2pchat: &Path) -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(target_dir.join("release/p2pchat")))
 }
 
-/// Reads `out` until `count` lines ending in `"] {who}: "` + the numbered
-/// texts in order, checking each number. Returns when the last is read.
-fn count_numbered(out: &mut BufReader<ChildStdout>, who: &str, count: usize) -> anyhow::Result<()> {
-    let marker = format!("] {who}: ");
-    let mut line = Vec::with_capacity(256);
-    let mut next = 0usize;
-    while next < count {
-        line.clear();
-        if out.read_until(b'\n', &mut line)? == 0 {
-            bail!("output ended after {next} of {count} lines");
-        }
-        let Some(at) = find(&line, marker.as_bytes()) else { continue };
-        let text = &line[at + marker.len()..];
-        let n: usize = std::str::from_utf8(text.get(..10).unwrap_or_default())
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("unexpected line {:?}", String::from_utf8_lossy(&line)))?;
-        if n != next {
-            bail!("line {n} shown where {next} was due");
-        }
-        next += 1;
-    }
-    Ok(())
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Writes `lines` numbered lines to `stdin` in a thread, buffered.
-fn write_lines<W: Write + Send + 'static>(
-    stdin: W,
-    lines: usize,
-) -> std::thread::JoinHandle<std::io::Result<W>> {
-    std::thread::spawn(move || {
-        let mut w = BufWriter::with_capacity(1 << 16, stdin);
-        for i in 0..lines {
-            w.write_all(numbered_line(i).as_bytes())?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()?;
-        w.into_inner().map_err(|e| e.into_error())
-    })
-}
-
 /// One way from A to B: lines/s from the first written to the last shown,
-/// and the CPU time per line of A and of B, in ns.
-fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64))> {
+/// the CPU time per line of A and of B, and the driver's own (all its
+/// threads), in ns.
+fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64), f64)> {
     let pids = [pair.a.child.id(), pair.b.child.id()];
     let cpu_before = pids.map(cpu_ns);
+    let driver_before = process_cpu_ns();
     // A shows each line it sends (`[…] you: …`): read them away meanwhile.
     let mut a_out = pair.a.stdout.take().context("A's output")?;
     let drain = std::thread::spawn(move || -> anyhow::Result<_> {
@@ -393,6 +386,7 @@ fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64)
     count_numbered(b_out, NAME_A, lines)?;
     let elapsed = start.elapsed();
     let cpu_after = pids.map(cpu_ns);
+    let driver = (process_cpu_ns() - driver_before) / lines as f64;
     let per_line = |i: usize| match (cpu_before[i], cpu_after[i]) {
         (Some(b), Some(a)) => a.saturating_sub(b) as f64 / lines as f64,
         _ => f64::NAN,
@@ -404,7 +398,7 @@ fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64)
     if history.iter().any(|&n| n < lines) {
         bail!("history files hold {history:?} lines, fewer than the {lines} shown");
     }
-    Ok((lines as f64 / elapsed.as_secs_f64(), (per_line(0), per_line(1))))
+    Ok((lines as f64 / elapsed.as_secs_f64(), (per_line(0), per_line(1)), driver))
 }
 
 /// The text of round trip `i`.
@@ -478,6 +472,15 @@ fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<((f64, f64),
     Ok((percentiles(times), (per_trip(0), per_trip(1))))
 }
 
+/// CPU time this process (all its threads, those ended too) has used, in
+/// nanoseconds; NaN if the OS does not say.
+fn process_cpu_ns() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else { return f64::NAN };
+    let ns = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e9 + t.tv_usec() as f64 * 1e3;
+    ns(usage.user_time()) + ns(usage.system_time())
+}
+
 /// CPU time the calling thread has used, in nanoseconds, from
 /// `/proc/thread-self/schedstat`.
 pub fn thread_cpu_ns() -> Option<u64> {
@@ -535,8 +538,9 @@ pub struct Rtt {
     pub cpu: f64,
 }
 
-/// The same one-way driver through `cat | cat`.
-fn cat_one_way(lines: usize) -> anyhow::Result<f64> {
+/// The same one-way driver through `cat | cat`: lines/s, and the driver's
+/// CPU ns per line.
+fn cat_one_way(lines: usize) -> anyhow::Result<(f64, f64)> {
     let mut first = Command::new("cat")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -549,6 +553,7 @@ fn cat_one_way(lines: usize) -> anyhow::Result<f64> {
         c
     })?;
     let stdin = first.stdin.take().context("cat's input")?;
+    let driver_before = process_cpu_ns();
     let start = Instant::now();
     let writer = write_lines(stdin, lines);
     let out = second.stdout.as_mut().context("cat's output")?;
@@ -562,8 +567,9 @@ fn cat_one_way(lines: usize) -> anyhow::Result<f64> {
         }
     }
     let elapsed = start.elapsed();
+    let driver = (process_cpu_ns() - driver_before) / lines as f64;
     drop(writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??);
     let _ = first.kill();
     let _ = first.wait();
-    Ok(lines as f64 / elapsed.as_secs_f64())
+    Ok((lines as f64 / elapsed.as_secs_f64(), driver))
 }

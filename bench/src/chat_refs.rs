@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
-use crate::chat::{LINE_LEN, Rtt, numbered_line, thread_cpu_ns};
+use crate::chat::{LINE_LEN, Rtt, thread_cpu_ns};
+use crate::chat_lines::numbered_line;
 
 /// A connected pair of loopback TCP streams, with `TCP_NODELAY` as the chat
 /// sets it.

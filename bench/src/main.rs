@@ -8,6 +8,7 @@
 
 mod batch_io;
 mod chat;
+mod chat_lines;
 mod chat_procs;
 mod chat_refs;
 mod chat_syscalls;

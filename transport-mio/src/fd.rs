@@ -17,6 +17,15 @@ use std::os::fd::AsFd;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::{OFlags, fcntl_getfl};
 
+/// What a pipe the user's input or output comes through is asked to hold
+/// (Linux's default is 64 KiB): with more room, a burst of lines goes
+/// through it in fewer reads and writes, and the process at its other end
+/// is woken less often. 1 MiB is Linux's default limit for an unprivileged
+/// process (`/proc/sys/fs/pipe-max-size`). Best effort: a pipe the kernel
+/// refuses to grow (a lower limit, or the user's pipes already holding
+/// `pipe-user-pages-soft`) stays as it is.
+pub const PIPE_SIZE: usize = 1024 * 1024;
+
 /// How a descriptor is read or written without blocking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -57,9 +66,9 @@ pub(crate) fn reopen_terminal(file: &File, write: bool) -> Option<File> {
 /// new open file description of the same pipe, ours alone, so `O_NONBLOCK`
 /// leaks to nobody and a read or write never waits. That saves the `poll`
 /// before every read or write, and lets a write fill the pipe's buffer
-/// rather than [`PIPE_BUF`](crate::PIPE_BUF) bytes at a time. `None` if
-/// `file` is not a pipe or that fails (no `/proc`, or no reader yet for a
-/// FIFO's write end).
+/// rather than [`PIPE_BUF`](crate::PIPE_BUF) bytes at a time. The pipe is
+/// asked to hold [`PIPE_SIZE`]. `None` if `file` is not a pipe or that
+/// fails (no `/proc`, or no reader yet for a FIFO's write end).
 pub(crate) fn reopen_pipe(file: &File, write: bool) -> Option<File> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::FileTypeExt;
@@ -70,7 +79,13 @@ pub(crate) fn reopen_pipe(file: &File, write: bool) -> Option<File> {
     let rw = if write { OFlags::WRONLY } else { OFlags::RDONLY };
     let flags = rw | OFlags::NONBLOCK | OFlags::CLOEXEC;
     match rustix::fs::open(path.as_str(), flags, rustix::fs::Mode::empty()) {
-        Ok(fd) => Some(File::from(fd)),
+        Ok(fd) => {
+            #[cfg(target_os = "linux")]
+            if let Err(e) = rustix::pipe::fcntl_setpipe_size(&fd, PIPE_SIZE) {
+                tracing::debug!(error = %e, "the pipe keeps its size");
+            }
+            Some(File::from(fd))
+        }
         Err(e) => {
             tracing::debug!(error = %e, "cannot open the pipe again");
             None

@@ -48,8 +48,10 @@ use crate::fd::{self, Access};
 /// [`InputItem::TooLong`].
 pub const MAX_LINE_LEN: usize = MAX_TEXT_LEN;
 
-/// Bytes read from standard input at a time.
-pub const INPUT_CHUNK: usize = 64 * 1024;
+/// Bytes read from standard input at a time: a quarter of the pipe a script
+/// comes through ([`PIPE_SIZE`](crate::PIPE_SIZE)), about 2,500 lines of
+/// 100 bytes.
+pub const INPUT_CHUNK: usize = 256 * 1024;
 
 /// One unit of user input, in the order typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -528,6 +530,7 @@ mod tests {
         let mut poll = mio::Poll::new().unwrap();
         let mut input = UserInput::from_file(File::from(r), poll.registry(), Token(9)).unwrap();
         assert_eq!(input.mode, Mode::Polled(Access::NonBlocking));
+        assert_eq!(rustix::pipe::fcntl_getpipe_size(&w).unwrap(), crate::PIPE_SIZE);
         let mut w = File::from(w);
         // A short read, then the writer goes: its end is still read.
         w.write_all(b"first\n").unwrap();

@@ -46,6 +46,7 @@ pub use client::{
     MAX_HELD_EVENTS, MAX_INCOMING, NodeConfig, NodeError, NodeEvent, NodeHandler,
     RELAY_PAIR_TIMEOUT, VERIFY_TIMEOUT,
 };
+pub use fd::PIPE_SIZE;
 pub use input::{INPUT_CHUNK, InputDecoder, InputItem, LineSplitter, MAX_LINE_LEN, UserInput};
 pub use mmsg::BATCH;
 pub use oneshot::{ListError, fetch_list, local_addr_for};

@@ -292,8 +292,9 @@ mod tests {
     #[test]
     fn a_pipe_nobody_reads_never_blocks_and_the_bound_holds() {
         let (mut reader, mut out) = pipe();
-        // A pipe is opened again, non-blocking, as our own.
+        // A pipe is opened again, non-blocking, as our own, and grown.
         assert_eq!(out.mode, Mode::Polled(Access::NonBlocking));
+        assert_eq!(rustix::pipe::fcntl_getpipe_size(&reader).unwrap(), crate::PIPE_SIZE);
         let line = [b'x'; 1000];
         let mut queued = 0;
         // Fills the pipe, then the buffer up to its bound; no write waits.

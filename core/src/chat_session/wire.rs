@@ -102,7 +102,9 @@ pub(super) struct Wire {
     /// together when it is next read; at most [`MAX_PLAINTEXT_LEN`] bytes.
     unsealed: Vec<u8>,
     /// The plaintext of the last frame opened, and how much of it the
-    /// messages taken out so far used.
+    /// messages taken out so far used (all of it: nothing left to take; the
+    /// buffer keeps its length, so the next frame is opened over it without
+    /// zeroing it first).
     opened: Vec<u8>,
     opened_at: usize,
     out: Vec<u8>,
@@ -284,10 +286,6 @@ impl Wire {
         };
         let (msg, after) = decode_chat_prefix(rest)?;
         self.opened_at = self.opened.len() - after.len();
-        if self.opened_at == self.opened.len() {
-            self.opened.clear();
-            self.opened_at = 0;
-        }
         Ok(Some(msg))
     }
 

@@ -59,12 +59,15 @@ impl Transport {
 
     /// Opens one sealed message into `plain` (replacing what it held; its
     /// memory is reused, so a session opens frame after frame without
-    /// allocating).
+    /// allocating, and without zeroing what the opening overwrites: only
+    /// bytes beyond `plain`'s length so far are zeroed first). On an error
+    /// `plain` is left empty.
     pub fn open_into(&mut self, sealed: &[u8], plain: &mut Vec<u8>) -> Result<(), TransportError> {
-        plain.clear();
         if sealed.len() < TAG_LEN || sealed.len() > MAX_NOISE_MSG_LEN {
+            plain.clear();
             return Err(TransportError::BadLength);
         }
+        // Every byte up to the plaintext's length is written by the opening.
         plain.resize(sealed.len() - TAG_LEN, 0);
         let opened = self.state.read_message(sealed, plain);
         let Ok(n) = opened else {
@@ -77,5 +80,48 @@ impl Transport {
             self.state.rekey_incoming();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::PrivateKey;
+    use crate::noise::Handshake;
+
+    /// Both ends of a finished handshake: (caller's, callee's).
+    fn pair() -> (Transport, Transport) {
+        let (caller_key, callee_key) =
+            (PrivateKey::from_bytes([1; 32]), PrivateKey::from_bytes([2; 32]));
+        let (mut caller, first) =
+            Handshake::initiator(&caller_key, [3; 32], b"test", callee_key.public_key());
+        let mut callee = Handshake::responder(&callee_key, [4; 32], b"test");
+        let second = callee.read(&first).unwrap().unwrap();
+        let third = caller.read(&second).unwrap().unwrap();
+        assert_eq!(callee.read(&third).unwrap(), None);
+        (caller.finish().unwrap().0, callee.finish().unwrap().0)
+    }
+
+    #[test]
+    fn a_buffer_opened_into_again_holds_only_the_new_plaintext() {
+        let (mut tx, mut rx) = pair();
+        let mut plain = Vec::new();
+        for text in [&b"a long first plaintext"[..], b"short", b"", b"longer again, past the rest"]
+        {
+            let mut sealed = Vec::new();
+            tx.seal(text, &mut sealed);
+            rx.open_into(&sealed, &mut plain).unwrap();
+            assert_eq!(plain, text);
+        }
+        // A frame refused leaves nothing of the last one to decode again.
+        assert!(!plain.is_empty());
+        assert_eq!(rx.open_into(&[0; 3], &mut plain), Err(TransportError::BadLength));
+        assert!(plain.is_empty());
+        let mut sealed = Vec::new();
+        tx.seal(b"tampered with", &mut sealed);
+        sealed[0] ^= 1;
+        let mut plain = b"what the last frame held".to_vec();
+        assert_eq!(rx.open_into(&sealed, &mut plain), Err(TransportError::Decrypt));
+        assert!(plain.is_empty());
     }
 }

@@ -165,6 +165,9 @@ impl ClientNode {
     /// made to the chats.
     pub(super) fn drive_punching(&mut self, now: Instant) {
         self.punching.drive(now, self.poll.registry());
+        if self.punching.outcomes.is_empty() {
+            return;
+        }
         for outcome in std::mem::take(&mut self.punching.outcomes) {
             let registry = self.poll.registry();
             match outcome {

@@ -28,8 +28,8 @@ use std::time::Instant;
 
 use mio::{Registry, Token};
 use p2pchat_core::{
-    Candidate, CandidateKind, Introduction, MAX_CANDIDATES, PathId, PublicKey, Punch, PunchAction,
-    PunchEvent, PunchRole, UserName,
+    CALLEE_GRACE, Candidate, CandidateKind, Introduction, MAX_CANDIDATES, PUNCH_TIMEOUT, PathId,
+    PublicKey, Punch, PunchAction, PunchEvent, PunchRole, UserName,
 };
 
 use super::NodeEvent;
@@ -90,8 +90,14 @@ struct CallOut {
 /// An introduction we answer as the callee.
 struct CallIn {
     attempt: Attempt,
-    /// The caller proved itself on a direct connection: no relay.
+    /// The caller proved itself on a direct connection: no relay, and no
+    /// more punching (the caller keeps exactly one connection, the one it
+    /// proved itself on).
     heard: bool,
+    /// When its punching would end at the latest (`PUNCH_TIMEOUT` and
+    /// `CALLEE_GRACE` after the introduction): a call heard sooner still
+    /// counts as the peer calling us (for calls that cross) until then.
+    until: Instant,
 }
 
 /// What the node must do with the chats.
@@ -297,7 +303,8 @@ impl Punching {
             ticket,
             relay: None,
         };
-        self.answering.push_back(CallIn { attempt, heard: false });
+        let until = now.checked_add(PUNCH_TIMEOUT + CALLEE_GRACE).unwrap_or(now);
+        self.answering.push_back(CallIn { attempt, heard: false, until });
         if self.crossed() && self.out.as_ref().is_some_and(|c| c.introduced) {
             if let Some(call) = self.out.as_mut() {
                 call.attempt.close(registry);
@@ -321,15 +328,22 @@ impl Punching {
             if c.attempt.peer.key() == name.key() && !c.heard && c.attempt.relay.is_none() {
                 c.heard = true;
                 events.push_back(NodeEvent::Route { peer: name.clone(), relayed: false });
-                if let Some(link) = c.attempt.relay.as_mut() {
-                    link.close(registry);
-                }
+                // The caller kept the connection it proved itself on: our
+                // attempts towards it are of no more use (it would close
+                // any of them), and driving them cost every turn of the
+                // chat's first seconds.
+                c.attempt.close(registry);
+                c.attempt.punch = None;
             }
         }
     }
 
     /// Moves every socket and timer along; collects outcomes.
     pub(super) fn drive(&mut self, now: Instant, registry: &Registry) {
+        // The usual case, every round of every turn: no call under way.
+        if self.out.is_none() && self.answering.is_empty() {
+            return;
+        }
         for i in 0..=self.answering.len() {
             let (role, attempt) = match i {
                 0 => match self.out.as_mut().filter(|c| c.introduced) {
@@ -504,8 +518,10 @@ impl Punching {
                 }
                 Some(LinkState::Waiting) => {}
                 None => {
-                    // Done punching and not relaying: forget it.
-                    if c.attempt.punch.is_none() && c.attempt.paths.is_empty() {
+                    // Done punching and not relaying: forget it (once it no
+                    // longer counts as a call to us, if it was heard).
+                    let counts = c.heard && now < c.until;
+                    if c.attempt.punch.is_none() && c.attempt.paths.is_empty() && !counts {
                         self.answering.remove(i);
                         continue;
                     }
@@ -569,3 +585,7 @@ impl Attempt {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "punching_tests.rs"]
+mod tests;

@@ -1,0 +1,140 @@
+//! The lines of the chat part's one-way runs: made and written by the
+//! driver's writer, counted and checked by its readers.
+//!
+//! The driver shares the machine's two CPUs with what it measures, so what
+//! it spends per line is CPU the clients (or the `cat`s) cannot have: lines
+//! are made without allocating or formatting, written 64 KiB at a time, and
+//! read and checked without a search when the text is where a screen line
+//! puts it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::ChildStdout;
+
+use anyhow::{Context as _, bail};
+
+use crate::chat::LINE_LEN;
+
+/// Filler after a line's number.
+const FILLER: [u8; LINE_LEN] = [b'x'; LINE_LEN];
+
+/// Digits of a line's number.
+const NUMBER_LEN: usize = 10;
+
+/// Bytes the writer hands the pipe at a time.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Line `i` of the one-way run: its number, then filler, [`LINE_LEN`] bytes.
+pub fn numbered_line(i: usize) -> String {
+    let mut s = String::with_capacity(LINE_LEN);
+    s.push_str(&format!("{i:010} "));
+    s.push_str(&"x".repeat(LINE_LEN - s.len()));
+    s
+}
+
+/// [`numbered_line`] `i` and its line end, appended to `buf`.
+fn push_numbered_line(buf: &mut Vec<u8>, i: usize) {
+    let mut digits = [b'0'; NUMBER_LEN];
+    let mut n = i;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    buf.extend_from_slice(&digits);
+    buf.push(b' ');
+    buf.extend_from_slice(&FILLER[..LINE_LEN - NUMBER_LEN - 1]);
+    buf.push(b'\n');
+}
+
+/// Writes `lines` numbered lines to `stdin` in a thread, [`WRITE_CHUNK`]
+/// bytes at a time.
+pub fn write_lines<W: Write + Send + 'static>(
+    mut stdin: W,
+    lines: usize,
+) -> std::thread::JoinHandle<std::io::Result<W>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + LINE_LEN + 1);
+        for i in 0..lines {
+            push_numbered_line(&mut buf, i);
+            if buf.len() >= WRITE_CHUNK {
+                stdin.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        stdin.write_all(&buf)?;
+        stdin.flush()?;
+        Ok(stdin)
+    })
+}
+
+/// Reads `out` until `count` lines ending in `"] {who}: "` + the numbered
+/// texts in order, checking each number. Returns when the last is read.
+pub fn count_numbered(
+    out: &mut BufReader<ChildStdout>,
+    who: &str,
+    count: usize,
+) -> anyhow::Result<()> {
+    let marker = format!("] {who}: ");
+    let mut line = Vec::with_capacity(256);
+    let mut next = 0usize;
+    while next < count {
+        line.clear();
+        if out.read_until(b'\n', &mut line)? == 0 {
+            bail!("output ended after {next} of {count} lines");
+        }
+        let Some(n) = shown_number(&line, marker.as_bytes()) else { continue };
+        let n =
+            n.with_context(|| format!("unexpected line {:?}", String::from_utf8_lossy(&line)))?;
+        if n != next {
+            bail!("line {n} shown where {next} was due");
+        }
+        next += 1;
+    }
+    Ok(())
+}
+
+/// Where a screen line puts the marker: after `[HH:MM:SS]`.
+const MARKER_AT: usize = 9;
+
+/// The number of the text `line` shows after `marker`: `None` if `line`
+/// holds no marker (another line of the screen), `Some(None)` if what
+/// follows it is not a number.
+fn shown_number(line: &[u8], marker: &[u8]) -> Option<Option<usize>> {
+    let at = if line.get(MARKER_AT..MARKER_AT + marker.len()) == Some(marker) {
+        MARKER_AT
+    } else {
+        line.windows(marker.len()).position(|w| w == marker)?
+    };
+    let digits = line.get(at + marker.len()..at + marker.len() + NUMBER_LEN);
+    Some(
+        digits
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(|d| d.iter().fold(0usize, |n, &b| n * 10 + usize::from(b - b'0'))),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_made_as_numbered_line_makes_them() {
+        for i in [0, 7, 42, 199_999, 1_234_567_890] {
+            let mut buf = Vec::new();
+            push_numbered_line(&mut buf, i);
+            assert_eq!(buf, format!("{}\n", numbered_line(i)).into_bytes());
+        }
+    }
+
+    #[test]
+    fn a_shown_line_gives_its_number() {
+        let marker = b"] benchA: ";
+        let line = format!("[12:34:56] benchA: {}\n", numbered_line(123));
+        assert_eq!(shown_number(line.as_bytes(), marker), Some(Some(123)));
+        // Elsewhere on the line (another layout), still found.
+        let line = format!("  [12:34:56] benchA: {}\n", numbered_line(9));
+        assert_eq!(shown_number(line.as_bytes(), marker), Some(Some(9)));
+        assert_eq!(shown_number(b"[12:34:56] you: 0000000001 x\n", marker), None);
+        assert_eq!(shown_number(b"[12:34:56] benchA: 12345abcde x\n", marker), Some(None));
+        assert_eq!(shown_number(b"[12:34:56] benchA: 12\n", marker), Some(None));
+    }
+}
