@@ -86,8 +86,14 @@ pub fn server(options: ServerOptions) -> anyhow::Result<i32> {
         let stop = follower.stop_handle();
         let thread = std::thread::Builder::new().name("registry".into()).spawn(move || {
             let log = std::cell::RefCell::new(EventLog::new(offset));
-            follower
-                .run_with_idle(|event| log.borrow_mut().add(&event), || log.borrow_mut().flush())
+            let result = follower
+                .run_with_idle(|event| log.borrow_mut().add(&event), || log.borrow_mut().flush());
+            // Said now, not when the server stops: its socket closes with
+            // the loop, and the kernel sends its share to the others.
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "a registry thread stopped");
+            }
+            result
         })?;
         followers.push((stop, thread));
     }
