@@ -110,6 +110,11 @@ impl<C: DatagramCore> ServerLoop<C> {
         Ok(())
     }
 
+    /// Datagrams this loop's socket has read so far.
+    pub fn received(&self) -> u64 {
+        self.udp.received()
+    }
+
     /// The machine, e.g. to inspect it after the loop returned.
     pub fn core(&self) -> &C {
         &self.core

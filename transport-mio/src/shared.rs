@@ -19,7 +19,6 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -36,19 +35,17 @@ pub struct SharedCore<C> {
     core: Arc<Mutex<C>>,
     /// Whether this loop keeps the machine's timers.
     leader: bool,
-    /// Datagrams this loop fed to the machine.
-    handled: Arc<AtomicU64>,
 }
 
 impl<C> SharedCore<C> {
     /// The leader's handle: it keeps the machine's timers.
     pub fn new(core: C) -> Self {
-        Self { core: Arc::new(Mutex::new(core)), leader: true, handled: Arc::default() }
+        Self { core: Arc::new(Mutex::new(core)), leader: true }
     }
 
     /// Another loop's handle on the same machine, without its timers.
     pub fn follower(&self) -> Self {
-        Self { core: Arc::clone(&self.core), leader: false, handled: Arc::default() }
+        Self { core: Arc::clone(&self.core), leader: false }
     }
 
     /// The machine, locked (to inspect it, or to set it up).
@@ -57,18 +54,11 @@ impl<C> SharedCore<C> {
         // it was between two calls of its own: keep serving with it.
         self.core.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-
-    /// A counter of the datagrams this handle fed to the machine, readable
-    /// from another thread.
-    pub fn handled(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.handled)
-    }
 }
 
 impl<C: DatagramCore> DatagramCore for SharedCore<C> {
     type Event = C::Event;
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        self.handled.fetch_add(1, Ordering::Relaxed);
         self.lock().handle_datagram(now, from, bytes);
     }
     fn poll_transmit(&mut self) -> Option<p2pchat_core::Transmit> {

@@ -92,6 +92,8 @@ pub struct UdpDriver {
     out: Vec<u8>,
     writable_registered: bool,
     dropped: u64,
+    /// Datagrams read from the socket.
+    received: u64,
     /// [`BATCH`] receive buffers of [`RECV_BUF_LEN`] bytes.
     bufs: Vec<u8>,
     /// What the last receive call got, and where the last send call sent:
@@ -117,6 +119,7 @@ impl UdpDriver {
             out: Vec::new(),
             writable_registered: false,
             dropped: 0,
+            received: 0,
             bufs: vec![0; BATCH * RECV_BUF_LEN],
             got: Vec::with_capacity(BATCH),
             dsts: Destinations::default(),
@@ -137,6 +140,11 @@ impl UdpDriver {
     /// Datagrams dropped so far because the queue was full or the send failed.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Datagrams read from the socket so far.
+    pub fn received(&self) -> u64 {
+        self.received
     }
 
     /// Datagrams waiting for the socket to become writable.
@@ -182,6 +190,7 @@ impl UdpDriver {
         loop {
             match mmsg::recv_batch(&self.socket, rx, &mut self.bufs, RECV_BUF_LEN, &mut self.got) {
                 Ok(n) => {
+                    self.received += n as u64;
                     for (i, &(len, from)) in self.got.iter().enumerate() {
                         let Some(from) = from else { continue };
                         let start = i * RECV_BUF_LEN;

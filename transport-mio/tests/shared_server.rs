@@ -3,7 +3,6 @@
 //! kernel spreads the senders over both.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use p2pchat_core::{
@@ -43,13 +42,17 @@ fn two_loops_serve_one_list() {
     let config = ServerConfig { local_addr: Some(addr), ..ServerConfig::default() };
     let shared = SharedCore::new(RegistryServer::new(Instant::now(), CookieKey([3; 16]), config));
     let follower_core = shared.follower();
-    let handled = [shared.handled(), follower_core.handled()];
     let loops = [
         ServerLoop::new(sockets.remove(0), shared).unwrap(),
         ServerLoop::new(sockets.remove(0), follower_core).unwrap(),
     ];
     let stops = loops.each_ref().map(ServerLoop::stop_handle);
-    let threads = loops.map(|mut l| std::thread::spawn(move || l.run(|_| {}).unwrap()));
+    let threads = loops.map(|mut l| {
+        std::thread::spawn(move || {
+            l.run(|_| {}).unwrap();
+            l.received()
+        })
+    });
 
     let users: Vec<UdpSocket> = (0..USERS)
         .map(|_| {
@@ -89,10 +92,7 @@ fn two_loops_serve_one_list() {
     for stop in &stops {
         stop.stop();
     }
-    for t in threads {
-        t.join().unwrap();
-    }
-    let counts = handled.map(|h| h.load(Ordering::Relaxed));
+    let counts = threads.map(|t| t.join().unwrap());
     assert_eq!(counts.iter().sum::<u64>(), 3 * USERS as u64, "every request handled once");
     assert!(counts.iter().all(|&n| n > 0), "the kernel used both sockets: {counts:?}");
 }
