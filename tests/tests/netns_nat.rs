@@ -160,16 +160,22 @@ fn simultaneous_open_punches_through_endpoint_independent_nats() {
         (NatKind::EndpointIndependent, NatKind::EndpointIndependent),
         (NatKind::DropsInboundSyn, NatKind::EndpointIndependent),
     ] {
-        let topology = NatTopology::new()
-            .public_host("registry")
-            .home("home1", "192.0.2.0/25", k1)
-            .home("home2", "198.51.100.0/24", k2)
-            .host("alice", "home1")
-            .host("bob", "home2");
+        let topology = alice_and_bob_at_home(k1, k2);
         let Some(net) = NatNet::build_or_skip("netns_nat punch", &topology) else { return };
         let [a, b] = simultaneous_open(&net, ("alice", "home1"), ("bob", "home2"));
         assert!(a && b, "{k1:?}/{k2:?}: alice {a}, bob {b}: simultaneous open must work");
     }
+}
+
+/// A public registry; alice behind a NAT of kind `k1`, bob behind one of
+/// kind `k2`.
+fn alice_and_bob_at_home(k1: NatKind, k2: NatKind) -> NatTopology {
+    NatTopology::new()
+        .public_host("registry")
+        .home("home1", "192.0.2.0/25", k1)
+        .home("home2", "198.51.100.0/24", k2)
+        .host("alice", "home1")
+        .host("bob", "home2")
 }
 
 #[test]
@@ -179,12 +185,7 @@ fn simultaneous_open_fails_behind_symmetric_or_syn_dropping_nats() {
         (NatKind::Symmetric, NatKind::EndpointIndependent),
         (NatKind::DropsInboundSyn, NatKind::DropsInboundSyn),
     ] {
-        let topology = NatTopology::new()
-            .public_host("registry")
-            .home("home1", "192.0.2.0/25", k1)
-            .home("home2", "198.51.100.0/24", k2)
-            .host("alice", "home1")
-            .host("bob", "home2");
+        let topology = alice_and_bob_at_home(k1, k2);
         let Some(net) = NatNet::build_or_skip("netns_nat no punch", &topology) else { return };
         let [a, b] = simultaneous_open(&net, ("alice", "home1"), ("bob", "home2"));
         assert!(!a && !b, "{k1:?}/{k2:?}: alice {a}, bob {b}: punching must fail");

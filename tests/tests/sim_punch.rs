@@ -104,24 +104,25 @@ fn symmetric_or_two_syn_dropping_nats_fall_back_to_the_relay() {
 /// SYN-ACK, which the other NAT lets through as part of its own attempt.
 #[test]
 fn one_syn_dropping_nat_is_punched_from_the_other_side() {
-    for (a, b) in [
+    connects_without_loss(&[
         (Nat::DropsInboundSyn, Nat::EndpointIndependent),
         (Nat::EndpointIndependent, Nat::DropsInboundSyn),
-    ] {
-        for seed in 0..40 {
-            let s = Scenario { syn_loss: 0.0, ..varied(scenario(a, b), seed * 5) };
-            let o = run(s, seed);
-            check_consistent(&o, &format!("{a:?}/{b:?} seed {seed}"));
-            assert!(o.same_connection(), "{a:?}/{b:?} seed {seed}: {o:?}");
-        }
-    }
+    ]);
 }
 
 #[test]
 fn a_public_host_is_reached_directly() {
-    for (a, b) in
-        [(Nat::None, Nat::None), (Nat::EndpointIndependent, Nat::None), (Nat::None, Nat::Symmetric)]
-    {
+    connects_without_loss(&[
+        (Nat::None, Nat::None),
+        (Nat::EndpointIndependent, Nat::None),
+        (Nat::None, Nat::Symmetric),
+    ]);
+}
+
+/// With no SYN lost, each pair of NATs, over 40 seeds of varied delays,
+/// ends with both sides on one connection.
+fn connects_without_loss(pairs: &[(Nat, Nat)]) {
+    for &(a, b) in pairs {
         for seed in 0..40 {
             let s = Scenario { syn_loss: 0.0, ..varied(scenario(a, b), seed * 5) };
             let o = run(s, seed);

@@ -354,14 +354,21 @@ mod tests {
         assert_eq!(&buf[..n], &[2, 1, 7]);
     }
 
-    #[test]
-    fn reads_everything_and_answers() {
-        let mut poll = Poll::new().unwrap();
+    /// A driver on loopback, its address, and a peer socket that waits at
+    /// most 5 s for what it must receive.
+    fn driver_and_peer() -> (Poll, UdpDriver, SocketAddr, std::net::UdpSocket) {
+        let poll = Poll::new().unwrap();
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
+        let drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
         let addr = drv.local_addr().unwrap();
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (poll, drv, addr, peer)
+    }
+
+    #[test]
+    fn reads_everything_and_answers() {
+        let (mut poll, mut drv, addr, peer) = driver_and_peer();
         for i in 0..10u8 {
             peer.send_to(&[i, 1, 2], addr).unwrap();
         }
@@ -386,12 +393,7 @@ mod tests {
 
     #[test]
     fn a_burst_is_read_and_answered_in_batches() {
-        let mut poll = Poll::new().unwrap();
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut drv = UdpDriver::new(sock, poll.registry(), Token(0)).unwrap();
-        let addr = drv.local_addr().unwrap();
-        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (mut poll, mut drv, addr, peer) = driver_and_peer();
         // More than three batches, with a lone last one.
         let count = 3 * BATCH + 5;
         for i in 0..count {
