@@ -219,9 +219,9 @@ impl UserTable {
     /// IPv6).
     pub(crate) fn ip_octets(&self, i: u32) -> IpOctets<'_> {
         let row = &self.rows[i as usize];
-        match self.v6.get(row.slot()) {
-            Some(ip) if row.v6 => IpOctets::V6(ip),
-            Some(_) | None => IpOctets::V4(&row.ip),
+        match v6_ip(row, &self.v6) {
+            Some(ip) => IpOctets::V6(ip),
+            None => IpOctets::V4(&row.ip),
         }
     }
 
@@ -488,11 +488,17 @@ fn addr_hash_with(hasher: Keyed, addr: &Addr) -> u64 {
 /// The address `row` holds; `v6` is the table's side slab.
 fn addr_of(row: &Row, v6: &[[u8; 16]]) -> Addr {
     let mut ip = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0];
-    match v6.get(row.slot()) {
-        Some(v6) if row.v6 => ip = *v6,
-        Some(_) | None => ip[12..].copy_from_slice(&row.ip),
+    match v6_ip(row, v6) {
+        Some(v6) => ip = *v6,
+        None => ip[12..].copy_from_slice(&row.ip),
     }
     Addr { ip, port: row.port, v6: row.v6 }
+}
+
+/// The IPv6 address of `row` in the side slab `v6`, if it holds one (else
+/// its IPv4 address is in the row).
+fn v6_ip<'a>(row: &Row, v6: &'a [[u8; 16]]) -> Option<&'a [u8; 16]> {
+    if row.v6 { v6.get(row.slot()) } else { None }
 }
 
 /// Whether `row` holds `addr`, without building the row's `Addr`.
