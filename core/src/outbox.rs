@@ -39,6 +39,13 @@ impl Outbox {
         self.queue.push_back(Queued { dst, start, end: self.bytes.len() });
     }
 
+    /// Queues a copy of `bytes` as one datagram to `dst`.
+    pub(crate) fn push(&mut self, dst: SocketAddr, bytes: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        self.commit(dst, start);
+    }
+
     /// Forgets what was appended since `start`.
     pub(crate) fn abort(&mut self, start: usize) {
         self.bytes.truncate(start);
@@ -91,10 +98,12 @@ mod tests {
         buf.extend_from_slice(b"two");
         assert_eq!(out.len_since(start), 3);
         out.commit(b, start);
+        out.push(a, b"three");
         assert_eq!(out.pop(), Some(Transmit { dst: a, payload: b"one".to_vec() }));
         let mut sent = b"x".to_vec();
         assert_eq!(out.pop_into(&mut sent), Some(b));
         assert_eq!(sent, b"xtwo");
+        assert_eq!(out.pop(), Some(Transmit { dst: a, payload: b"three".to_vec() }));
         assert_eq!(out.pop(), None);
         assert!(out.bytes.is_empty(), "the buffer is reused once drained");
     }

@@ -104,9 +104,7 @@ impl Pending {
         let mut answer = Vec::new();
         let msg = ServerMsg::Introduced { intro: Some(intro) };
         server_codec::encode_reply_into(&mut answer, self.id, &msg);
-        let (buf, start) = out.begin();
-        buf.extend_from_slice(&answer);
-        out.commit(self.caller, start);
+        out.push(self.caller, &answer);
         self.answer = Answer::Sent(answer);
         true
     }
@@ -162,9 +160,7 @@ impl Introducer {
         // once there is one.
         if let Some(p) = self.pending.iter().find(|p| p.caller == from && p.id == id) {
             let Answer::Sent(answer) = &p.answer else { return Ok(0) };
-            let (buf, start) = out.begin();
-            buf.extend_from_slice(answer);
-            out.commit(from, start);
+            out.push(from, answer);
             return Ok(1);
         }
         let callee_addr = table.addr(callee).socket_addr();
@@ -195,9 +191,7 @@ impl Introducer {
         let mut datagram = Vec::new();
         let msg = ServerMsg::Introduced { intro: Some(to_callee) };
         server_codec::encode_reply_into(&mut datagram, RequestId(nonce as u32), &msg);
-        let (buf, start) = out.begin();
-        buf.extend_from_slice(&datagram);
-        out.commit(callee_addr, start);
+        out.push(callee_addr, &datagram);
         self.pending.push(Pending {
             nonce,
             caller: from,
@@ -260,9 +254,7 @@ impl Introducer {
                 p.next = None;
                 return true;
             }
-            let (buf, start) = out.begin();
-            buf.extend_from_slice(&p.datagram);
-            out.commit(p.to, start);
+            out.push(p.to, &p.datagram);
             p.sends += 1;
             p.next = Some(now + INTRO_RETRY);
             true
