@@ -7,8 +7,7 @@
 //! read and checked without a search when the text is where a screen line
 //! puts it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::ChildStdout;
+use std::io::{BufRead, BufReader, Read, Write};
 
 use anyhow::{Context as _, bail};
 
@@ -68,27 +67,54 @@ pub fn write_lines<W: Write + Send + 'static>(
 
 /// Reads `out` until `count` lines ending in `"] {who}: "` + the numbered
 /// texts in order, checking each number. Returns when the last is read.
-pub fn count_numbered(
-    out: &mut BufReader<ChildStdout>,
+///
+/// Lines are checked where they lie in the reader's buffer; only a line
+/// that straddles two reads is copied (into `partial`), so the driver's
+/// readers spend per line little more than the search for its end.
+pub fn count_numbered<R: Read>(
+    out: &mut BufReader<R>,
     who: &str,
     count: usize,
 ) -> anyhow::Result<()> {
     let marker = format!("] {who}: ");
-    let mut line = Vec::with_capacity(256);
+    let mut partial = Vec::with_capacity(256);
     let mut next = 0usize;
     while next < count {
-        line.clear();
-        if out.read_until(b'\n', &mut line)? == 0 {
+        let buf = out.fill_buf()?;
+        if buf.is_empty() {
             bail!("output ended after {next} of {count} lines");
         }
-        let Some(n) = shown_number(&line, marker.as_bytes()) else { continue };
-        let n =
-            n.with_context(|| format!("unexpected line {:?}", String::from_utf8_lossy(&line)))?;
-        if n != next {
-            bail!("line {n} shown where {next} was due");
+        let mut used = 0;
+        while next < count {
+            let Some(end) = memchr::memchr(b'\n', &buf[used..]) else { break };
+            let line = &buf[used..used + end + 1];
+            used += end + 1;
+            if partial.is_empty() {
+                check_line(line, marker.as_bytes(), &mut next)?;
+            } else {
+                partial.extend_from_slice(line);
+                check_line(&partial, marker.as_bytes(), &mut next)?;
+                partial.clear();
+            }
         }
-        next += 1;
+        if next < count && used < buf.len() {
+            partial.extend_from_slice(&buf[used..]);
+            used = buf.len();
+        }
+        out.consume(used);
     }
+    Ok(())
+}
+
+/// Checks one screen line: if it shows a numbered text after `marker`, that
+/// text must be number `next`, which then moves on.
+fn check_line(line: &[u8], marker: &[u8], next: &mut usize) -> anyhow::Result<()> {
+    let Some(n) = shown_number(line, marker) else { return Ok(()) };
+    let n = n.with_context(|| format!("unexpected line {:?}", String::from_utf8_lossy(line)))?;
+    if n != *next {
+        bail!("line {n} shown where {next} was due");
+    }
+    *next += 1;
     Ok(())
 }
 
@@ -122,6 +148,28 @@ mod tests {
             let mut buf = Vec::new();
             push_numbered_line(&mut buf, i);
             assert_eq!(buf, format!("{}\n", numbered_line(i)).into_bytes());
+        }
+    }
+
+    /// A screen of `numbers` (and a line of something else), read through
+    /// a buffer of `capacity` bytes.
+    fn screen(numbers: &[usize], capacity: usize) -> BufReader<&'static [u8]> {
+        let mut text = String::from("[12:00:00] * connected\n");
+        for &i in numbers {
+            text.push_str(&format!("[12:34:56] benchA: {}\n", numbered_line(i)));
+        }
+        BufReader::with_capacity(capacity, text.into_bytes().leak())
+    }
+
+    #[test]
+    fn lines_that_straddle_reads_are_counted_and_checked() {
+        // A buffer smaller than a line: every line straddles reads.
+        for capacity in [7, 150, 1 << 16] {
+            count_numbered(&mut screen(&[0, 1, 2, 3], capacity), "benchA", 4).unwrap();
+            let skipped = count_numbered(&mut screen(&[0, 2, 3], capacity), "benchA", 3);
+            assert!(skipped.unwrap_err().to_string().contains("line 2 shown where 1 was due"));
+            let short = count_numbered(&mut screen(&[0, 1], capacity), "benchA", 3);
+            assert!(short.unwrap_err().to_string().contains("ended after 2 of 3"));
         }
     }
 
