@@ -306,7 +306,7 @@ impl App {
         match input {
             NodeEvent::Input(item) => self.typed(item, None),
             NodeEvent::Signal(_) => self.signal(),
-            NodeEvent::Registry(ev) => self.registry(ev),
+            NodeEvent::Registry(ev) => self.registry(*ev),
             NodeEvent::Chat { event, at } => {
                 self.now = at;
                 self.chat(event);

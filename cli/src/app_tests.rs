@@ -30,7 +30,7 @@ const TRUSTED: &str = "fingerprint 1 (pinned)";
 /// The lookup of `peer` finds it and the key check passes: the app connects.
 fn found_and_trusted(app: &mut App, peer: &str) -> Vec<Action> {
     let found = ClientEvent::Found { name: name(peer), entry: Some(entry(peer, 7000)) };
-    let a = feed(app, NodeEvent::Registry(found));
+    let a = feed(app, NodeEvent::from(found));
     assert_eq!(a, vec![Action::CheckKey { peer: name(peer), key: key_of(peer) }]);
     app.key_checked(KeyCheck::Trusted(TRUSTED.into()));
     drain(app)
@@ -94,13 +94,13 @@ fn logged_in(entries: Vec<Entry>) -> (App, Vec<Action>) {
     );
     let a = feed(
         &mut app,
-        NodeEvent::Registry(ClientEvent::LoggedIn {
+        NodeEvent::from(ClientEvent::LoggedIn {
             observed: "127.0.0.1:1".parse().unwrap(),
             lease: Duration::from_secs(60),
         }),
     );
     assert_eq!(a, vec![Action::Print("Logged in as Ann.".into()), Action::Refresh]);
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::List { entries }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::List { entries }));
     (app, a)
 }
 
@@ -116,10 +116,7 @@ fn chatting() -> App {
     assert_eq!(line(&mut app, "Bob"), vec![Action::Lookup(name("Bob"))]);
     let a = feed(
         &mut app,
-        NodeEvent::Registry(ClientEvent::Found {
-            name: name("bob"),
-            entry: Some(entry("Bob", 7000)),
-        }),
+        NodeEvent::from(ClientEvent::Found { name: name("bob"), entry: Some(entry("Bob", 7000)) }),
     );
     assert_eq!(a, vec![Action::CheckKey { peer: name("Bob"), key: key_of("Bob") }]);
     app.key_checked(KeyCheck::Trusted(TRUSTED.into()));
@@ -185,7 +182,7 @@ fn asks_for_a_name_until_one_is_taken() {
     assert!(!app.accepts(&InputItem::Line("x".into())), "no input while logging in");
     let a = feed(
         &mut app,
-        NodeEvent::Registry(ClientEvent::Refused {
+        NodeEvent::from(ClientEvent::Refused {
             op: Operation::Login,
             reason: RefuseReason::NameTaken,
         }),
@@ -201,7 +198,7 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
     drain(&mut app);
     let a = feed(
         &mut app,
-        NodeEvent::Registry(ClientEvent::Refused {
+        NodeEvent::from(ClientEvent::Refused {
             op: Operation::Login,
             reason: RefuseReason::NameTaken,
         }),
@@ -211,7 +208,7 @@ fn refused_or_unreachable_login_with_flag_exits_1() {
     let mut app = App::new(config(Some("Mert")));
     app.start();
     drain(&mut app);
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Login }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::Unreachable { op: Operation::Login }));
     assert_eq!(
         a,
         vec![
@@ -235,13 +232,12 @@ fn menu_choices() {
     );
     assert_eq!(line(&mut app, "4"), vec![Action::Refresh]);
     assert!(!app.accepts(&InputItem::Line("3".into())));
-    let a =
-        feed(&mut app, NodeEvent::Registry(ClientEvent::List { entries: vec![entry("Bob", 1)] }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::List { entries: vec![entry("Bob", 1)] }));
     assert_eq!(printed(&a)[1], "| Bob : 127.0.0.1:1");
     let a = feed(&mut app, NodeEvent::Input(InputItem::TooLong));
     assert_eq!(printed(&a), vec![format!("error: line longer than {MAX_LINE_LEN} bytes ignored")]);
     assert_eq!(line(&mut app, "3"), vec![Action::Logout]);
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::LoggedOut));
     assert_eq!(a, vec![Action::Print("Logged out.".into()), Action::Exit(EXIT_OK)]);
 }
 
@@ -253,13 +249,12 @@ fn lookup_failures_return_to_menu() {
     assert_eq!(printed(&a)[0], "error: you cannot chat with yourself");
     line(&mut app, "1");
     line(&mut app, "Zed");
-    let a =
-        feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::Found { name: name("Zed"), entry: None }));
     assert_eq!(printed(&a)[0], "error: no user named 'Zed' is online");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
     line(&mut app, "1");
     line(&mut app, "Zed");
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Lookup }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::Unreachable { op: Operation::Lookup }));
     assert_eq!(printed(&a)[0], "error: the registry at 127.0.0.1:5000 did not answer");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
 }
@@ -423,7 +418,7 @@ fn end_of_input_finishes_the_chat_then_logs_out() {
     assert_eq!(a, vec![Action::FinishChat]);
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
     assert_eq!(a.last(), Some(&Action::Logout));
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::LoggedOut));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
@@ -431,7 +426,7 @@ fn end_of_input_finishes_the_chat_then_logs_out() {
 fn end_of_input_at_menu_logs_out() {
     let (mut app, _) = logged_in(vec![]);
     assert_eq!(feed(&mut app, NodeEvent::Input(InputItem::Eof)), vec![Action::Logout]);
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Logout }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::Unreachable { op: Operation::Logout }));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
@@ -439,7 +434,7 @@ fn end_of_input_at_menu_logs_out() {
 fn signal_closes_chat_and_logs_out_at_once() {
     let mut app = chatting();
     assert_eq!(feed(&mut app, NodeEvent::Signal(2)), vec![Action::CloseChat, Action::Logout]);
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::LoggedOut));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
@@ -467,8 +462,7 @@ fn oversize_send_is_reported() {
 #[test]
 fn keepalive_trouble_is_reported_not_fatal() {
     let (mut app, _) = logged_in(vec![]);
-    let a =
-        feed(&mut app, NodeEvent::Registry(ClientEvent::Unreachable { op: Operation::Keepalive }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::Unreachable { op: Operation::Keepalive }));
     assert!(
         printed(&a)[0]
             .starts_with("warning: the registry at 127.0.0.1:5000 did not answer the keepalive")
@@ -482,7 +476,7 @@ fn a_changed_key_stops_a_call_with_the_warning() {
     line(&mut app, "1");
     line(&mut app, "Bob");
     let found = ClientEvent::Found { name: name("Bob"), entry: Some(entry("Bob", 7000)) };
-    let a = feed(&mut app, NodeEvent::Registry(found));
+    let a = feed(&mut app, NodeEvent::from(found));
     assert_eq!(a, vec![Action::CheckKey { peer: name("Bob"), key: key_of("Bob") }]);
     app.key_checked(KeyCheck::Refused("WARNING: THE KEY OF BOB HAS CHANGED\nrun this".into()));
     let a = drain(&mut app);
@@ -510,13 +504,13 @@ fn still_trying_is_said_once_until_the_registry_answers() {
     let mut app = App::new(config(Some("Mert")));
     app.start();
     drain(&mut app);
-    let still = |op| NodeEvent::Registry(ClientEvent::StillTrying { op });
+    let still = |op| NodeEvent::from(ClientEvent::StillTrying { op });
     let line = "Still trying to reach the registry at 127.0.0.1:5000…".to_owned();
     assert_eq!(printed(&feed(&mut app, still(Operation::Login))), vec![line.clone()]);
     assert!(printed(&feed(&mut app, still(Operation::Login))).is_empty());
     feed(
         &mut app,
-        NodeEvent::Registry(ClientEvent::LoggedIn {
+        NodeEvent::from(ClientEvent::LoggedIn {
             observed: "127.0.0.1:1".parse().unwrap(),
             lease: Duration::from_secs(60),
         }),
@@ -568,7 +562,7 @@ fn a_line_typed_while_a_call_is_set_up_goes_to_its_chat_or_nowhere() {
     line(&mut app, "1");
     line(&mut app, "Zed");
     let call = app.scope();
-    feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    feed(&mut app, NodeEvent::from(ClientEvent::Found { name: name("Zed"), entry: None }));
     let a = typed(&mut app, "3", call);
     assert_eq!(printed(&a), vec!["Not sent: the chat did not start: 3"]);
     assert!(!a.contains(&Action::Logout));
@@ -631,7 +625,7 @@ fn commands_in_a_chat_never_reach_the_peer() {
     assert_eq!(line(&mut app, "/quit"), vec![Action::CloseChat]);
     let a = feed(&mut app, chat_ev(ChatEvent::Closed { reason: CloseReason::LocalClose }));
     assert_eq!(a.last(), Some(&Action::Logout));
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::LoggedOut));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::LoggedOut));
     assert_eq!(a.last(), Some(&Action::Exit(EXIT_OK)));
 }
 
@@ -656,13 +650,12 @@ fn the_menu_is_quiet_but_at_the_start_on_request_and_after_a_chat() {
     assert_eq!(a.len(), 2);
     assert_eq!(a[1], Action::Prompt("Enter choice:".into()));
     line(&mut app, "4");
-    let a = feed(&mut app, NodeEvent::Registry(ClientEvent::List { entries: vec![] }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::List { entries: vec![] }));
     assert!(!printed(&a).contains(&COMMANDS.to_owned()), "{a:?}");
     assert_eq!(a.last(), Some(&Action::Prompt("Enter choice:".into())));
     line(&mut app, "1");
     line(&mut app, "Zed");
-    let a =
-        feed(&mut app, NodeEvent::Registry(ClientEvent::Found { name: name("Zed"), entry: None }));
+    let a = feed(&mut app, NodeEvent::from(ClientEvent::Found { name: name("Zed"), entry: None }));
     assert_eq!(
         a,
         vec![

@@ -436,7 +436,7 @@ impl ClientNode {
                     continue;
                 }
             }
-            self.events.push_back(NodeEvent::Registry(ev));
+            self.events.push_back(NodeEvent::from(ev));
         }
         self.drive_punching(now);
         self.chats.collect(now, SystemTime::now(), self.poll.registry(), &mut self.events);

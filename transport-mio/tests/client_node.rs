@@ -29,16 +29,19 @@ fn two_nodes_chat_through_a_registry() {
     let server_thread = std::thread::spawn(move || server.run(|_| {}).unwrap());
 
     let (bob, mut bob_keys, bob_thread) = start("Bob", None, server_addr);
-    wait_for(&bob, "Bob logged in", |e| {
-        matches!(e, NodeEvent::Registry(ClientEvent::LoggedIn { .. }))
-    });
+    wait_for(
+        &bob,
+        "Bob logged in",
+        |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::LoggedIn { .. })),
+    );
     let (ann, mut ann_keys, ann_thread) = start("Ann", Some("Bob"), server_addr);
-    let found = wait_for(&ann, "Ann found Bob", |e| {
-        matches!(e, NodeEvent::Registry(ClientEvent::Found { entry: Some(_), .. }))
-    });
-    let NodeEvent::Registry(ClientEvent::Found { entry: Some(bob_entry), .. }) = found else {
-        unreachable!()
-    };
+    let found = wait_for(
+        &ann,
+        "Ann found Bob",
+        |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::Found { entry: Some(_), .. })),
+    );
+    let NodeEvent::Registry(found) = found else { unreachable!() };
+    let ClientEvent::Found { entry: Some(bob_entry), .. } = *found else { unreachable!() };
 
     // Ann's call is held: Bob hears who it is; Ann's chat does not start,
     // and what she types meanwhile waits in her session. (Bob's `Hello`, had
@@ -96,9 +99,11 @@ fn two_nodes_chat_through_a_registry() {
         matches!(chat_event(e), Some(ChatEvent::Closed { reason: CloseReason::PeerClose }))
     });
     for (rx, who) in [(&ann, "Ann"), (&bob, "Bob")] {
-        wait_for(rx, &format!("{who} logged out"), |e| {
-            matches!(e, NodeEvent::Registry(ClientEvent::LoggedOut))
-        });
+        wait_for(
+            rx,
+            &format!("{who} logged out"),
+            |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::LoggedOut)),
+        );
     }
     ann_thread.join().unwrap();
     bob_thread.join().unwrap();

@@ -18,8 +18,11 @@ pub enum NodeEvent {
     /// [`NodeConfig::terminal_signals`](super::NodeConfig::terminal_signals),
     /// SIGQUIT and SIGHUP).
     Signal(i32),
-    /// An event of the registry client.
-    Registry(ClientEvent),
+    /// An event of the registry client. Boxed: registry events are few and
+    /// some are large (an introduction), while a chat line makes several
+    /// events that are moved from queue to handler; boxing the large ones
+    /// keeps every event small to move (see docs/PERFORMANCE.md).
+    Registry(Box<ClientEvent>),
     /// An event of the active chat session (or of the held chat, once
     /// accepted). Of the active chat's consecutive
     /// [`Delivered`](ChatEvent::Delivered) events only the last is
@@ -85,6 +88,12 @@ pub enum NodeEvent {
         /// meanwhile.
         reason: SendError,
     },
+}
+
+impl From<ClientEvent> for NodeEvent {
+    fn from(event: ClientEvent) -> Self {
+        NodeEvent::Registry(Box::new(event))
+    }
 }
 
 /// The application on top of a [`ClientNode`]: it decodes the user's input,

@@ -68,18 +68,21 @@ impl NodeHandler for Peer {
             }
             NodeEvent::Input(InputItem::Line(line)) => node.send_text(now, line.clone()),
             NodeEvent::Input(InputItem::Eof) => node.close_chat(now),
-            NodeEvent::Registry(ClientEvent::LoggedIn { .. }) => {
-                if let Some(target) = &self.target {
-                    node.lookup(now, target.clone());
+            NodeEvent::Registry(ev) => match &**ev {
+                ClientEvent::LoggedIn { .. } => {
+                    if let Some(target) = &self.target {
+                        node.lookup(now, target.clone());
+                    }
                 }
-            }
-            NodeEvent::Registry(ClientEvent::Found { entry: Some(entry), .. }) => {
-                node.connect(now, entry.name.clone(), entry.key, entry.chat_addr());
-            }
+                ClientEvent::Found { entry: Some(entry), .. } => {
+                    node.connect(now, entry.name.clone(), entry.key, entry.chat_addr());
+                }
+                ClientEvent::LoggedOut => node.stop(),
+                _ => {}
+            },
             NodeEvent::Chat { event: ChatEvent::Closed { .. }, .. } if !self.stay => {
                 node.logout(now)
             }
-            NodeEvent::Registry(ClientEvent::LoggedOut) => node.stop(),
             _ => {}
         }
         let _ = self.tx.send(event);
@@ -166,7 +169,9 @@ pub fn registry() -> (SocketAddr, StopHandle, JoinHandle<()>) {
 
 /// Waits until `rx`'s node is logged in.
 pub fn logged_in(rx: &Receiver<NodeEvent>, who: &str) {
-    wait_for(rx, &format!("{who} logged in"), |e| {
-        matches!(e, NodeEvent::Registry(ClientEvent::LoggedIn { .. }))
-    });
+    wait_for(
+        rx,
+        &format!("{who} logged in"),
+        |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::LoggedIn { .. })),
+    );
 }
