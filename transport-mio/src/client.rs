@@ -175,7 +175,33 @@ pub struct ClientNode {
     chats: Chats,
     punching: punching::Punching,
     events: VecDeque<NodeEvent>,
+    /// When the node's next timer is due, as the last turn left it: a turn
+    /// whose readiness came before it fires none (checking every timer is
+    /// a walk over the chats, the registry and the punching, on the round
+    /// trip's critical path).
+    next_timer: NextTimer,
     stopping: bool,
+}
+
+/// What a [`ClientNode`] knows of its next timer.
+#[derive(Debug, Clone, Copy)]
+enum NextTimer {
+    /// Not known (a turn ended early, or none has run): check them all.
+    Unknown,
+    /// None is due before this instant.
+    At(Instant),
+    /// No timer is set.
+    Never,
+}
+
+impl NextTimer {
+    fn due(self, now: Instant) -> bool {
+        match self {
+            NextTimer::Unknown => true,
+            NextTimer::At(t) => t <= now,
+            NextTimer::Never => false,
+        }
+    }
 }
 
 impl ClientNode {
@@ -222,6 +248,7 @@ impl ClientNode {
             chats: Chats::new(config.identity),
             punching: punching::Punching::new(chat_addr, config.server, public_key),
             events: VecDeque::new(),
+            next_timer: NextTimer::Unknown,
             stopping: false,
         })
     }
@@ -335,9 +362,13 @@ impl ClientNode {
     /// fails.
     pub fn run<H: NodeHandler>(&mut self, handler: &mut H) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        // Commands given since the last run may have set timers.
+        self.next_timer = NextTimer::Unknown;
         loop {
             let now = Instant::now();
-            self.fire_timers(now);
+            if self.next_timer.due(now) {
+                self.fire_timers(now);
+            }
             if handler.deadline().is_some_and(|t| t <= now) {
                 handler.on_deadline(now, self);
             }
@@ -489,17 +520,15 @@ impl ClientNode {
         let input_now =
             self.input_ready_now(handler) || self.input.wants_zero_timeout(handler.decoder());
         if input_now || !self.events.is_empty() {
+            self.next_timer = NextTimer::Unknown;
             return Some(Duration::ZERO);
         }
-        let deadline = [
-            self.chats.deadline(),
-            self.registry.poll_timeout(),
-            handler.deadline(),
-            self.punching.deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let timer = [self.chats.deadline(), self.registry.poll_timeout(), self.punching.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        self.next_timer = timer.map_or(NextTimer::Never, NextTimer::At);
+        let deadline = timer.into_iter().chain(handler.deadline()).min();
         deadline.map(|d| d.saturating_duration_since(Instant::now()))
     }
 }

@@ -100,6 +100,19 @@ struct CallIn {
     until: Instant,
 }
 
+impl CallIn {
+    /// Whether there is nothing to drive until `until`: heard on a direct
+    /// connection, no punching, no connects, no relay.
+    fn settled(&self, now: Instant) -> bool {
+        let a = &self.attempt;
+        self.heard
+            && now < self.until
+            && a.punch.is_none()
+            && a.paths.is_empty()
+            && a.relay.is_none()
+    }
+}
+
 /// What the node must do with the chats.
 pub(super) enum Outcome {
     /// Start our call on this dial; `relayed` says how it was made
@@ -340,8 +353,10 @@ impl Punching {
 
     /// Moves every socket and timer along; collects outcomes.
     pub(super) fn drive(&mut self, now: Instant, registry: &Registry) {
-        // The usual case, every round of every turn: no call under way.
-        if self.out.is_none() && self.answering.is_empty() {
+        // The usual case, every round of every turn: no call under way, or
+        // only answered ones, each done and waiting out its time as a call
+        // to us (the first seconds of a chat).
+        if self.out.is_none() && self.answering.iter().all(|c| c.settled(now)) {
             return;
         }
         for i in 0..=self.answering.len() {
