@@ -110,7 +110,7 @@ impl LineSplitter {
         }
         let mut rest = bytes;
         while !rest.is_empty() {
-            let (part, newline) = match find_newline(rest) {
+            let (part, newline) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (&rest[..i], true),
                 None => (rest, false),
             };
@@ -179,19 +179,6 @@ impl LineSplitter {
     pub fn ended(&self) -> bool {
         self.ended
     }
-}
-
-/// The index of the first `\n` in `bytes`: 16 bytes at a time without an
-/// early exit inside them, which the compiler turns into vector code.
-fn find_newline(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    for chunk in bytes.chunks(16) {
-        if chunk.iter().fold(false, |found, &b| found | (b == b'\n')) {
-            return chunk.iter().position(|&b| b == b'\n').map(|i| at + i);
-        }
-        at += chunk.len();
-    }
-    None
 }
 
 impl InputDecoder for LineSplitter {
@@ -426,14 +413,18 @@ mod tests {
     }
 
     #[test]
-    fn the_first_newline_is_found_anywhere() {
-        for len in 0..50 {
-            assert_eq!(find_newline(&vec![b'x'; len]), None);
+    fn lines_end_at_their_first_newline_wherever_it_falls() {
+        // Two line ends in one chunk: at `at` and at its last byte.
+        for len in 1..50 {
             for at in 0..len {
                 let mut bytes = vec![b'x'; len];
                 bytes[at] = b'\n';
                 bytes[len - 1] = b'\n';
-                assert_eq!(find_newline(&bytes), Some(at), "{len} bytes, newline at {at}");
+                let mut want = vec![line(&"x".repeat(at))];
+                if at < len - 1 {
+                    want.push(line(&"x".repeat(len - at - 2)));
+                }
+                assert_eq!(items(&[&bytes], false), want, "{len} bytes, newline at {at}");
             }
         }
     }

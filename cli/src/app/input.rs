@@ -335,7 +335,8 @@ enum ChatLine<'a> {
 /// letter; `//` escapes a text's leading `/`; anything else is a text,
 /// sent as typed (`/`, `/ ok`, `:-/` included).
 fn chat_command(line: &str) -> ChatLine<'_> {
-    let trimmed = line.trim();
+    // The first word decides: what ends the line does not matter.
+    let trimmed = line.trim_start();
     if trimmed.starts_with("//") {
         return ChatLine::Text(&line.trim_start()[1..]);
     }
