@@ -311,15 +311,18 @@ impl Wire {
 
     /// Encodes `msg` straight into the next sealed frame (no buffer of its
     /// own), sealing the one under way first if it would grow past a Noise
-    /// message.
+    /// message. Encoded once: only a message that ends a frame (one in
+    /// hundreds in a burst) is encoded again, behind the frame it did not
+    /// fit in.
     fn queue_msg<M: Serialize>(&mut self, msg: &M) {
-        let len = body_len(msg);
-        debug_assert!(len <= MAX_PLAINTEXT_LEN);
-        if self.unsealed.len() + len > MAX_PLAINTEXT_LEN {
+        let before = self.unsealed.len();
+        self.unsealed = encode_into(msg, std::mem::take(&mut self.unsealed));
+        if self.unsealed.len() > MAX_PLAINTEXT_LEN && before > 0 {
+            self.unsealed.truncate(before);
             self.seal();
+            self.unsealed = encode_into(msg, std::mem::take(&mut self.unsealed));
         }
-        let buf = std::mem::take(&mut self.unsealed);
-        self.unsealed = encode_into(msg, buf);
+        debug_assert!(self.unsealed.len() <= MAX_PLAINTEXT_LEN);
     }
 
     /// Adds an encoded message to the next sealed frame, sealing the one
