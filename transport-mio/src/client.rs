@@ -390,6 +390,14 @@ impl ClientNode {
                 if self.process(now, handler) {
                     show(handler);
                 }
+                // Another round would find nothing: every stream was read
+                // until it was empty, no event waits and no input is ready.
+                // (What the handler's commands gave the sessions to write
+                // is written below, before the loop sleeps.)
+                if self.events.is_empty() && self.chats.drained() && !self.input_ready_now(handler)
+                {
+                    break;
+                }
             }
             self.udp.flush(&mut self.registry, self.poll.registry())?;
             show(handler);

@@ -128,6 +128,12 @@ impl StreamConn {
         self.stream.peer_addr()
     }
 
+    /// Whether bytes may wait to be read: no read since the last readiness
+    /// event found the socket empty, and the peer has not ended.
+    pub fn may_have_input(&self) -> bool {
+        self.readable && !self.read_closed
+    }
+
     /// Records a readiness event for this stream.
     pub fn on_event(&mut self, event: &Event) {
         if event.is_readable() || event.is_read_closed() || event.is_error() {

@@ -337,6 +337,12 @@ impl Chats {
             .min()
     }
 
+    /// Whether every chat stream was read until it was empty (what arrives
+    /// next raises a readiness event of its own).
+    pub(super) fn drained(&self) -> bool {
+        self.iter().all(|c| !c.conn.as_ref().is_some_and(StreamConn::may_have_input))
+    }
+
     /// Whether a text of the active chat waits for room: no user input is
     /// taken meanwhile.
     pub(super) fn blocked(&self) -> bool {
