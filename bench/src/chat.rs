@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::chat_lines::{count_numbered, write_lines};
+use crate::chat_lines::{count_numbered, numbered_input, write_lines};
 use crate::chat_procs::{ChatPair, NAME_A, NAME_B, Proc, server};
 use crate::chat_refs;
 use crate::report::{Record, Reference, Report};
@@ -370,6 +370,7 @@ fn cleartext_binary(p2pchat: &Path) -> anyhow::Result<Option<PathBuf>> {
 /// the CPU time per line of A and of B, and the driver's own (all its
 /// threads), in ns.
 fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64), f64)> {
+    let input = numbered_input(lines);
     let pids = [pair.a.child.id(), pair.b.child.id()];
     let cpu_before = pids.map(cpu_ns);
     let driver_before = process_cpu_ns();
@@ -381,7 +382,7 @@ fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64)
     });
     let stdin = pair.a.stdin.take().context("A's input")?;
     let start = Instant::now();
-    let writer = write_lines(stdin, lines);
+    let writer = write_lines(stdin, input);
     let b_out = pair.b.stdout.as_mut().context("B's output")?;
     count_numbered(b_out, NAME_A, lines)?;
     let elapsed = start.elapsed();
@@ -391,7 +392,9 @@ fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64)
         (Some(b), Some(a)) => a.saturating_sub(b) as f64 / lines as f64,
         _ => f64::NAN,
     };
-    pair.a.stdin = Some(writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??);
+    let (stdin, input) = writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    pair.a.stdin = Some(stdin);
+    drop(input);
     pair.a.stdout = Some(drain.join().map_err(|_| anyhow::anyhow!("drain panicked"))??);
     // What was shown was in the history first.
     let history = pair.history_lines();
@@ -553,9 +556,10 @@ fn cat_one_way(lines: usize) -> anyhow::Result<(f64, f64)> {
         c
     })?;
     let stdin = first.stdin.take().context("cat's input")?;
+    let input = numbered_input(lines);
     let driver_before = process_cpu_ns();
     let start = Instant::now();
-    let writer = write_lines(stdin, lines);
+    let writer = write_lines(stdin, input);
     let out = second.stdout.as_mut().context("cat's output")?;
     let mut line = Vec::with_capacity(256);
     for i in 0..lines {

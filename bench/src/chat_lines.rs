@@ -2,10 +2,10 @@
 //! driver's writer, counted and checked by its readers.
 //!
 //! The driver shares the machine's two CPUs with what it measures, so what
-//! it spends per line is CPU the clients (or the `cat`s) cannot have: lines
-//! are made without allocating or formatting, written 64 KiB at a time, and
-//! read and checked without a search when the text is where a screen line
-//! puts it.
+//! it spends per line is CPU the clients (or the `cat`s) cannot have: the
+//! lines are all made before the clock starts, written 64 KiB at a time, and
+//! read and checked where they lie in the reader's buffer, without a search
+//! when the text is where a screen line puts it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 
@@ -44,24 +44,29 @@ fn push_numbered_line(buf: &mut Vec<u8>, i: usize) {
     buf.push(b'\n');
 }
 
-/// Writes `lines` numbered lines to `stdin` in a thread, [`WRITE_CHUNK`]
-/// bytes at a time.
+/// The first `lines` numbered lines, each with its line end: a run's
+/// input, made before its clock starts.
+pub fn numbered_input(lines: usize) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(lines * (LINE_LEN + 1));
+    for i in 0..lines {
+        push_numbered_line(&mut buf, i);
+    }
+    buf
+}
+
+/// Writes `input` to `stdin` in a thread, [`WRITE_CHUNK`] bytes at a time;
+/// the thread hands both back, so that the input's memory is freed after
+/// the run, not during it.
 pub fn write_lines<W: Write + Send + 'static>(
     mut stdin: W,
-    lines: usize,
-) -> std::thread::JoinHandle<std::io::Result<W>> {
+    input: Vec<u8>,
+) -> std::thread::JoinHandle<std::io::Result<(W, Vec<u8>)>> {
     std::thread::spawn(move || {
-        let mut buf = Vec::with_capacity(WRITE_CHUNK + LINE_LEN + 1);
-        for i in 0..lines {
-            push_numbered_line(&mut buf, i);
-            if buf.len() >= WRITE_CHUNK {
-                stdin.write_all(&buf)?;
-                buf.clear();
-            }
+        for chunk in input.chunks(WRITE_CHUNK) {
+            stdin.write_all(chunk)?;
         }
-        stdin.write_all(&buf)?;
         stdin.flush()?;
-        Ok(stdin)
+        Ok((stdin, input))
     })
 }
 
@@ -148,6 +153,9 @@ mod tests {
             let mut buf = Vec::new();
             push_numbered_line(&mut buf, i);
             assert_eq!(buf, format!("{}\n", numbered_line(i)).into_bytes());
+            let input = numbered_input(i % 50 + 1);
+            let want: String = (0..=i % 50).map(|n| format!("{}\n", numbered_line(n))).collect();
+            assert_eq!(input, want.into_bytes());
         }
     }
 
