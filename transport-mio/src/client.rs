@@ -132,9 +132,11 @@ pub enum NodeError {
 /// [`run`] loops until [`stop`]. Each turn:
 ///
 /// 1. due timers fire: registry retransmissions and keepalives, chat
-///    keepalives, the connect timeout;
-/// 2. up to a few rounds of: move bytes on the chat streams (write what
-///    waits, then read; the answers to what was read, such as
+///    keepalives, the connect timeout (none is looked at before the
+///    earliest one the last turn found);
+/// 2. up to a few rounds (until one leaves every stream read empty, no
+///    event queued and no input ready) of: move bytes on the chat streams
+///    (write what waits, then read; the answers to what was read, such as
 ///    acknowledgements, wait for the next write); queue the registry's and
 ///    the chats' events; hand the handler the user input it
 ///    [`accepts`](NodeHandler::accepts) (none while a text waits for room),
