@@ -133,7 +133,7 @@ fn shown_number(line: &[u8], marker: &[u8]) -> Option<Option<usize>> {
     let at = if line.get(MARKER_AT..MARKER_AT + marker.len()) == Some(marker) {
         MARKER_AT
     } else {
-        line.windows(marker.len()).position(|w| w == marker)?
+        memchr::memmem::find(line, marker)?
     };
     let digits = line.get(at + marker.len()..at + marker.len() + NUMBER_LEN);
     Some(

@@ -85,9 +85,7 @@ pub fn server(options: ServerOptions) -> anyhow::Result<i32> {
         let mut follower = ServerLoop::new(socket, shared.follower())?;
         let stop = follower.stop_handle();
         let thread = std::thread::Builder::new().name("registry".into()).spawn(move || {
-            let log = std::cell::RefCell::new(EventLog::new(offset));
-            let result = follower
-                .run_with_idle(|event| log.borrow_mut().add(&event), || log.borrow_mut().flush());
+            let result = run_logged(&mut follower, offset);
             // Said now, not when the server stops: its socket closes with
             // the loop, and the kernel sends its share to the others.
             if let Err(e) = &result {
@@ -159,10 +157,18 @@ fn lead<C: DatagramCore<Event = ServerEvent>>(
         let at = server.add_relay(listener, machine, Box::new(relay_line), record)?;
         println_flush(&format!("Relaying chats on TCP {at}"));
     }
-    let log = std::cell::RefCell::new(EventLog::new(offset));
-    server.run_with_idle(|event| log.borrow_mut().add(&event), || log.borrow_mut().flush())?;
+    run_logged(&mut server, offset)?;
     tracing::info!("server stopped");
     Ok(0)
+}
+
+/// Runs a loop until it stops, its events logged on standard output.
+fn run_logged<C: DatagramCore<Event = ServerEvent>>(
+    server: &mut ServerLoop<C>,
+    offset: time::UtcOffset,
+) -> std::io::Result<()> {
+    let log = std::cell::RefCell::new(EventLog::new(offset));
+    server.run_with_idle(|event| log.borrow_mut().add(&event), || log.borrow_mut().flush())
 }
 
 /// The log lines of a loop's turn, written with one write before the loop

@@ -100,7 +100,7 @@ impl Pending {
             return false;
         };
         let mut intro = intro.clone();
-        intro.candidates = candidates(intro.candidates.last().copied(), locals);
+        intro.candidates = candidates(intro.peer.chat_addr(), locals);
         let mut answer = Vec::new();
         let msg = ServerMsg::Introduced { intro: Some(intro) };
         server_codec::encode_reply_into(&mut answer, self.id, &msg);
@@ -274,15 +274,14 @@ fn introduction(
 ) -> Introduction {
     let peer = entry_of(table, i);
     let observed = peer.chat_addr();
-    Introduction { nonce, peer, candidates: candidates(Some(observed), locals), relay }
+    Introduction { nonce, peer, candidates: candidates(observed, locals), relay }
 }
 
 /// Where to reach a user: the first [`MAX_LOCAL_ADDRS`] of its local
 /// addresses `locals` (4 octets each), then its `observed` IP, each with
 /// its chat port (the observed address's port); a local address equal to
 /// the observed one is left out.
-fn candidates(observed: Option<SocketAddr>, locals: &[u8]) -> Vec<SocketAddr> {
-    let Some(observed) = observed else { return Vec::new() };
+fn candidates(observed: SocketAddr, locals: &[u8]) -> Vec<SocketAddr> {
     let port = observed.port();
     let mut out: Vec<SocketAddr> = locals
         .chunks_exact(4)

@@ -40,6 +40,16 @@ impl World {
         Self { now, server, clients: Vec::new(), to: Vec::new(), drop_from: None, loss: None }
     }
 
+    /// A world with ann (198.51.100.7:40000, key 1) and bob
+    /// (198.51.100.8:40001, key 2) logged in, announcing these local
+    /// addresses: (the world, ann's index, bob's).
+    fn ann_and_bob(ann_locals: &[Ipv4Addr], bob_locals: &[Ipv4Addr]) -> (Self, usize, usize) {
+        let mut w = Self::new();
+        let ann = w.client("198.51.100.7:40000", "ann", 1, ann_locals);
+        let bob = w.client("198.51.100.8:40001", "bob", 2, bob_locals);
+        (w, ann, bob)
+    }
+
     fn client(&mut self, at: &str, name: &str, key: u8, locals: &[Ipv4Addr]) -> usize {
         let mut c = RegistryClient::new(addr(SERVER), u64::from(key), PublicKey([key; 32]));
         c.set_locals(locals);
@@ -187,9 +197,7 @@ fn both_sides_learn_each_others_candidates_and_tokens_that_pair() {
 
 #[test]
 fn unacknowledged_introductions_stop_after_their_sends() {
-    let mut w = World::new();
-    let ann = w.client("198.51.100.7:40000", "ann", 1, &[]);
-    let bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+    let (mut w, ann, bob) = World::ann_and_bob(&[], &[]);
     // Bob goes away without logging out: nothing acknowledges.
     let (bob_addr, _) = w.clients.remove(bob);
     w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
@@ -206,9 +214,7 @@ fn unacknowledged_introductions_stop_after_their_sends() {
 
 #[test]
 fn only_listed_callers_are_introduced_to_listed_others_within_limits() {
-    let mut w = World::new();
-    let ann = w.client("198.51.100.7:40000", "ann", 1, &[]);
-    let _bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+    let (mut w, ann, _bob) = World::ann_and_bob(&[], &[]);
     // To oneself, and to nobody: None.
     for name in ["ann", "carl"] {
         w.clients[ann].1.introduce(w.now, UserName::new(name).expect("valid"));
@@ -248,9 +254,7 @@ fn introductions_survive_loss_and_are_reported_once() {
     let seeds = 300u64;
     let mut heard = 0;
     for seed in 1..=seeds {
-        let mut w = World::new();
-        let ann = w.client("198.51.100.7:40000", "ann", 1, &[Ipv4Addr::new(192, 0, 2, 10)]);
-        let bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+        let (mut w, ann, bob) = World::ann_and_bob(&[Ipv4Addr::new(192, 0, 2, 10)], &[]);
         w.events(ann);
         w.events(bob);
         w.loss = Some((seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, 20));
@@ -296,9 +300,8 @@ fn intro_in(payload: &[u8]) -> Introduction {
 /// observed address as its only candidate.
 #[test]
 fn without_an_acknowledgement_the_answer_comes_at_intro_hold_without_locals() {
-    let mut w = World::new();
-    let ann = w.client("198.51.100.7:40000", "ann", 1, &[Ipv4Addr::new(192, 0, 2, 10)]);
-    let bob = w.client("198.51.100.8:40001", "bob", 2, &[Ipv4Addr::new(192, 0, 2, 20)]);
+    let (mut w, ann, bob) =
+        World::ann_and_bob(&[Ipv4Addr::new(192, 0, 2, 10)], &[Ipv4Addr::new(192, 0, 2, 20)]);
     w.events(ann);
     w.clients.remove(bob);
     w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
@@ -319,9 +322,7 @@ fn without_an_acknowledgement_the_answer_comes_at_intro_hold_without_locals() {
 /// the same answer again.
 #[test]
 fn a_retransmitted_introduce_makes_no_second_introduction() {
-    let mut w = World::new();
-    let ann = w.client("198.51.100.7:40000", "ann", 1, &[]);
-    let bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+    let (mut w, ann, bob) = World::ann_and_bob(&[], &[]);
     let (ann_at, bob_at) = (w.clients[ann].0, w.clients[bob].0);
     // The caller's datagram, passed by hand from here on.
     w.clients[ann].1.introduce(w.now, UserName::new("bob").expect("valid"));
@@ -352,9 +353,7 @@ fn a_retransmitted_introduce_makes_no_second_introduction() {
 /// address.
 #[test]
 fn the_first_local_addresses_of_each_side_reach_the_other() {
-    let mut w = World::new();
-    let ann = w.client("198.51.100.7:40000", "ann", 1, &[]);
-    let bob = w.client("198.51.100.8:40001", "bob", 2, &[]);
+    let (mut w, ann, bob) = World::ann_and_bob(&[], &[]);
     let (ann_at, bob_at) = (w.clients[ann].0, w.clients[bob].0);
     let ips = |last: u8| -> Vec<Ipv4Addr> {
         [[192, 0, 2, 1], [198, 51, 100, last], [192, 0, 2, 3], [192, 0, 2, 4], [192, 0, 2, 5]]

@@ -144,6 +144,11 @@ pub const LOOK_ALIKES: &[&str] = &[
     "\u{202E}nhoJ",
 ];
 
+/// Look-alike name `which` (any number picks one).
+fn look_alike(which: u8) -> &'static str {
+    LOOK_ALIKES[usize::from(which) % LOOK_ALIKES.len()]
+}
+
 /// Any string as a user name: no panic, and a name that is accepted is in
 /// NFC, within [`MAX_NAME_LEN`], accepted again as itself with the same key,
 /// and its key is within [`MAX_KEY_LEN`].
@@ -220,7 +225,7 @@ pub fn registry(ops: &[RegistryOp]) {
                         ClientMsg::List { cookie, after: after.map(p2pchat_core::Cursor) }
                     }
                     FuzzRequest::LoginLookAlike { which, chat_port } => {
-                        let name = LOOK_ALIKES[usize::from(which) % LOOK_ALIKES.len()].into();
+                        let name = look_alike(which).into();
                         let key = p2pchat_core::PublicKey([which % 3; 32]);
                         ClientMsg::Login { cookie, name, chat_port, key }
                     }
@@ -228,7 +233,7 @@ pub fn registry(ops: &[RegistryOp]) {
                     FuzzRequest::Logout => ClientMsg::Logout { cookie },
                     FuzzRequest::Introduce { which, locals } => ClientMsg::Introduce {
                         cookie,
-                        name: LOOK_ALIKES[usize::from(which) % LOOK_ALIKES.len()].into(),
+                        name: look_alike(which).into(),
                         locals: locals.into_iter().map(Into::into).collect(),
                     },
                     FuzzRequest::IntroAck { nonce, locals } => ClientMsg::IntroAck {
@@ -239,22 +244,18 @@ pub fn registry(ops: &[RegistryOp]) {
                 };
                 let bytes = encode_request(RequestId(1), &msg);
                 server.handle_datagram(now, from, &bytes);
-                while let Some(t) = server.poll_transmit() {
-                    let decoded = decode_reply(&t.payload);
-                    assert!(decoded.is_ok(), "the server sent an undecodable reply");
-                    assert!(t.payload.len() <= p2pchat_core::MAX_DATAGRAM_LEN);
-                }
             }
             RegistryOp::Wait { secs } => {
                 now += Duration::from_secs(u64::from(*secs));
                 server.handle_timeout(now);
-                // Introductions sent again, held answers.
-                while let Some(t) = server.poll_transmit() {
-                    let decoded = decode_reply(&t.payload);
-                    assert!(decoded.is_ok(), "the server sent an undecodable datagram");
-                    assert!(t.payload.len() <= p2pchat_core::MAX_DATAGRAM_LEN);
-                }
             }
+        }
+        // Replies, and after a wait introductions sent again and held
+        // answers.
+        while let Some(t) = server.poll_transmit() {
+            let decoded = decode_reply(&t.payload);
+            assert!(decoded.is_ok(), "the server sent an undecodable datagram");
+            assert!(t.payload.len() <= p2pchat_core::MAX_DATAGRAM_LEN);
         }
         while server.poll_event().is_some() {}
         assert!(server.user_count() <= MAX_USERS, "over the cap");

@@ -101,15 +101,16 @@ struct CallIn {
 }
 
 impl CallIn {
-    /// Whether there is nothing to drive until `until`: heard on a direct
-    /// connection, no punching, no connects, no relay.
+    /// Whether it still counts as the peer calling us: heard, and not past
+    /// `until`.
+    fn counts(&self, now: Instant) -> bool {
+        self.heard && now < self.until
+    }
+
+    /// Whether there is nothing to drive while it counts: no punching, no
+    /// connects, no relay.
     fn settled(&self, now: Instant) -> bool {
-        let a = &self.attempt;
-        self.heard
-            && now < self.until
-            && a.punch.is_none()
-            && a.paths.is_empty()
-            && a.relay.is_none()
+        self.counts(now) && self.attempt.idle() && self.attempt.relay.is_none()
     }
 }
 
@@ -535,8 +536,7 @@ impl Punching {
                 None => {
                     // Done punching and not relaying: forget it (once it no
                     // longer counts as a call to us, if it was heard).
-                    let counts = c.heard && now < c.until;
-                    if c.attempt.punch.is_none() && c.attempt.paths.is_empty() && !counts {
+                    if c.attempt.idle() && !c.counts(now) {
                         self.answering.remove(i);
                         continue;
                     }
@@ -591,6 +591,11 @@ impl Punching {
 }
 
 impl Attempt {
+    /// Whether it has no punching and no connects left.
+    fn idle(&self) -> bool {
+        self.punch.is_none() && self.paths.is_empty()
+    }
+
     fn close(&mut self, registry: &Registry) {
         for (_, conn) in std::mem::take(&mut self.paths) {
             conn.close(registry);
