@@ -3,12 +3,9 @@ use std::sync::{Arc, Barrier};
 
 use super::*;
 
-/// A fresh, empty directory for one test.
-pub(crate) fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("p2pchat-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory for one test, removed when it is dropped.
+pub(crate) fn temp_dir(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("p2pchat-{test}-")).tempdir().unwrap()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -28,12 +25,12 @@ fn key(byte: u8) -> PrivateKey {
 #[test]
 fn missing_file_is_created_owner_only_then_loaded() {
     let dir = temp_dir("id-create");
-    let path = dir.join("nested/deeper/identity");
+    let path = dir.path().join("nested/deeper/identity");
     let (first, created) = Identity::load_or_create(&path).unwrap();
     assert_eq!(created, Created::New);
     assert_eq!(mode(&path), 0o600);
     assert_eq!(mode(path.parent().unwrap()), 0o700);
-    assert_eq!(mode(&dir.join("nested")), 0o700);
+    assert_eq!(mode(&dir.path().join("nested")), 0o700);
     let (again, created) = Identity::load_or_create(&path).unwrap();
     assert_eq!(created, Created::Existing);
     assert_eq!(again.public_key(), first.public_key());
@@ -125,7 +122,7 @@ fn bad_files_are_errors_never_replaced() {
         ("v2", good.replace("v1", "v2").into_bytes(), "has version v2; this p2pchat reads only v1"),
     ];
     for (name, bytes, expected) in cases {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         write_file(&path, &bytes);
         let err = Identity::load_or_create(&path).unwrap_err();
         let message = err.to_string();
@@ -140,7 +137,7 @@ fn bad_files_are_errors_never_replaced() {
 fn files_others_may_access_are_refused_with_the_fix() {
     let dir = temp_dir("id-mode");
     for bits in [0o644, 0o640, 0o604, 0o620, 0o660, 0o666, 0o601] {
-        let path = dir.join(format!("identity-{bits:o}"));
+        let path = dir.path().join(format!("identity-{bits:o}"));
         write_file(&path, format(&key(4)).as_bytes());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bits)).unwrap();
         let message = Identity::load_or_create(&path).map(|_| ()).unwrap_err().to_string();
@@ -156,7 +153,7 @@ fn files_others_may_access_are_refused_with_the_fix() {
     }
     // Owner-only modes other than 0600 are accepted.
     for bits in [0o400, 0o700] {
-        let path = dir.join(format!("identity-{bits:o}"));
+        let path = dir.path().join(format!("identity-{bits:o}"));
         write_file(&path, format(&key(4)).as_bytes());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bits)).unwrap();
         assert_eq!(Identity::load(&path).unwrap().unwrap().public_key(), key(4).public_key());
@@ -172,9 +169,9 @@ fn the_chmod_hint_quotes_odd_paths() {
 #[test]
 fn a_directory_or_a_fifo_is_an_error() {
     let dir = temp_dir("id-dir");
-    let message = Identity::load_or_create(&dir).unwrap_err().to_string();
+    let message = Identity::load_or_create(dir.path()).unwrap_err().to_string();
     assert!(message.contains("cannot read: not a regular file"), "{message}");
-    let fifo = dir.join("fifo");
+    let fifo = dir.path().join("fifo");
     rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
     let message = Identity::load_or_create(&fifo).unwrap_err().to_string();
     assert!(message.contains("cannot read: not a regular file"), "{message}");
@@ -185,7 +182,7 @@ fn a_directory_or_a_fifo_is_an_error() {
 #[test]
 fn racing_creators_end_with_one_identity() {
     let dir = temp_dir("id-race");
-    let path = dir.join("identity");
+    let path = dir.path().join("identity");
     let first = TempFile::write(&path, format(&key(5)).as_bytes()).unwrap();
     let second = TempFile::write(&path, format(&key(6)).as_bytes()).unwrap();
     let (a, created_a) = Identity::publish(&path, key(5), first).unwrap();
@@ -193,13 +190,13 @@ fn racing_creators_end_with_one_identity() {
     assert_eq!((created_a, created_b), (Created::New, Created::Existing));
     assert_eq!(a.public_key(), key(5).public_key());
     assert_eq!(b.public_key(), key(5).public_key(), "the loser must take the winner's key");
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "temporary files left behind");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temporary files left behind");
 }
 
 #[test]
 fn concurrent_first_runs_share_one_identity() {
     let dir = temp_dir("id-threads");
-    let path = Arc::new(dir.join("identity"));
+    let path = Arc::new(dir.path().join("identity"));
     let start = Arc::new(Barrier::new(8));
     let handles: Vec<_> = (0..8)
         .map(|_| {
@@ -219,7 +216,7 @@ fn concurrent_first_runs_share_one_identity() {
 #[test]
 fn debug_hides_the_private_key() {
     let dir = temp_dir("id-debug");
-    let path = dir.join("identity");
+    let path = dir.path().join("identity");
     let (id, _) = Identity::load_or_create(&path).unwrap();
     let shown = format!("{id:?}");
     assert!(!shown.contains(&to_hex(id.private_key().as_bytes())), "{shown}");

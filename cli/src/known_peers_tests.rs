@@ -14,8 +14,12 @@ fn name(s: &str) -> UserName {
     UserName::new(s).unwrap()
 }
 
-fn file(test: &str) -> PathBuf {
-    temp_dir(test).join(KNOWN_PEERS_FILE_NAME)
+/// The known-peers file in a fresh directory, which lives as long as the
+/// returned guard.
+fn file(test: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = temp_dir(test);
+    let path = dir.path().join(KNOWN_PEERS_FILE_NAME);
+    (dir, path)
 }
 
 fn read(path: &Path) -> String {
@@ -24,7 +28,7 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn new_then_pinned_then_verified() {
-    let path = file("kp-tofu");
+    let (_dir, path) = file("kp-tofu");
     let bob = name("Bob");
     assert!(KnownPeers::load(&path).unwrap().is_empty(), "a missing file is empty");
     assert_eq!(KnownPeers::observe(&path, &bob, &key(1)).unwrap(), PeerStatus::New);
@@ -46,7 +50,7 @@ fn new_then_pinned_then_verified() {
 
 #[test]
 fn changed_key_is_refused_remembered_and_accepted_only_by_trust() {
-    let path = file("kp-changed");
+    let (_dir, path) = file("kp-changed");
     let bob = name("bob");
     KnownPeers::observe(&path, &bob, &key(1)).unwrap();
     let changed = PeerStatus::Changed { pinned: key(1), seen: key(2), verified: false };
@@ -85,7 +89,7 @@ fn changed_key_is_refused_remembered_and_accepted_only_by_trust() {
 
 #[test]
 fn refused_keys_are_bounded_newest_kept() {
-    let path = file("kp-bounded");
+    let (_dir, path) = file("kp-bounded");
     let bob = name("bob");
     KnownPeers::observe(&path, &bob, &key(1)).unwrap();
     for b in 2..=7 {
@@ -121,7 +125,7 @@ fn a_full_store_refuses_new_names() {
 
 #[test]
 fn forget_removes_everything_for_the_name() {
-    let path = file("kp-forget");
+    let (_dir, path) = file("kp-forget");
     KnownPeers::observe(&path, &name("bob"), &key(1)).unwrap();
     KnownPeers::observe(&path, &name("bob"), &key(2)).unwrap();
     KnownPeers::observe(&path, &name("ann"), &key(3)).unwrap();
@@ -206,7 +210,7 @@ fn corrupt_lines_name_the_file_and_line() {
         ),
     ];
     for (label, text, line, reason) in cases {
-        let path = dir.join(label);
+        let path = dir.path().join(label);
         std::fs::write(&path, &text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let message = KnownPeers::load(&path).unwrap_err().to_string();
@@ -216,7 +220,7 @@ fn corrupt_lines_name_the_file_and_line() {
         assert!(KnownPeers::observe(&path, &name("ann"), &key(2)).is_err(), "{label}");
         assert_eq!(read(&path), text, "{label}");
     }
-    let path = dir.join("not-utf8");
+    let path = dir.path().join("not-utf8");
     std::fs::write(&path, [h.as_bytes(), b"\nbob \xff\n"].concat()).unwrap();
     let message = KnownPeers::load(&path).unwrap_err().to_string();
     assert!(message.ends_with("line 2: not UTF-8 text"), "{message}");
@@ -224,7 +228,7 @@ fn corrupt_lines_name_the_file_and_line() {
 
 #[test]
 fn a_file_others_may_write_is_refused() {
-    let path = file("kp-mode");
+    let (_dir, path) = file("kp-mode");
     KnownPeers::observe(&path, &name("bob"), &key(1)).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(KnownPeers::load(&path).unwrap().len(), 1, "readable by others is allowed");
@@ -244,7 +248,8 @@ fn a_file_others_may_write_is_refused() {
 
 #[test]
 fn concurrent_observers_lose_no_pin() {
-    let path = Arc::new(file("kp-threads"));
+    let (_dir, path) = file("kp-threads");
+    let path = Arc::new(path);
     let start = Arc::new(Barrier::new(8));
     let handles: Vec<_> = (0..8u8)
         .map(|i| {
@@ -291,7 +296,7 @@ fn the_longest_name_key_is_pinned_and_read_back() {
     // A valid 30-byte name whose key is 210 bytes (see core's names tests).
     let long = name(&"\u{cb86}".repeat(10));
     assert!(long.key().as_str().len() > 200);
-    let path = file("kp-longest-key");
+    let (_dir, path) = file("kp-longest-key");
     assert_eq!(KnownPeers::observe(&path, &long, &key(1)).unwrap(), PeerStatus::New);
     assert_eq!(KnownPeers::observe(&path, &long, &key(1)).unwrap(), PeerStatus::Pinned);
     // A changed key is remembered too, and the file still reads.

@@ -55,7 +55,7 @@ struct Pair {
     bob_key: PublicKey,
     /// Bob's lines up to his waiting.
     mark: usize,
-    _dir: std::path::PathBuf,
+    _dir: common::TempDir,
 }
 
 fn pair(test: &str) -> Pair {

@@ -89,7 +89,6 @@ fn whole_session(test: &str, bind: &str) {
         assert_eq!(received, (0..N).map(|i| format!("{theirs} says {i}")).collect::<Vec<_>>());
         assert!(h.iter().all(|(_, peer, _)| peer == other));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -278,7 +278,7 @@ impl Drop for TtyClient {
 }
 
 /// Ann on a terminal and Bob on pipes, chatting.
-pub fn chat_pair(test: &str) -> (std::path::PathBuf, Proc, std::net::SocketAddr, TtyClient, Proc) {
+pub fn chat_pair(test: &str) -> (common::TempDir, Proc, std::net::SocketAddr, TtyClient, Proc) {
     chat_pair_sized(test, 0, 0)
 }
 
@@ -287,7 +287,7 @@ pub fn chat_pair_sized(
     test: &str,
     cols: u16,
     rows: u16,
-) -> (std::path::PathBuf, Proc, std::net::SocketAddr, TtyClient, Proc) {
+) -> (common::TempDir, Proc, std::net::SocketAddr, TtyClient, Proc) {
     let dir = temp_dir(test);
     let (srv, addr) = server("127.0.0.1:0", 60, &dir);
     let mut ann = TtyClient::spawn_sized("Ann", addr, &dir, cols, rows);
