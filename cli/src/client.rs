@@ -135,8 +135,10 @@ struct LocalTimes {
 /// `[HH:MM:SS] WHO: ` and the second and sender it was made for.
 #[derive(Debug, Default)]
 struct LineStart {
-    /// The second (since the epoch, local offset applied).
-    second: Option<i64>,
+    /// The local date and second it was made for (compared field by
+    /// field: the seconds since the epoch would cost a calendar
+    /// computation per line).
+    second: Option<(time::Date, [u8; 3])>,
     who: String,
     text: String,
 }
@@ -158,9 +160,9 @@ impl LocalTimes {
     /// `ours`: our own line (else the peer's).
     fn line_start(&mut self, local: OffsetDateTime, who: &str, ours: bool) -> &str {
         let start = &mut self.starts[usize::from(!ours)];
-        let second = local.unix_timestamp();
+        let [h, m, s] = [local.hour(), local.minute(), local.second()];
+        let second = (local.date(), [h, m, s]);
         if start.second != Some(second) || start.who != who {
-            let [h, m, s] = [local.hour(), local.minute(), local.second()];
             let mut clock = [0u8; 8];
             for (i, v) in [h, m, s].into_iter().enumerate() {
                 clock[3 * i] = b'0' + v / 10;

@@ -269,8 +269,10 @@ struct Prefix {
 /// three digits, not through the formatting machinery).
 #[derive(Debug, Default)]
 struct Stamp {
-    /// The second (and offset) `text` holds.
-    second: Option<(i64, time::UtcOffset)>,
+    /// The local date, second and offset `text` holds (compared field by
+    /// field: the seconds since the epoch would cost a calendar
+    /// computation per line).
+    second: Option<(time::Date, [u8; 3], time::UtcOffset)>,
     /// Its millisecond.
     millisecond: u16,
     /// `at` formatted with [`TIME_FORMAT`].
@@ -286,7 +288,7 @@ impl Stamp {
     /// `at` formatted as [`format_time`] does, and the text's generation
     /// (it changes whenever the text does).
     fn get(&mut self, at: OffsetDateTime) -> (&str, u64) {
-        let second = Some((at.unix_timestamp(), at.offset()));
+        let second = Some((at.date(), [at.hour(), at.minute(), at.second()], at.offset()));
         let ms = at.millisecond();
         let digits = self
             .text
