@@ -22,7 +22,7 @@ use crate::name::UserName;
 
 pub use config::{
     ACK_EVERY, CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT,
-    MAX_BUFFERED_OUTPUT, MAX_UNACKED, PING_INTERVAL,
+    MAX_BUFFERED_OUTPUT, MAX_UNACKED, MAX_UNACKED_BYTES, PING_INTERVAL,
 };
 pub use error::{ChatError, SendError};
 pub use event::{ChatEvent, CloseReason};
@@ -393,8 +393,9 @@ impl ChatSession {
     ///
     /// [`SendError::Closed`] after [`close`](Self::close) or once the session
     /// is over, [`SendError::TooLong`] for more than [`MAX_TEXT_LEN`] bytes,
-    /// [`SendError::Backpressure`] when [`MAX_UNACKED`] texts are
-    /// unacknowledged or the output buffer has no room for it.
+    /// [`SendError::Backpressure`] when [`MAX_UNACKED`] texts, or with it
+    /// more than [`MAX_UNACKED_BYTES`] of text, would be unacknowledged, or
+    /// the output buffer has no room for it.
     pub fn send_text(&mut self, now: Instant, text: &str) -> Result<Seq, SendError> {
         let _ = now;
         match self.phase {
@@ -404,7 +405,9 @@ impl ChatSession {
         if text.len() > MAX_TEXT_LEN {
             return Err(SendError::TooLong);
         }
-        if self.unacked.len() >= MAX_UNACKED {
+        if self.unacked.len() >= MAX_UNACKED
+            || self.unacked.text_bytes() + text.len() > MAX_UNACKED_BYTES
+        {
             return Err(SendError::Backpressure);
         }
         let seq = self.next_send;

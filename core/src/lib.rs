@@ -52,7 +52,7 @@ pub use chat_msg::{CHAT_VERSION, ChatMsg, DeclineReason, MAX_TEXT_LEN, Seq};
 pub use chat_session::{
     ACK_EVERY, CLOSE_LINGER, CONTROL_HEADROOM, ChatConfig, ChatError, ChatEvent, ChatRole,
     ChatSession, ChatSetup, CloseReason, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_BUFFERED_OUTPUT,
-    MAX_UNACKED, PING_INTERVAL, SendError,
+    MAX_UNACKED, MAX_UNACKED_BYTES, PING_INTERVAL, SendError,
 };
 pub use codec::{
     DecodeError, HEADER_LEN, MAGIC, MAX_DATAGRAM_LEN, REGISTRY_VERSION, REPLY_BIT, body_len,

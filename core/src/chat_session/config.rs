@@ -45,12 +45,22 @@ pub const MAX_BUFFERED_OUTPUT: usize = 256 * 1024;
 /// leaves free for control messages (acks, pongs, goodbye): a text is refused
 /// with [`crate::SendError::Backpressure`] if it would take the pending output
 /// above `MAX_BUFFERED_OUTPUT - CONTROL_HEADROOM`.
-pub const CONTROL_HEADROOM: usize = 64 * 1024;
+pub const CONTROL_HEADROOM: usize = 128 * 1024;
 
 /// Most texts sent and not yet acknowledged; [`crate::ChatSession::send_text`]
-/// refuses with [`crate::SendError::Backpressure`] beyond it. Bounds the
-/// memory kept for `Undelivered` reports.
-pub const MAX_UNACKED: usize = 1024;
+/// refuses with [`crate::SendError::Backpressure`] beyond it. With
+/// [`MAX_UNACKED_BYTES`], bounds the memory kept for `Undelivered` reports.
+///
+/// The window a burst is sent in: large enough that a sender of short lines
+/// does not stop for the receiver's acknowledgements (which come once the
+/// receiver has shown what it got), so that both sides handle a burst in
+/// long turns and write their history and screen in large pieces (see
+/// docs/PERFORMANCE.md).
+pub const MAX_UNACKED: usize = 4096;
+
+/// Most bytes of text sent and not yet acknowledged (their UTF-8): long
+/// texts fill the window by size before they fill it by count.
+pub const MAX_UNACKED_BYTES: usize = 1024 * 1024;
 
 /// Largest encoded `Ack` frame: length prefix, variant tag, a `u64` varint,
 /// the Noise tag.

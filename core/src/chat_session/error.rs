@@ -91,8 +91,9 @@ pub enum SendError {
     /// The session is closing or over; no more texts can be sent.
     #[error("the chat session is closed")]
     Closed,
-    /// Too much is already waiting: [`crate::MAX_UNACKED`] texts are
-    /// unacknowledged, or the output buffer is full. Try again once the peer
+    /// Too much is already waiting: [`crate::MAX_UNACKED`] texts or
+    /// [`crate::MAX_UNACKED_BYTES`] of text are unacknowledged, or the
+    /// output buffer is full. Try again once the peer
     /// has caught up (after a `Delivered` event or a write).
     #[error("too many messages waiting; try again later")]
     Backpressure,

@@ -571,6 +571,26 @@ fn send_text_limits() {
 }
 
 #[test]
+fn unacked_bytes_are_capped_before_the_count() {
+    let now = super::test_origin();
+    let (mut s, mut p) = open(now);
+    let max = "x".repeat(MAX_TEXT_LEN);
+    let fit = MAX_UNACKED_BYTES / MAX_TEXT_LEN;
+    assert!(fit < MAX_UNACKED);
+    for i in 1..=fit as u64 {
+        assert_eq!(s.send_text(now, &max), Ok(Seq(i)), "text {i}");
+        p.read(&mut s);
+    }
+    // Full by size: a long text waits, as does one byte more...
+    assert_eq!(s.send_text(now, &max), Err(SendError::Backpressure));
+    assert_eq!(s.send_text(now, "t"), Err(SendError::Backpressure));
+    // ...until an acknowledgement frees the room of the text it covers.
+    s.handle_input(now, &p.wire(&[ack(1)])).unwrap();
+    assert_eq!(s.send_text(now, &max), Ok(Seq(fit as u64 + 1)));
+    assert_eq!(s.send_text(now, "t"), Err(SendError::Backpressure));
+}
+
+#[test]
 fn output_backpressure() {
     let now = super::test_origin();
     let (mut s, mut p) = open(now);

@@ -9,9 +9,9 @@ use std::collections::VecDeque;
 use crate::chat_msg::Seq;
 
 /// Texts sent and not yet acknowledged, oldest first, with consecutive
-/// sequence numbers. At most [`MAX_UNACKED`](super::MAX_UNACKED) texts of at
-/// most [`MAX_TEXT_LEN`](crate::MAX_TEXT_LEN) bytes (the session refuses
-/// more), so the buffer is bounded too.
+/// sequence numbers. At most [`MAX_UNACKED`](super::MAX_UNACKED) texts and
+/// [`MAX_UNACKED_BYTES`](super::MAX_UNACKED_BYTES) bytes (the session
+/// refuses more).
 #[derive(Debug, Default)]
 pub(super) struct Unacked {
     /// Each text's sequence number and length, oldest first.
@@ -24,6 +24,11 @@ impl Unacked {
     /// How many texts wait for their acknowledgement.
     pub(super) fn len(&self) -> usize {
         self.texts.len()
+    }
+
+    /// The bytes of the texts kept.
+    pub(super) fn text_bytes(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Keeps a copy of `text`, sent as `seq`.
