@@ -273,7 +273,7 @@ impl NodeHandler for Client {
 /// them (after the history lines they show) without waiting for the turn's
 /// end; far below [`p2pchat_transport_mio::MAX_PENDING_OUTPUT`], so that a
 /// long burst of messages is shown, not left out.
-pub const OUTPUT_FLUSH_AT: usize = 64 * 1024;
+pub const OUTPUT_FLUSH_AT: usize = 256 * 1024;
 
 impl Drop for Client {
     /// The history's last lines are written before the terminal shows its

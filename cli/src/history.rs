@@ -238,7 +238,7 @@ pub const HISTORY_MODE: u32 = 0o600;
 /// client also writes them before anything is shown on the screen (so that
 /// what was shown is in the file even if the process dies next) and before
 /// the loop sleeps.
-pub const HISTORY_BUFFER: usize = 64 * 1024;
+pub const HISTORY_BUFFER: usize = 256 * 1024;
 
 /// The history file, open for appending. Lines are buffered (at most
 /// [`HISTORY_BUFFER`] bytes) until [`History::flush`], so a burst of

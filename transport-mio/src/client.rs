@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use p2pchat_core::{ClientEvent, PrivateKey, PublicKey, RegistryClient, UserName};
+use p2pchat_core::{ChatEvent, ClientEvent, PrivateKey, PublicKey, RegistryClient, UserName};
 use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGTSTP, SIGWINCH};
 use signal_hook_mio::v1_0::Signals;
 
@@ -144,9 +144,10 @@ pub enum NodeError {
 ///    queued event, in order. Commands the handler calls meanwhile
 ///    take effect at once, and what they report ([`NodeEvent::Sent`], …)
 ///    joins the queue and is handed over in the same round. After a round
-///    with chat events, the handler's [`output`](NodeHandler::output) is
-///    written (after [`before_output`](NodeHandler::before_output)): a text
-///    is shown before the peer hears that it arrived;
+///    that handed over texts the peer sent, the handler's
+///    [`output`](NodeHandler::output) is written (after
+///    [`before_output`](NodeHandler::before_output)): a text is shown
+///    before the peer hears that it arrived;
 /// 3. queued datagrams are sent, and the handler's output is written as far
 ///    as it is taken without waiting (once per turn: a burst of lines is one
 ///    write);
@@ -514,16 +515,20 @@ impl ClientNode {
     }
 
     /// Hands the handler the queued events, and those its commands add.
-    /// Returns whether any was a chat's (something the peer sent, which the
-    /// handler may have shown).
+    /// Returns whether any was a text the peer sent, which the handler may
+    /// have shown, and which the next pump acknowledges: it must be shown
+    /// first. (What else the handler printed waits for the turn's end, or
+    /// for its output to reach a flush of its own: a burst of our own
+    /// texts is written in larger pieces, which costs the kernel less per
+    /// byte, see docs/PERFORMANCE.md.)
     fn process<H: NodeHandler>(&mut self, now: Instant, handler: &mut H) -> bool {
-        let mut chat = false;
+        let mut received = false;
         while let Some(event) = self.events.pop_front() {
             tracing::trace!(?event, "node event");
-            chat |= matches!(event, NodeEvent::Chat { .. });
+            received |= matches!(event, NodeEvent::Chat { event: ChatEvent::Received { .. }, .. });
             handler.handle(now, event, self);
         }
-        chat
+        received
     }
 
     fn next_timeout<H: NodeHandler>(&mut self, handler: &mut H) -> Option<Duration> {
