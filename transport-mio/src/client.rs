@@ -38,8 +38,16 @@ const SIGNALS: Token = Token(3);
 const OUTPUT: Token = Token(4);
 
 /// Most input items handed to the handler in one round, so that a long
-/// script does not starve the sockets.
-const MAX_LINES_PER_TURN: usize = 256;
+/// script does not starve the sockets. A round's texts are written to the
+/// chat stream together, so this is also the piece a burst is sent in: the
+/// peer wakes once per piece, and shows and records each piece with one
+/// write each (a quarter of the session's window, [`MAX_UNACKED`], so that
+/// the sender does not wait for the acknowledgements; see
+/// docs/PERFORMANCE.md).
+///
+/// [`MAX_UNACKED`]: p2pchat_core::MAX_UNACKED
+const MAX_LINES_PER_TURN: usize = 1024;
+const _: () = assert!(4 * MAX_LINES_PER_TURN <= p2pchat_core::MAX_UNACKED);
 
 /// Rounds of "move bytes, collect events, hand them over" per turn before
 /// sleeping.
