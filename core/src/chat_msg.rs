@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The chat protocol version this crate speaks, in the preamble and the
-/// `Hello`. Version 2 encrypts every chat with Noise.
-pub const CHAT_VERSION: u8 = 2;
+/// `Hello`. Version 2 encrypted every chat with Noise and
+/// ChaCha20-Poly1305; version 3 with AES-256-GCM.
+pub const CHAT_VERSION: u8 = 3;
 
 /// Longest text message, in bytes of UTF-8.
 pub const MAX_TEXT_LEN: usize = 4096;

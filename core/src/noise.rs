@@ -3,9 +3,9 @@
 //!
 //! A chat stream carries, in each direction, one cleartext [`preamble`]
 //! frame (the protocol version, and for the caller the two names), then the
-//! three messages of a `Noise_XX_25519_ChaChaPoly_BLAKE2s` handshake, then
+//! three messages of a `Noise_XX_25519_AESGCM_BLAKE2s` handshake, then
 //! only transport messages: each frame's payload is one chat message sealed
-//! with ChaCha20-Poly1305. This layer sees frame payloads, never frames or
+//! with AES-256-GCM. This layer sees frame payloads, never frames or
 //! chat messages; keys and randomness come from the caller.
 //!
 //! - [`Handshake`] runs the three handshake messages: payloads in, payloads

@@ -256,8 +256,8 @@ fn hello_is_checked() {
     let now = super::test_origin();
     let cases = [
         (
-            vec![ChatMsg::Hello { version: 3, name: "bob".into() }],
-            ChatError::VersionMismatch { ours: 2, theirs: 3 },
+            vec![ChatMsg::Hello { version: CHAT_VERSION + 1, name: "bob".into() }],
+            ChatError::VersionMismatch { ours: CHAT_VERSION, theirs: CHAT_VERSION + 1 },
         ),
         (vec![hello("carol")], ChatError::NameMismatch),
         (vec![hello("Bob")], ChatError::NameMismatch),

@@ -18,8 +18,8 @@ use super::resolver::SeededResolver;
 use super::transport::Transport;
 use super::{MAX_NOISE_MSG_LEN, TAG_LEN};
 
-/// The Noise protocol name: XX, X25519, ChaCha20-Poly1305, BLAKE2s.
-pub const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// The Noise protocol name: XX, X25519, AES-256-GCM, BLAKE2s.
+pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_BLAKE2s";
 
 /// The longest handshake message: `e, ee, s, es` with its encrypted static
 /// key and an empty payload's tag.
