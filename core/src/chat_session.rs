@@ -393,9 +393,9 @@ impl ChatSession {
     ///
     /// [`SendError::Closed`] after [`close`](Self::close) or once the session
     /// is over, [`SendError::TooLong`] for more than [`MAX_TEXT_LEN`] bytes,
-    /// [`SendError::Backpressure`] when [`MAX_UNACKED`] texts, or with it
-    /// more than [`MAX_UNACKED_BYTES`] of text, would be unacknowledged, or
-    /// the output buffer has no room for it.
+    /// [`SendError::Backpressure`] when [`MAX_UNACKED`] texts are
+    /// unacknowledged, when with this one more than [`MAX_UNACKED_BYTES`] of
+    /// text would be, or when the output buffer has no room for it.
     pub fn send_text(&mut self, now: Instant, text: &str) -> Result<Seq, SendError> {
         let _ = now;
         match self.phase {

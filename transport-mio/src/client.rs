@@ -46,8 +46,8 @@ const OUTPUT: Token = Token(4);
 /// docs/PERFORMANCE.md).
 ///
 /// [`MAX_UNACKED`]: p2pchat_core::MAX_UNACKED
-const MAX_LINES_PER_TURN: usize = 1024;
-const _: () = assert!(4 * MAX_LINES_PER_TURN <= p2pchat_core::MAX_UNACKED);
+const MAX_LINES_PER_ROUND: usize = 1024;
+const _: () = assert!(4 * MAX_LINES_PER_ROUND <= p2pchat_core::MAX_UNACKED);
 
 /// Rounds of "move bytes, collect events, hand them over" per turn before
 /// sleeping.
@@ -511,7 +511,7 @@ impl ClientNode {
     /// Hands the handler the input it takes now. Returns whether any was.
     fn feed_input<H: NodeHandler>(&mut self, now: Instant, handler: &mut H) -> bool {
         let mut fed = false;
-        for _ in 0..MAX_LINES_PER_TURN {
+        for _ in 0..MAX_LINES_PER_ROUND {
             if self.stopping || !self.input_ready_now(handler) {
                 break;
             }
