@@ -15,7 +15,7 @@ use p2pchat_transport_mio::{
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::app::{Action, App, AppConfig, EXIT_ERROR, EXIT_OK, KeyCheck, chat_line_parts};
-use crate::history::{Direction, History, escape_for_display};
+use crate::history::{Direction, History, LocalSecond, escape_for_display, local_second};
 use crate::identity::Identity;
 use crate::known_peers::{KnownPeers, PeerStatus, changed_key_warning, describe};
 use crate::term::Term;
@@ -135,10 +135,8 @@ struct LocalTimes {
 /// `[HH:MM:SS] WHO: ` and the second and sender it was made for.
 #[derive(Debug, Default)]
 struct LineStart {
-    /// The local date and second it was made for (compared field by
-    /// field: the seconds since the epoch would cost a calendar
-    /// computation per line).
-    second: Option<(time::Date, [u8; 3])>,
+    /// The local second it was made for ([`local_second`]).
+    second: Option<LocalSecond>,
     who: String,
     text: String,
 }
@@ -160,9 +158,9 @@ impl LocalTimes {
     /// `ours`: our own line (else the peer's).
     fn line_start(&mut self, local: OffsetDateTime, who: &str, ours: bool) -> &str {
         let start = &mut self.starts[usize::from(!ours)];
-        let [h, m, s] = [local.hour(), local.minute(), local.second()];
-        let second = (local.date(), [h, m, s]);
+        let second = local_second(local);
         if start.second != Some(second) || start.who != who {
+            let [h, m, s] = second.1;
             let mut clock = [0u8; 8];
             for (i, v) in [h, m, s].into_iter().enumerate() {
                 clock[3 * i] = b'0' + v / 10;

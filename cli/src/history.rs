@@ -225,6 +225,17 @@ pub fn format_line(
     format!("{} {direction} {peer} {}", format_time(at), escape(text))
 }
 
+/// The local date and second of `at`: what a history stamp or a screen
+/// line's clock is made again for when it changes. Compared field by
+/// field, where the seconds since the epoch would cost a calendar
+/// computation per line.
+pub(crate) fn local_second(at: OffsetDateTime) -> LocalSecond {
+    (at.date(), [at.hour(), at.minute(), at.second()])
+}
+
+/// See [`local_second`].
+pub(crate) type LocalSecond = (time::Date, [u8; 3]);
+
 /// `at` as the history writes it, with the offset it has.
 fn format_time(at: OffsetDateTime) -> String {
     at.format(TIME_FORMAT).unwrap_or_else(|_| at.unix_timestamp().to_string())
@@ -269,10 +280,8 @@ struct Prefix {
 /// three digits, not through the formatting machinery).
 #[derive(Debug, Default)]
 struct Stamp {
-    /// The local date, second and offset `text` holds (compared field by
-    /// field: the seconds since the epoch would cost a calendar
-    /// computation per line).
-    second: Option<(time::Date, [u8; 3], time::UtcOffset)>,
+    /// The local second ([`local_second`]) and offset `text` holds.
+    second: Option<(LocalSecond, time::UtcOffset)>,
     /// Its millisecond.
     millisecond: u16,
     /// `at` formatted with [`TIME_FORMAT`].
@@ -288,7 +297,7 @@ impl Stamp {
     /// `at` formatted as [`format_time`] does, and the text's generation
     /// (it changes whenever the text does).
     fn get(&mut self, at: OffsetDateTime) -> (&str, u64) {
-        let second = Some((at.date(), [at.hour(), at.minute(), at.second()], at.offset()));
+        let second = Some((local_second(at), at.offset()));
         let ms = at.millisecond();
         let digits = self
             .text

@@ -10,38 +10,23 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
 
-use common::{TIMEOUT, chat_event, start, wait_for};
-use p2pchat_core::{
-    CHAT_VERSION, ChatEvent, ClientEvent, CloseReason, CookieKey, PREAMBLE_MARKER, RegistryServer,
-    ServerConfig,
-};
-use p2pchat_transport_mio::{NodeEvent, ServerLoop};
+use common::{TIMEOUT, chat_event, logged_in, registry, registry_event, start, wait_for};
+use p2pchat_core::{CHAT_VERSION, ChatEvent, ClientEvent, CloseReason, PREAMBLE_MARKER};
+use p2pchat_transport_mio::NodeEvent;
 
 #[test]
 fn two_nodes_chat_through_a_registry() {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let core = RegistryServer::new(Instant::now(), CookieKey([7; 16]), ServerConfig::default());
-    let mut server = ServerLoop::new(socket, core).unwrap();
-    let server_addr = server.local_addr().unwrap();
-    let stop_server = server.stop_handle();
-    let server_thread = std::thread::spawn(move || server.run(|_| {}).unwrap());
-
+    let (server_addr, stop_server, server_thread) = registry();
     let (bob, mut bob_keys, bob_thread) = start("Bob", None, server_addr);
-    wait_for(
-        &bob,
-        "Bob logged in",
-        |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::LoggedIn { .. })),
-    );
+    logged_in(&bob, "Bob");
     let (ann, mut ann_keys, ann_thread) = start("Ann", Some("Bob"), server_addr);
-    let found = wait_for(
-        &ann,
-        "Ann found Bob",
-        |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::Found { entry: Some(_), .. })),
-    );
-    let NodeEvent::Registry(found) = found else { unreachable!() };
-    let ClientEvent::Found { entry: Some(bob_entry), .. } = *found else { unreachable!() };
+    let found = wait_for(&ann, "Ann found Bob", |e| {
+        matches!(registry_event(e), Some(ClientEvent::Found { entry: Some(_), .. }))
+    });
+    let Some(ClientEvent::Found { entry: Some(bob_entry), .. }) = registry_event(&found) else {
+        unreachable!()
+    };
 
     // Ann's call is held: Bob hears who it is; Ann's chat does not start,
     // and what she types meanwhile waits in her session. (Bob's `Hello`, had
@@ -99,11 +84,9 @@ fn two_nodes_chat_through_a_registry() {
         matches!(chat_event(e), Some(ChatEvent::Closed { reason: CloseReason::PeerClose }))
     });
     for (rx, who) in [(&ann, "Ann"), (&bob, "Bob")] {
-        wait_for(
-            rx,
-            &format!("{who} logged out"),
-            |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::LoggedOut)),
-        );
+        wait_for(rx, &format!("{who} logged out"), |e| {
+            matches!(registry_event(e), Some(ClientEvent::LoggedOut))
+        });
     }
     ann_thread.join().unwrap();
     bob_thread.join().unwrap();

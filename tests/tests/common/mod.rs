@@ -46,43 +46,27 @@ pub fn binary() -> &'static Path {
 
 /// A fresh, empty directory for one test's files.
 pub fn temp_dir(test: &str) -> TempDir {
-    TempDir::new(&format!("p2pchat-e2e-{test}"))
+    let dir = tempfile::Builder::new().prefix(&format!("p2pchat-e2e-{test}-")).tempdir();
+    TempDir(dir.expect("create temp dir"))
 }
 
 /// A test's directory, removed when the test passes; a failing test keeps
 /// it (and says where) so its histories and configs can be read.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Makes `$TMPDIR/PREFIX-PID`, empty.
-    pub fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
+pub struct TempDir(tempfile::TempDir);
 
 impl std::ops::Deref for TempDir {
     type Target = Path;
 
     fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for TempDir {
-    fn as_ref(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("kept {} for the failing test", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
+            self.0.disable_cleanup(true);
+            eprintln!("kept {} for the failing test", self.0.path().display());
         }
     }
 }

@@ -155,6 +155,13 @@ pub fn chat_event(event: &NodeEvent) -> Option<&ChatEvent> {
     }
 }
 
+pub fn registry_event(event: &NodeEvent) -> Option<&ClientEvent> {
+    match event {
+        NodeEvent::Registry(event) => Some(event),
+        _ => None,
+    }
+}
+
 /// A registry on loopback on its own thread: its address, the handle that
 /// stops it, and the thread.
 pub fn registry() -> (SocketAddr, StopHandle, JoinHandle<()>) {
@@ -169,9 +176,7 @@ pub fn registry() -> (SocketAddr, StopHandle, JoinHandle<()>) {
 
 /// Waits until `rx`'s node is logged in.
 pub fn logged_in(rx: &Receiver<NodeEvent>, who: &str) {
-    wait_for(
-        rx,
-        &format!("{who} logged in"),
-        |e| matches!(e, NodeEvent::Registry(ev) if matches!(**ev, ClientEvent::LoggedIn { .. })),
-    );
+    wait_for(rx, &format!("{who} logged in"), |e| {
+        matches!(registry_event(e), Some(ClientEvent::LoggedIn { .. }))
+    });
 }
