@@ -15,24 +15,28 @@
 //!   build, which the suite makes in its own target directory,
 //!   `target/bench-cleartext`), so the ratio is the cost of encryption end to end;
 //! - references: the same driver through two `cat`s (the cost of the pipes),
-//!   a raw TCP ping-pong, and a raw TCP stream of the same framing, one
-//!   write per line and buffered ([`crate::chat_refs`]).
+//!   a raw TCP ping-pong, two minimal relays (the client's loop without the
+//!   chat, [`crate::relay`]), and a raw TCP stream of the same framing, one
+//!   write per line and buffered ([`crate::chat_refs`]). The round trips and
+//!   their references take turns in blocks, free to run on any CPU and then
+//!   all on one ([`crate::chat_trips`]).
 //!
 //! Every round runs all of them once, in turn; the figures are the medians
 //! of the rounds. `P2PCHAT_BENCH_CHAT_LINES=N` sends N lines one way instead
 //! of [`LINES`], `P2PCHAT_BENCH_CHAT_TRIPS=N` measures N round trips instead
 //! of [`ROUND_TRIPS`] (a longer window for a profiler).
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 
 use crate::chat_lines::{count_numbered, numbered_input, write_lines};
-use crate::chat_procs::{ChatPair, NAME_A, NAME_B, Proc, server};
+use crate::chat_procs::{ChatPair, NAME_A, Proc, server};
 use crate::chat_refs;
+use crate::chat_trips::{self, ChatTrips, PipeTrips, TcpTrips, Timed};
 use crate::report::{Record, Reference, Report};
 
 /// Bytes of text per line.
@@ -40,16 +44,16 @@ pub const LINE_LEN: usize = 100;
 
 /// Lines sent one way per round.
 const LINES: usize = 200_000;
-/// Round trips measured per round (after [`RTT_WARMUP`]).
+/// Round trips of each kind timed per round (after
+/// [`chat_trips::RTT_WARMUP`]).
 const ROUND_TRIPS: usize = 5_000;
-const RTT_WARMUP: usize = 200;
 /// Rounds (each runs every measure once); medians are reported.
 const ROUNDS: usize = 5;
 
 /// CPU time `pid` (a single-threaded process) has run, in ns, from
 /// `/proc/PID/schedstat`: not affected by other load on the machine as
 /// wall-clock rates are.
-fn cpu_ns(pid: u32) -> Option<u64> {
+pub fn cpu_ns(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
     s.split_whitespace().next()?.parse().ok()
 }
@@ -68,20 +72,31 @@ struct Round {
     /// (when the others are pinned): rate, and CPU ns per line of each.
     enc_free: Option<(f64, (f64, f64))>,
     enc_rate: f64,
-    enc_rtt: (f64, f64),
-    /// CPU µs per round trip of A and B.
-    enc_rtt_cpu: (f64, f64),
+    /// The round trips, free to run anywhere and all on one CPU.
+    trips: [TripSet; 2],
     clear_rate: Option<f64>,
-    clear_rtt: Option<(f64, f64)>,
-    clear_rtt_cpu: Option<(f64, f64)>,
+    /// The cleartext clients' round trips, free and on one CPU.
+    clear_rtt: Option<[Timed; 2]>,
     cat_rate: f64,
-    cat_rtt: Rtt,
-    /// Two `tee -a FILE`: `cat` plus a write to a file per hop.
-    tee_rtt: Rtt,
-    tcp_rtt: Rtt,
     tcp_write_rate: f64,
     tcp_buffered_rate: f64,
 }
+
+/// The round trips of one placement, each kind timed beside the others.
+#[derive(Debug, Default, Clone)]
+struct TripSet {
+    /// The encrypted clients, with CPU µs per trip of A and B.
+    chat: Timed,
+    /// Two minimal relays: the client's loop without the chat.
+    relay: Timed,
+    cat: Timed,
+    /// Two `tee -a FILE`: `cat` plus a write to a file per hop.
+    tee: Timed,
+    tcp: Timed,
+}
+
+/// Where each set of round trips runs: free, then on [`chat_trips::ONE_CPU`].
+const PLACEMENTS: [Option<usize>; 2] = [None, Some(chat_trips::ONE_CPU)];
 
 /// Runs the chat part: builds the cleartext client if `p2pchat` is the
 /// workspace's release binary, then [`ROUNDS`] rounds.
@@ -117,28 +132,21 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
                 let (rate, cpu, _) = one_way(&mut pair, lines)?;
                 r.enc_free = Some((rate, cpu));
             }
-            (r.enc_rtt, r.enc_rtt_cpu) = round_trips(&mut pair, trips)?;
+            r.trips = round_trips(&mut pair, &dir, trips)?;
         }
         if let Some(clear) = &cleartext {
             let mut pair = ChatPair::start(clear, addr, &dir, &["--bench-cleartext"], pins)?;
             let (rate, cpu, _) = one_way(&mut pair, lines)?;
             r.clear_rate = Some(rate);
             r.clear_cpu = Some(cpu);
-            let (rtt, cpu) = round_trips(&mut pair, trips)?;
-            r.clear_rtt = Some(rtt);
-            r.clear_rtt_cpu = Some(cpu);
+            let mut chat = ChatTrips::new(&mut pair);
+            let mut timed = PLACEMENTS.map(|_| Timed::default());
+            for (t, cpu) in timed.iter_mut().zip(PLACEMENTS) {
+                *t = chat_trips::interleaved(&mut [&mut chat], trips, cpu)?.remove(0);
+            }
+            r.clear_rtt = Some(timed);
         }
         (r.cat_rate, r.cat_driver_cpu) = cat_one_way(lines)?;
-        r.cat_rtt = pipe_round_trips("cat", &[], trips)?;
-        let tee_file = dir.join("tee.history");
-        let tee_file = tee_file.to_str().context("temporary directory not UTF-8")?;
-        // tee writes its standard output first: that goes to /dev/null,
-        // and the pipe (as descriptor 3) is named after the file, so the
-        // line is in the file before it goes on, as in a client.
-        let script = "exec 3>&1 >/dev/null; exec tee -a \"$0\" /dev/fd/3";
-        r.tee_rtt = pipe_round_trips("sh", &["-c", script, tee_file], trips)?;
-        let _ = std::fs::remove_file(tee_file);
-        r.tcp_rtt = chat_refs::tcp_ping_pong(trips)?;
         r.tcp_write_rate = chat_refs::tcp_one_way(lines, false)?;
         r.tcp_buffered_rate = chat_refs::tcp_one_way(lines, true)?;
         eprintln!("chat round {}: {r:?}", round + 1);
@@ -262,78 +270,118 @@ fn records(report: &mut Report, rounds: &[Round], lines: usize) {
     ));
     report.add(rec("raw TCP one write per line".into(), tcp_write, "lines/s", None));
     report.add(rec("raw TCP buffered".into(), tcp_buf, "lines/s", None));
-    let p50 = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| m(&|r| f(r).map(|x| x.0));
-    let p99 = |f: &dyn Fn(&Round) -> Option<(f64, f64)>| m(&|r| f(r).map(|x| x.1));
-    let cat50 = p50(&|r| Some(r.cat_rtt.p50_p99)).unwrap_or(f64::NAN);
-    let tee50 = p50(&|r| Some(r.tee_rtt.p50_p99)).unwrap_or(f64::NAN);
-    let tcp50 = p50(&|r| Some(r.tcp_rtt.p50_p99)).unwrap_or(f64::NAN);
-    let floor = cat50 + tcp50;
-    let history_floor = tee50 + tcp50;
-    let enc50 = p50(&|r| Some(r.enc_rtt)).unwrap_or(f64::NAN);
-    report.add(rec(
-        "round trip p50, encrypted".into(),
-        enc50,
-        "us",
-        Some(("two cats + TCP ping-pong", floor)),
-    ));
-    report.add(rec("round trip p50 over that floor, encrypted".into(), enc50 - floor, "us", None));
+    for (i, cpu) in PLACEMENTS.iter().enumerate() {
+        let on = if cpu.is_some() { ", all on one CPU" } else { "" };
+        trip_records(&mut *report, rounds, on, &|r| &r.trips[i], &|r| {
+            r.clear_rtt.as_ref().map(|c| &c[i])
+        });
+    }
+}
+
+/// The records of one placement's round trips (`on` says which).
+fn trip_records(
+    report: &mut Report,
+    rounds: &[Round],
+    on: &str,
+    set: &dyn Fn(&Round) -> &TripSet,
+    clear: &dyn Fn(&Round) -> Option<&Timed>,
+) {
+    let m = |f: &dyn Fn(&Round) -> Option<f64>| {
+        let v: Vec<f64> = rounds.iter().filter_map(f).collect();
+        median(v)
+    };
+    let mut add = |name: String, value: f64, reference: Option<(&str, f64)>| {
+        report.add(Record {
+            part: "chat",
+            name: format!("{name}{on}"),
+            value,
+            unit: "us",
+            reference: reference.map(|(n, v)| Reference {
+                name: n.to_owned(),
+                value: v,
+                ratio: value / v,
+            }),
+        });
+    };
+    let p50 = |t: &dyn Fn(&TripSet) -> &Timed| m(&|r| Some(t(set(r)).p50_p99.0));
+    let p99 = |t: &dyn Fn(&TripSet) -> &Timed| m(&|r| Some(t(set(r)).p50_p99.1));
+    let enc = p50(&|s| &s.chat);
+    let floor = p50(&|s| &s.cat) + p50(&|s| &s.tcp);
+    let history_floor = p50(&|s| &s.tee) + p50(&|s| &s.tcp);
+    let relay = p50(&|s| &s.relay);
+    add("round trip p50, encrypted".into(), enc, Some(("two cats + TCP ping-pong", floor)));
+    add("round trip p50 over that floor, encrypted".into(), enc - floor, None);
     // The same floor with the history rule: each hop also appends the line
     // to a file before the line goes on.
-    report.add(rec(
+    add(
         "round trip p50, encrypted, against two tees + TCP ping-pong".into(),
-        enc50,
-        "us",
+        enc,
         Some(("two tees (append to a file) + TCP ping-pong", history_floor)),
-    ));
-    let enc99 = p99(&|r| Some(r.enc_rtt)).unwrap_or(f64::NAN);
-    report.add(rec("round trip p99, encrypted".into(), enc99, "us", None));
-    if let (Some(c50), Some(c99)) = (p50(&|r| r.clear_rtt), p99(&|r| r.clear_rtt)) {
-        report.add(rec(
-            "round trip p50, cleartext".into(),
-            c50,
-            "us",
-            Some(("same, encrypted", enc50)),
-        ));
-        report.add(rec("round trip p99, cleartext".into(), c99, "us", None));
-    }
-    let (enc_a, enc_b) = cpu(&|r| Some(r.enc_rtt_cpu));
-    let (clear_a, clear_b) = cpu(&|r| r.clear_rtt_cpu);
-    for (side, enc, clear) in [("A", enc_a, clear_a), ("B", enc_b, clear_b)] {
-        report.add(rec(
+    );
+    add(
+        "round trip p50, encrypted, against two minimal relays".into(),
+        enc,
+        Some(("relays", relay)),
+    );
+    add("round trip p99, encrypted".into(), p99(&|s| &s.chat), None);
+    let clear50 = m(&|r| clear(r).map(|t| t.p50_p99.0));
+    add("round trip p50, cleartext".into(), clear50, Some(("same, encrypted", enc)));
+    add("round trip p99, cleartext".into(), m(&|r| clear(r).map(|t| t.p50_p99.1)), None);
+    for (i, side) in ["A", "B"].into_iter().enumerate() {
+        let clear = m(&|r| clear(r).and_then(|t| t.cpu.get(i).copied()));
+        add(
             format!("round trip, {side}'s CPU per trip, encrypted"),
-            enc.unwrap_or(f64::NAN),
-            "us",
-            clear.map(|c| ("same, cleartext", c)),
-        ));
+            m(&|r| set(r).chat.cpu.get(i).copied()),
+            Some(("same, cleartext", clear)),
+        );
     }
-    type Pick<'a> = &'a dyn Fn(&Round) -> Rtt;
-    let refs: [(&str, Pick<'_>); 3] = [
-        ("two cats", &|r| r.cat_rtt),
-        ("two tees", &|r| r.tee_rtt),
-        ("raw TCP ping-pong", &|r| r.tcp_rtt),
+    type Pick<'a> = &'a dyn Fn(&TripSet) -> &Timed;
+    let refs: [(&str, Pick<'_>); 4] = [
+        ("two minimal relays", &|s| &s.relay),
+        ("two cats", &|s| &s.cat),
+        ("two tees", &|s| &s.tee),
+        ("raw TCP ping-pong", &|s| &s.tcp),
     ];
-    for (name, rtt) in refs {
-        report.add(rec(
-            format!("round trip p50, {name}"),
-            p50(&|r| Some(rtt(r).p50_p99)).unwrap_or(f64::NAN),
-            "us",
-            None,
-        ));
-        report.add(rec(
-            format!("round trip p99, {name}"),
-            p99(&|r| Some(rtt(r).p50_p99)).unwrap_or(f64::NAN),
-            "us",
-            None,
-        ));
+    for (name, t) in refs {
+        add(format!("round trip p50, {name}"), p50(t), None);
+        add(format!("round trip p99, {name}"), p99(t), None);
         // One wakeup, one read and one write per trip (the tee: and one
         // append): what a client's two turns per trip are made of.
-        report.add(rec(
+        add(
             format!("round trip, CPU per trip of one of the {name}"),
-            m(&|r| Some(rtt(r).cpu)).unwrap_or(f64::NAN),
-            "us",
+            m(&|r| Some(t(set(r)).cpu_mean())),
             None,
-        ));
+        );
     }
+}
+
+/// The round trips of `pair` and of the references beside them, free and
+/// on one CPU.
+fn round_trips(pair: &mut ChatPair, dir: &Path, trips: usize) -> anyhow::Result<[TripSet; 2]> {
+    let tee_file = dir.join("tee.history");
+    let tee_path = tee_file.to_str().context("temporary directory not UTF-8")?;
+    // tee writes its standard output first: that goes to /dev/null, and the
+    // pipe (as descriptor 3) is named after the file, so the line is in the
+    // file before it goes on, as in a client.
+    let script = "exec 3>&1 >/dev/null; exec tee -a \"$0\" /dev/fd/3";
+    let mut relays = chat_trips::start_relays()?;
+    let mut relay = ChatTrips::relays(&mut relays);
+    let mut cat = PipeTrips::start("cat", &[])?;
+    let mut tee = PipeTrips::start("sh", &["-c", script, tee_path])?;
+    let mut tcp = TcpTrips::start()?;
+    let mut chat = ChatTrips::new(pair);
+    let mut sets: [TripSet; 2] = Default::default();
+    for (set, cpu) in sets.iter_mut().zip(PLACEMENTS) {
+        let kinds: &mut [&mut dyn chat_trips::Trips] =
+            &mut [&mut chat, &mut relay, &mut cat, &mut tee, &mut tcp];
+        let [chat, relay, cat, tee, tcp] = chat_trips::interleaved(kinds, trips, cpu)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("five kinds of trips"))?;
+        *set = TripSet { chat, relay, cat, tee, tcp };
+    }
+    drop(tee);
+    let _ = std::fs::remove_file(tee_file);
+    Ok(sets)
 }
 
 /// The client that can chat in clear, built into its own target directory
@@ -404,77 +452,6 @@ fn one_way(pair: &mut ChatPair, lines: usize) -> anyhow::Result<(f64, (f64, f64)
     Ok((lines as f64 / elapsed.as_secs_f64(), (per_line(0), per_line(1)), driver))
 }
 
-/// The text of round trip `i`.
-fn trip_line(i: usize) -> String {
-    let mut s = format!("rt{i:08} ");
-    while s.len() < LINE_LEN {
-        s.push('y');
-    }
-    s
-}
-
-/// Reads `out` until a line ends with `marker` + `text`.
-fn read_until_text(
-    out: &mut BufReader<ChildStdout>,
-    buf: &mut Vec<u8>,
-    marker: &[u8],
-) -> anyhow::Result<()> {
-    loop {
-        buf.clear();
-        if out.read_until(b'\n', buf)? == 0 {
-            bail!("output ended during the round trips");
-        }
-        if buf.ends_with(marker) {
-            return Ok(());
-        }
-    }
-}
-
-/// Percentiles 50 and 99 of `v`, in microseconds.
-fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let at = |p: usize| v.get((v.len() * p / 100).min(v.len().saturating_sub(1)));
-    let us = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e6);
-    (us(at(50)), us(at(99)))
-}
-
-/// Round trips A → B → A with one line in flight: p50 and p99 in µs, and
-/// the CPU time per round trip of A and of B, in µs.
-fn round_trips(pair: &mut ChatPair, trips: usize) -> anyhow::Result<((f64, f64), (f64, f64))> {
-    // Free to run on any CPU, as the references (`cat`, the TCP threads)
-    // are: pinned to different CPUs, every hop between them would be a
-    // wakeup across CPUs, which cost this machine twice the round trip
-    // (110 µs against 52 µs, 50 µs of CPU per trip against 21 µs).
-    pair.a.unpin();
-    pair.b.unpin();
-    let pids = [pair.a.child.id(), pair.b.child.id()];
-    let mut cpu_before = pids.map(cpu_ns);
-    let mut times = Vec::with_capacity(trips);
-    let mut buf = Vec::with_capacity(256);
-    for i in 0..trips + RTT_WARMUP {
-        let text = trip_line(i);
-        let to_b = format!("] {NAME_A}: {text}\n");
-        let to_a = format!("] {NAME_B}: {text}\n");
-        let start = Instant::now();
-        pair.a.send(&text)?;
-        read_until_text(pair.b.stdout.as_mut().context("B")?, &mut buf, to_b.as_bytes())?;
-        pair.b.send(&text)?;
-        read_until_text(pair.a.stdout.as_mut().context("A")?, &mut buf, to_a.as_bytes())?;
-        if i >= RTT_WARMUP {
-            times.push(start.elapsed());
-        }
-        if i + 1 == RTT_WARMUP {
-            cpu_before = pids.map(cpu_ns);
-        }
-    }
-    let cpu_after = pids.map(cpu_ns);
-    let per_trip = |i: usize| match (cpu_before[i], cpu_after[i]) {
-        (Some(b), Some(a)) => a.saturating_sub(b) as f64 / trips as f64 / 1e3,
-        _ => f64::NAN,
-    };
-    Ok((percentiles(times), (per_trip(0), per_trip(1))))
-}
-
 /// CPU time this process (all its threads, those ended too) has used, in
 /// nanoseconds; NaN if the OS does not say.
 fn process_cpu_ns() -> f64 {
@@ -482,63 +459,6 @@ fn process_cpu_ns() -> f64 {
     let Ok(usage) = getrusage(UsageWho::RUSAGE_SELF) else { return f64::NAN };
     let ns = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 * 1e9 + t.tv_usec() as f64 * 1e3;
     ns(usage.user_time()) + ns(usage.system_time())
-}
-
-/// CPU time the calling thread has used, in nanoseconds, from
-/// `/proc/thread-self/schedstat`.
-pub fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
-/// The round-trip driver through two processes that each copy a line from
-/// their input to their output, as `cat`; a `tee -a FILE` also appends it
-/// to a file first, as a client records a line in its history before
-/// showing it (its extra write to /dev/null costs about 0.2 µs).
-/// Returns p50 and p99 in µs, and each process's CPU time per trip (the
-/// mean of the two).
-fn pipe_round_trips(program: &str, args: &[&str], trips: usize) -> anyhow::Result<Rtt> {
-    let spawn = || {
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        Proc::spawn(cmd)
-    };
-    let mut a = spawn()?;
-    let mut b = spawn()?;
-    let pids = [a.child.id(), b.child.id()];
-    let mut cpu_before = pids.map(cpu_ns);
-    let mut times = Vec::with_capacity(trips);
-    let mut buf = Vec::with_capacity(256);
-    for i in 0..trips + RTT_WARMUP {
-        let text = trip_line(i);
-        let line = format!("{text}\n");
-        let start = Instant::now();
-        a.send(&text)?;
-        read_until_text(a.stdout.as_mut().context(program.to_owned())?, &mut buf, line.as_bytes())?;
-        b.send(&text)?;
-        read_until_text(b.stdout.as_mut().context(program.to_owned())?, &mut buf, line.as_bytes())?;
-        if i >= RTT_WARMUP {
-            times.push(start.elapsed());
-        }
-        if i + 1 == RTT_WARMUP {
-            cpu_before = pids.map(cpu_ns);
-        }
-    }
-    let cpu_after = pids.map(cpu_ns);
-    let cpu: Vec<f64> =
-        (0..2).filter_map(|i| Some(cpu_after[i]?.saturating_sub(cpu_before[i]?) as f64)).collect();
-    let per_trip = cpu.iter().sum::<f64>() / cpu.len().max(1) as f64 / trips as f64 / 1e3;
-    Ok(Rtt { p50_p99: percentiles(times), cpu: per_trip })
-}
-
-/// A round trip's p50 and p99 (µs), and the CPU time (µs) per trip of one
-/// of the processes (or threads) that copy the line.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Rtt {
-    /// p50 and p99, µs.
-    pub p50_p99: (f64, f64),
-    /// CPU µs per trip of one copying process.
-    pub cpu: f64,
 }
 
 /// The same one-way driver through `cat | cat`: lines/s, and the driver's

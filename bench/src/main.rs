@@ -12,6 +12,7 @@ mod chat_lines;
 mod chat_procs;
 mod chat_refs;
 mod chat_syscalls;
+mod chat_trips;
 mod child;
 mod core_bench;
 mod echo;
@@ -21,6 +22,7 @@ mod pin;
 mod registry;
 mod registry_session;
 mod registry_users;
+mod relay;
 mod report;
 mod scale;
 
@@ -87,6 +89,17 @@ enum Part {
         #[arg(long)]
         reply_len: Option<usize>,
     },
+    /// The reference relay of the chat round trips (run by the suite as a
+    /// child process).
+    #[command(hide = true)]
+    Relay {
+        /// Take one connection here (else connect to `--connect`).
+        #[arg(long, conflicts_with = "connect", required_unless_present = "connect")]
+        listen: Option<SocketAddr>,
+        /// Connect here.
+        #[arg(long)]
+        connect: Option<SocketAddr>,
+    },
     /// Chat: one-way lines/s and round trip between two real clients,
     /// encrypted and in clear, against pipes and raw TCP.
     Chat {
@@ -101,6 +114,10 @@ fn main() -> anyhow::Result<()> {
     let part = args.part.clone().unwrap_or(Part::All);
     if let Part::Echo { mode, bind, reply_len } = part {
         return run_echo(EchoConfig { mode, reply_len, drop_every: None }, bind);
+    }
+    if let Part::Relay { listen, connect } = part {
+        let addr = listen.or(connect).context("--listen or --connect")?;
+        return relay::run(listen.is_some(), addr);
     }
     // A --p2pchat given on the command line is relative to where the suite
     // was started; everything else (cargo, the default binary, criterion's
@@ -132,7 +149,7 @@ fn main() -> anyhow::Result<()> {
         Part::Scale => scale::run(&args.p2pchat, args.quick, users, &mut report),
         Part::Core => core_bench::run(args.quick, &mut report),
         Part::Chat { no_pin } => chat::run(&mut report, &args.p2pchat, args.quick, !no_pin),
-        Part::Echo { .. } => Ok(()),
+        Part::Echo { .. } | Part::Relay { .. } => Ok(()),
     };
     report.print_table();
     result
