@@ -321,3 +321,59 @@ impl Drop for TcpTrips {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// Records which trips it was asked for, into a log shared by kinds.
+    struct Logged {
+        kind: usize,
+        log: Rc<RefCell<Vec<(usize, usize)>>>,
+    }
+
+    impl Trips for Logged {
+        fn trip(&mut self, i: usize) -> anyhow::Result<()> {
+            self.log.borrow_mut().push((self.kind, i));
+            Ok(())
+        }
+
+        fn tids(&self) -> Vec<u32> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn kinds_take_turns_by_blocks_after_their_warm_up() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let (mut a, mut b) =
+            (Logged { kind: 0, log: log.clone() }, Logged { kind: 1, log: log.clone() });
+        // Two whole blocks and a part of one.
+        let trips = 2 * TRIP_BLOCK + 7;
+        let timed = interleaved(&mut [&mut a, &mut b], trips, None).unwrap();
+        assert_eq!(timed.len(), 2);
+        let log = log.borrow();
+        // Each kind warms up alone first, with lines 0.. of its own.
+        let warm = RTT_WARMUP;
+        assert!(log[..warm].iter().enumerate().all(|(i, &t)| t == (0, i)));
+        assert!(log[warm..2 * warm].iter().enumerate().all(|(i, &t)| t == (1, i)));
+        // Then turns: a block of each, the lines going on where they stopped.
+        let turns: Vec<(usize, usize, usize)> = log[2 * warm..]
+            .chunk_by(|x, y| x.0 == y.0)
+            .inspect(|run| assert!(run.windows(2).all(|w| w[1].1 == w[0].1 + 1), "{run:?}"))
+            .map(|run| (run[0].0, run[0].1, run.len()))
+            .collect();
+        let want = [
+            (0, warm, TRIP_BLOCK),
+            (1, warm, TRIP_BLOCK),
+            (0, warm + TRIP_BLOCK, TRIP_BLOCK),
+            (1, warm + TRIP_BLOCK, TRIP_BLOCK),
+            (0, warm + 2 * TRIP_BLOCK, 7),
+            (1, warm + 2 * TRIP_BLOCK, 7),
+        ];
+        assert_eq!(turns, want);
+    }
+}
