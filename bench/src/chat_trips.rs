@@ -18,9 +18,9 @@
 //! Each set runs twice: free to run on any CPU, as a user's processes do,
 //! and all on one CPU, the driver included ([`ONE_CPU`]). With one line in
 //! flight nothing runs in parallel anyway; on one CPU no hop is a wakeup
-//! across CPUs, whose cost on this virtual machine (20-30 µs when the
-//! other CPU idles) depends on where the scheduler happened to put each
-//! process, and the figures measure the work each process does.
+//! across CPUs, which costs this virtual machine about 20 µs more than
+//! one on the same CPU and happens or not depending on where the scheduler
+//! put each process; the figures then measure the work each process does.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
