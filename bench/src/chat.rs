@@ -98,6 +98,14 @@ struct TripSet {
 /// Where each set of round trips runs: free, then on [`chat_trips::ONE_CPU`].
 const PLACEMENTS: [Option<usize>; 2] = [None, Some(chat_trips::ONE_CPU)];
 
+/// `run` for each of [`PLACEMENTS`], in order.
+fn each_placement<T>(
+    mut run: impl FnMut(Option<usize>) -> anyhow::Result<T>,
+) -> anyhow::Result<[T; 2]> {
+    let [free, one] = PLACEMENTS;
+    Ok([run(free)?, run(one)?])
+}
+
 /// Runs the chat part: builds the cleartext client if `p2pchat` is the
 /// workspace's release binary, then [`ROUNDS`] rounds.
 pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyhow::Result<()> {
@@ -140,11 +148,9 @@ pub fn run(report: &mut Report, p2pchat: &Path, quick: bool, pin: bool) -> anyho
             r.clear_rate = Some(rate);
             r.clear_cpu = Some(cpu);
             let mut chat = ChatTrips::new(&mut pair);
-            let mut timed = PLACEMENTS.map(|_| Timed::default());
-            for (t, cpu) in timed.iter_mut().zip(PLACEMENTS) {
-                *t = chat_trips::interleaved(&mut [&mut chat], trips, cpu)?.remove(0);
-            }
-            r.clear_rtt = Some(timed);
+            r.clear_rtt = Some(each_placement(|cpu| {
+                Ok(chat_trips::interleaved(&mut [&mut chat], trips, cpu)?.remove(0))
+            })?);
         }
         (r.cat_rate, r.cat_driver_cpu) = cat_one_way(lines)?;
         r.tcp_write_rate = chat_refs::tcp_one_way(lines, false)?;
@@ -375,15 +381,14 @@ fn round_trips(pair: &mut ChatPair, dir: &Path, trips: usize) -> anyhow::Result<
     let mut tee = PipeTrips::start("sh", &["-c", script, tee_path])?;
     let mut tcp = TcpTrips::start()?;
     let mut chat = ChatTrips::new(pair);
-    let mut sets: [TripSet; 2] = Default::default();
-    for (set, cpu) in sets.iter_mut().zip(PLACEMENTS) {
+    let sets = each_placement(|cpu| {
         let kinds: &mut [&mut dyn chat_trips::Trips] =
             &mut [&mut chat, &mut relay, &mut cat, &mut tee, &mut tcp];
         let [chat, relay, cat, tee, tcp] = chat_trips::interleaved(kinds, trips, cpu)?
             .try_into()
             .map_err(|_| anyhow::anyhow!("five kinds of trips"))?;
-        *set = TripSet { chat, relay, cat, tee, tcp };
-    }
+        Ok(TripSet { chat, relay, cat, tee, tcp })
+    })?;
     drop(tee);
     let _ = std::fs::remove_file(tee_file);
     Ok(sets)

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+use crate::pin;
+
 /// How long a setup step (a prompt, a chat start) may take before the run
 /// is given up.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -47,12 +49,7 @@ impl Proc {
     /// Pins the process to CPU `cpu` (best effort).
     pub fn pin(&self, cpu: Option<usize>) {
         if let Some(cpu) = cpu {
-            let mut set = rustix::thread::CpuSet::new();
-            set.set(cpu);
-            let pid = rustix::process::Pid::from_child(&self.child);
-            if let Err(e) = rustix::thread::sched_setaffinity(Some(pid), &set) {
-                eprintln!("cannot pin process {} to CPU {cpu}: {e}", self.child.id());
-            }
+            pin::set_cpus(Some(self.child.id()), &pin::only(cpu));
         }
     }
 
@@ -60,10 +57,7 @@ impl Proc {
     /// [`Proc::pin`]).
     pub fn unpin(&self) {
         let Ok(set) = rustix::thread::sched_getaffinity(None) else { return };
-        let pid = rustix::process::Pid::from_child(&self.child);
-        if let Err(e) = rustix::thread::sched_setaffinity(Some(pid), &set) {
-            eprintln!("cannot unpin process {}: {e}", self.child.id());
-        }
+        pin::set_cpus(Some(self.child.id()), &set);
     }
 
     /// Writes one line to the process's standard input.

@@ -23,10 +23,10 @@ pub fn pair() -> anyhow::Result<(TcpStream, TcpStream)> {
     Ok((a, b))
 }
 
+/// `text` as one frame of the chat's framing.
 pub fn frame(text: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(4 + text.len());
-    f.extend_from_slice(&(text.len() as u32).to_be_bytes());
-    f.extend_from_slice(text);
+    let mut f = Vec::with_capacity(p2pchat_core::FRAME_HEADER_LEN + text.len());
+    p2pchat_core::write_frame(&mut f, text);
     f
 }
 

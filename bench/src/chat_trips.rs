@@ -29,12 +29,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use rustix::process::Pid;
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+use p2pchat_core::write_frame;
+use rustix::thread::{CpuSet, sched_getaffinity};
 
 use crate::chat::{LINE_LEN, cpu_ns};
 use crate::chat_procs::{ChatPair, NAME_A, NAME_B, Proc};
 use crate::chat_refs::{frame, pair, read_frame};
+use crate::child::own_command;
+use crate::pin;
 
 /// Trips each kind makes before the others take their turn.
 const TRIP_BLOCK: usize = 50;
@@ -80,11 +82,7 @@ pub fn interleaved(
     cpu: Option<usize>,
 ) -> anyhow::Result<Vec<Timed>> {
     let free = sched_getaffinity(None)?;
-    let set = cpu.map_or(free, |cpu| {
-        let mut one = CpuSet::new();
-        one.set(cpu);
-        one
-    });
+    let set = cpu.map_or(free, pin::only);
     let tids: Vec<u32> = kinds.iter().flat_map(|k| k.tids()).collect();
     place(&tids, &set);
     let timed = timed_turns(kinds, trips);
@@ -94,11 +92,8 @@ pub fn interleaved(
 
 /// Lets this thread and `tids` run on `set` only (best effort).
 fn place(tids: &[u32], set: &CpuSet) {
-    let pids = tids.iter().filter_map(|&t| i32::try_from(t).ok().and_then(Pid::from_raw));
-    for pid in std::iter::once(None).chain(pids.map(Some)) {
-        if let Err(e) = sched_setaffinity(pid, set) {
-            eprintln!("cannot set the CPUs of {pid:?}: {e}");
-        }
+    for tid in std::iter::once(None).chain(tids.iter().copied().map(Some)) {
+        pin::set_cpus(tid, set);
     }
 }
 
@@ -214,13 +209,12 @@ impl Trips for ChatTrips<'_> {
 
 /// Two of the suite's relays ([`crate::relay`]) connected to each other.
 pub fn start_relays() -> anyhow::Result<[Proc; 2]> {
-    let exe = std::env::current_exe().context("locating p2pchat-bench itself")?;
-    let mut cmd = Command::new(&exe);
+    let mut cmd = own_command()?;
     cmd.args(["relay", "--listen", "127.0.0.1:0"]);
     let mut b = Proc::spawn(cmd)?;
     let line = b.expect("Relay listening on ")?;
     let addr = line.rsplit(' ').next().unwrap_or_default();
-    let mut cmd = Command::new(&exe);
+    let mut cmd = own_command()?;
     cmd.args(["relay", "--connect", addr]);
     Ok([Proc::spawn(cmd)?, b])
 }
@@ -272,7 +266,8 @@ pub struct TcpTrips {
     /// The echoing thread's id, for its CPU time.
     echo_tid: u32,
     buf: Vec<u8>,
-    text: Vec<u8>,
+    /// The line each trip sends, framed.
+    frame: Vec<u8>,
 }
 
 impl TcpTrips {
@@ -282,10 +277,12 @@ impl TcpTrips {
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let echo = std::thread::spawn(move || -> std::io::Result<()> {
             let _ = tid_tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32);
-            let mut buf = Vec::new();
+            let (mut buf, mut out) = (Vec::new(), Vec::new());
             // The end of the stream ends the thread.
             while read_frame(&mut b, &mut buf).is_ok() {
-                b.write_all(&frame(&buf))?;
+                out.clear();
+                write_frame(&mut out, &buf);
+                b.write_all(&out)?;
             }
             Ok(())
         });
@@ -295,7 +292,7 @@ impl TcpTrips {
             echo: Some(echo),
             echo_tid,
             buf: Vec::new(),
-            text: trip_line(0).into_bytes(),
+            frame: frame(trip_line(0).as_bytes()),
         })
     }
 }
@@ -303,7 +300,7 @@ impl TcpTrips {
 impl Trips for TcpTrips {
     fn trip(&mut self, _: usize) -> anyhow::Result<()> {
         let stream = self.stream.as_mut().context("stream closed")?;
-        stream.write_all(&frame(&self.text))?;
+        stream.write_all(&self.frame)?;
         read_frame(stream, &mut self.buf)?;
         Ok(())
     }

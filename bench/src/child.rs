@@ -52,8 +52,7 @@ pub fn start_registry(p2pchat: &Path, max_users: u32) -> anyhow::Result<Server> 
 
 /// Starts this binary's echo server on 127.0.0.1.
 pub fn start_echo(mode: EchoMode, reply_len: Option<usize>) -> anyhow::Result<Server> {
-    let exe = std::env::current_exe().context("locating p2pchat-bench itself")?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = own_command()?;
     let mode_arg = match mode {
         EchoMode::Plain => "plain",
         EchoMode::Batched => "batched",
@@ -65,6 +64,12 @@ pub fn start_echo(mode: EchoMode, reply_len: Option<usize>) -> anyhow::Result<Se
         label = format!("{mode_arg} echo, {n} B replies");
     }
     start(cmd, label)
+}
+
+/// A command running this very binary (the suite's own references).
+pub fn own_command() -> anyhow::Result<Command> {
+    let exe = std::env::current_exe().context("locating p2pchat-bench itself")?;
+    Ok(Command::new(exe))
 }
 
 fn start(mut cmd: Command, label: String) -> anyhow::Result<Server> {

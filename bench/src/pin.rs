@@ -36,13 +36,33 @@ pub fn pin_pid(pid: u32, cpu: usize) {
     }
 }
 
+/// The set of `cpu` alone.
+pub fn only(cpu: usize) -> CpuSet {
+    let mut set = CpuSet::new();
+    set.set(cpu);
+    set
+}
+
+/// Lets the process or thread `tid` (`None`: the calling thread) run on
+/// the CPUs of `set` only, at its priority; best effort, with a note on
+/// stderr.
+pub fn set_cpus(tid: Option<u32>, set: &CpuSet) {
+    let pid = match tid.map(|t| i32::try_from(t).ok().and_then(Pid::from_raw)) {
+        None => None,
+        Some(Some(pid)) => Some(pid),
+        Some(None) => return eprintln!("note: cannot place {tid:?}: not a process id"),
+    };
+    if let Err(e) = sched_setaffinity(pid, set) {
+        eprintln!("note: cannot set the CPUs of {tid:?}: {e}");
+    }
+}
+
 fn pin(pid: Option<Pid>, cpu: usize) {
     if cpu >= CpuSet::MAX_CPU {
         eprintln!("note: CPU {cpu} is out of range; running unpinned");
         return;
     }
-    let mut set = CpuSet::new();
-    set.set(cpu);
+    let set = only(cpu);
     if let Err(e) = sched_setaffinity(pid, &set) {
         eprintln!("note: cannot pin to CPU {cpu}: {e}; running unpinned");
     }

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use p2pchat_core::{FrameDecoder, write_frame};
 
 const INPUT: Token = Token(0);
 const STREAM: Token = Token(1);
@@ -50,7 +51,8 @@ pub fn run(listen: bool, addr: SocketAddr) -> anyhow::Result<()> {
     poll.registry().register(&mut stream, STREAM, Interest::READABLE)?;
     let mut events = Events::with_capacity(8);
     let mut buf = vec![0; READ_CHUNK];
-    let (mut typed, mut received) = (Vec::new(), Vec::new());
+    let mut typed = Vec::new();
+    let mut received = FrameDecoder::new();
     let mut out = io::stdout().lock();
     loop {
         match poll.poll(&mut events, None) {
@@ -60,7 +62,7 @@ pub fn run(listen: bool, addr: SocketAddr) -> anyhow::Result<()> {
         for event in &events {
             match event.token() {
                 INPUT => {
-                    if !read(&mut stdin.lock(), &mut buf, &mut typed)? {
+                    if !read(&mut stdin.lock(), &mut buf, |b| typed.extend_from_slice(b))? {
                         return Ok(());
                     }
                     let frames = lines_to_frames(&mut typed);
@@ -68,10 +70,14 @@ pub fn run(listen: bool, addr: SocketAddr) -> anyhow::Result<()> {
                     stream.write_all(&frames)?;
                 }
                 _ => {
-                    if !read(&mut stream, &mut buf, &mut received)? {
+                    if !read(&mut stream, &mut buf, |b| received.push(b))? {
                         return Ok(());
                     }
-                    let lines = frames_to_lines(&mut received);
+                    let mut lines = Vec::new();
+                    while let Some(line) = received.next_frame_ref()? {
+                        lines.extend_from_slice(line);
+                        lines.push(b'\n');
+                    }
                     out.write_all(&lines)?;
                     out.flush()?;
                 }
@@ -80,14 +86,15 @@ pub fn run(listen: bool, addr: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-/// Reads what `from` has into `into`, stopping at a short read as the
-/// client does (the next bytes raise a new edge). `false` at its end.
-fn read(from: &mut impl Read, buf: &mut [u8], into: &mut Vec<u8>) -> io::Result<bool> {
+/// Reads what `from` has, handing each piece to `into`, stopping at a short
+/// read as the client does (the next bytes raise a new edge). `false` at
+/// its end.
+fn read(from: &mut impl Read, buf: &mut [u8], mut into: impl FnMut(&[u8])) -> io::Result<bool> {
     loop {
         match from.read(buf) {
             Ok(0) => return Ok(false),
             Ok(n) => {
-                into.extend_from_slice(&buf[..n]);
+                into(&buf[..n]);
                 if n < buf.len() {
                     return Ok(true);
                 }
@@ -104,28 +111,11 @@ fn lines_to_frames(typed: &mut Vec<u8>) -> Vec<u8> {
     let mut frames = Vec::new();
     let mut start = 0;
     while let Some(end) = memchr::memchr(b'\n', &typed[start..]) {
-        let line = &typed[start..start + end];
-        frames.extend_from_slice(&(line.len() as u32).to_be_bytes());
-        frames.extend_from_slice(line);
+        write_frame(&mut frames, &typed[start..start + end]);
         start += end + 1;
     }
     typed.drain(..start);
     frames
-}
-
-/// The whole frames of `received` as lines, taken out of it.
-fn frames_to_lines(received: &mut Vec<u8>) -> Vec<u8> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    while let Some(len) = received.get(start..start + 4) {
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        let Some(line) = received.get(start + 4..start + 4 + len) else { break };
-        lines.extend_from_slice(line);
-        lines.push(b'\n');
-        start += 4 + len;
-    }
-    received.drain(..start);
-    lines
 }
 
 #[cfg(test)]
@@ -133,17 +123,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_become_frames_and_back() {
+    fn whole_lines_become_frames_and_a_partial_one_waits() {
         let mut typed = b"hello\nworld\npart".to_vec();
-        let mut frames = lines_to_frames(&mut typed);
+        let frames = lines_to_frames(&mut typed);
         assert_eq!(typed, b"part");
-        // A frame cut in two waits for its rest.
-        let rest = frames.split_off(7);
-        let mut lines = frames_to_lines(&mut frames);
-        assert_eq!(lines, b"");
-        frames.extend_from_slice(&rest);
-        lines = frames_to_lines(&mut frames);
-        assert_eq!(lines, b"hello\nworld\n");
-        assert!(frames.is_empty());
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&frames);
+        assert_eq!(decoder.next_frame().unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(decoder.next_frame().unwrap().as_deref(), Some(&b"world"[..]));
+        assert_eq!(decoder.next_frame().unwrap(), None);
     }
 }
